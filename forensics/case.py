@@ -180,6 +180,7 @@ class _Doc:
         self.path = path
         self.key_lines: dict[Key, int] = {}
         self.value_lines: dict[Key, int] = {}
+        self.scalars: dict[Key, str] = {}  # scalar values as written (``0123``, not the integer 83)
 
     @classmethod
     def empty(cls) -> _Doc:
@@ -196,6 +197,10 @@ class _Doc:
             where = where[:-1]
         return self.value_lines.get((), None)
 
+    def written(self, where: Key, value: Any) -> str:
+        """The value as the user wrote it, for fixes that say how to quote it."""
+        return self.scalars.get(where, str(value))
+
     def error(self, problem: str, where: Key, fix: str, *, key: bool = False) -> CaseFileError:
         return CaseFileError(problem, path=self.path, line=self.line(where, key=key), fix=fix)
 
@@ -203,6 +208,8 @@ class _Doc:
         """Record the lines of ``node`` and its children; reject duplicated mapping keys."""
         seen = set() if seen is None else seen
         self.value_lines.setdefault(where, node.start_mark.line + 1)
+        if isinstance(node, yaml.ScalarNode):
+            self.scalars.setdefault(where, str(node.value))
         if id(node) in seen:  # an alias: already indexed, and re-walking could be exponential
             return
         seen.add(id(node))
@@ -233,6 +240,9 @@ def load_case(path: str | Path) -> Case:
     case_path = case_path.resolve()
     doc.path = case_path
     case_dir = case_path.parent
+    if data is None:
+        raise CaseFileError("the case file is empty (only comments or blank lines)", path=case_path,
+                            fix="start from the example in shared/guide/CONTRACTS.md")
     if not isinstance(data, dict):
         raise doc.error(f"the case file must be a mapping of keys, got {_type_name(data)}", (),
                         "start from the example in shared/guide/CONTRACTS.md")
@@ -278,9 +288,11 @@ def _read_yaml(case_path: Path) -> tuple[Any, _Doc]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        fix = "check indentation, colons and quotes on that line"
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            fix = "remove the '!' tag: a case file holds plain values only (tags are never executed)"
         raise CaseFileError(f"not valid YAML: {problem}", path=case_path,
-                            line=mark.line + 1 if mark else None,
-                            fix="check indentation, colons and quotes on that line") from None
+                            line=mark.line + 1 if mark else None, fix=fix) from None
     if node is not None:
         doc.index(node)
     return data, doc
@@ -314,7 +326,7 @@ def _optional_str(mapping: dict[str, Any], key: str, where: Key, doc: _Doc) -> s
         return None
     if not isinstance(value, str):
         raise doc.error(f"'{key}' must be a string, got {_type_name(value)}", (*where, key),
-                        f"quote the value: {key}: \"{value}\"")
+                        f"quote the value: {key}: \"{doc.written((*where, key), value)}\"")
     return value
 
 
@@ -322,7 +334,7 @@ def _parse_case_id(data: dict[str, Any], doc: _Doc) -> str:
     value = _required(data, "case", (), doc)
     if not isinstance(value, str):
         raise doc.error(f"'case' must be a string, got {_type_name(value)} (YAML reads unquoted numbers "
-                        "as numbers)", ("case",), f"quote it: case: \"{value}\"")
+                        "as numbers)", ("case",), f"quote it: case: \"{doc.written(('case',), value)}\"")
     if not _CASE_ID.fullmatch(value):
         raise doc.error(f"case identifier {value!r} may hold only ASCII letters, digits, '-' and '_' "
                         "(1-128 characters); it names the run folder", ("case",),

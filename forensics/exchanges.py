@@ -381,7 +381,8 @@ def _parse_json_list(path: Path, text: str) -> tuple[str, list[tuple[int, dict[s
                              line=line_at(idx), fix=_JSON_FIX)
         idx += 1
         closed = sep == "]"
-    if text[idx:].strip():
+    idx = _JSON_WS.match(text, idx).end()
+    if idx < len(text):
         raise InputError("malformed JSON: extra data after the list", path=path, line=line_at(idx),
                          fix="keep a single JSON list in the file")
     return _json_layout(path, items)
@@ -638,10 +639,10 @@ def join_case(case: Case, *, enforce_minimum: bool = True) -> JoinedCase:
     join_on = "prompt_id" if all(r.frame["prompt_id"].notna().all() for r in reads.values()) else \
         "prompt_text"
     frames = {src.name: _keyed(reads[src.name].frame, join_on) for src in case.sources}
-    _check_one_key_per_prompt(case, frames)
+    _check_one_key_per_prompt(case, frames, join_on)
     exchanges = _long_frame(case, frames)
     coverage = _coverage(case, reads, frames, join_on)
-    _check_enough(case, coverage, enforce_minimum)
+    _check_enough(case, coverage, {n: set(f["prompt_key"]) for n, f in frames.items()}, enforce_minimum)
     return JoinedCase(case=case, join_on=join_on, exchanges=exchanges, coverage=coverage, reads=reads)
 
 
@@ -666,8 +667,9 @@ def _keyed(frame: pd.DataFrame, join_on: str) -> pd.DataFrame:
     return keyed
 
 
-def _check_one_key_per_prompt(case: Case, frames: dict[str, pd.DataFrame]) -> None:
+def _check_one_key_per_prompt(case: Case, frames: dict[str, pd.DataFrame], join_on: str) -> None:
     """Across files, a key must mean one prompt and a prompt must have one key; else the join would lie."""
+    what = "prompt_id" if join_on == "prompt_id" else "prompt key (hash)"
     by_key: dict[str, tuple[str, str, int]] = {}
     by_norm: dict[str, tuple[str, str, int]] = {}
     for src in case.sources:
@@ -676,7 +678,7 @@ def _check_one_key_per_prompt(case: Case, frames: dict[str, pd.DataFrame]) -> No
             here = f"{src.rel_path}:{line}"
             first = by_key.setdefault(key, (norm, here, line))
             if first[0] != norm:
-                raise InputError(f"prompt key {key!r} names different prompts here and in {first[1]}",
+                raise InputError(f"{what} {key!r} names different prompts here and in {first[1]}",
                                  path=src.path, line=int(line),
                                  fix="make prompt_id values agree across files, or remove prompt_id "
                                      "from every file to join on the prompt text")
@@ -767,13 +769,16 @@ def _join_warnings(case: Case, reads: dict[str, ReadResult], present: dict[str, 
     return out
 
 
-def _check_enough(case: Case, coverage: dict[str, Any], enforce_minimum: bool) -> None:
+def _check_enough(case: Case, coverage: dict[str, Any], present: dict[str, set[str]],
+                  enforce_minimum: bool) -> None:
     sources = coverage["sources"]
     if coverage["prompts_shared"] == 0:
-        worst = max(sources, key=lambda n: sources[n]["missing"])
+        mine = present[case.suspect.name]
+        others = [s.name for s in case.sources if s is not case.suspect]
+        worst = min(others, key=lambda n: len(present[n] & mine))
         raise InputError(f"no prompt appears in every source ({coverage['prompts_total']} distinct prompts "
-                         f"in all; {worst} lacks {sources[worst]['missing']} of them)",
-                         path=case.case_path,
+                         f"in all; {worst} shares {len(present[worst] & mine)} of the suspect's "
+                         f"{len(mine)} prompts)", path=case.case_path,
                          fix="check that every file answers the same prompts (same prompt_id values, "
                              "or the same prompt text)")
     n = coverage["prompts_analysable"]

@@ -1,0 +1,109 @@
+"""Every case of the generated bad-input corpus produces exactly its expected error or warnings.
+
+The corpus (tests/bad_inputs/make_bad_inputs.py) is generated once per session into a temporary folder;
+each case is one test, so a regression names the input that slipped through.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forensics import errors
+from forensics.case import load_case
+from forensics.exchanges import REJECTS, join_case, read_exchanges
+
+GENERATOR = Path(__file__).parent / "bad_inputs" / "make_bad_inputs.py"
+
+
+def _load_generator() -> Any:
+    spec = importlib.util.spec_from_file_location("make_bad_inputs", GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _load_generator()
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, Any]]]:
+    root = tmp_path_factory.mktemp("bad_inputs")
+    return root, GEN.build(root)
+
+
+def _run(kind: str, target: Path) -> Any:
+    if kind == "read":
+        return read_exchanges(target, max_response_chars=20000)
+    if kind == "case":
+        return load_case(target)
+    return join_case(load_case(target))
+
+
+def _dotted(data: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def _check_ok(result: Any, expected: dict[str, Any]) -> None:
+    kind = expected["kind"]
+    if kind == "read":
+        assert result.warning_counts() == expected["warnings"]
+        assert len(result.frame) == expected["rows"]
+    elif kind == "case":
+        assert [w.split(":")[0] for w in result.warnings] == expected["case_warnings"]
+    else:
+        totals: Counter[str] = Counter()
+        for warning in result.coverage["warnings"]:
+            totals[warning["code"]] += warning["count"]
+        assert dict(totals) == expected["warnings"]
+        for key, value in expected.get("coverage", {}).items():
+            assert _dotted(result.coverage, key) == value, key
+
+
+@pytest.mark.parametrize("name", list(GEN.REGISTRY))
+def test_bad_input(name: str, corpus: tuple[Path, dict[str, dict[str, Any]]]) -> None:
+    root, cases = corpus
+    expected = cases[name]
+    target = root / expected["target"]
+    if expected["error"] is None:
+        _check_ok(_run(expected["kind"], target), expected)
+        return
+    with pytest.raises(getattr(errors, expected["error"])) as info:
+        _run(expected["kind"], target)
+    message = str(info.value)
+    assert "\n" not in message and "(fix: " in message  # one actionable line
+    for part in expected["contains"]:
+        assert part in message, f"{part!r} not in {message!r}"
+
+
+def test_corpus_is_large_and_written_to_disk(corpus: tuple[Path, dict[str, dict[str, Any]]]) -> None:
+    root, cases = corpus
+    assert len(cases) >= 60
+    assert (root / "expected.json").is_file()
+    errors_expected = sum(1 for c in cases.values() if c["error"])
+    assert errors_expected >= 45 and len(cases) - errors_expected >= 10
+
+
+def test_generator_runs_as_a_script(tmp_path: Path) -> None:
+    """The documented command line works (for people building their own fixtures)."""
+    assert GEN.main([str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "expected.json").is_file()
+    shutil.rmtree(tmp_path / "out")
+
+
+def test_every_warning_code_is_in_the_rejects_table(corpus: tuple[Path, dict[str, dict[str, Any]]]) -> None:
+    """The README quotes REJECTS: a warning the code can emit but the table omits would go unexplained."""
+    _, cases = corpus
+    table = " ".join(outcome for _, outcome, _ in REJECTS)
+    codes = {code for c in cases.values() for code in c.get("warnings", {})}
+    codes |= {w for c in cases.values() for w in c.get("case_warnings", [])}
+    assert codes, "the corpus exercises warnings"
+    for code in codes:
+        assert f"warning: {code}" in table, code
