@@ -1,0 +1,121 @@
+"""The case file: what a valid one turns into (schema errors are covered by tests/test_bad_inputs.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from forensics.case import Case, Parameters, load_case, looks_like_path
+from forensics.errors import CaseFileError
+
+ROW = '{"prompt": "p", "response": "r"}\n'
+
+
+def make_case(tmp_path: Path, extra: str = "", refs: int = 3) -> Path:
+    (tmp_path / "ex").mkdir(exist_ok=True)
+    for name in ["s", "t", *[f"r{i}" for i in range(refs)]]:
+        (tmp_path / "ex" / f"{name}.jsonl").write_text(ROW, encoding="utf-8")
+    text = ["case: case-1_A", "title: A title", "suspect:", "  name: sus", "  path: ex/s.jsonl",
+            "  why: the model under suspicion", "  base_model: LLaMA-7B", "teachers:",
+            "  - {name: tea, path: ./ex/t.jsonl, why: candidate}", "references:"]
+    text += [f"  - {{name: ref{i}, path: ex/sub/../r{i}.jsonl}}" for i in range(refs)]
+    path = tmp_path / "case.yaml"
+    path.write_text("\n".join(text) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+def test_valid_case_resolves_sources_in_order(tmp_path: Path) -> None:
+    case = load_case(make_case(tmp_path))
+    assert isinstance(case, Case)
+    assert case.case_id == "case-1_A" and case.title == "A title"
+    assert case.case_path == (tmp_path / "case.yaml").resolve()
+    assert case.case_dir == tmp_path.resolve()
+    assert [s.name for s in case.sources] == ["sus", "tea", "ref0", "ref1", "ref2"]
+    assert [s.role for s in case.sources] == ["suspect", "teacher", "reference", "reference", "reference"]
+    assert case.suspect.why == "the model under suspicion" and case.suspect.base_model == "LLaMA-7B"
+    assert case.teachers[0].why == "candidate" and case.teachers[0].base_model is None
+    assert case.teachers[0].rel_path == "ex/t.jsonl"
+    assert case.references[0].rel_path == "ex/r0.jsonl"  # ``sub/..`` normalised away
+    assert all(s.path.is_absolute() and s.path.is_file() for s in case.sources)
+    assert case.parameters == Parameters()
+    assert case.warnings == []
+    assert case.source("tea") is case.teachers[0]
+
+
+def test_to_dict_is_json_and_portable(tmp_path: Path) -> None:
+    data = load_case(make_case(tmp_path)).to_dict()
+    text = json.dumps(data)
+    assert str(tmp_path) not in text  # relative paths only: the manifest hash does not depend on the machine
+    assert data["case"] == "case-1_A" and data["case_file"] == "case.yaml"
+    assert data["suspect"] == {"name": "sus", "role": "suspect", "path": "ex/s.jsonl",
+                               "why": "the model under suspicion", "base_model": "LLaMA-7B"}
+    assert data["parameters"]["min_prompts"] == 30
+
+
+def test_parameters_parsed_and_frozen(tmp_path: Path) -> None:
+    (tmp_path / "models" / "mini").mkdir(parents=True)
+    extra = ("parameters:\n  embedding_model: models/mini\n  seed: 7\n  max_response_chars: 100\n"
+             "  min_prompts: 5\n  bootstrap: 10\n  permutations: 20\n  mfw: 50\n  umap_max_points: 99\n"
+             "  canaries: [\"zebra-canary\", \"x y\"]\n  inconclusive_band: [-2, 0.5]\n")
+    case = load_case(make_case(tmp_path, extra))
+    p = case.parameters
+    assert (p.seed, p.max_response_chars, p.min_prompts, p.bootstrap, p.permutations, p.mfw,
+            p.umap_max_points) == (7, 100, 5, 10, 20, 50, 99)
+    assert p.canaries == ("zebra-canary", "x y") and p.inconclusive_band == (-2.0, 0.5)
+    assert p.embedding_model == "models/mini"  # as written: the hash does not depend on the machine
+    assert case.embedding_model_path == (tmp_path / "models" / "mini").resolve()
+    assert p.to_dict()["canaries"] == ["zebra-canary", "x y"]
+    assert p.to_dict()["inconclusive_band"] == [-2.0, 0.5]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.seed = 1  # type: ignore[misc]
+
+
+def test_empty_parameters_mean_defaults(tmp_path: Path) -> None:
+    case = load_case(make_case(tmp_path, "parameters:\n"))
+    assert case.parameters == Parameters() and case.embedding_model_path is None
+    assert Parameters().to_dict() == {"embedding_model": None, "seed": 0, "max_response_chars": 20000,
+                                      "min_prompts": 30, "bootstrap": 500, "permutations": 2000,
+                                      "mfw": 300, "umap_max_points": 4000, "canaries": [],
+                                      "inconclusive_band": [-1.0, 1.0]}
+
+
+def test_parameters_from_dict_validates_without_lines() -> None:
+    assert Parameters.from_dict({"seed": 3}).seed == 3
+    assert Parameters.from_dict(None) == Parameters()
+    with pytest.raises(CaseFileError, match="unknown key 'sed'"):
+        Parameters.from_dict({"sed": 3})
+
+
+def test_small_panel_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    case = load_case(make_case(tmp_path, refs=1))
+    assert len(case.references) == 1
+    assert [w.split(":")[0] for w in case.warnings] == ["small_panel"]
+
+
+def test_embedding_model_name_is_not_a_path() -> None:
+    assert not looks_like_path("all-MiniLM-L6-v2")
+    assert looks_like_path("./mini") and looks_like_path("models/mini") and looks_like_path("/abs/mini")
+
+
+def test_case_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(CaseFileError, match="case file not found"):
+        load_case(tmp_path / "nope.yaml")
+
+
+def test_error_line_points_at_the_offending_key(tmp_path: Path) -> None:
+    path = make_case(tmp_path, "parameters:\n  seed: 1\n  bootstrap: many\n")
+    with pytest.raises(CaseFileError) as info:
+        load_case(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert info.value.line is not None and "bootstrap" in lines[info.value.line - 1]
+    assert info.value.path == str(path.resolve()) and info.value.fix
+
+
+def test_yaml_aliases_do_not_blow_up(tmp_path: Path) -> None:
+    """Anchors/aliases are legal YAML; the line index visits each node once (no exponential walk)."""
+    bomb = "x0: &a0 [1, 2]\n" + "".join(f"x{i}: &a{i} [*a{i - 1}, *a{i - 1}]\n" for i in range(1, 40))
+    with pytest.raises(CaseFileError, match="unknown key 'x0'"):
+        load_case(make_case(tmp_path, bomb))
