@@ -21,6 +21,15 @@ corrupt every finding while looking plausible, so this module is strict and loud
 - **Nothing is dropped silently**: every row that is not analysed is either an error or a counted
   warning with examples (the :data:`REJECTS` table), and every prompt outside the aligned corpus is
   listed in ``coverage.json`` with the reason.
+
+Errors versus warnings. What makes the *data* untrustworthy or ambiguous stops the case with an
+:class:`InputError` (``file:line: problem (fix: ...)``): unreadable or mis-encoded files, malformed
+records, a missing prompt, one prompt with two different answers or two ids, one id for two prompts,
+no shared prompts, fewer than ``min_prompts`` analysable prompts. What is well defined but worth
+knowing is a counted warning (code, count, first examples), reported in ``coverage.json``:
+``empty_response`` (kept, flagged, excluded from the corpus), ``truncated_response`` (original hash
+kept), ``duplicate_row`` (identical repeat dropped), ``invisible_chars`` (ignored for joining),
+``renamed_column``, ``missing_prompts`` (per source) and ``join_on_text``.
 """
 
 from __future__ import annotations
