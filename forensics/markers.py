@@ -1,0 +1,573 @@
+"""Line 3 of evidence: teacher marker phrases, identity leakage, canaries.
+
+**Marker phrases.** A teacher has verbal habits ("I hope this helps", "it's important to note", "here
+are some") that a student trained on its outputs picks up. Phrases are word n-grams (default 2-4) that do
+not cross punctuation or a line break, counted **once per response** (document frequency: one long
+answer that repeats a phrase cannot dominate), and never counted in a response whose own prompt contains
+the phrase (a phrase copied from the prompt is the prompt's, not the teacher's). A teacher's markers are
+the phrases it over-uses relative to a panel, by the log-odds ratio with an informative Dirichlet prior
+(Monroe, Colaresi & Quinn 2008, "Fightin' Words"; :func:`fightin_words`).
+
+**No selection bias.** Measuring the suspect on phrases chosen with the suspect's own text would inflate
+its rate; measuring a reference on phrases chosen against it would deflate the panel's. So:
+
+- the suspect's rate is measured on markers of the teacher against the whole reference panel, prior =
+  every source but the suspect: the suspect's text is never used to choose any marker;
+- each reference R is measured on markers of the teacher against the panel without R, prior = every
+  source but the suspect and R: R is measured on phrases chosen without it, exactly as the suspect.
+
+The rate is **marker occurrences per 100 words** (hits in a response / its words, pooled over prompts:
+``100 * sum(w * hits) / sum(w * words)`` for prompt weights w), so a bootstrap resample is a weight
+vector and a verbose source is not credited for length alone. A "hit" is a marker phrase present in
+the response (once per response) and absent from that response's prompt; nested markers ("i hope this",
+"hope this helps") each count.
+
+**Identity leakage**: a model naming itself or its maker ("As an AI language model developed by
+OpenAI", "I'm Claude"), counted only on prompts that do not themselves bring up AI, models or vendors
+(:data:`PROMPT_FILTER_PATTERNS`), per vendor. **Canaries**: investigator-supplied strings, exact and
+case-sensitive after NFKC, counted per source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from forensics.stylometry import (
+    CorpusLike,
+    bootstrap_weights,
+    encode_tokens,
+    is_word,
+    jsonable,
+    ngram_occurrences,
+    params_from,
+    tokenize,
+)
+
+__all__ = [
+    "IDENTITY_PATTERNS",
+    "PROMPT_FILTER_PATTERNS",
+    "MarkerParams",
+    "PhraseTable",
+    "canary_hits",
+    "eligible_for_identity",
+    "fightin_words",
+    "identity_leaks",
+    "marker_rates",
+    "phrase_table",
+    "summarise_markers",
+    "teacher_markers",
+]
+
+LINE_BREAK = "\n"  # a non-word token: phrases never span it
+
+
+@dataclass(frozen=True)
+class MarkerParams:
+    """Marker parameters; defaults are a priori choices, not tuned on the benchmark.
+
+    - ``orders``: phrase lengths in words (2-4: long enough to be a habit, short enough to recur).
+    - ``top_k``: at most this many markers per teacher (highest z first).
+    - ``min_z``: a marker's log-odds z-score must reach this (3.0: one-sided p ~ 0.001 per phrase).
+    - ``alpha0``: prior strength in phrase-response incidences (1000 ~ the phrases of 2-5 responses).
+    - ``min_teacher_df``: a marker occurs in at least this many of the teacher's responses: a habit,
+      not one topic.
+    - ``contrast_teachers``: also put the other candidate teachers in every selection panel (for
+      markers that separate one teacher from its siblings); off by default.
+    - ``report_top``: marker rows kept in the report table.
+    """
+
+    orders: tuple[int, ...] = (2, 3, 4)
+    top_k: int = 200
+    min_z: float = 3.0
+    alpha0: float = 1000.0
+    min_teacher_df: int = 5
+    contrast_teachers: bool = False
+    report_top: int = 30
+
+    def __post_init__(self) -> None:
+        if not self.orders or min(self.orders) < 1:
+            raise ValueError("orders must be positive integers")
+        if self.top_k < 1 or self.alpha0 <= 0 or self.min_teacher_df < 1:
+            raise ValueError("top_k, alpha0 and min_teacher_df must be positive")
+
+
+# ----------------------------------------------------------------------------------------- phrases
+
+
+def _phrase_tokens(text: str) -> list[str]:
+    """Punctuation-keeping tokens with a line-break token between lines (both break phrases)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        toks = tokenize(line, punctuation=True)
+        if toks:
+            if out:
+                out.append(LINE_BREAK)
+            out.extend(toks)
+    return out
+
+
+@dataclass(frozen=True)
+class PhraseTable:
+    """Per-response phrase presence, every source on the same columns.
+
+    ``hits[s]``: binary CSR (n x P): phrase present in the response and absent from its prompt.
+    ``names``: the P phrases (kept: those in at least ``min_teacher_df`` responses of some teacher);
+    ``order``: words per phrase; ``totals[s]``: phrase-response incidences over *all* phrases (before the
+    vocabulary was cut), the "n" of the log-odds; ``words[s]``: words per response.
+    """
+
+    sources: list[str]
+    names: list[str]
+    order: np.ndarray
+    hits: dict[str, sparse.csr_matrix]
+    totals: dict[str, float]
+    words: dict[str, np.ndarray]
+    n_prompts: int
+
+    def df(self, source: str) -> np.ndarray:
+        """Document frequency per phrase: how many of the source's responses contain it."""
+        return np.asarray(self.hits[source].sum(axis=0)).ravel()
+
+
+def phrase_table(corpus: CorpusLike, params: Any = None) -> PhraseTable:
+    """Extract phrases of every response and prompt once (exact, vectorised n-grams)."""
+    p = params_from(MarkerParams, params)
+    sources = list(corpus.sources)
+    n = len(corpus.prompt_keys)
+    n_src = len(sources)
+    texts = [t for s in sources for t in corpus.responses[s]] + list(corpus.prompts)
+    tok, doc, vocab = encode_tokens([_phrase_tokens(t) for t in texts])
+    word_of = np.array([is_word(v) for v in vocab], dtype=bool)
+    is_w = word_of[tok] if len(tok) else np.zeros(0, dtype=bool)
+    # a new segment at every punctuation/line-break token and at every document start
+    starts_doc = np.ones(len(tok), dtype=bool)
+    starts_doc[1:] = doc[1:] != doc[:-1]
+    seg = np.cumsum(~is_w | starts_doc)
+    w_tok, w_doc, w_seg = tok[is_w], doc[is_w], seg[is_w]
+    n_docs = n * (n_src + 1)
+    words_all = np.bincount(w_doc, minlength=n_docs)
+    teacher_rows = [np.arange(sources.index(t) * n, (sources.index(t) + 1) * n) for t in corpus.teachers]
+
+    kept_blocks: list[sparse.csr_matrix] = []
+    names: list[str] = []
+    orders: list[int] = []
+    totals = np.zeros(n_src * n)
+    wanted = set(p.orders)
+    for order, starts, ids, first in ngram_occurrences(w_tok, w_seg, max(p.orders)):
+        if order not in wanted:
+            continue
+        mat = _binary(w_doc[starts], ids, (n_docs, len(first)))
+        prompts = mat[n_src * n:]
+        resp = mat[: n_src * n]
+        # remove phrases present in the same item's prompt
+        resp = resp - resp.multiply(sparse.vstack([prompts] * n_src, format="csr"))
+        resp.eliminate_zeros()
+        resp = resp.tocsr()
+        totals += np.asarray(resp.sum(axis=1)).ravel()
+        if teacher_rows:
+            tdf = np.vstack([np.asarray(resp[rows].sum(axis=0)).ravel() for rows in teacher_rows])
+            keep = np.flatnonzero(tdf.max(axis=0) >= p.min_teacher_df)
+        else:
+            keep = np.zeros(0, dtype=np.int64)
+        kept_blocks.append(resp[:, keep])
+        names.extend(" ".join(vocab[t] for t in w_tok[q:q + order]) for q in first[keep])
+        orders.extend([order] * len(keep))
+    full = sparse.hstack(kept_blocks, format="csr") if kept_blocks else sparse.csr_matrix((n_src * n, 0))
+    return PhraseTable(
+        sources=sources,
+        names=names,
+        order=np.array(orders, dtype=np.int64),
+        hits={s: full[i * n:(i + 1) * n].tocsr() for i, s in enumerate(sources)},
+        totals={s: float(totals[i * n:(i + 1) * n].sum()) for i, s in enumerate(sources)},
+        words={s: words_all[i * n:(i + 1) * n].astype(np.int64) for i, s in enumerate(sources)},
+        n_prompts=n,
+    )
+
+
+def _binary(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
+    """Presence matrix; ``rows`` non-decreasing (documents laid out in order)."""
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    mat = sparse.csr_matrix((np.ones(len(cols)), cols.astype(np.int64), indptr), shape=shape)
+    mat.sum_duplicates()
+    mat.data[:] = 1.0
+    return mat
+
+
+# ----------------------------------------------------------------------------------------- log-odds
+
+
+def fightin_words(counts_a: np.ndarray, counts_b: np.ndarray, prior_counts: np.ndarray, alpha0: float, *,
+                  n_a: float | None = None, n_b: float | None = None,
+                  prior_total: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Log-odds ratio with an informative Dirichlet prior (Monroe, Colaresi & Quinn 2008, eq. 16-22).
+
+    ``alpha_w = alpha0 * prior_w / prior_total`` (the prior's shape from background counts, its strength
+    ``alpha0``);
+
+    ``delta_w = log((y_a + alpha_w) / (n_a + alpha0 - y_a - alpha_w))
+              - log((y_b + alpha_w) / (n_b + alpha0 - y_b - alpha_w))``,
+
+    ``var(delta_w) ~ 1 / (y_a + alpha_w) + 1 / (y_b + alpha_w)``, ``z_w = delta_w / sqrt(var)``.
+    Positive = over-used by a. ``n_a``, ``n_b``, ``prior_total`` default to the sums of the counts given;
+    pass them when the counts cover only part of the vocabulary. Returns ``(delta, z)``.
+    """
+    y_a = np.asarray(counts_a, dtype=np.float64)
+    y_b = np.asarray(counts_b, dtype=np.float64)
+    prior = np.asarray(prior_counts, dtype=np.float64)
+    n_a = float(y_a.sum()) if n_a is None else float(n_a)
+    n_b = float(y_b.sum()) if n_b is None else float(n_b)
+    prior_total = float(prior.sum()) if prior_total is None else float(prior_total)
+    alpha = alpha0 * prior / prior_total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = (np.log((y_a + alpha) / (n_a + alpha0 - y_a - alpha))
+                 - np.log((y_b + alpha) / (n_b + alpha0 - y_b - alpha)))
+        z = delta / np.sqrt(1.0 / (y_a + alpha) + 1.0 / (y_b + alpha))
+    return delta, z
+
+
+def _select(table: PhraseTable, teacher: str, panel: Sequence[str], prior_sources: Sequence[str],
+            p: MarkerParams) -> pd.DataFrame:
+    """Markers of ``teacher`` against ``panel`` (pooled), ordered by z then phrase."""
+    if not panel:
+        raise ValueError(f"markers of {teacher!r} need at least one panel source")
+    if teacher in panel:
+        raise ValueError(f"teacher {teacher!r} cannot be in its own panel")
+    y_a = table.df(teacher)
+    y_b = np.sum([table.df(s) for s in panel], axis=0)
+    prior = np.sum([table.df(s) for s in prior_sources], axis=0)
+    delta, z = fightin_words(y_a, y_b, prior, p.alpha0, n_a=table.totals[teacher],
+                             n_b=sum(table.totals[s] for s in panel),
+                             prior_total=sum(table.totals[s] for s in prior_sources))
+    ok = np.flatnonzero((y_a >= p.min_teacher_df) & (z >= p.min_z) & np.isfinite(z))
+    ranked = sorted(ok.tolist(), key=lambda c: (-z[c], table.names[c]))[: p.top_k]
+    cols = np.array(ranked, dtype=np.int64)
+    n = table.n_prompts
+    out = pd.DataFrame({
+        "column": cols,
+        "phrase": [table.names[c] for c in cols],
+        "order": table.order[cols] if len(cols) else np.zeros(0, dtype=np.int64),
+        "z": z[cols],
+        "delta": delta[cols],
+        "teacher_rate": y_a[cols] / n,
+    })
+    for s in panel:
+        out[f"rate:{s}"] = table.df(s)[cols] / n
+    return out
+
+
+def teacher_markers(corpus: CorpusLike, teacher: str, panel: Sequence[str], top_k: int = 200,
+                    min_z: float = 3.0, *, params: Any = None, table: PhraseTable | None = None,
+                    prior_sources: Sequence[str] | None = None) -> pd.DataFrame:
+    """Phrases ``teacher`` over-uses relative to the ``panel`` sources (pooled).
+
+    Prior: every source of the case except the suspect, unless ``prior_sources`` says otherwise.
+    Returns one row per marker, highest z first: ``phrase``, ``order`` (words), ``z``, ``delta``,
+    ``teacher_rate`` (share of the teacher's responses containing it) and ``rate:<source>`` (the same
+    share for each panel source: its base rate), plus ``column`` (index into ``table.names``).
+    """
+    p = params_from(MarkerParams, params)
+    p = dataclasses.replace(p, top_k=top_k, min_z=min_z)
+    table = phrase_table(corpus, p) if table is None else table
+    if prior_sources is None:
+        prior_sources = [s for s in corpus.sources if s != corpus.suspect]
+    prior = list(prior_sources)
+    return _select(table, teacher, list(panel), prior, p)
+
+
+def _pooled_rate(table: PhraseTable, source: str, cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Marker hits per 100 words for each weight row: ``100 * (W @ hits) / (W @ words)``."""
+    if len(cols):
+        hits = np.asarray(table.hits[source][:, cols].sum(axis=1)).ravel()
+    else:
+        hits = np.zeros(table.n_prompts)
+    words = table.words[source].astype(np.float64)
+    return 100.0 * (weights @ hits) / np.maximum(weights @ words, 1.0)
+
+
+def marker_rates(corpus: CorpusLike, boot_idx: np.ndarray | None = None, params: Any = None, *,
+                 table: PhraseTable | None = None) -> dict[str, dict[str, Any]]:
+    """Per teacher: the suspect's and each reference's marker rate (per 100 words), with bootstrap.
+
+    Returns ``{teacher: {"suspect": float, "references": {R: float}, "teacher": float,
+    "boot_suspect": (B,), "boot_references": {R: (B,)}, "n_markers": int, "n_markers_references":
+    {R: int}, "marker_phrases": [...], "reference_marker_phrases": {R: [...]}, "unit": str,
+    "markers": DataFrame}}``; the phrase lists say exactly what each source was measured on.
+    ``markers`` shows the suspect's top markers (chosen against the whole panel) with ``teacher_rate``,
+    ``suspect_rate``, ``panel_rate`` (mean over the references) and ``rate:<R>`` per reference, ``z``.
+    A reference is measured on its leave-one-out markers (module docstring); with a single reference
+    that panel is empty and its rate is NaN.
+    """
+    p = params_from(MarkerParams, params)
+    table = phrase_table(corpus, p) if table is None else table
+    n = table.n_prompts
+    weights = np.vstack([np.ones((1, n)), bootstrap_weights(boot_idx, n).astype(np.float64)])
+    refs = list(corpus.references)
+    suspect = corpus.suspect
+    out: dict[str, dict[str, Any]] = {}
+    for teacher in corpus.teachers:
+        extra = [t for t in corpus.teachers if t != teacher] if p.contrast_teachers else []
+        prior = [s for s in corpus.sources if s != suspect]
+        chosen = _select(table, teacher, refs + extra, prior, p)
+        cols = chosen["column"].to_numpy(dtype=np.int64)
+        s_rate = _pooled_rate(table, suspect, cols, weights)
+        t_rate = _pooled_rate(table, teacher, cols, weights)
+        ref_rate: dict[str, np.ndarray] = {}
+        ref_n: dict[str, int] = {}
+        ref_phrases: dict[str, list[str]] = {}
+        for r in refs:
+            loo_panel = [x for x in refs if x != r] + extra
+            if not loo_panel:
+                ref_rate[r] = np.full(weights.shape[0], np.nan)
+                ref_n[r] = 0
+                ref_phrases[r] = []
+                continue
+            loo_prior = [s for s in corpus.sources if s not in (suspect, r)]
+            loo = _select(table, teacher, loo_panel, loo_prior, p)
+            loo_cols = loo["column"].to_numpy(dtype=np.int64)
+            ref_rate[r] = _pooled_rate(table, r, loo_cols, weights)
+            ref_n[r] = len(loo_cols)
+            ref_phrases[r] = loo["phrase"].tolist()
+        shown = chosen.head(p.report_top).copy()
+        scols = shown["column"].to_numpy(dtype=np.int64)
+        shown.insert(shown.columns.get_loc("teacher_rate") + 1, "suspect_rate", table.df(suspect)[scols] / n)
+        shown.insert(shown.columns.get_loc("suspect_rate") + 1, "panel_rate",
+                     np.mean([table.df(r)[scols] / n for r in refs], axis=0) if refs else np.nan)
+        for r in refs:
+            if f"rate:{r}" not in shown:
+                shown[f"rate:{r}"] = table.df(r)[scols] / n
+        shown = shown[["phrase", "order", "z", "delta", "teacher_rate", "suspect_rate", "panel_rate"]
+                      + [f"rate:{r}" for r in refs] + [f"rate:{t}" for t in extra]].reset_index(drop=True)
+        out[teacher] = {
+            "suspect": float(s_rate[0]),
+            "references": {r: float(ref_rate[r][0]) for r in refs},
+            "teacher": float(t_rate[0]),
+            "boot_suspect": s_rate[1:],
+            "boot_references": {r: ref_rate[r][1:] for r in refs},
+            "n_markers": len(cols),
+            "n_markers_references": ref_n,
+            "marker_phrases": chosen["phrase"].tolist(),
+            "reference_marker_phrases": ref_phrases,
+            "unit": "teacher-marker phrases per 100 words (each phrase once per response, prompt phrases "
+                    "excluded)",
+            "markers": shown,
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------------------- identity
+
+_SELF_NAME = r"(?:i(?:'m| am)|my name is|i(?:'m| am) (?:called|named))"
+_MADE_BY = r"(?:developed|created|trained|made|built|designed|programmed|owned|fine-tuned|released)"
+
+#: What each vendor's models are called, and what the vendor is called (lowercase regex fragments).
+VENDOR_NAMES: dict[str, tuple[str, str]] = {
+    "OpenAI": (r"chat ?gpt|gpt-?3(?:\.5)?(?:-turbo)?|gpt-?4(?:o)?|instructgpt|davinci", r"openai|open ai"),
+    "Anthropic": (r"claude", r"anthropic"),
+    "Google": (r"bard|gemini|palm(?: ?2)?|lamda", r"google(?: deepmind| ai| research| brain)?|deepmind"),
+    "Meta": (r"llama(?: ?2| 3)?", r"meta(?: ai)?|facebook(?: ai)?"),
+    "Cohere": (r"coral|command[- ]r\+?", r"cohere"),
+    "Mistral AI": (r"mistral|mixtral", r"mistral ai"),
+    "LMSYS": (r"vicuna", r"lmsys|large model systems organization"),
+    "Microsoft": (r"bing(?: chat)?|copilot", r"microsoft"),
+}
+
+
+def _vendor_patterns(vendor: str, names: str, maker: str) -> list[tuple[str, str]]:
+    return [
+        # "I am ChatGPT", "I'm Claude", "my name is Bard", "I am called Vicuna"
+        (vendor, rf"\b{_SELF_NAME}\s+(?:{names})\b"),
+        # "I am a large language model, trained by Google", "I was created by OpenAI"
+        (vendor, rf"\bi(?:'m| am| was|'ve been| have been)\b[^.!?\n]{{0,80}}?\b{_MADE_BY}\s+(?:by|at)\s+"
+                 rf"(?:the\s+)?(?:[\w-]+\s+(?:at|from)\s+)?(?:{maker})\b"),
+        # "As an AI language model developed by OpenAI"
+        (vendor, rf"\bas an? (?:ai|artificial intelligence)\b[^.!?\n]{{0,60}}?\b{_MADE_BY}\s+by\s+"
+                 rf"(?:the\s+)?(?:{maker})\b"),
+        # "my creators at Anthropic", "my developers at OpenAI"
+        (vendor, rf"\bmy (?:creators?|developers?|makers?|trainers?|programmers?|team)\s+(?:at|from)\s+"
+                 rf"(?:{maker})\b"),
+        # "OpenAI's content policy": a vendor's usage policy cited as binding the speaker
+        (vendor, rf"\b(?:{maker})(?:'s)? (?:content|usage|use[- ]case) (?:policy|policies|guidelines)\b"),
+    ]
+
+
+#: (vendor, regex) pairs, case-insensitive: a model naming itself or its maker. "unnamed" is a model
+#: calling itself an AI / language model without naming anyone: reported separately, never per vendor.
+IDENTITY_PATTERNS: tuple[tuple[str, str], ...] = tuple(
+    pat for vendor, (names, maker) in VENDOR_NAMES.items() for pat in _vendor_patterns(vendor, names, maker)
+) + (
+    ("unnamed", r"\bas an? (?:ai|artificial intelligence)(?: language)? (?:model|assistant|chatbot)\b"),
+    ("unnamed", r"\bi(?:'m| am) (?:just |only |merely )?an? (?:ai|artificial intelligence)"
+                r"(?: language)?(?: model| assistant| chatbot| program)?\b"),
+    ("unnamed", r"\bi(?:'m| am) (?:just |only |merely )?a (?:large |text-based |computer )?language model\b"),
+)
+
+#: A prompt matching any of these (case-insensitive) brings up AI, models, vendors or the assistant's
+#: identity, so a self-identification in the answer may be what the prompt asked for: such prompts are
+#: not counted for identity leakage (FIELD.md, "Pitfalls").
+PROMPT_FILTER_PATTERNS: tuple[str, ...] = (
+    r"\b(?:ai|a\.i\.|artificial intelligence|chat ?bots?|bots?|language models?|llms?|gpt[\w.-]*|chat ?gpt|"
+    r"openai|open ai|anthropic|claude|bard|gemini|palm|google|deepmind|llama|meta|facebook|cohere|"
+    r"mistral|mixtral|vicuna|alpaca|lmsys|bing|copilot|microsoft|assistant|machine learning|"
+    r"neural net\w*|deep learning|transformers?|siri|alexa|cortana|robots?)\b",
+    r"\bwho (?:are|made|created|built|trained|developed|designed|programmed) you\b",
+    r"\bwhat (?:are|is) you(?:r name)?\b",
+    r"\byour (?:name|creators?|developers?|makers?|company|training|model|identity|purpose|programming)\b",
+    r"\babout (?:you|yourself)\b",
+    r"\bare you (?:an?|the|human|real|sentient|conscious|alive|self-aware|a person)\b",
+    r"\bintroduce yourself\b",
+    r"\b(?:call|name) you\b",
+    r"\b(?:can|do|could) you (?:think|feel|learn|remember|dream|"
+    r"have (?:feelings|emotions|a body|consciousness))\b",
+    r"\b(?:how|what) do you (?:work|generate|learn)\b|\byou use to generate\b",
+)
+
+_IDENTITY = [(v, re.compile(rx, re.IGNORECASE)) for v, rx in IDENTITY_PATTERNS]
+# Every identity pattern needs one of these words; responses with none are skipped (speed only).
+_IDENTITY_HINT = re.compile(
+    r"\b(?:ai|artificial intelligence|language model|"
+    + "|".join(f"{names}|{maker}" for names, maker in VENDOR_NAMES.values()) + r")\b", re.IGNORECASE)
+_PROMPT_FILTER = [re.compile(rx, re.IGNORECASE) for rx in PROMPT_FILTER_PATTERNS]
+
+
+def eligible_for_identity(prompt: str) -> bool:
+    """True when the prompt does not bring up AI, models, vendors or the assistant itself."""
+    text = unicodedata.normalize("NFKC", prompt).replace("\u2019", "'")
+    return not any(rx.search(text) for rx in _PROMPT_FILTER)
+
+
+def identity_leaks(corpus: CorpusLike) -> dict[str, Any]:
+    """Self-identifications per source on eligible prompts (:func:`eligible_for_identity`).
+
+    Returns ``{"n_eligible": int, "eligible": bool array (n,), "sources": {source: {"responses": int
+    (eligible responses with a named-vendor leak), "rate": float (that / n_eligible), "by_vendor":
+    {vendor: responses}, "unnamed": int, "unnamed_rate": float}}, "transcripts": [{"source",
+    "prompt_key", "prompt", "response", "vendor", "match"}], "per_prompt": {source: bool array (n,)}}``.
+    A response naming two vendors counts once in ``responses`` and once for each vendor.
+    """
+    eligible = np.array([eligible_for_identity(p) for p in corpus.prompts], dtype=bool)
+    n_el = int(eligible.sum())
+    per_source: dict[str, Any] = {}
+    per_prompt: dict[str, np.ndarray] = {}
+    transcripts: list[dict[str, str]] = []
+    for s in corpus.sources:
+        by_vendor: dict[str, int] = {}
+        named = np.zeros(len(eligible), dtype=bool)
+        unnamed = 0
+        for i in np.flatnonzero(eligible):
+            text = unicodedata.normalize("NFKC", corpus.responses[s][i]).replace("\u2019", "'")
+            vendors: dict[str, str] = {}
+            if not _IDENTITY_HINT.search(text):
+                continue
+            for vendor, rx in _IDENTITY:
+                if vendor not in vendors:
+                    m = rx.search(text)
+                    if m:
+                        vendors[vendor] = m.group(0)
+            if "unnamed" in vendors:
+                unnamed += 1
+            for vendor in sorted(v for v in vendors if v != "unnamed"):
+                by_vendor[vendor] = by_vendor.get(vendor, 0) + 1
+                named[i] = True
+            for vendor in sorted(vendors):
+                transcripts.append({"source": s, "prompt_key": corpus.prompt_keys[i],
+                                    "prompt": corpus.prompts[i], "response": corpus.responses[s][i],
+                                    "vendor": vendor, "match": vendors[vendor]})
+        per_prompt[s] = named
+        per_source[s] = {
+            "responses": int(named.sum()),
+            "rate": float(named.sum() / n_el) if n_el else 0.0,
+            "by_vendor": dict(sorted(by_vendor.items())),
+            "unnamed": unnamed,
+            "unnamed_rate": float(unnamed / n_el) if n_el else 0.0,
+        }
+    return {"n_eligible": n_el, "eligible": eligible, "sources": per_source, "transcripts": transcripts,
+            "per_prompt": per_prompt}
+
+
+def canary_hits(corpus: CorpusLike, canaries: Sequence[str], context: int = 80) -> dict[str, Any]:
+    """Occurrences of investigator-supplied strings, exact and case-sensitive after NFKC, per source.
+
+    Returns ``{"canaries": [...], "counts": {source: {canary: occurrences}}, "responses": {source:
+    {canary: responses containing it}}, "transcripts": [{"source", "prompt_key", "canary", "context"}]}``.
+    """
+    cans = [unicodedata.normalize("NFKC", c) for c in canaries]
+    if any(not c for c in cans):
+        raise ValueError("a canary is empty")
+    counts: dict[str, dict[str, int]] = {}
+    responses: dict[str, dict[str, int]] = {}
+    transcripts: list[dict[str, str]] = []
+    for s in corpus.sources:
+        counts[s] = dict.fromkeys(cans, 0)
+        responses[s] = dict.fromkeys(cans, 0)
+        for key, text in zip(corpus.prompt_keys, corpus.responses[s], strict=True):
+            norm = unicodedata.normalize("NFKC", text)
+            for c in cans:
+                k = norm.count(c)
+                if k:
+                    counts[s][c] += k
+                    responses[s][c] += 1
+                    at = norm.index(c)
+                    transcripts.append({"source": s, "prompt_key": key, "canary": c,
+                                        "context": norm[max(0, at - context):at + len(c) + context]})
+    return {"canaries": cans, "counts": counts, "responses": responses, "transcripts": transcripts}
+
+
+# ----------------------------------------------------------------------------------------- summary
+
+
+def _ci95(boot: np.ndarray) -> list[float] | None:
+    boot = np.asarray(boot, dtype=np.float64)
+    boot = boot[np.isfinite(boot)]
+    return [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))] if len(boot) else None
+
+
+def summarise_markers(rates: Mapping[str, Mapping[str, Any]], identity: Mapping[str, Any] | None = None,
+                      canaries: Mapping[str, Any] | None = None, *,
+                      include_boot: bool = True) -> dict[str, Any]:
+    """JSON-able content of ``artifacts/markers.json``: floats rounded to 6 decimals, keys sorted, no
+    numpy types; NaN becomes null. Bootstrap replicates are kept (the engine reads them) with their 95%
+    percentile intervals; marker tables become lists of records, in rank order."""
+    teachers: dict[str, Any] = {}
+    for t, r in rates.items():
+        entry: dict[str, Any] = {
+            "suspect": r["suspect"], "references": r["references"], "teacher": r["teacher"],
+            "n_markers": r["n_markers"], "n_markers_references": r["n_markers_references"], "unit": r["unit"],
+            "marker_phrases": r["marker_phrases"], "reference_marker_phrases": r["reference_marker_phrases"],
+            "ci95_suspect": _ci95(r["boot_suspect"]),
+            "ci95_references": {k: _ci95(v) for k, v in r["boot_references"].items()},
+            "markers": [{str(k): v for k, v in row.items()}
+                        for row in r["markers"].to_dict(orient="records")],
+        }
+        if include_boot:
+            entry["boot_suspect"] = r["boot_suspect"]
+            entry["boot_references"] = r["boot_references"]
+        teachers[t] = entry
+    out: dict[str, Any] = {"teachers": teachers}
+    if identity is not None:
+        out["identity"] = {
+            "n_eligible": identity["n_eligible"],
+            "sources": identity["sources"],
+            "transcripts": sorted(identity["transcripts"], key=lambda d: (d["source"], d["prompt_key"],
+                                                                           d["vendor"])),
+            "patterns": [{"vendor": v, "regex": rx} for v, rx in IDENTITY_PATTERNS],
+            "prompt_filter": list(PROMPT_FILTER_PATTERNS),
+        }
+    if canaries is not None:
+        out["canaries"] = {
+            "canaries": list(canaries["canaries"]),
+            "counts": canaries["counts"],
+            "responses": canaries["responses"],
+            "transcripts": sorted(canaries["transcripts"], key=lambda d: (d["source"], d["prompt_key"],
+                                                                           d["canary"])),
+        }
+    return jsonable(out)
