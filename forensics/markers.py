@@ -451,7 +451,8 @@ def identity_leaks(corpus: CorpusLike) -> dict[str, Any]:
     Returns ``{"n_eligible": int, "eligible": bool array (n,), "sources": {source: {"responses": int
     (eligible responses with a named-vendor leak), "rate": float (that / n_eligible), "by_vendor":
     {vendor: responses}, "unnamed": int, "unnamed_rate": float}}, "transcripts": [{"source",
-    "prompt_key", "prompt", "response", "vendor", "match"}], "per_prompt": {source: bool array (n,)}}``.
+    "prompt_key", "prompt", "response", "vendor", "match"}], "per_prompt": {source: bool array (n,),
+    True where an eligible response names a vendor}}``.
     A response naming two vendors counts once in ``responses`` and once for each vendor.
     """
     eligible = np.array([eligible_for_identity(p) for p in corpus.prompts], dtype=bool)
@@ -500,7 +501,7 @@ def canary_hits(corpus: CorpusLike, canaries: Sequence[str], context: int = 80) 
     Returns ``{"canaries": [...], "counts": {source: {canary: occurrences}}, "responses": {source:
     {canary: responses containing it}}, "transcripts": [{"source", "prompt_key", "canary", "context"}]}``.
     """
-    cans = [unicodedata.normalize("NFKC", c) for c in canaries]
+    cans = list(dict.fromkeys(unicodedata.normalize("NFKC", c) for c in canaries))  # unique, in order
     if any(not c for c in cans):
         raise ValueError("a canary is empty")
     counts: dict[str, dict[str, int]] = {}

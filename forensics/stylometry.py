@@ -610,8 +610,8 @@ FORMATTING_FEATURES: tuple[FormatFeature, ...] = (
                   r"\b(?:i'm|i am) (?:very |so |really )?sorry,? but\b|\bi apologi[sz]e,? but\b",
                   hint=("sorry", "apologi")),
     FormatFeature("refusal_cannot", "share", "refusal template 'I cannot/can't help|provide|...'",
-                  r"\bi (?:can't|cannot|can not|am unable to|'m unable to|am not able to|'m not able to"
-                  r"|won't) "
+                  r"\bi(?: can't| cannot| can not| am unable to|'m unable to| am not able to|'m not able to"
+                  r"| won't) "
                   r"(?:help|assist|provide|fulfil|fulfill|comply|answer|do that|create|generate|write|give)",
                   hint=("i can", "i am", "i'm", "i won")),
     FormatFeature("refusal_as_ai", "share", "refusal template 'As an AI (language model), I cannot/don't'",

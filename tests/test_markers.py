@@ -159,7 +159,7 @@ def test_identity_leaks_only_on_prompts_that_do_not_ask() -> None:
 def test_canaries_exact_case_sensitive_after_nfkc() -> None:
     c = Corpus(["a", "b"], ["p", "q"], {"s": ["ZEBRA-42 and ＺＥＢＲＡ-42", "zebra-42"], "t": ["none", "x"]},
                "s", ["t"], [])
-    out = mk.canary_hits(c, ["ＺＥＢＲＡ-42"])
+    out = mk.canary_hits(c, ["ＺＥＢＲＡ-42", "ZEBRA-42"])  # the same canary once NFKC-normalised
     assert out["canaries"] == ["ZEBRA-42"]
     assert out["counts"]["s"] == {"ZEBRA-42": 2} and out["responses"]["s"] == {"ZEBRA-42": 1}
     assert out["counts"]["t"] == {"ZEBRA-42": 0}

@@ -152,7 +152,7 @@ def test_formatting_features_on_crafted_responses() -> None:
     names = [f.name for f in st.FORMATTING_FEATURES]
     texts = ["Sure! Here's how:\n\n## Steps\n1. Mix.\n2. Bake.\n- **Tip**: wait\n\nI hope this helps! "
              "Let me know if you have any questions.",
-             "I'm sorry, but I can't help with that.",
+             "I'm sorry, but I'm unable to help with that.",
              "As an AI language model, I cannot browse.\nOverall, no."]
     num, den = st.formatting_matrix(texts, ["How do I bake?", "Do a bad thing", "Browse for me"])
     v = {n: (num[:, j], den[:, j]) for j, n in enumerate(names)}
@@ -167,7 +167,7 @@ def test_formatting_features_on_crafted_responses() -> None:
     assert list(v["refusal_as_ai"][0]) == [0, 0, 1] and list(v["open_as_ai"][0]) == [0, 0, 1]
     assert list(v["close_summary"][0]) == [0, 0, 1]
     assert list(v["paragraph_breaks"][0]) == [2, 0, 0]
-    assert v["mean_sentence_length"][1][1] == 1 and v["mean_sentence_length"][0][1] == 8
+    assert v["mean_sentence_length"][1][1] == 1 and v["mean_sentence_length"][0][1] == 9
     assert v["exclamations"][1][0] == len(st.tokenize(texts[0]))  # per-1k-words rates divide by words
 
 
