@@ -1,0 +1,103 @@
+"""The ``forensics`` command: run, verify, validate and calibrate.
+
+Errors in the user's input are printed as one line (``forensics: error: file:line: problem (fix: ...)``)
+with a non-zero exit code and no traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from forensics import __version__
+from forensics.errors import ForensicsError
+
+DEFAULT_LABELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval" / "LABELS.csv"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from forensics.pipeline import run_case
+
+    out = run_case(args.case, args.out, quiet=args.quiet)
+    print(f"findings: {out / 'findings.json'}")
+    print(f"report:   {out / 'report.html'} and {out / 'report.pdf'}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from forensics.pipeline import run_case
+    from forensics.verify import verify_run
+
+    def rerun(case_file: Path, out_dir: Path) -> None:
+        run_case(case_file, out_dir, quiet=True)
+
+    result = verify_run(Path(args.run_dir), rerun)
+    for line in result.lines():
+        print(line)
+    return 0 if result.ok else 3
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from forensics.validation import run_validation
+
+    report = run_validation(Path(args.labels), Path(args.out))
+    for line in report.summary_lines():
+        print(line)
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from forensics.validation import refit_calibration
+
+    path = refit_calibration(Path(args.labels), Path(args.out) if args.out else None)
+    print(f"calibration written to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forensics", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"forensics {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a case end to end (notebooks, findings, report)")
+    run.add_argument("case", help="the case file (case.yaml)")
+    run.add_argument("--out", help="run folder (default: runs/<case>/)")
+    run.add_argument("--quiet", action="store_true", help="no step-by-step progress")
+    run.set_defaults(func=_cmd_run)
+
+    verify = sub.add_parser("verify", help="re-hash the inputs of a run, re-execute it, compare findings")
+    verify.add_argument("run_dir", help="a run folder holding manifest.json and findings.json")
+    verify.set_defaults(func=_cmd_verify)
+
+    labels_help = "LABELS.csv of a labelled benchmark (files beside it)"
+    validate = sub.add_parser("validate", help="leave-one-lineage-out validation on labelled cases")
+    validate.add_argument("labels", nargs="?", default=str(DEFAULT_LABELS), help=labels_help)
+    validate.add_argument("--out", default="validation", help="folder for the validation artifacts")
+    validate.set_defaults(func=_cmd_validate)
+
+    calibrate = sub.add_parser("calibrate", help="refit the shipped score-to-LR calibration")
+    calibrate.add_argument("labels", nargs="?", default=str(DEFAULT_LABELS), help=labels_help)
+    calibrate.add_argument("--out", help="calibration file to write (default: the shipped one)")
+    calibrate.set_defaults(func=_cmd_calibrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except ForensicsError as exc:
+        print(f"forensics: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("forensics: interrupted; re-run the same command to resume from the cache", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""What every numbered notebook does first and last: open the case and run folder, time the step.
+
+Kept in the package so notebooks stay thin (a parameters cell, a call, displays) and so the same code is
+exercised by the tests and by ``forensics run``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from forensics.case import Case, load_case
+from forensics.custody import RunFolder, utc_now
+
+
+def open_case(case_file: str | Path, run_dir: str | Path) -> tuple[Case, RunFolder]:
+    """Load and validate the case file and open (or create) its run folder."""
+    return load_case(Path(case_file)), RunFolder(Path(run_dir))
+
+
+@contextlib.contextmanager
+def step(run: RunFolder, name: str) -> Iterator[None]:
+    """Record the step's start, end and status in the manifest (a failed step is recorded as failed)."""
+    started = utc_now()
+    status = "failed"
+    try:
+        yield
+        status = "ok"
+    finally:
+        manifest = run.manifest()
+        manifest.record_step(name, started, utc_now(), status)
+        manifest.save()
+
+
+def run_step(module: Any, case: Case, run: RunFolder, name: str) -> dict[str, Any]:
+    """Run one module's ``run_step`` inside :func:`step` and return its summary."""
+    with step(run, name):
+        return module.run_step(case, run)
+
+
+def escaped(text: str, limit: int = 2000) -> str:
+    """Model output made inert for HTML display in a notebook, shortened with a visible note."""
+    extra = len(text) - limit
+    shown = text[:limit] + (f" [... {extra} more characters]" if extra > 0 else "")
+    return html.escape(shown)
+
+
+def show_json(data: Any) -> Any:
+    """Pretty JSON display for notebooks (IPython's JSON viewer when available)."""
+    from IPython.display import JSON
+
+    return JSON(data, expanded=False)

@@ -1,0 +1,154 @@
+"""Run a case end to end: the numbered notebooks in order with papermill, then check the outputs.
+
+The notebooks are the record an investigator reads; the package does the work. ``run_case`` validates
+the case and embeds every text in this process first (so bad input fails in one line before anything is
+written, and the command line shows an embedding progress bar), then executes the notebooks headless
+into a staging folder and only renames it onto the run folder when every notebook succeeded: a failed
+run never leaves a findings file or report that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from forensics.errors import ForensicsError
+
+log = logging.getLogger(__name__)
+
+#: Where the numbered notebooks live (the repository's ``notebooks/`` folder).
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+KERNEL_NAME = "forensics"
+#: Outputs a complete run must have; checked before the staging folder is promoted.
+REQUIRED_OUTPUTS = ("findings.json", "report.html", "report.pdf", "manifest.json")
+
+
+def notebooks() -> list[Path]:
+    """The numbered notebooks (``NN_name.ipynb``) in run order."""
+    found = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise ForensicsError("no notebooks found", path=NOTEBOOK_DIR,
+                             fix="run from a full checkout of the forensics repository")
+    return found
+
+
+def ensure_kernel() -> str:
+    """Make sure the ``forensics`` kernel exists and runs this interpreter; install it if not.
+
+    A user-level ``python3`` kernel left by another environment can silently run notebooks with the wrong
+    Python, so papermill is always given this kernel by name.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name="Python (forensics)", prefix=sys.prefix)
+    return KERNEL_NAME
+
+
+def default_run_dir(case_id: str) -> Path:
+    return Path("runs") / case_id
+
+
+def _deterministic_env() -> None:
+    """Settings the kernels inherit so that two runs give the same bits."""
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+
+
+def prepare(case_file: Path) -> None:
+    """Validate the case and embed every analysable response here, with a progress bar on the terminal.
+
+    The notebooks then find every vector in the cache. Errors in the input surface here as one line.
+    """
+    from forensics.case import load_case
+    from forensics.embeddings import Embedder
+    from forensics.exchanges import join_case
+
+    case = load_case(case_file)
+    corpus = join_case(case).corpus()
+    texts = sorted({t for src in corpus.sources for t in corpus.responses[src]})
+    embedder = Embedder(case.parameters.embedding_model)
+    embedder.embed(texts, progress="embedding responses")
+    stats = embedder.last_stats
+    print(f"embeddings: {stats['texts']} texts, {stats['from_cache']} from the cache, "
+          f"{stats['embedded']} embedded now", file=sys.stderr)
+
+
+def execute_notebooks(case_file: Path, run_dir: Path, kernel: str,
+                      on_step: Callable[[str], None] | None = None) -> None:
+    import papermill as pm
+
+    out_dir = run_dir / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = {"case_file": str(case_file), "run_dir": str(run_dir)}
+    for nb in notebooks():
+        if on_step:
+            on_step(nb.stem)
+        started = time.monotonic()
+        try:
+            pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters=params, kernel_name=kernel,
+                                cwd=str(run_dir), progress_bar=False, log_output=False)
+        except pm.PapermillExecutionError as exc:
+            raise ForensicsError(f"notebook {nb.name} failed: {exc.ename}: {exc.evalue}",
+                                 path=out_dir / nb.name,
+                                 fix="open the executed notebook to see the failing cell") from None
+        log.info("%s finished in %.1f s", nb.stem, time.monotonic() - started)
+
+
+def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet: bool = False) -> Path:
+    """Run the whole case headless and return the run folder.
+
+    Work happens in ``<out>.partial``; on success it replaces ``<out>`` in one rename, so ``<out>`` is
+    always either the previous complete run or the new complete run.
+    """
+    from forensics.case import load_case
+
+    _deterministic_env()
+    case_file = Path(case_file).resolve()
+    case = load_case(case_file)
+    out = Path(out_dir) if out_dir else default_run_dir(case.case_id)
+    out = out.resolve()
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    prepare(case_file)
+    staging.mkdir(parents=True)
+    kernel = ensure_kernel()
+
+    def say(step: str) -> None:
+        if not quiet:
+            print(f"running {step}", file=sys.stderr, flush=True)
+
+    execute_notebooks(case_file, staging, kernel, on_step=say)
+    missing = [name for name in REQUIRED_OUTPUTS if not (staging / name).exists()]
+    if missing:
+        raise ForensicsError(f"the run finished without {', '.join(missing)}", path=staging,
+                             fix="open the executed notebooks in the folder to see what went wrong")
+    _promote(staging, out)
+    return out
+
+
+def _promote(staging: Path, out: Path) -> None:
+    """Replace ``out`` by ``staging`` with renames only (never a half-copied folder)."""
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(old)

@@ -1,0 +1,92 @@
+"""Line 1, semantic: paired per-prompt embedding similarity, relative to the reference panel.
+
+For every prompt, the cosine similarity of two sources' answers to *that* prompt (pairing controls for
+topic: every source answers the same question). The mean over prompts gives a source-by-source
+similarity matrix; :mod:`forensics.scoring` turns it into the suspect's lean towards each teacher beyond
+what the panel shows. Bootstrap replicates resample prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forensics.scoring import bootstrap_indices, line_entry, panel_relative
+
+STEP = "02_semantic"
+ARTIFACT = "artifacts/semantic.json"
+PROMPTS_ARTIFACT = "artifacts/semantic_prompts.parquet"
+STATISTIC = ("mean cosine similarity of paired answers (same prompt), as the suspect's lean towards the "
+             "teacher beyond the panel's (affinity), z-scored against the panel")
+
+
+def per_prompt_similarity(vectors: Mapping[str, np.ndarray], sources: Sequence[str]) -> np.ndarray:
+    """(S, S, n) cosine similarity of the two sources' answers to each prompt (rows are unit vectors)."""
+    stack = np.stack([np.asarray(vectors[s], dtype=np.float64) for s in sources])  # (S, n, d)
+    return np.einsum("ind,jnd->ijn", stack, stack)
+
+
+def similarity_matrices(per_prompt: np.ndarray, boot_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over prompts: the full (S, S) matrix and (B, S, S) for the bootstrap resamples."""
+    full = per_prompt.mean(axis=-1)
+    boot = np.stack([per_prompt[:, :, idx].mean(axis=-1) for idx in boot_idx]) if len(boot_idx) else \
+        np.empty((0, *full.shape))
+    return full, boot
+
+
+def semantic_line(corpus: Any, vectors: Mapping[str, np.ndarray], boot_idx: np.ndarray) -> dict[str, Any]:
+    """Everything the semantic line reports: matrix, per-teacher entries, bootstrap z per teacher."""
+    sources = corpus.sources
+    per_prompt = per_prompt_similarity(vectors, sources)
+    full, boot = similarity_matrices(per_prompt, boot_idx)
+    rel_full = panel_relative(full, sources, corpus.suspect, corpus.teachers, corpus.references)
+    rel_boot = panel_relative(boot, sources, corpus.suspect, corpus.teachers, corpus.references) \
+        if len(boot) else None
+    entries = {t: line_entry(rel_full[t], rel_boot[t] if rel_boot else None, corpus.references,
+                             len(corpus.prompt_keys), STATISTIC) for t in corpus.teachers}
+    for t in corpus.teachers:
+        entries[t]["raw_similarity"] = {s: round(float(full[sources.index(s), sources.index(t)]), 6)
+                                        for s in [corpus.suspect, *corpus.references]}
+    boot_z = {t: np.round(rel_boot[t]["z"], 6).tolist() for t in corpus.teachers} if rel_boot else {}
+    return {"sources": list(sources), "matrix": np.round(full, 6).tolist(), "entries": entries,
+            "boot_z": boot_z, "per_prompt": per_prompt}
+
+
+def per_prompt_frame(corpus: Any, per_prompt: np.ndarray) -> pd.DataFrame:
+    """Long table (teacher, source, role, prompt_key, similarity) for the suspect and every reference."""
+    sources = corpus.sources
+    rows = []
+    for t in corpus.teachers:
+        ti = sources.index(t)
+        for s in [corpus.suspect, *corpus.references]:
+            role = "suspect" if s == corpus.suspect else "reference"
+            sims = per_prompt[sources.index(s), ti]
+            rows.append(pd.DataFrame({"teacher": t, "source": s, "role": role,
+                                      "prompt_key": corpus.prompt_keys, "similarity": sims}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def run_step(case: Any, run: Any) -> dict[str, Any]:
+    """Step 02: compute the semantic line and its figures from the embeddings artifact."""
+    from forensics import figures
+    from forensics.embeddings import load_vectors
+    from forensics.exchanges import load_corpus
+
+    corpus = load_corpus(run, case)
+    vectors = load_vectors(run, corpus)
+    boot_idx = bootstrap_indices(len(corpus.prompt_keys), case.parameters.bootstrap, case.parameters.seed)
+    line = semantic_line(corpus, vectors, boot_idx)
+    frame = per_prompt_frame(corpus, line.pop("per_prompt"))
+    run.write_parquet(PROMPTS_ARTIFACT, frame, step=STEP)
+    run.write_json(ARTIFACT, line, step=STEP)
+    roles = figures.Roles.of(corpus)
+    run.write_figure("figures/similarity_distributions", figures.similarity_distributions(frame, roles),
+                     step=STEP)
+    run.write_figure("figures/line_embedding",
+                     figures.line_summary(line["entries"], title="Semantic line: lean towards each teacher",
+                                          value_label="affinity (cosine)", suspect=corpus.suspect),
+                     step=STEP)
+    return {"n_prompts": len(corpus.prompt_keys), "z": {t: e["z"] for t, e in line["entries"].items()}}
