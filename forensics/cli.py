@@ -51,7 +51,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from forensics.validation import refit_calibration
 
-    path = refit_calibration(Path(args.labels), Path(args.out) if args.out else None)
+    path = refit_calibration(Path(args.labels), Path(args.out) if args.out else None,
+                             Path(args.validation_dir) if args.validation_dir else None)
     print(f"calibration written to {path}")
     return 0
 
@@ -81,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = sub.add_parser("calibrate", help="refit the shipped score-to-LR calibration")
     calibrate.add_argument("labels", nargs="?", default=str(DEFAULT_LABELS), help=labels_help)
     calibrate.add_argument("--out", help="calibration file to write (default: the shipped one)")
+    calibrate.add_argument("--validation-dir", default="validation",
+                           help="folder for the leave-one-lineage-out validation artifacts")
     calibrate.set_defaults(func=_cmd_calibrate)
     return parser
 

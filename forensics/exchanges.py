@@ -89,7 +89,7 @@ REJECTS: list[tuple[str, str, str]] = [
      "the first occurrence is kept, the rest dropped and counted"),
     ("response longer than max_response_chars", "warning: truncated_response",
      "truncated; response_sha256 is the hash of the original; raise max_response_chars to keep more"),
-    ("empty or whitespace-only (or null) response", "warning: empty_response",
+    ("empty, whitespace-only, invisible-only (e.g. U+200B) or null response", "warning: empty_response",
      "kept and flagged empty; the prompt is excluded from the aligned corpus (listed in coverage)"),
     ("prompt containing bidi controls or zero-width characters (ZWJ/ZWNJ only when next to a Latin "
      "letter: elsewhere they shape emoji and scripts)", "warning: invisible_chars",
@@ -601,7 +601,7 @@ def _row(place: _Place, number: int, obj: dict[str, Any], max_chars: int,
                      "truncated (response_sha256 is the hash of the original)",
                      f"{where} ({len(response)} characters)")
         response = response[:max_chars]
-    empty = not response.strip()
+    empty = not response.translate(_STRIP_INVISIBLE).strip()  # U+200B alone is no answer either
     if empty:
         warnings.add("empty_response", "empty, whitespace-only or null response (kept, flagged empty, "
                      "excluded from the aligned corpus)", where)

@@ -572,3 +572,26 @@ def summarise_markers(rates: Mapping[str, Mapping[str, Any]], identity: Mapping[
                                                                            d["canary"])),
         }
     return jsonable(out)
+
+
+# ----------------------------------------------------------------------------------------- step 04
+
+STEP = "04_markers"
+ARTIFACT = "artifacts/markers.json"
+
+
+def run_step(case: Any, run: Any) -> dict[str, Any]:
+    """Step 04: teacher markers with leave-one-out panel rates, identity leaks, canaries."""
+    from forensics.exchanges import load_corpus
+    from forensics.scoring import bootstrap_indices
+
+    corpus = load_corpus(run, case)
+    params = case.parameters
+    boot_idx = bootstrap_indices(len(corpus.prompt_keys), params.bootstrap, params.seed)
+    rates = marker_rates(corpus, boot_idx, params)
+    identity = identity_leaks(corpus)
+    canaries = canary_hits(corpus, list(params.canaries)) if params.canaries else None
+    summary = summarise_markers(rates, identity, canaries)
+    run.write_json(ARTIFACT, summary, step=STEP)
+    return {t: {"suspect": v["suspect"], "references": v["references"], "n_markers": v["n_markers"]}
+            for t, v in summary["teachers"].items()}

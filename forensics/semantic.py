@@ -48,11 +48,36 @@ def semantic_line(corpus: Any, vectors: Mapping[str, np.ndarray], boot_idx: np.n
     entries = {t: line_entry(rel_full[t], rel_boot[t] if rel_boot else None, corpus.references,
                              len(corpus.prompt_keys), STATISTIC) for t in corpus.teachers}
     for t in corpus.teachers:
+        entries[t]["naive_z"] = naive_z(full, sources, corpus.suspect, t, corpus.references)
         entries[t]["raw_similarity"] = {s: round(float(full[sources.index(s), sources.index(t)]), 6)
                                         for s in [corpus.suspect, *corpus.references]}
     boot_z = {t: np.round(rel_boot[t]["z"], 6).tolist() for t in corpus.teachers} if rel_boot else {}
     return {"sources": list(sources), "matrix": np.round(full, 6).tolist(), "entries": entries,
             "boot_z": boot_z, "per_prompt": per_prompt}
+
+
+def naive_z(sim: np.ndarray, sources: Sequence[str], suspect: str, teacher: str,
+            references: Sequence[str]) -> float | None:
+    """The uncontrolled statistic most tools use: sim(S, T) z-scored against sim(R, T) of the panel.
+
+    Reported beside the controlled z so an investigator can see how much the control for each model's
+    general closeness to everything (length, register) changes the result.
+    """
+    t = sources.index(teacher)
+    panel = np.array([sim[sources.index(r), t] for r in references])
+    if len(panel) < 2 or panel.std(ddof=1) == 0:
+        return None
+    return round(float((sim[sources.index(suspect), t] - panel.mean()) / panel.std(ddof=1)), 6)
+
+
+def controls_table(line: dict[str, Any]) -> pd.DataFrame:
+    """Per teacher: raw similarity, the naive z and the panel-relative (controlled) z, side by side."""
+    rows = []
+    for teacher, e in line["entries"].items():
+        rows.append({"teacher": teacher, "suspect similarity": next(iter(e["raw_similarity"].values())),
+                     "naive z (similarity vs panel)": e["naive_z"],
+                     "controlled z (affinity vs panel)": e["z"]})
+    return pd.DataFrame(rows).set_index("teacher")
 
 
 def per_prompt_frame(corpus: Any, per_prompt: np.ndarray) -> pd.DataFrame:

@@ -929,3 +929,30 @@ def summarise_stylometry(corpus: CorpusLike, sims: Mapping[str, Mapping[str, np.
     if tables is not None:
         out["tables"] = {k: _frame(tables[k]) for k in sorted(tables)}
     return jsonable(out)
+
+
+# ----------------------------------------------------------------------------------------- step 03
+
+STEP = "03_stylometry"
+ARTIFACT = "artifacts/stylometry.json"
+
+
+def run_step(case: Any, run: Any) -> dict[str, Any]:
+    """Step 03: stylometric similarities (full + prompt bootstrap), per-source tables and figures."""
+    from forensics import figures
+    from forensics.exchanges import load_corpus
+    from forensics.scoring import bootstrap_indices
+
+    corpus = load_corpus(run, case)
+    params = case.parameters
+    boot_idx = bootstrap_indices(len(corpus.prompt_keys), params.bootstrap, params.seed)
+    feats = stylometric_features(corpus, params)
+    sims = stylometric_similarities(corpus, boot_idx, params, features=feats)
+    summary = summarise_stylometry(corpus, sims, stylometric_tables(feats))
+    run.write_json(ARTIFACT, summary, step=STEP)
+    sources = list(corpus.sources)
+    distance = pd.DataFrame(-np.asarray(sims["mfw_cosine_delta"]["sim"]), index=sources, columns=sources)
+    roles = figures.Roles.of(corpus)
+    dendrogram = figures.stylometric_dendrogram(distance, roles)
+    run.write_figure("figures/stylometric_dendrogram", dendrogram, step=STEP)
+    return {"families": sorted(sims), "n_prompts": len(corpus.prompt_keys), "bootstrap": int(len(boot_idx))}

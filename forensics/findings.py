@@ -1,0 +1,324 @@
+"""Step 06: assemble ``findings.json`` from the lines' artifacts (docs/FINDINGS.md).
+
+Reads what steps 00-05 wrote, scores every candidate teacher with :mod:`forensics.evidence`, converts
+scores to likelihood ratios with the shipped calibration, picks exhibits, writes limitations generated
+from the case, and copies the chain-of-custody facts from the manifest. Every number is recomputed from
+the artifacts on each run; nothing is typed by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forensics import evidence
+from forensics.calibration import DEFAULT_CALIBRATION, Calibration, calibration_record, supports, verbal
+from forensics.custody import environment, utc_now
+
+STEP = "06_evidence"
+SCHEMA = 1
+N_EXHIBITS = 3
+EXHIBIT_CHARS = 1500
+
+
+# ----------------------------------------------------------------------------------------- scoring
+
+def score_lines(semantic: Mapping[str, Any], stylo: Mapping[str, Any], markers: Mapping[str, Any],
+                suspect: str, teachers: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+    """Line z (full and bootstrap) per teacher, the fused score and how often each teacher wins.
+
+    Shared by the pipeline (from the artifacts) and by validation (from the same dicts in memory), so the
+    validated method is exactly the reported one.
+    """
+    stylo_lines = evidence.stylometry_lines(stylo, suspect, teachers, references)
+    marker_lines = evidence.marker_lines(markers, teachers, references)
+    line_z = {"embedding": {t: _f(semantic["entries"][t]["z"]) for t in teachers},
+              "stylometry": {t: stylo_lines[t]["z"] for t in teachers},
+              "markers": {t: marker_lines[t]["z"] for t in teachers}}
+    line_boot = {"embedding": {t: np.asarray(semantic.get("boot_z", {}).get(t, []), dtype=float)
+                               for t in teachers},
+                 "stylometry": {t: stylo_lines[t]["boot_z"] for t in teachers},
+                 "markers": {t: marker_lines[t]["boot_z"] for t in teachers}}
+    fused = evidence.fuse(line_z, teachers)
+    fused_boot = evidence.fuse_boot(line_boot, teachers)
+    return {"line_z": line_z, "line_boot": line_boot, "fused": fused, "fused_boot": fused_boot,
+            "beats": evidence.beats_others(fused_boot, fused), "stylometry": stylo_lines,
+            "markers": marker_lines}
+
+
+def _f(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _r(value: Any) -> float | None:
+    value = float(value)
+    return round(value, 6) if np.isfinite(value) else None
+
+
+# ----------------------------------------------------------------------------------------- entries
+
+def teacher_entry(name: str, scored: Mapping[str, Any], semantic: Mapping[str, Any],
+                  markers: Mapping[str, Any], clusters: Mapping[str, Any] | None, references: Sequence[str],
+                  n_prompts: int, cal: Calibration, band: Sequence[float]) -> dict[str, Any]:
+    score = scored["fused"][name]
+    log10_lr = cal.log10_lr(score) if np.isfinite(score) else 0.0
+    entry = {
+        "name": name,
+        "score": _r(score),
+        "score_ci95": evidence.interval(scored["fused_boot"][name]),
+        "log10_lr": round(log10_lr, 6),
+        "lr_bounds": [round(cal.lower, 6), round(cal.upper, 6)],
+        "at_bound": bool(log10_lr in (cal.lower, cal.upper)),
+        "verbal": verbal(log10_lr),
+        "supports": supports(log10_lr, tuple(band)),
+        "beats_other_candidates": bool(scored["beats"][name] >= evidence.BEATS_LEVEL),
+        "beats_share": round(scored["beats"][name], 6),
+        "evidence": {
+            "embedding": semantic["entries"][name],
+            "stylometry": _stylometry_entry(scored["stylometry"][name], references, n_prompts),
+            "markers": _marker_entry(scored["markers"][name], scored["line_z"]["markers"][name],
+                                     markers["teachers"][name], n_prompts),
+        },
+    }
+    if clusters is not None and name in clusters.get("co_clustering", {}):
+        entry["evidence"]["clusters"] = clusters["co_clustering"][name]
+    return entry
+
+
+def _stylometry_entry(line: Mapping[str, Any], references: Sequence[str], n_prompts: int) -> dict[str, Any]:
+    fams = {}
+    for fam, v in line["families"].items():
+        fams[fam] = {"suspect_value": _r(v["suspect"]),
+                     "panel_values": {r: _r(x) for r, x in zip(references, v["references"], strict=True)},
+                     "z": _r(v["z"]), "ci95": evidence.interval(v["boot_z"]),
+                     "fused": fam in evidence.STYLO_FAMILIES}
+    main = line["families"][evidence.STYLO_FAMILIES[0]]
+    return {"statistic": "mean panel-relative z over the stylometric families (Cosine Delta on "
+                         "most-frequent words, character 3-grams, topic-masked word n-grams, formatting "
+                         "habits); suspect/panel values shown are the most-frequent-word affinities",
+            "suspect_value": _r(main["suspect"]),
+            "panel_values": {r: _r(x) for r, x in zip(references, main["references"], strict=True)},
+            "z": _r(line["z"]), "ci95": evidence.interval(line["boot_z"]), "n_prompts": n_prompts,
+            "families": fams}
+
+
+def _marker_entry(line: Mapping[str, Any], z: float, data: Mapping[str, Any], n_prompts: int) -> dict[str, Any]:
+    return {"statistic": "rate of the teacher's over-used phrases in the suspect's answers against each "
+                         "reference's rate (each reference measured on phrases chosen without it), "
+                         f"{data.get('unit', '')}",
+            "suspect_value": _r(line["suspect"]),
+            "panel_values": {r: (None if v is None else _r(v)) for r, v in line["references"].items()},
+            "teacher_value": _r(data["teacher"]),
+            "z": _r(z), "ci95": evidence.interval(line["boot_z"]), "n_prompts": n_prompts,
+            "n_markers": data["n_markers"],
+            "top_markers": [{k: row.get(k) for k in ("phrase", "z", "teacher_rate", "suspect_rate",
+                                                     "panel_rate")} for row in data["markers"][:15]]}
+
+
+# ----------------------------------------------------------------------------------------- conclusion
+
+def statement(suspect: str, teachers: Sequence[Mapping[str, Any]], conclusion: Mapping[str, Any]) -> str:
+    """One plain-language sentence for the legal reader."""
+    name = conclusion["attributed_teacher"]
+    if name:
+        t = next(t for t in teachers if t["name"] == name)
+        return (f"The evidence supports the proposition that {suspect} was trained on outputs of {name}: "
+                f"the observations are about {_times(t['log10_lr'])} times more probable if it was than if "
+                f"it was developed independently ({t['verbal']}), and {name} out-scores every other "
+                f"candidate teacher.")
+    if conclusion["outcome"] == "inconclusive":
+        names = ", ".join(t["name"] for t in teachers if t["supports"] == "Hp")
+        return (f"Inconclusive: the evidence leans towards training on outputs of {names}, but does not "
+                f"single out one candidate teacher over the others.")
+    return (f"No candidate teacher is supported: for none of them is {suspect}'s resemblance, beyond what "
+            f"the reference panel shows, strong enough to favour training on its outputs.")
+
+
+def _times(log10_lr: float) -> str:
+    value = 10 ** log10_lr
+    return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
+
+
+# ----------------------------------------------------------------------------------------- exhibits
+
+def exhibits(corpus: Any, per_prompt: pd.DataFrame, teacher: str, marker_rows: Sequence[Mapping[str, Any]],
+             n: int = N_EXHIBITS) -> list[dict[str, Any]]:
+    """The prompts where the suspect is closest to the teacher beyond the closest reference.
+
+    Each exhibit shows the same prompt's answers from the teacher, the suspect and the reference closest
+    to the teacher on that prompt, with the teacher's marker phrases found in both answers and their base
+    rate across the panel.
+    """
+    rows = per_prompt[per_prompt["teacher"] == teacher]
+    wide = rows.pivot(index="prompt_key", columns="source", values="similarity")
+    refs = list(corpus.references)
+    margin = (wide[corpus.suspect] - wide[refs].max(axis=1)).sort_values(ascending=False, kind="stable")
+    index = {k: i for i, k in enumerate(corpus.prompt_keys)}
+    out = []
+    for key in list(margin.index[:n]):
+        i = index[key]
+        closest = str(wide.loc[key, refs].astype(float).idxmax())
+        suspect_text, teacher_text = corpus.responses[corpus.suspect][i], corpus.responses[teacher][i]
+        phrases = [{"phrase": m["phrase"], "panel_base_rate": m.get("panel_rate")}
+                   for m in marker_rows if _contains(suspect_text, m["phrase"]) and
+                   _contains(teacher_text, m["phrase"])][:8]
+        out.append({"prompt_key": key, "prompt": corpus.prompts[i], "teacher_name": teacher,
+                    "teacher": teacher_text[:EXHIBIT_CHARS], "suspect": suspect_text[:EXHIBIT_CHARS],
+                    "reference": corpus.responses[closest][i][:EXHIBIT_CHARS], "reference_name": closest,
+                    "similarity_suspect_teacher": _r(wide.loc[key, corpus.suspect]),
+                    "similarity_reference_teacher": _r(wide.loc[key, closest]), "phrases": phrases})
+    return out
+
+
+def _contains(text: str, phrase: str) -> bool:
+    from forensics.stylometry import tokenize
+
+    words = " ".join(tokenize(text))
+    return f" {phrase} " in f" {words} "
+
+
+def identity_leaks(markers: Mapping[str, Any], sources: Sequence[str]) -> list[dict[str, Any]]:
+    leaks = markers.get("identity", {}).get("transcripts", [])
+    return [dict(t) for t in leaks if t["source"] in sources]
+
+
+# ----------------------------------------------------------------------------------------- limitations
+
+def limitations(case: Any, corpus: Any, coverage: Mapping[str, Any], teachers: Sequence[Mapping[str, Any]],
+                cal: Calibration) -> list[str]:
+    """Limitations and alternative explanations that apply to *this* case, generated from its facts."""
+    out = []
+    refs = corpus.references
+    n = len(corpus.prompt_keys)
+    if len(refs) < 5:
+        out.append(f"The reference panel has only {len(refs)} models; the spread of independent models is "
+                   f"estimated from few of them, so panel-relative scores are uncertain.")
+    if n < 300:
+        out.append(f"Only {n} prompts were analysed; stylometric profiles are more reliable with more text "
+                   f"(thousands of words per model).")
+    base = case.suspect.base_model
+    shared = [r.name for r in case.references if base and r.base_model and r.base_model == base]
+    if shared:
+        out.append(f"{', '.join(shared)} share the suspect's base model ({base}): resemblance inherited from "
+                   f"the base model is absorbed by the panel for them, which can mask or mimic teacher signal.")
+    elif not base:
+        out.append("The suspect's base model is not stated in the case file; resemblance inherited from a "
+                   "shared base model cannot be ruled out as an alternative explanation.")
+    close = sorted((t for t in teachers if t["supports"] == "Hp"), key=lambda t: -t["log10_lr"])
+    if len(close) > 1:
+        out.append(f"More than one candidate teacher is supported ({', '.join(t['name'] for t in close)}); "
+                   f"candidates that resemble each other cannot always be told apart.")
+    out.append("The teachers' outputs were sampled at one point in time; a student trained on an earlier "
+               "snapshot of a teacher may resemble the sampled outputs less (or another candidate more).")
+    out.append("The evidence cannot distinguish direct collection of a teacher's outputs from training on a "
+               "public dataset generated with that teacher, or on text written by people who used it.")
+    out.append(f"The likelihood ratios are calibrated on {cal.n_hp + cal.n_hd} labelled pairs "
+               f"({cal.n_hp} trained-on, {cal.n_hd} independent); they are bounded to "
+               f"[{cal.lower:+.2f}, {cal.upper:+.2f}] in log10 because stronger values are not supported by "
+               f"so little calibration data.")
+    excluded = coverage.get("excluded_prompts") or coverage.get("excluded") or []
+    if excluded:
+        out.append(f"{len(excluded)} prompts were excluded because a source lacked a (non-empty) answer; "
+                   f"see the data warnings.")
+    return out
+
+
+# ----------------------------------------------------------------------------------------- step 06
+
+def run_step(case: Any, run: Any) -> dict[str, Any]:
+    """Step 06: score, calibrate, decide, and write ``findings.json`` and the evidence figures."""
+    from forensics.exchanges import load_corpus
+
+    corpus = load_corpus(run, case)
+    art = {name: run.read_json(f"artifacts/{name}.json")
+           for name in ("semantic", "stylometry", "markers", "coverage")}
+    clusters = run.read_json("artifacts/clusters.json") if run.path("artifacts/clusters.json").exists() else None
+    per_prompt = run.read_parquet("artifacts/semantic_prompts.parquet")
+    findings = build_findings(case, corpus, art, clusters, per_prompt, run.manifest().data)
+    run.write_json("findings.json", findings, step=STEP)
+    write_figures(run, corpus, findings, art)
+    return {"conclusion": findings["conclusion"],
+            "teachers": {t["name"]: {"log10_lr": t["log10_lr"], "verbal": t["verbal"],
+                                     "supports": t["supports"]} for t in findings["teachers"]}}
+
+
+def build_findings(case: Any, corpus: Any, art: Mapping[str, Any], clusters: Mapping[str, Any] | None,
+                   per_prompt: pd.DataFrame, manifest: Mapping[str, Any],
+                   calibration_path: Any = None) -> dict[str, Any]:
+
+    cal_path = calibration_path or DEFAULT_CALIBRATION
+    cal = Calibration.load(cal_path)
+    band = case.parameters.inconclusive_band
+    refs, n = list(corpus.references), len(corpus.prompt_keys)
+    scored = score_lines(art["semantic"], art["stylometry"], art["markers"], corpus.suspect,
+                         corpus.teachers, refs)
+    teachers = [teacher_entry(t, scored, art["semantic"], art["markers"], clusters, refs, n, cal, band)
+                for t in corpus.teachers]
+    conclusion = evidence.decide(teachers)
+    conclusion["statement"] = statement(corpus.suspect, teachers, conclusion)
+    shown = conclusion["attributed_teacher"] or max(teachers, key=lambda t: t["score"] or -np.inf)["name"]
+    marker_rows = art["markers"]["teachers"][shown]["markers"]
+    return {
+        "schema": SCHEMA,
+        "case": case.case_id,
+        "title": case.title,
+        "suspect": corpus.suspect,
+        "propositions": {
+            "Hp": f"{corpus.suspect} was trained on outputs of the candidate teacher",
+            "Hd": f"{corpus.suspect} was developed independently of the candidate teacher"},
+        "candidates": [{"name": s.name, "why": s.why} for s in case.teachers],
+        "panel": [{"name": s.name, "role": "reference", "why": s.why, "base_model": s.base_model}
+                  for s in case.references],
+        "data": _data_block(art["coverage"], n, case.warnings),
+        "teachers": teachers,
+        "conclusion": conclusion,
+        "exhibits": exhibits(corpus, per_prompt, shown, marker_rows),
+        "identity_leaks": identity_leaks(art["markers"], [corpus.suspect, *corpus.teachers]),
+        "identity_counts": art["markers"].get("identity", {}).get("sources", {}),
+        "canaries": art["markers"].get("canaries"),
+        "limitations": limitations(case, corpus, art["coverage"], teachers, cal),
+        "validation": {**calibration_record(cal_path), **cal.metrics.get("summary", {})},
+        "inputs": [{k: i.get(k) for k in ("name", "role", "path", "sha256")} for i in manifest.get("inputs", [])],
+        "model": {k: manifest.get("model", {}).get(k) for k in ("name", "fingerprint")},
+        "parameters": manifest.get("parameters", case.parameters.to_dict()),
+        "parameters_sha256": manifest.get("parameters_sha256"),
+        "environment": environment(),
+        "generated": utc_now(),
+    }
+
+
+def _data_block(coverage: Mapping[str, Any], n: int, case_warnings: Sequence[str]) -> dict[str, Any]:
+    warnings = [dict(w) for w in coverage.get("warnings", [])]
+    warnings += [{"code": "case", "count": 1, "message": w} for w in case_warnings]
+    return {"n_prompts_analysed": n, "coverage": {k: v for k, v in coverage.items() if k != "warnings"},
+            "warnings": warnings}
+
+
+def write_figures(run: Any, corpus: Any, findings: Mapping[str, Any], art: Mapping[str, Any]) -> None:
+    """Per-line figures, the LR scale of the headline teacher, the source heatmaps and the Tippett plot."""
+    from forensics import figures
+
+    teachers = findings["teachers"]
+    for line, label in (("stylometry", "affinity (negative Cosine Delta, most-frequent words)"),
+                        ("markers", "teacher-marker phrases per 100 words")):
+        entries = {t["name"]: t["evidence"][line] for t in teachers}
+        run.write_figure(f"figures/line_{line}", figures.line_summary(
+            entries, title=f"{line.capitalize()} line: suspect against the panel", value_label=label,
+            suspect=corpus.suspect), step=STEP)
+    head = next((t for t in teachers if t["name"] == findings["conclusion"]["attributed_teacher"]),
+                max(teachers, key=lambda t: t["log10_lr"]))
+    run.write_figure("figures/lr_scale", figures.lr_scale_figure(
+        head["log10_lr"], findings["parameters"]["inconclusive_band"], head["verbal"],
+        bounds=head["lr_bounds"]), step=STEP)
+    sources = art["semantic"]["sources"]
+    emb = pd.DataFrame(art["semantic"]["matrix"], index=sources, columns=sources)
+    sty_src = art["stylometry"]["sources"]
+    sty = pd.DataFrame(art["stylometry"]["families"]["mfw_cosine_delta"]["sim"], index=sty_src, columns=sty_src)
+    roles = figures.Roles.of(corpus)
+    run.write_figure("figures/similarity_heatmaps", figures.similarity_heatmaps(emb, sty, roles), step=STEP)
+    tippett = findings["validation"].get("tippett")
+    if tippett:
+        run.write_figure("figures/tippett", figures.tippett_plot(tippett["hp"], tippett["hd"]), step=STEP)
