@@ -443,7 +443,7 @@ def write_step(corpus: CorpusLike, vectors: Mapping[str, np.ndarray], params: Cl
                                 title="Co-clustering with each candidate teacher",
                                 value_label="Share of prompts where the answer shares the teacher's cluster",
                                 xlim=(-0.02, 1.02))
-    run.write_figure("figures/co_clustering", line, step=STEP)
+    run.write_figure("figures/line_clusters", line, step=STEP)
     return summary
 
 
