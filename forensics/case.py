@@ -91,7 +91,8 @@ class Parameters:
     mfw: int = 300
     umap_max_points: int = 4000
     canaries: tuple[str, ...] = ()
-    inconclusive_band: tuple[float, float] = (-1.0, 1.0)
+    #: LR between 1/2 and 2 ("no meaningful support" on the ENFSI-style verbal scale) is inconclusive.
+    inconclusive_band: tuple[float, float] = (-0.30103, 0.30103)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, every key present (defaults included) so the manifest hash covers all of them."""

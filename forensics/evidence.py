@@ -40,7 +40,8 @@ def matrix_line(sim: np.ndarray, boot: np.ndarray | None, sources: Sequence[str]
     out = {}
     for t in teachers:
         out[t] = {"suspect": float(full[t]["suspect"]), "references": np.ravel(full[t]["references"]),
-                  "z": float(full[t]["z"]), "boot_z": reps[t]["z"] if reps else np.empty(0)}
+                  "z": float(full[t]["z"]), "boot_z": reps[t]["z"] if reps else np.empty(0),
+                  "boot_suspect": reps[t]["suspect"] if reps else np.empty(0)}
     return out
 
 
@@ -70,7 +71,8 @@ def stylometry_lines(stylo: Mapping[str, Any], suspect: str, teachers: Sequence[
         boot = [u["boot_z"] for u in used if np.size(u["boot_z"])]
         out[t] = {"z": float(np.mean([u["z"] for u in used])),
                   "boot_z": np.mean(boot, axis=0) if boot else np.empty(0),
-                  "families": {f: fams[f][t] for f in fams}}
+                  "families": {f: fams[f][t] for f in fams},
+                  "boot_suspect": fams[STYLO_FAMILIES[0]][t]["boot_suspect"]}
     return out
 
 
@@ -85,6 +87,7 @@ def marker_lines(markers: Mapping[str, Any], teachers: Sequence[str],
                        {t: {r: data[t]["boot_references"][r][b] for r in references} for t in teachers},
                        references) for b in range(n_boot)]
     return {t: {"z": full[t], "boot_z": np.array([b[t] for b in boots]),
+                "boot_suspect": np.asarray(data[t].get("boot_suspect") or [], dtype=float),
                 "suspect": data[t]["suspect"], "references": data[t]["references"]} for t in teachers}
 
 

@@ -22,6 +22,8 @@ STEP = "06_evidence"
 SCHEMA = 1
 N_EXHIBITS = 3
 EXHIBIT_CHARS = 1500
+MIN_EXHIBIT_WORDS = 25
+MAX_LEAKS = 20
 
 
 # ----------------------------------------------------------------------------------------- scoring
@@ -93,16 +95,16 @@ def _stylometry_entry(line: Mapping[str, Any], references: Sequence[str], n_prom
     for fam, v in line["families"].items():
         fams[fam] = {"suspect_value": _r(v["suspect"]),
                      "panel_values": {r: _r(x) for r, x in zip(references, v["references"], strict=True)},
-                     "z": _r(v["z"]), "ci95": evidence.interval(v["boot_z"]),
-                     "fused": fam in evidence.STYLO_FAMILIES}
+                     "z": _r(v["z"]), "ci95": evidence.interval(v["boot_suspect"]),
+                     "z_ci95": evidence.interval(v["boot_z"]), "fused": fam in evidence.STYLO_FAMILIES}
     main = line["families"][evidence.STYLO_FAMILIES[0]]
     return {"statistic": "mean panel-relative z over the stylometric families (Cosine Delta on "
                          "most-frequent words, character 3-grams, topic-masked word n-grams, formatting "
                          "habits); suspect/panel values shown are the most-frequent-word affinities",
             "suspect_value": _r(main["suspect"]),
             "panel_values": {r: _r(x) for r, x in zip(references, main["references"], strict=True)},
-            "z": _r(line["z"]), "ci95": evidence.interval(line["boot_z"]), "n_prompts": n_prompts,
-            "families": fams}
+            "z": _r(line["z"]), "ci95": evidence.interval(line["boot_suspect"]),
+            "z_ci95": evidence.interval(line["boot_z"]), "n_prompts": n_prompts, "families": fams}
 
 
 def _marker_entry(line: Mapping[str, Any], z: float, data: Mapping[str, Any], n_prompts: int) -> dict[str, Any]:
@@ -112,8 +114,8 @@ def _marker_entry(line: Mapping[str, Any], z: float, data: Mapping[str, Any], n_
             "suspect_value": _r(line["suspect"]),
             "panel_values": {r: (None if v is None else _r(v)) for r, v in line["references"].items()},
             "teacher_value": _r(data["teacher"]),
-            "z": _r(z), "ci95": evidence.interval(line["boot_z"]), "n_prompts": n_prompts,
-            "n_markers": data["n_markers"],
+            "z": _r(z), "ci95": evidence.interval(line["boot_suspect"]),
+            "z_ci95": evidence.interval(line["boot_z"]), "n_prompts": n_prompts, "n_markers": data["n_markers"],
             "top_markers": [{k: row.get(k) for k in ("phrase", "z", "teacher_rate", "suspect_rate",
                                                      "panel_rate")} for row in data["markers"][:15]]}
 
@@ -155,8 +157,11 @@ def exhibits(corpus: Any, per_prompt: pd.DataFrame, teacher: str, marker_rows: S
     rows = per_prompt[per_prompt["teacher"] == teacher]
     wide = rows.pivot(index="prompt_key", columns="source", values="similarity")
     refs = list(corpus.references)
-    margin = (wide[corpus.suspect] - wide[refs].max(axis=1)).sort_values(ascending=False, kind="stable")
     index = {k: i for i, k in enumerate(corpus.prompt_keys)}
+    words = pd.Series({k: len(corpus.responses[corpus.suspect][index[k]].split()) for k in wide.index})
+    # one-line answers ("Hello world") are alike for every model: exhibits show habits, so need some text
+    eligible = wide[words.reindex(wide.index) >= MIN_EXHIBIT_WORDS] if (words >= MIN_EXHIBIT_WORDS).any() else wide
+    margin = (eligible[corpus.suspect] - eligible[refs].max(axis=1)).sort_values(ascending=False, kind="stable")
     out = []
     for key in list(margin.index[:n]):
         i = index[key]
@@ -181,8 +186,9 @@ def _contains(text: str, phrase: str) -> bool:
 
 
 def identity_leaks(markers: Mapping[str, Any], sources: Sequence[str]) -> list[dict[str, Any]]:
+    """The suspect's identity statements verbatim (at most :data:`MAX_LEAKS`; counts cover every source)."""
     leaks = markers.get("identity", {}).get("transcripts", [])
-    return [dict(t) for t in leaks if t["source"] in sources]
+    return [dict(t) for t in leaks if t["source"] in sources][:MAX_LEAKS]
 
 
 # ----------------------------------------------------------------------------------------- limitations
@@ -276,7 +282,7 @@ def build_findings(case: Any, corpus: Any, art: Mapping[str, Any], clusters: Map
         "teachers": teachers,
         "conclusion": conclusion,
         "exhibits": exhibits(corpus, per_prompt, shown, marker_rows),
-        "identity_leaks": identity_leaks(art["markers"], [corpus.suspect, *corpus.teachers]),
+        "identity_leaks": identity_leaks(art["markers"], [corpus.suspect]),
         "identity_counts": art["markers"].get("identity", {}).get("sources", {}),
         "canaries": art["markers"].get("canaries"),
         "limitations": limitations(case, corpus, art["coverage"], teachers, cal),

@@ -78,8 +78,8 @@ def line_entry(full: dict[str, Any], boot: dict[str, Any] | None, panel: Sequenc
         "n_prompts": int(n_prompts),
     }
     if boot is not None and np.size(boot["z"]) > 1:
-        entry["ci95"] = percentile_interval(boot["z"])
-        entry["ci95_of"] = "z"
+        entry["ci95"] = percentile_interval(boot["suspect"])  # of suspect_value, as drawn in the figures
+        entry["z_ci95"] = percentile_interval(boot["z"])
     return entry
 
 

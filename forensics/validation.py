@@ -184,6 +184,7 @@ def pair_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
                          "hp": int(labels.loc[corpus.suspect, "role"] == "student"
                                    and teacher_matches(documented, labels.loc[t, "teacher_name"])),
                          **{f"z_{line}": scored["line_z"][line][t] for line in evidence.FUSED_LINES},
+                         **{f"z_family_{fam}": v["z"] for fam, v in scored["stylometry"][t]["families"].items()},
                          "score": scored["fused"][t], "beats_share": scored["beats"][t],
                          "n_panel": len(corpus.references)})
     return pd.DataFrame(rows)

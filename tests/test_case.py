@@ -79,7 +79,7 @@ def test_empty_parameters_mean_defaults(tmp_path: Path) -> None:
     assert Parameters().to_dict() == {"embedding_model": None, "seed": 0, "max_response_chars": 20000,
                                       "min_prompts": 30, "bootstrap": 500, "permutations": 2000,
                                       "mfw": 300, "umap_max_points": 4000, "canaries": [],
-                                      "inconclusive_band": [-1.0, 1.0]}
+                                      "inconclusive_band": [-0.30103, 0.30103]}
 
 
 def test_parameters_from_dict_validates_without_lines() -> None:
