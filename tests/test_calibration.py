@@ -1,0 +1,244 @@
+"""forensics.calibration: verbal scale, inconclusive band, the lir adapter (logistic fit + ELUB), Cllr."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from forensics.calibration import FORMAT_VERSION, Calibration, calibration_record, cllr, supports, verbal
+from forensics.custody import sha256_file
+
+# --------------------------------------------------------------------------------------------------
+# Verbal scale (ENFSI 2015): LR 1-2 none, 2-10 weak, 10-100 moderate, 100-1000 moderately strong,
+# 1000-10^4 strong, 10^4-10^6 very strong, above 10^6 extremely strong
+# --------------------------------------------------------------------------------------------------
+
+SCALE = [
+    (1.5, "no meaningful support"),
+    (5, "weak support"),
+    (50, "moderate support"),
+    (500, "moderately strong support"),
+    (5_000, "strong support"),
+    (5e5, "very strong support"),
+    (5e6, "extremely strong support"),
+]
+
+
+@pytest.mark.parametrize(("lr", "words"), SCALE)
+def test_verbal_for_hp(lr: float, words: str) -> None:
+    assert verbal(math.log10(lr)) == f"{words} for Hp"
+
+
+@pytest.mark.parametrize(("lr", "words"), SCALE)
+def test_verbal_for_hd_uses_the_same_words_with_the_lr_inverted(lr: float, words: str) -> None:
+    assert verbal(-math.log10(lr)) == f"{words} for Hd"
+
+
+def test_verbal_at_lr_one() -> None:
+    assert verbal(0.0) == "no support for either proposition"
+
+
+@pytest.mark.parametrize(("lr", "words"), [
+    (1.99, "no meaningful support"), (2.01, "weak support"),
+    (9.9, "weak support"), (10.1, "moderate support"),
+    (990, "moderately strong support"), (1010, "strong support"),
+    (9.9e3, "strong support"), (1.01e4, "very strong support"),
+    (9.9e5, "very strong support"), (1.01e6, "extremely strong support"),
+])
+def test_verbal_either_side_of_each_boundary(lr: float, words: str) -> None:
+    assert verbal(math.log10(lr)) == f"{words} for Hp"
+    assert verbal(-math.log10(lr)) == f"{words} for Hd"
+
+
+@pytest.mark.parametrize(("log10_lr", "words"), [
+    (1.0, "moderate support"), (2.0, "moderately strong support"), (3.0, "strong support"),
+    (4.0, "very strong support"), (6.0, "extremely strong support"),
+])
+def test_verbal_exact_decades_belong_to_the_stronger_phrase(log10_lr: float, words: str) -> None:
+    """The scale's numbers are upper bounds (exclusive): LR exactly 10 is already 'moderate'."""
+    assert verbal(log10_lr) == f"{words} for Hp"
+
+
+def test_verbal_is_symmetric_everywhere() -> None:
+    for x in np.linspace(0.01, 8, 200):
+        assert verbal(x).replace("for Hp", "") == verbal(-x).replace("for Hd", "")
+
+
+# --------------------------------------------------------------------------------------------------
+# The inconclusive band
+# --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (-1.0, "inconclusive"), (1.0, "inconclusive"), (0.0, "inconclusive"), (0.999, "inconclusive"),
+    (1.000001, "Hp"), (-1.000001, "Hd"), (5.0, "Hp"), (-5.0, "Hd"),
+])
+def test_supports_with_band_edges_inside_the_band(value: float, expected: str) -> None:
+    assert supports(value, (-1.0, 1.0)) == expected
+
+
+def test_supports_with_an_asymmetric_band() -> None:
+    band = (-0.5, 2.0)
+    assert supports(1.5, band) == "inconclusive"
+    assert supports(-0.6, band) == "Hd"
+    assert supports(2.0, band) == "inconclusive"
+    assert supports(2.01, band) == "Hp"
+
+
+def test_supports_with_an_empty_band_splits_at_zero() -> None:
+    assert supports(0.01, (0.0, 0.0)) == "Hp"
+    assert supports(-0.01, (0.0, 0.0)) == "Hd"
+    assert supports(0.0, (0.0, 0.0)) == "inconclusive"
+
+
+# --------------------------------------------------------------------------------------------------
+# Fitting
+# --------------------------------------------------------------------------------------------------
+
+def gaussian_pairs(n_hd: int, n_hp: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """Evenly spaced quantiles of N(0, 1) (Hd) and N(shift, 1) (Hp): a noise-free sample of both."""
+    hd = norm.ppf((np.arange(n_hd) + 0.5) / n_hd)
+    hp = shift + norm.ppf((np.arange(n_hp) + 0.5) / n_hp)
+    return np.r_[hd, hp], np.r_[np.zeros(n_hd, dtype=int), np.ones(n_hp, dtype=int)]
+
+
+def test_fit_on_separable_scores() -> None:
+    scores, labels = gaussian_pairs(40, 10, shift=5.0)
+    cal = Calibration.fit(scores, labels, data_sha256="abc", description="synthetic")
+    assert cal.slope > 0
+    assert cal.lower <= 0 <= cal.upper
+    assert cal.lower < 0 < cal.upper  # separable data earn some strength both ways
+    assert cal.upper <= math.log10(cal.n_hd + 1)
+    assert cal.lower >= -math.log10(cal.n_hp + 1)
+    assert (cal.n_hp, cal.n_hd) == (10, 40)
+    assert (cal.data_sha256, cal.description) == ("abc", "synthetic")
+
+
+def test_fit_recovers_the_true_log10_lr_of_two_gaussians() -> None:
+    """N(2,1) vs N(0,1): ln LR(x) = 2x - 2, so log10 LR = (2x - 2) / ln 10 (slope 0.8686, intercept -0.8686).
+
+    Pins the adapter's conversion from the natural-log logistic coefficients to log10, and the class
+    balancing (unequal class sizes must not move the intercept: the proportion of Hp pairs is not a prior).
+    """
+    scores, labels = gaussian_pairs(4000, 1000, shift=2.0)
+    cal = Calibration.fit(scores, labels)
+    assert cal.slope == pytest.approx(2 / math.log(10), rel=0.02)
+    assert cal.intercept == pytest.approx(-2 / math.log(10), rel=0.02)
+
+
+def test_fit_equals_balanced_logistic_regression_in_log10() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    scores, labels = gaussian_pairs(30, 12, shift=1.5)
+    cal = Calibration.fit(scores, labels)
+    ref = LogisticRegression(class_weight="balanced").fit(scores.reshape(-1, 1), labels)
+    assert cal.slope == pytest.approx(float(ref.coef_[0, 0]) / math.log(10), rel=1e-6)
+    assert cal.intercept == pytest.approx(float(ref.intercept_[0]) / math.log(10), rel=1e-6)
+
+
+def test_fit_bounds_grow_with_the_calibration_data() -> None:
+    small = Calibration.fit(*gaussian_pairs(10, 10, shift=6.0))
+    large = Calibration.fit(*gaussian_pairs(400, 400, shift=6.0))
+    assert large.upper > small.upper
+    assert large.lower < small.lower
+
+
+def test_fit_needs_both_kinds_of_pair() -> None:
+    with pytest.raises(ValueError, match="both kinds"):
+        Calibration.fit(np.array([1.0, 2.0, 3.0]), np.array([1, 1, 1]))
+    with pytest.raises(ValueError, match="both kinds"):
+        Calibration.fit(np.array([1.0, 2.0, 3.0]), np.array([0, 0, 0]))
+
+
+def test_fit_does_not_modify_its_inputs() -> None:
+    scores, labels = gaussian_pairs(20, 5, shift=3.0)
+    before = scores.copy(), labels.copy()
+    Calibration.fit(scores, labels)
+    np.testing.assert_array_equal(scores, before[0])
+    np.testing.assert_array_equal(labels, before[1])
+
+
+# --------------------------------------------------------------------------------------------------
+# Applying
+# --------------------------------------------------------------------------------------------------
+
+CAL = Calibration(intercept=-1.0, slope=0.5, lower=-1.5, upper=2.0, n_hp=10, n_hd=40)
+
+
+def test_transform_is_linear_inside_the_bounds_and_clipped_outside() -> None:
+    got = CAL.transform(np.array([-100.0, -1.0, 0.0, 2.0, 4.0, 6.0, 100.0]))
+    np.testing.assert_allclose(got, [-1.5, -1.5, -1.0, 0.0, 1.0, 2.0, 2.0])
+
+
+def test_log10_lr_agrees_with_transform() -> None:
+    for score in (-9.0, -1.0, 0.3, 2.0, 5.9, 50.0):
+        assert CAL.log10_lr(score) == pytest.approx(float(CAL.transform(np.array([score]))[0]))
+    assert isinstance(CAL.log10_lr(1.0), float)
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    cal = Calibration.fit(*gaussian_pairs(40, 10, shift=4.0), data_sha256="f" * 64, description="fit")
+    cal.metrics = {"summary": {"pair_auc": 0.97, "n_cases": 15}}
+    path = cal.save(tmp_path / "cal.json")
+    again = Calibration.load(path)
+    assert again.to_dict() == json.loads(path.read_text())
+    for name in ("intercept", "slope", "lower", "upper"):
+        assert getattr(again, name) == pytest.approx(getattr(cal, name), abs=1e-6)
+    assert (again.n_hp, again.n_hd, again.data_sha256, again.description) == (10, 40, "f" * 64, "fit")
+    assert again.metrics == {"summary": {"pair_auc": 0.97, "n_cases": 15}}
+    scores = np.linspace(-3, 8, 23)
+    np.testing.assert_allclose(again.transform(scores), cal.transform(scores), atol=1e-5)
+    # the file is stable: saving the loaded calibration writes the same bytes
+    assert again.save(tmp_path / "again.json").read_bytes() == path.read_bytes()
+
+
+def test_load_refuses_another_format(tmp_path: Path) -> None:
+    data = {**CAL.to_dict(), "format_version": FORMAT_VERSION + 1}
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="format"):
+        Calibration.load(path)
+
+
+def test_calibration_record_names_the_file_and_its_hash(tmp_path: Path) -> None:
+    path = CAL.save(tmp_path / "mine.json")
+    record = calibration_record(path)
+    assert record["file"] == "mine.json"
+    assert record["sha256"] == sha256_file(path)
+    assert (record["n_hp"], record["n_hd"], record["lower"], record["upper"]) == (10, 40, -1.5, 2.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Cllr
+# --------------------------------------------------------------------------------------------------
+
+LABELS = np.array([1] * 5 + [0] * 5)
+
+
+def test_cllr_of_uninformative_lrs_is_one() -> None:
+    value, value_min = cllr(np.zeros(10), LABELS)
+    assert value == pytest.approx(1.0)
+    assert value_min == pytest.approx(1.0)
+
+
+def test_cllr_of_strong_correct_lrs_is_near_zero() -> None:
+    value, value_min = cllr(np.r_[[3.0] * 5, [-3.0] * 5], LABELS)
+    assert value < 0.01
+    assert value_min == pytest.approx(0.0, abs=1e-9)
+
+
+def test_cllr_of_misleading_lrs_exceeds_one() -> None:
+    value, value_min = cllr(np.r_[[-2.0] * 5, [2.0] * 5], LABELS)
+    assert value > 1.0
+    assert value_min <= value
+
+
+def test_cllr_min_removes_miscalibration_only() -> None:
+    """Well-separated but over-stated LRs: Cllr is poor, Cllr_min (after the best monotone map) is 0."""
+    value, value_min = cllr(np.r_[[12.0] * 5, [8.0] * 5], LABELS)
+    assert value > 1.0
+    assert value_min == pytest.approx(0.0, abs=1e-9)

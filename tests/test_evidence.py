@@ -1,0 +1,321 @@
+"""forensics.evidence (rate z, fusion, candidate comparison, decision) and findings' sentences."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from forensics import evidence, findings
+from forensics.calibration import Calibration
+from forensics.evidence import BEATS_LEVEL, beats_others, decide, fuse, fuse_boot, rate_line
+
+# --------------------------------------------------------------------------------------------------
+# rate_line: a per-teacher rate, suspect vs references, spread pooled over teachers
+# --------------------------------------------------------------------------------------------------
+#
+# references A, B, C; teachers T1, T2
+#   T1 rates 1, 2, 3 -> mean 2, centred -1, 0, 1
+#   T2 rates 5, 6, 7 -> mean 6, centred -1, 0, 1
+# pooled: sum of squares 4, dof = 6 values - 2 teachers = 4, sd = 1
+#   suspect T1 = 4 -> z = (4 - 2) / 1 = 2;  suspect T2 = 5 -> z = (5 - 6) / 1 = -1
+
+REFS = ["A", "B", "C"]
+REF_RATES = {"T1": {"A": 1.0, "B": 2.0, "C": 3.0}, "T2": {"A": 5.0, "B": 6.0, "C": 7.0}}
+
+
+def test_rate_line_by_hand() -> None:
+    z = rate_line({"T1": 4.0, "T2": 5.0}, REF_RATES, REFS)
+    assert z["T1"] == pytest.approx(2.0)
+    assert z["T2"] == pytest.approx(-1.0)
+
+
+def test_rate_line_pools_the_spread_over_teachers() -> None:
+    """Widening T2's panel spread lowers T1's z too (one pooled sd), not only T2's.
+
+    T2 rates 4, 6, 8: centred -2, 0, 2; sum of squares 2 + 8 = 10; sd = sqrt(10 / 4).
+    """
+    rates = {"T1": REF_RATES["T1"], "T2": {"A": 4.0, "B": 6.0, "C": 8.0}}
+    z = rate_line({"T1": 4.0, "T2": 5.0}, rates, REFS)
+    sd = math.sqrt(10 / 4)
+    assert z["T1"] == pytest.approx(2.0 / sd)
+    assert z["T2"] == pytest.approx(-1.0 / sd)
+
+
+def test_rate_line_skips_a_missing_reference_rate() -> None:
+    """T2's rate for C is unknown (None): T2 mean 5.5 from A, B; centred -0.5, 0.5.
+
+    sum of squares 2 + 0.5 = 2.5 over 5 finite values - 2 teachers = 3 dof.
+    """
+    rates = {"T1": REF_RATES["T1"], "T2": {"A": 5.0, "B": 6.0, "C": None}}
+    z = rate_line({"T1": 4.0, "T2": 5.0}, rates, REFS)
+    sd = math.sqrt(2.5 / 3)
+    assert z["T1"] == pytest.approx(2.0 / sd)
+    assert z["T2"] == pytest.approx(-0.5 / sd)
+
+
+def test_rate_line_without_spread_is_nan() -> None:
+    rates = {"T1": {"A": 1.0, "B": 1.0, "C": 1.0}}
+    assert math.isnan(rate_line({"T1": 3.0}, rates, REFS)["T1"])
+
+
+def test_rate_line_of_an_unknown_suspect_rate_is_nan() -> None:
+    assert math.isnan(rate_line({"T1": None, "T2": 5.0}, REF_RATES, REFS)["T1"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Fusion
+# --------------------------------------------------------------------------------------------------
+
+def test_fuse_is_the_mean_of_the_lines() -> None:
+    line_z = {"embedding": {"T": 1.0, "U": 0.0}, "stylometry": {"T": 2.0, "U": -1.0},
+              "markers": {"T": 6.0, "U": -2.0}}
+    assert fuse(line_z, ["T", "U"]) == {"T": pytest.approx(3.0), "U": pytest.approx(-1.0)}
+
+
+def test_fuse_skips_a_line_that_could_not_be_computed() -> None:
+    line_z = {"embedding": {"T": 1.0}, "stylometry": {"T": 3.0}, "markers": {"T": float("nan")}}
+    assert fuse(line_z, ["T"])["T"] == pytest.approx(2.0)
+
+
+def test_fuse_ignores_lines_that_are_not_fused() -> None:
+    line_z = {"embedding": {"T": 1.0}, "clusters": {"T": 100.0}}
+    assert fuse(line_z, ["T"])["T"] == pytest.approx(1.0)
+
+
+def test_fuse_of_no_line_is_nan() -> None:
+    line_z = {"embedding": {"T": float("nan")}, "markers": {"T": float("nan")}}
+    assert math.isnan(fuse(line_z, ["T"])["T"])
+
+
+def test_fuse_boot_averages_replicates_of_the_available_lines() -> None:
+    line_boot = {"embedding": {"T": np.array([1.0, 2.0, 3.0])},
+                 "stylometry": {"T": np.array([3.0, 4.0, 5.0, 99.0])},  # longer: truncated to 3
+                 "markers": {"T": np.array([])}}                          # no replicates: left out
+    np.testing.assert_allclose(fuse_boot(line_boot, ["T"])["T"], [2.0, 3.0, 4.0])
+
+
+def test_fuse_boot_ignores_nan_in_one_line() -> None:
+    line_boot = {"embedding": {"T": np.array([1.0, np.nan])}, "stylometry": {"T": np.array([3.0, 5.0])}}
+    np.testing.assert_allclose(fuse_boot(line_boot, ["T"])["T"], [2.0, 5.0])
+
+
+def test_fuse_boot_without_replicates_is_empty() -> None:
+    got = fuse_boot({"embedding": {"T": np.array([])}}, ["T"])["T"]
+    assert got.size == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Beating the other candidates
+# --------------------------------------------------------------------------------------------------
+
+def test_one_candidate_has_nothing_to_beat() -> None:
+    assert beats_others({"T": np.array([-5.0, -6.0])}, {"T": -5.5}) == {"T": 1.0}
+
+
+def test_a_clear_winner_beats_the_others_in_every_replicate() -> None:
+    rng = np.random.default_rng(1)
+    boot = {"T": 5 + rng.normal(0, 0.3, 200), "U": rng.normal(0, 0.3, 200), "V": rng.normal(0, 0.3, 200)}
+    share = beats_others(boot, {"T": 5.0, "U": 0.0, "V": 0.0})
+    assert share["T"] == pytest.approx(1.0)
+    assert share["T"] >= BEATS_LEVEL
+    assert share["U"] + share["V"] == pytest.approx(0.0)
+
+
+def test_ties_beat_nobody() -> None:
+    same = np.linspace(0, 1, 50)
+    share = beats_others({"T": same, "U": same.copy()}, {"T": 0.5, "U": 0.5})
+    assert share == {"T": 0.0, "U": 0.0}
+
+
+def test_close_candidates_share_the_wins() -> None:
+    """Two candidates that swap places from replicate to replicate: neither reaches the 95% level."""
+    rng = np.random.default_rng(2)
+    base = rng.normal(0, 1, 400)
+    share = beats_others({"T": base + 0.1, "U": base + rng.normal(0, 0.5, 400)}, {"T": 0.1, "U": 0.0})
+    assert share["T"] + share["U"] == pytest.approx(1.0)
+    assert max(share.values()) < BEATS_LEVEL
+
+
+def test_without_replicates_the_full_data_ranking_decides() -> None:
+    share = beats_others({"T": np.array([]), "U": np.array([])}, {"T": 0.2, "U": 1.3})
+    assert share == {"T": 0.0, "U": 1.0}
+
+
+def test_replicates_of_unequal_length_are_compared_on_the_common_ones() -> None:
+    share = beats_others({"T": np.array([2.0, 2.0, -9.0]), "U": np.array([1.0, 1.0])}, {"T": 2.0, "U": 1.0})
+    assert share == {"T": 1.0, "U": 0.0}
+
+
+# --------------------------------------------------------------------------------------------------
+# The decision
+# --------------------------------------------------------------------------------------------------
+
+def teacher(name: str, supports: str, beats: bool, log10_lr: float) -> dict[str, Any]:
+    verbal = {"Hp": "moderate support for Hp", "Hd": "weak support for Hd"}.get(
+        supports, "no meaningful support for Hp")
+    return {"name": name, "supports": supports, "beats_other_candidates": beats, "log10_lr": log10_lr,
+            "verbal": verbal}
+
+
+def test_attributed_only_when_supported_and_beating_the_others() -> None:
+    got = decide([teacher("T", "Hp", True, 1.5), teacher("U", "Hd", False, -1.2)])
+    assert got == {"attributed_teacher": "T", "outcome": "attributed"}
+
+
+def test_support_without_beating_the_others_is_inconclusive() -> None:
+    got = decide([teacher("T", "Hp", False, 1.5), teacher("U", "Hp", False, 1.4)])
+    assert got == {"attributed_teacher": None, "outcome": "inconclusive"}
+
+
+def test_beating_the_others_without_support_attributes_nothing() -> None:
+    got = decide([teacher("T", "inconclusive", True, 0.2), teacher("U", "Hd", False, -1.0)])
+    assert got == {"attributed_teacher": None, "outcome": "no teacher supported"}
+
+
+def test_no_support_at_all() -> None:
+    got = decide([teacher("T", "Hd", False, -1.5), teacher("U", "Hd", False, -1.1)])
+    assert got == {"attributed_teacher": None, "outcome": "no teacher supported"}
+
+
+def test_the_winner_with_support_is_named_even_if_a_loser_has_a_higher_lr() -> None:
+    """Only candidates that beat the others can be attributed; the highest LR among them wins."""
+    got = decide([teacher("T", "Hp", False, 2.5), teacher("U", "Hp", True, 1.1)])
+    assert got == {"attributed_teacher": "U", "outcome": "attributed"}
+
+
+# --------------------------------------------------------------------------------------------------
+# The statement (one sentence for the legal reader)
+# --------------------------------------------------------------------------------------------------
+
+def test_statement_attributed() -> None:
+    teachers = [teacher("T", "Hp", True, 2.0), teacher("U", "Hd", False, -1.0)]
+    text = findings.statement("S", teachers, {"attributed_teacher": "T", "outcome": "attributed"})
+    assert text.startswith("The evidence supports the proposition that S was trained on outputs of T")
+    assert "about 100 times more probable" in text
+    assert "(moderate support for Hp)" in text
+    assert "T out-scores every other candidate teacher" in text
+    assert "U" not in text.replace("supports", "").replace("out-scores", "")
+
+
+def test_statement_attributed_with_a_small_lr_keeps_a_decimal() -> None:
+    teachers = [teacher("T", "Hp", True, math.log10(3.2))]
+    text = findings.statement("S", teachers, {"attributed_teacher": "T", "outcome": "attributed"})
+    assert "about 3.2 times more probable" in text
+
+
+def test_statement_inconclusive_names_the_supported_candidates() -> None:
+    teachers = [teacher("T", "Hp", False, 1.5), teacher("U", "Hp", False, 1.4), teacher("V", "Hd", False, -2)]
+    text = findings.statement("S", teachers, {"attributed_teacher": None, "outcome": "inconclusive"})
+    assert text.startswith("Inconclusive:")
+    assert "T, U" in text
+    assert "V" not in text
+    assert "does not single out one candidate teacher" in text
+
+
+def test_statement_no_teacher_supported() -> None:
+    teachers = [teacher("T", "Hd", False, -1.5), teacher("U", "inconclusive", False, 0.1)]
+    text = findings.statement("S", teachers, {"attributed_teacher": None, "outcome": "no teacher supported"})
+    assert text.startswith("No candidate teacher is supported")
+    assert "S's resemblance" in text
+    assert "T" not in text.replace("The", "")
+
+
+# --------------------------------------------------------------------------------------------------
+# Limitations are generated from the case
+# --------------------------------------------------------------------------------------------------
+
+CAL = Calibration(intercept=0.0, slope=1.0, lower=-1.25, upper=1.5, n_hp=12, n_hd=48)
+
+
+def make_case(references: list[tuple[str, str | None]], suspect_base: str | None) -> SimpleNamespace:
+    return SimpleNamespace(
+        suspect=SimpleNamespace(name="S", base_model=suspect_base),
+        references=[SimpleNamespace(name=n, base_model=b) for n, b in references])
+
+
+def make_corpus(references: list[str], n_prompts: int) -> SimpleNamespace:
+    return SimpleNamespace(references=references, prompt_keys=[f"{i:04d}" for i in range(n_prompts)])
+
+
+def limitations(refs: list[tuple[str, str | None]], suspect_base: str | None = "Base-7B", n_prompts: int = 500,
+                teachers: list[dict[str, Any]] | None = None, coverage: dict[str, Any] | None = None) -> list[str]:
+    return findings.limitations(make_case(refs, suspect_base), make_corpus([n for n, _ in refs], n_prompts),
+                                coverage or {}, teachers or [teacher("T", "Hd", False, -1.0)], CAL)
+
+
+FIVE = [("R1", "X"), ("R2", "Y"), ("R3", "Z"), ("R4", None), ("R5", None)]
+
+
+def mentions(sentences: list[str], fragment: str) -> list[str]:
+    return [s for s in sentences if fragment in s]
+
+
+def test_a_two_reference_panel_produces_the_small_panel_sentence() -> None:
+    got = limitations([("R1", "X"), ("R2", "Y")])
+    assert len(mentions(got, "The reference panel has only 2 models")) == 1
+
+
+def test_a_five_reference_panel_has_no_small_panel_sentence() -> None:
+    assert not mentions(limitations(FIVE), "reference panel has only")
+
+
+def test_few_prompts_sentence_states_the_number() -> None:
+    assert mentions(limitations(FIVE, n_prompts=60), "Only 60 prompts were analysed")
+    assert not mentions(limitations(FIVE, n_prompts=500), "prompts were analysed")
+
+
+def test_a_reference_sharing_the_suspects_base_model_is_named() -> None:
+    refs = [("R1", "Base-7B"), ("R2", "Y"), ("R3", "Base-7B"), ("R4", None), ("R5", None)]
+    got = mentions(limitations(refs, suspect_base="Base-7B"), "share the suspect's base model")
+    assert len(got) == 1
+    assert got[0].startswith("R1, R3 share the suspect's base model (Base-7B)")
+    assert "R2" not in got[0]
+
+
+def test_no_shared_base_model_no_sentence() -> None:
+    got = limitations(FIVE, suspect_base="Base-7B")
+    assert not mentions(got, "base model")
+
+
+def test_an_unstated_base_model_is_a_limitation() -> None:
+    got = limitations(FIVE, suspect_base=None)
+    assert mentions(got, "The suspect's base model is not stated")
+
+
+def test_several_supported_candidates_are_named() -> None:
+    teachers = [teacher("T", "Hp", False, 1.2), teacher("U", "Hp", False, 1.9), teacher("V", "Hd", False, -1)]
+    got = mentions(limitations(FIVE, teachers=teachers), "More than one candidate teacher is supported")
+    assert len(got) == 1
+    assert "(U, T)" in got[0]  # strongest first
+
+
+def test_one_supported_candidate_has_no_such_sentence() -> None:
+    teachers = [teacher("T", "Hp", True, 1.2), teacher("U", "Hd", False, -1)]
+    assert not mentions(limitations(FIVE, teachers=teachers), "More than one candidate")
+
+
+def test_the_calibration_size_and_bounds_are_stated() -> None:
+    got = mentions(limitations(FIVE), "calibrated on 60 labelled pairs")
+    assert len(got) == 1
+    assert "(12 trained-on, 48 independent)" in got[0]
+    assert "[-1.25, +1.50]" in got[0]
+
+
+def test_excluded_prompts_are_counted() -> None:
+    got = limitations(FIVE, coverage={"excluded_prompts": [{"prompt_key": "a"}, {"prompt_key": "b"}]})
+    assert mentions(got, "2 prompts were excluded")
+    assert not mentions(limitations(FIVE), "were excluded")
+
+
+def test_limitations_differ_between_cases() -> None:
+    """Not boilerplate: a small, base-sharing, short case and a large clean one get different lists."""
+    assert limitations([("R1", "Base-7B"), ("R2", None)], n_prompts=50) != limitations(FIVE, n_prompts=900)
+
+
+def test_panel_ok() -> None:
+    assert not evidence.panel_ok(["A"])
+    assert evidence.panel_ok(["A", "B"])
