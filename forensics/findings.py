@@ -98,9 +98,9 @@ def _stylometry_entry(line: Mapping[str, Any], references: Sequence[str], n_prom
                      "z": _r(v["z"]), "ci95": evidence.interval(v["boot_suspect"]),
                      "z_ci95": evidence.interval(v["boot_z"]), "fused": fam in evidence.STYLO_FAMILIES}
     main = line["families"][evidence.STYLO_FAMILIES[0]]
-    return {"statistic": "mean panel-relative z of two stylometric families (Burrows' Delta on the "
-                         "most-frequent words, formatting habits); the values shown are the "
-                         "most-frequent-word affinities; the other families are listed as components",
+    return {"statistic": "panel-relative affinity of formatting habits (headers, lists, bold, code, "
+                         "openings and closings, refusals, length of lines and sentences: Cosine Delta on "
+                         "their z-scored rates); the word and character families are listed as components",
             "suspect_value": _r(main["suspect"]),
             "panel_values": {r: _r(x) for r, x in zip(references, main["references"], strict=True)},
             "z": _r(line["z"]), "ci95": evidence.interval(line["boot_suspect"]),
@@ -308,7 +308,7 @@ def write_figures(run: Any, corpus: Any, findings: Mapping[str, Any], art: Mappi
     from forensics import figures
 
     teachers = findings["teachers"]
-    for line, label in (("stylometry", "affinity (negative Burrows' Delta, most-frequent words)"),
+    for line, label in (("stylometry", "affinity (negative Cosine Delta, formatting habits)"),
                         ("markers", "teacher-marker phrases per 100 words")):
         entries = {t["name"]: t["evidence"][line] for t in teachers}
         run.write_figure(f"figures/line_{line}", figures.line_summary(
