@@ -222,6 +222,11 @@ class _Warnings:
 # Normalisation
 # --------------------------------------------------------------------------------------------------
 
+def is_empty_response(text: str) -> bool:
+    """No visible answer: empty, whitespace or invisible characters only (a lone U+200B is no answer)."""
+    return not text.translate(_STRIP_INVISIBLE).strip()
+
+
 def normalise_prompt(text: str) -> str:
     """The form prompts are joined on: NFKC, invisible characters removed, case folded, spaces collapsed.
 
@@ -601,7 +606,7 @@ def _row(place: _Place, number: int, obj: dict[str, Any], max_chars: int,
                      "truncated (response_sha256 is the hash of the original)",
                      f"{where} ({len(response)} characters)")
         response = response[:max_chars]
-    empty = not response.translate(_STRIP_INVISIBLE).strip()  # U+200B alone is no answer either
+    empty = is_empty_response(response)
     if empty:
         warnings.add("empty_response", "empty, whitespace-only or null response (kept, flagged empty, "
                      "excluded from the aligned corpus)", where)

@@ -220,7 +220,7 @@ def test_write_step_artifacts(fitted, tmp_path, monkeypatch) -> None:
     assert saved["sample"]["n_points"] == 4 * 48 and not saved["sample"]["sampled"]
     frame = pd.read_parquet(tmp_path / "run/artifacts/umap.parquet")
     assert {"prompt_key", "source", "x", "y", "cluster"} <= set(frame.columns) and len(frame) == 4 * 48
-    for stem in ("umap_map", "co_clustering"):
+    for stem in ("umap_map", "line_clusters"):
         for ext in ("png", "svg"):
             assert (tmp_path / f"run/figures/{stem}.{ext}").stat().st_size > 0
     manifest = run.manifest().data["artifacts"]

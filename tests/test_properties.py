@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from forensics.case import load_case
 from forensics.errors import InputError
-from forensics.exchanges import join_case, normalise_prompt, read_exchanges
+from forensics.exchanges import is_empty_response, join_case, normalise_prompt, read_exchanges
 
 # database=None: no .hypothesis/ folder in the shared checkout; failures print their reproducing example.
 SETTINGS = settings(max_examples=50, deadline=None, database=None,
@@ -63,7 +63,7 @@ def test_text_round_trips_through_every_format(name: str, rows: list[tuple[str, 
                                max_response_chars=10_000).frame
     assert frame["prompt"].tolist() == prompts
     assert frame["response"].tolist() == responses
-    assert frame["empty"].tolist() == [not r.strip() for r in responses]
+    assert frame["empty"].tolist() == [is_empty_response(r) for r in responses]
     if ids is not None:
         assert frame["prompt_id"].tolist() == ids
 
