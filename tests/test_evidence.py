@@ -67,44 +67,59 @@ def test_rate_line_of_an_unknown_suspect_rate_is_nan() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Fusion
+# Fusion (written against evidence.FUSED_LINES, whichever lines the method fuses)
 # --------------------------------------------------------------------------------------------------
 
-def test_fuse_is_the_mean_of_the_lines() -> None:
-    line_z = {"embedding": {"T": 1.0, "U": 0.0}, "stylometry": {"T": 2.0, "U": -1.0},
-              "markers": {"T": 6.0, "U": -2.0}}
-    assert fuse(line_z, ["T", "U"]) == {"T": pytest.approx(3.0), "U": pytest.approx(-1.0)}
+FUSED = list(evidence.FUSED_LINES)
+NOT_FUSED = [line for line in ("embedding", "stylometry", "markers", "clusters") if line not in FUSED]
+
+
+def test_at_least_two_lines_are_fused() -> None:
+    assert len(FUSED) >= 2
+    assert set(FUSED) <= {"embedding", "stylometry", "markers"}
+
+
+def test_fuse_is_the_mean_of_the_fused_lines_only() -> None:
+    values = [1.0 + 2 * i for i in range(len(FUSED))]  # 1, 3, (5): mean 2 (or 3)
+    line_z = {line: {"T": v, "U": -v} for line, v in zip(FUSED, values, strict=True)}
+    line_z.update({line: {"T": 100.0, "U": 100.0} for line in NOT_FUSED})  # reported, never fused
+    got = fuse(line_z, ["T", "U"])
+    assert got["T"] == pytest.approx(sum(values) / len(values))
+    assert got["U"] == pytest.approx(-sum(values) / len(values))
 
 
 def test_fuse_skips_a_line_that_could_not_be_computed() -> None:
-    line_z = {"embedding": {"T": 1.0}, "stylometry": {"T": 3.0}, "markers": {"T": float("nan")}}
-    assert fuse(line_z, ["T"])["T"] == pytest.approx(2.0)
+    values = [float("nan"), *(2.0 + i for i in range(len(FUSED) - 1))]
+    line_z = {line: {"T": v} for line, v in zip(FUSED, values, strict=True)}
+    assert fuse(line_z, ["T"])["T"] == pytest.approx(float(np.mean(values[1:])))
 
 
-def test_fuse_ignores_lines_that_are_not_fused() -> None:
-    line_z = {"embedding": {"T": 1.0}, "clusters": {"T": 100.0}}
-    assert fuse(line_z, ["T"])["T"] == pytest.approx(1.0)
+def test_fuse_skips_a_missing_line() -> None:
+    line_z = {FUSED[0]: {"T": 1.5}}
+    assert fuse(line_z, ["T"])["T"] == pytest.approx(1.5)
 
 
 def test_fuse_of_no_line_is_nan() -> None:
-    line_z = {"embedding": {"T": float("nan")}, "markers": {"T": float("nan")}}
+    line_z = {line: {"T": float("nan")} for line in FUSED}
+    line_z.update({line: {"T": 4.0} for line in NOT_FUSED})
     assert math.isnan(fuse(line_z, ["T"])["T"])
 
 
 def test_fuse_boot_averages_replicates_of_the_available_lines() -> None:
-    line_boot = {"embedding": {"T": np.array([1.0, 2.0, 3.0])},
-                 "stylometry": {"T": np.array([3.0, 4.0, 5.0, 99.0])},  # longer: truncated to 3
-                 "markers": {"T": np.array([])}}                          # no replicates: left out
+    line_boot = {FUSED[0]: {"T": np.array([1.0, 2.0, 3.0])},
+                 FUSED[1]: {"T": np.array([3.0, 4.0, 5.0, 99.0])}}  # longer: truncated to 3
+    line_boot.update({line: {"T": np.array([])} for line in FUSED[2:]})  # no replicates: left out
+    line_boot.update({line: {"T": np.array([50.0, 50.0, 50.0])} for line in NOT_FUSED})
     np.testing.assert_allclose(fuse_boot(line_boot, ["T"])["T"], [2.0, 3.0, 4.0])
 
 
 def test_fuse_boot_ignores_nan_in_one_line() -> None:
-    line_boot = {"embedding": {"T": np.array([1.0, np.nan])}, "stylometry": {"T": np.array([3.0, 5.0])}}
+    line_boot = {FUSED[0]: {"T": np.array([1.0, np.nan])}, FUSED[1]: {"T": np.array([3.0, 5.0])}}
     np.testing.assert_allclose(fuse_boot(line_boot, ["T"])["T"], [2.0, 5.0])
 
 
 def test_fuse_boot_without_replicates_is_empty() -> None:
-    got = fuse_boot({"embedding": {"T": np.array([])}}, ["T"])["T"]
+    got = fuse_boot({line: {"T": np.array([])} for line in FUSED}, ["T"])["T"]
     assert got.size == 0
 
 
@@ -181,10 +196,23 @@ def test_no_support_at_all() -> None:
     assert got == {"attributed_teacher": None, "outcome": "no teacher supported"}
 
 
-def test_the_winner_with_support_is_named_even_if_a_loser_has_a_higher_lr() -> None:
-    """Only candidates that beat the others can be attributed; the highest LR among them wins."""
+def test_a_second_supported_candidate_makes_it_inconclusive_even_for_the_winner() -> None:
+    """Two candidates both supporting Hp (siblings of one vendor): naming one would claim too much."""
     got = decide([teacher("T", "Hp", False, 2.5), teacher("U", "Hp", True, 1.1)])
+    assert got == {"attributed_teacher": None, "outcome": "inconclusive"}
+    got = decide([teacher("T", "Hp", True, 2.5), teacher("U", "Hp", False, 1.1)])
+    assert got == {"attributed_teacher": None, "outcome": "inconclusive"}
+
+
+def test_the_single_supported_winner_is_named_whatever_the_others_lrs() -> None:
+    got = decide([teacher("T", "inconclusive", False, 0.2), teacher("U", "Hp", True, 0.9),
+                  teacher("V", "Hd", False, -3.0)])
     assert got == {"attributed_teacher": "U", "outcome": "attributed"}
+
+
+def test_a_single_candidate_case() -> None:
+    assert decide([teacher("T", "Hp", True, 1.0)]) == {"attributed_teacher": "T", "outcome": "attributed"}
+    assert decide([teacher("T", "inconclusive", True, 0.0)])["outcome"] == "no teacher supported"
 
 
 # --------------------------------------------------------------------------------------------------
