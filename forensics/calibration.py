@@ -40,6 +40,8 @@ def verbal(log10_lr: float) -> str:
 
     LR 1 is "no support either way"; below 1 the same words apply to Hd with the LR inverted.
     """
+    if not np.isfinite(log10_lr):
+        raise ValueError(f"no verbal equivalent for log10 LR {log10_lr}")
     if log10_lr == 0:
         return "no support for either proposition"
     magnitude = 10 ** abs(log10_lr)

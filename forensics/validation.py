@@ -75,17 +75,29 @@ def lineage_of(row: pd.Series) -> str:
 
 
 def teacher_matches(label: str, teacher_name: str) -> bool:
-    """Whether a documented teacher (``"gpt-4"``, ``"mixed: a and b"``) names this teacher's file/model.
+    """Whether a documented teacher (``"x-4"``, ``"mixed: a and b"``) names this teacher.
 
-    A label names a teacher when the teacher's name equals it or extends it with a version suffix
-    (label ``x-4`` matches ``x-4-0314`` but not ``x-40``).
+    ``teacher_name`` holds the teacher's aliases separated by ``|`` (see :func:`teacher_aliases`). A label
+    names a teacher when an alias equals it or extends it with a version suffix (label ``x-4`` matches
+    ``x-4-0314`` but not ``x-40``).
     """
-    name = teacher_name.lower()
+    aliases = [a for a in str(teacher_name).lower().split("|") if a]
     for part in re.split(r"[,:;]|\band\b|\bor\b", str(label).lower()):
         part = part.strip()
-        if part and (name == part or name.startswith(part + "-") or name.startswith(part + "_")):
+        if part and any(a == part or a.startswith(part + "-") or a.startswith(part + "_") for a in aliases):
             return True
     return False
+
+
+def teacher_aliases(model: str, stem: str) -> str:
+    """Names a teacher may be documented under: the file's stem and every word-suffix of the model column.
+
+    ``"Vendor Model 2"`` in file ``model-2.json`` gives ``model-2|vendor-model-2|model-2|2``: a label
+    ``model-2`` then matches whichever way the labels file spells the model.
+    """
+    words = str(model).split()
+    suffixes = ["-".join(words[i:]).lower() for i in range(len(words))]
+    return "|".join(dict.fromkeys([stem.lower(), *suffixes]))
 
 
 def load_labels(labels_csv: Path) -> pd.DataFrame:
@@ -99,8 +111,7 @@ def load_labels(labels_csv: Path) -> pd.DataFrame:
     labels["name"] = [Path(f).stem for f in labels["file"]]
     labels["lineage"] = [lineage_of(r) for _, r in labels.iterrows()]
     model_col = labels["model"] if "model" in labels.columns else labels["name"]
-    labels["teacher_name"] = [str(m).split()[-1] if str(m).strip() else n for m, n in zip(model_col, labels["name"],
-                                                                                         strict=True)]
+    labels["teacher_name"] = [teacher_aliases(m, n) for m, n in zip(model_col, labels["name"], strict=True)]
     return labels.sort_values("name", kind="stable").reset_index(drop=True)
 
 
@@ -229,7 +240,7 @@ def summarise(pairs: pd.DataFrame, cases: pd.DataFrame) -> dict[str, Any]:
     students, controls = cases[cases["role"] == "student"], cases[cases["role"] == "control"]
     per_teacher = {}
     for t in sorted(pairs["teacher"].unique()):
-        own = cases[cases["documented"].str.contains(re.escape(t))]
+        own = cases[cases["documented"].str.split(", ").apply(lambda names, t=t: t in names)]
         per_teacher[t] = {"students": len(own), "attributed_correctly": int(own["correct"].sum())}
     return {
         "method": METHOD_VERSION,

@@ -108,8 +108,8 @@ def test_load_labels_derives_name_lineage_and_teacher_name(tmp_path: Path) -> No
     path.write_text(LABELS_CSV)
     labels = load_labels(path).set_index("name")
     assert list(labels.index) == sorted(labels.index)  # sorted by name
-    assert labels.loc["t_one", "teacher_name"] == "t-1-0314"  # the model column's last word
-    assert labels.loc["t-two", "teacher_name"] == "t-2"
+    assert "t-1-0314" in labels.loc["t_one", "teacher_name"].split("|")  # the model column's last word
+    assert "t-2" in labels.loc["t-two", "teacher_name"].split("|")
     assert labels.loc["other-b", "teacher_name"] == "other-b"  # empty model: the file's stem
     assert labels.loc["stud-a", "lineage"] == "stud"
     assert labels.loc["other-b", "lineage"] == "studs"  # the column wins
@@ -293,19 +293,12 @@ def test_summarise_counts() -> None:
     assert 0 <= summary["cllr_min"] <= summary["cllr"]
 
 
-@pytest.mark.xfail(strict=True, reason="summarise matches per-teacher students by substring: a teacher "
-                                       "whose name is inside another's (t-a in t-ab) is credited with "
-                                       "the other's students (forensics/validation.py, summarise)")
 def test_summarise_per_teacher_does_not_confuse_names_that_contain_each_other() -> None:
     pairs = outcome_pairs().replace({"teacher": {"t-b": "t-ab"}})
     summary = summarise(pairs, case_outcomes(pairs))
     assert summary["per_teacher"]["t-a"] == {"students": 1, "attributed_correctly": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="load_labels takes the last word of the model column as the teacher's "
-                                       "name: 'Anthropic Claude 2' becomes '2', so a student documented as "
-                                       "trained on 'claude-2' never makes an Hp pair (forensics/validation.py, "
-                                       "load_labels)")
 def test_a_multi_word_model_name_is_matched_by_its_documented_label(tmp_path: Path) -> None:
     path = tmp_path / "LABELS.csv"
     path.write_text("file,model,role,trained_on_outputs_of\nclaude-2.json,Anthropic Claude 2,teacher,\n"
