@@ -123,7 +123,8 @@ class Calibration:
 def calibration_record(path: str | Path = DEFAULT_CALIBRATION) -> dict[str, Any]:
     """What a findings file says about the calibration used: file, hash, fit data hash and sizes."""
     cal = Calibration.load(path)
-    return {"file": Path(path).name, "sha256": sha256_file(path), "data_sha256": cal.data_sha256,
+    return {"calibration_file": Path(path).name, "calibration_sha256": sha256_file(path),
+            "data_sha256": cal.data_sha256,
             "n_hp": cal.n_hp, "n_hd": cal.n_hd, "lower": cal.lower, "upper": cal.upper}
 
 

@@ -279,6 +279,7 @@ def build_findings(case: Any, corpus: Any, art: Mapping[str, Any], clusters: Map
         "panel": [{"name": s.name, "role": "reference", "why": s.why, "base_model": s.base_model}
                   for s in case.references],
         "data": _data_block(art["coverage"], n, case.warnings),
+        "fused_lines": list(evidence.FUSED_LINES),
         "teachers": teachers,
         "conclusion": conclusion,
         "exhibits": exhibits(corpus, per_prompt, shown, marker_rows),

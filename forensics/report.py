@@ -499,6 +499,8 @@ class LineView:
     components: list[dict[str, Any]] = field(default_factory=list)
     tables: list[dict[str, Any]] = field(default_factory=list)
     figure: dict[str, Any] | None = None
+    #: True/False when findings say whether the line enters the likelihood ratio; None when they don't.
+    fused: bool | None = None
 
 
 def _line_keys(teachers: list[Mapping[str, Any]]) -> list[str]:
@@ -600,6 +602,11 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else fmt(value)
 
 
+def _fused(findings: Mapping[str, Any], key: str) -> bool | None:
+    lines = findings.get("fused_lines")
+    return key in lines if isinstance(lines, list) else None
+
+
 def line_views(findings: Mapping[str, Any], figures: FigureSet) -> list[LineView]:
     teachers = _records(findings.get("teachers"))
     panel = [p.get("name") for p in _records(findings.get("panel"))]
@@ -614,7 +621,7 @@ def line_views(findings: Mapping[str, Any], figures: FigureSet) -> list[LineView
             sentences=[describe_line(_name(t.get("name")), e)
                        for t, e in zip(teachers, entries, strict=True) if e],
             components=_components(entries), tables=_tables(teachers, entries),
-            figure=figures.take(f"line_{key}")))
+            figure=figures.take(f"line_{key}"), fused=_fused(findings, key)))
     return views
 
 
@@ -832,6 +839,7 @@ def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: F
         "leaks": leak_views(findings), "n_leaks": len(_records(findings.get("identity_leaks"))),
         "band_sentence": band_sentence(findings), "scale_rows": scale_rows(teachers),
         "validation": validation, "validation_rows": validation_rows(validation),
+        "fused_lines": [str(x) for x in findings.get("fused_lines") or []],
         "validation_sentence": validation_sentence(validation), "tippett": figures.take("tippett"),
         "limitations": (findings.get("limitations") if isinstance(findings.get("limitations"), list)
                         else [])[:MAX_ROWS],

@@ -207,8 +207,8 @@ def test_load_refuses_another_format(tmp_path: Path) -> None:
 def test_calibration_record_names_the_file_and_its_hash(tmp_path: Path) -> None:
     path = CAL.save(tmp_path / "mine.json")
     record = calibration_record(path)
-    assert record["file"] == "mine.json"
-    assert record["sha256"] == sha256_file(path)
+    assert record["calibration_file"] == "mine.json"
+    assert record["calibration_sha256"] == sha256_file(path)
     assert (record["n_hp"], record["n_hd"], record["lower"], record["upper"]) == (10, 40, -1.5, 2.0)
 
 
