@@ -39,6 +39,25 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 3
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from forensics.verify import compare_findings
+
+    def load(path: str) -> dict:
+        try:
+            return json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ForensicsError(f"cannot read findings: {exc}", path=path,
+                                 fix="give the findings.json of a finished run") from None
+
+    differences = compare_findings(load(args.first), load(args.second))
+    for difference in differences:
+        print(difference.line())
+    print("findings match (timestamps aside)" if not differences else f"{len(differences)} finding(s) differ")
+    return 0 if not differences else 3
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from forensics.validation import run_validation
 
@@ -72,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="re-hash the inputs of a run, re-execute it, compare findings")
     verify.add_argument("run_dir", help="a run folder holding manifest.json and findings.json")
     verify.set_defaults(func=_cmd_verify)
+
+    compare = sub.add_parser("compare", help="compare two findings.json field by field (timestamps aside)")
+    compare.add_argument("first", help="findings.json of one run")
+    compare.add_argument("second", help="findings.json of another run")
+    compare.set_defaults(func=_cmd_compare)
 
     labels_help = "LABELS.csv of a labelled benchmark (files beside it)"
     validate = sub.add_parser("validate", help="leave-one-lineage-out validation on labelled cases")
