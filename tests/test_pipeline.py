@@ -235,7 +235,7 @@ def test_findings_follow_the_contract(first: Done, calibration: Calibration) -> 
     assert f["environment"]["forensics"] and f["environment"]["python"]
     assert f["model"]["fingerprint"]
     assert {k: f["parameters"][k] for k in PARAMETERS} == PARAMETERS
-    assert f["validation"]["sha256"] == sha256_file(DEFAULT_CALIBRATION)
+    assert f["validation"]["calibration_sha256"] == sha256_file(DEFAULT_CALIBRATION)
     # keys are sorted and floats rounded to 6 decimals (docs/FINDINGS.md)
     assert list(f) == sorted(f)
     unrounded = [(where, x) for where, x in floats(f) if round(x, 6) != x]
