@@ -1,0 +1,93 @@
+"""Chain of custody: hashes, atomic writes, the manifest's artifact records and the tamper check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from forensics.custody import (
+    Manifest,
+    RunFolder,
+    atomic_path,
+    atomic_write_json,
+    canonical_json,
+    environment,
+    sha256_file,
+    sha256_text,
+)
+from forensics.errors import VerificationError
+
+
+def test_sha256_file_streams_the_exact_bytes(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 10_000  # larger than one read chunk
+    path = tmp_path / "input.bin"
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_sha256_text_hashes_utf8_and_never_fails_on_odd_text() -> None:
+    assert sha256_text("é") == hashlib.sha256("é".encode()).hexdigest()
+    assert len(sha256_text("\ud800")) == 64  # a lone surrogate still hashes
+
+
+def test_canonical_json_is_sorted_and_rejects_nan() -> None:
+    assert canonical_json({"b": 1, "a": 2}).index('"a"') < canonical_json({"b": 1, "a": 2}).index('"b"')
+    with pytest.raises(ValueError):
+        canonical_json({"x": float("nan")})
+
+
+def test_atomic_path_keeps_the_old_file_when_the_write_fails(tmp_path: Path) -> None:
+    target = tmp_path / "findings.json"
+    atomic_write_json(target, {"version": 1})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half written")
+        raise RuntimeError("killed")
+    assert json.loads(target.read_text()) == {"version": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["findings.json"]  # no temporary file left
+
+
+def test_run_folder_records_every_artifact_with_its_hash(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    path = run.write_json("artifacts/a.json", {"x": 1}, step="00_case")
+    run.write_parquet("artifacts/t.parquet", pd.DataFrame({"k": ["a", "b"]}), step="00_case")
+    manifest = Manifest.load(run.root)
+    assert manifest.artifact_sha256("artifacts/a.json") == sha256_file(path)
+    assert set(manifest.data["artifacts"]) == {"artifacts/a.json", "artifacts/t.parquet"}
+    assert manifest.data["artifacts"]["artifacts/a.json"]["step"] == "00_case"
+
+
+def test_reading_a_tampered_artifact_is_refused(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    run.write_parquet("artifacts/t.parquet", pd.DataFrame({"k": [1, 2, 3]}), step="00_case")
+    assert run.read_parquet("artifacts/t.parquet")["k"].tolist() == [1, 2, 3]
+    path = run.path("artifacts/t.parquet")
+    raw = bytearray(path.read_bytes())
+    raw[-10] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(VerificationError, match="artifact changed"):
+        run.read_parquet("artifacts/t.parquet")
+
+
+def test_parquet_bytes_are_deterministic(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"k": ["a", "b"], "v": [0.5, 1.5]})
+    a = RunFolder(tmp_path / "a").write_parquet("t.parquet", frame, step="s")
+    b = RunFolder(tmp_path / "b").write_parquet("t.parquet", frame, step="s")
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_step_records_replace_earlier_attempts(tmp_path: Path) -> None:
+    manifest = Manifest(tmp_path)
+    manifest.record_step("01_x", "t0", "t1", "failed")
+    manifest.record_step("01_x", "t2", "t3", "ok")
+    manifest.record_step("00_y", "t4", "t5")
+    assert [(s["step"], s["status"]) for s in manifest.data["steps"]] == [("00_y", "ok"), ("01_x", "ok")]
+
+
+def test_environment_names_the_versions_that_matter() -> None:
+    env = environment()
+    assert env["python"] and env["packages"]["sentence-transformers"] != "not installed"
+    assert env["packages"]["lir"] != "not installed"
