@@ -83,7 +83,7 @@ def prepare(case_file: Path) -> None:
     case = load_case(case_file)
     corpus = join_case(case).corpus()
     texts = sorted({t for src in corpus.sources for t in corpus.responses[src]})
-    embedder = Embedder(case.parameters.embedding_model)
+    embedder = Embedder(case.parameters.embedding_model, seed=case.parameters.seed, base=case.case_dir)
     embedder.embed(texts, progress="embedding responses")
     stats = embedder.last_stats
     print(f"embeddings: {stats['texts']} texts, {stats['from_cache']} from the cache, "
