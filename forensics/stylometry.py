@@ -358,7 +358,11 @@ def _select_top(block_counts: Mapping[str, sparse.csr_matrix], totals: Mapping[s
         rel = np.asarray(mat.sum(axis=0)).ravel() / max(float(np.sum(totals[s])), 1.0)
         scores = rel if scores is None else scores + rel
     assert scores is not None
-    scores = scores / len(block_counts)
+    return _top_columns(scores / len(block_counts), k, name_of)
+
+
+def _top_columns(scores: np.ndarray, k: int, name_of: Callable[[np.ndarray], list[str]]) -> np.ndarray:
+    """The k columns of highest score (> 0), ties broken alphabetically by feature text (:func:`_select_top`)."""
     present = np.flatnonzero(scores > 0)
     if len(present) <= k:
         cand = present
@@ -404,6 +408,40 @@ def _word_block(tok: np.ndarray, doc: np.ndarray, vocab: Sequence[str], sources:
                         totals=totals)
 
 
+#: Responses per slice in the streaming passes of :func:`_char_block` (memory: a few int64 arrays of the
+#: slice's characters, not of the whole case).
+_CHAR_SLICE = 4096
+
+
+def _char_slices(texts: list[str], lowercase: bool) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(first row, end row, code points)`` per slice of responses: each response NFKC-normalised, whitespace
+    runs collapsed, padded with a space, responses joined by ``\\x00`` (the separator)."""
+    for start in range(0, len(texts), _CHAR_SLICE):
+        parts = []
+        for t in texts[start:start + _CHAR_SLICE]:
+            t = normalise(t).replace("\x00", " ")
+            t = t.lower() if lowercase else t
+            parts.append(" " + " ".join(t.split()) + " ")
+        yield start, start + len(parts), np.frombuffer(("\x00".join(parts)).encode("utf-32-le"), dtype=np.uint32)
+
+
+def _char_codes(arr: np.ndarray, lut: np.ndarray, n: int, base: int, space: int,
+                word_boundary: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the valid n-grams of one slice and the slice-local response index of each."""
+    sym = lut[arr]
+    m = len(sym) - n + 1
+    code = np.zeros(max(m, 0), dtype=np.int64)
+    for j in range(n):
+        code = code * base + sym[j:j + m]
+    is_sep = np.concatenate([[0], np.cumsum(sym == 0)])
+    ok = (is_sep[n:n + m] - is_sep[:m]) == 0
+    if word_boundary and n > 2:
+        is_sp = np.concatenate([[0], np.cumsum(sym == space)])
+        ok &= (is_sp[n - 1:n - 1 + m] - is_sp[1:1 + m]) == 0
+    pos = np.flatnonzero(ok)
+    return code[pos], is_sep[pos]  # separators before the position = response index
+
+
 def _char_block(texts_by_source: Mapping[str, list[str]], sources: Sequence[str], n: int, top: int,
                 lowercase: bool, word_boundary: bool) -> FeatureBlock:
     """Character n-grams, vectorised over code points (a pure-Python loop would take a minute a case).
@@ -411,19 +449,16 @@ def _char_block(texts_by_source: Mapping[str, list[str]], sources: Sequence[str]
     Text is NFKC-normalised, whitespace runs become one space, and each response is padded with a space
     so that word-initial and word-final n-grams exist. With ``word_boundary`` an n-gram may hold a space
     only as its first or last character (as scikit-learn's ``char_wb``).
+
+    Three streaming passes over slices of responses, so that memory grows with the kept features, not
+    with the text: character frequencies (the alphabet), n-gram totals per source (the choice of the
+    ``top``), then counts of the kept n-grams only.
     """
     n_rows = len(next(iter(texts_by_source.values())))
-    arrays: dict[str, np.ndarray] = {}
     freq = np.zeros(0x110000, dtype=np.int64)
     for s in sources:
-        parts = []
-        for t in texts_by_source[s]:
-            t = normalise(t).replace("\x00", " ")
-            t = t.lower() if lowercase else t
-            parts.append(" " + " ".join(t.split()) + " ")
-        arr = np.frombuffer(("\x00".join(parts)).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-        arrays[s] = arr
-        freq += np.bincount(arr, minlength=0x110000)
+        for _, _, arr in _char_slices(texts_by_source[s], lowercase):
+            freq += np.bincount(arr, minlength=0x110000)
     # Alphabet: every character seen, by frequency; beyond what keeps codes below 2**62, rare characters
     # share one symbol (only matters for texts in scripts with thousands of characters and n >= 4).
     max_symbols = int(math.floor(2 ** (62 / n))) - 2
@@ -438,32 +473,37 @@ def _char_block(texts_by_source: Mapping[str, list[str]], sources: Sequence[str]
     alphabet[2:] = [chr(c) for c in kept]
     base = len(kept) + 2
     space = int(lut[ord(" ")]) if freq[ord(" ")] else -1
+    del freq
 
-    local: dict[str, tuple[np.ndarray, sparse.csr_matrix]] = {}
-    for s in sources:
-        sym = lut[arrays[s]]
-        m = len(sym) - n + 1
-        code = np.zeros(max(m, 0), dtype=np.int64)
-        for j in range(n):
-            code = code * base + sym[j:j + m]
-        is_sep = np.concatenate([[0], np.cumsum(sym == 0)])
-        ok = (is_sep[n:n + m] - is_sep[:m]) == 0
-        if word_boundary and n > 2:
-            is_sp = np.concatenate([[0], np.cumsum(sym == space)])
-            ok &= (is_sp[n - 1:n - 1 + m] - is_sp[1:1 + m]) == 0
-        pos = np.flatnonzero(ok)
-        rows = is_sep[pos]  # separators before the position = response index
-        uniq, inv = np.unique(code[pos], return_inverse=True)
-        local[s] = (uniq, _count_matrix(rows, inv, (n_rows, len(uniq))))
-    all_codes = np.unique(np.concatenate([u for u, _ in local.values()]))
-    counts: dict[str, sparse.csr_matrix] = {}
+    # Pass 2: per source, the total of each n-gram code and the n-grams per response.
+    code_totals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     totals: dict[str, np.ndarray] = {}
     for s in sources:
-        uniq, mat = local[s]
-        remap = np.searchsorted(all_codes, uniq)
-        coo = mat.tocoo()
-        counts[s] = sparse.csr_matrix((coo.data, (coo.row, remap[coo.col])), shape=(n_rows, len(all_codes)))
-        totals[s] = np.asarray(mat.sum(axis=1)).ravel()
+        part_codes, part_counts = [], []
+        per_row = np.zeros(n_rows, dtype=np.int64)
+        for start, stop, arr in _char_slices(texts_by_source[s], lowercase):
+            code, rows = _char_codes(arr, lut, n, base, space, word_boundary)
+            uniq, cnt = np.unique(code, return_counts=True)
+            part_codes.append(uniq)
+            part_counts.append(cnt)
+            per_row[start:stop] = np.bincount(rows, minlength=stop - start)
+        codes = np.concatenate(part_codes) if part_codes else np.zeros(0, dtype=np.int64)
+        uniq, inv = np.unique(codes, return_inverse=True)
+        weights = np.concatenate(part_counts).astype(np.float64) if part_counts else np.zeros(0)
+        cnt = np.bincount(inv.ravel(), weights=weights, minlength=len(uniq)).astype(np.int64)
+        code_totals[s] = (uniq, cnt)
+        totals[s] = per_row.astype(np.float64)
+    all_codes = np.unique(np.concatenate([u for u, _ in code_totals.values()]))
+    # Scores exactly as :func:`_select_top` computes them from the full count matrices (integer column
+    # sums over integer totals, summed over sources in order).
+    scores = None
+    for s in sources:
+        uniq, cnt = code_totals[s]
+        col = np.zeros(len(all_codes), dtype=np.float64)
+        col[np.searchsorted(all_codes, uniq)] = cnt
+        rel = col / max(float(np.sum(totals[s])), 1.0)
+        scores = rel if scores is None else scores + rel
+    del code_totals
 
     def name_of(cols: np.ndarray) -> list[str]:
         out = []
@@ -475,9 +515,28 @@ def _char_block(texts_by_source: Mapping[str, list[str]], sources: Sequence[str]
             out.append("".join(reversed(chars)))
         return out
 
-    cols = _select_top(counts, totals, top, name_of)
-    return FeatureBlock(names=name_of(cols), counts={s: counts[s][:, cols].tocsr() for s in sources},
-                        totals=totals)
+    assert scores is not None
+    cols = _top_columns(scores / len(sources), top, name_of)
+    names = name_of(cols)
+    # Pass 3: counts of the kept n-grams only, columns in code order, then put in the chosen order
+    # (the same column indexing as on the full matrix, so the CSR is laid out identically).
+    kept_codes = all_codes[np.sort(cols)]
+    order = np.searchsorted(kept_codes, all_codes[cols])
+    counts: dict[str, sparse.csr_matrix] = {}
+    for s in sources:
+        row_parts, col_parts = [], []
+        for start, stop, arr in _char_slices(texts_by_source[s], lowercase):
+            code, rows = _char_codes(arr, lut, n, base, space, word_boundary)
+            at = np.searchsorted(kept_codes, code)
+            hit = at < len(kept_codes)
+            hit[hit] = kept_codes[at[hit]] == code[hit]
+            row_parts.append(rows[hit] + start)
+            col_parts.append(at[hit])
+        rows = np.concatenate(row_parts) if row_parts else np.zeros(0, dtype=np.int64)
+        cols_s = np.concatenate(col_parts) if col_parts else np.zeros(0, dtype=np.int64)
+        mat = _count_matrix(rows, cols_s, (n_rows, len(kept_codes)))
+        counts[s] = mat[:, order].tocsr()
+    return FeatureBlock(names=names, counts=counts, totals=totals)
 
 
 #: Placeholders of text distortion. A literal ``*`` or ``#`` in the text is escaped so that it cannot be
