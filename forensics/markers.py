@@ -160,25 +160,30 @@ def phrase_table(corpus: CorpusLike, params: Any = None) -> PhraseTable:
     kept_blocks: list[sparse.csr_matrix] = []
     names: list[str] = []
     orders: list[int] = []
-    totals = np.zeros(n_src * n)
+    n_resp = n_src * n
+    totals = np.zeros(n_resp)
     wanted = set(p.orders)
     for order, starts, ids, first in ngram_occurrences(w_tok, w_seg, max(p.orders)):
         if order not in wanted:
             continue
-        mat = _binary(w_doc[starts], ids, (n_docs, len(first)))
-        prompts = mat[n_src * n:]
-        resp = mat[: n_src * n]
-        # remove phrases present in the same item's prompt
-        resp = resp - resp.multiply(sparse.vstack([prompts] * n_src, format="csr"))
-        resp.eliminate_zeros()
-        resp = resp.tocsr()
-        totals += np.asarray(resp.sum(axis=1)).ravel()
+        r_doc, r_id = _response_presence(w_doc[starts], ids, len(first), n, n_resp)
+        del starts, ids
+        # phrase-response incidences over every phrase (prompt phrases removed): the log-odds' "n"
+        totals += np.bincount(r_doc, minlength=n_resp)
         if teacher_rows:
-            tdf = np.vstack([np.asarray(resp[rows].sum(axis=0)).ravel() for rows in teacher_rows])
+            tdf = np.vstack([np.bincount(r_id[(r_doc >= rows[0]) & (r_doc <= rows[-1])], minlength=len(first))
+                             for rows in teacher_rows])
             keep = np.flatnonzero(tdf.max(axis=0) >= p.min_teacher_df)
+            del tdf
         else:
             keep = np.zeros(0, dtype=np.int64)
-        kept_blocks.append(resp[:, keep])
+        # the presence matrix of the kept phrases only (columns in id order, as a column selection)
+        col_of = np.full(len(first), -1, dtype=np.int64)
+        col_of[keep] = np.arange(len(keep))
+        cols = col_of[r_id]
+        sel = cols >= 0
+        kept_blocks.append(_binary(r_doc[sel], cols[sel], (n_resp, len(keep))))
+        del r_doc, r_id, cols, sel, col_of
         names.extend(" ".join(vocab[t] for t in w_tok[q:q + order]) for q in first[keep])
         orders.extend([order] * len(keep))
     full = sparse.hstack(kept_blocks, format="csr") if kept_blocks else sparse.csr_matrix((n_src * n, 0))
@@ -191,6 +196,24 @@ def phrase_table(corpus: CorpusLike, params: Any = None) -> PhraseTable:
         words={s: words_all[i * n:(i + 1) * n].astype(np.int64) for i, s in enumerate(sources)},
         n_prompts=n,
     )
+
+
+def _response_presence(docs: np.ndarray, ids: np.ndarray, n_ids: int, n: int,
+                       n_resp: int) -> tuple[np.ndarray, np.ndarray]:
+    """(response, phrase id) pairs, each once, sorted, of the phrases present in a response and absent
+    from its prompt (documents: ``n_resp`` responses, source-major, then the ``n`` prompts)."""
+    keys = np.unique(docs.astype(np.int64) * n_ids + ids)
+    split = int(np.searchsorted(keys, n_resp * n_ids))
+    prompt_keys = keys[split:]
+    r_doc, r_id = np.divmod(keys[:split], n_ids)
+    del keys
+    if len(prompt_keys):
+        pk = (n_resp + r_doc % n) * n_ids + r_id
+        at = np.minimum(np.searchsorted(prompt_keys, pk), len(prompt_keys) - 1)
+        absent = prompt_keys[at] != pk
+        del pk, at
+        r_doc, r_id = r_doc[absent], r_id[absent]
+    return r_doc, r_id
 
 
 def _binary(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:

@@ -525,7 +525,7 @@ def _char_block(texts_by_source: Mapping[str, list[str]], sources: Sequence[str]
     counts: dict[str, sparse.csr_matrix] = {}
     for s in sources:
         row_parts, col_parts = [], []
-        for start, stop, arr in _char_slices(texts_by_source[s], lowercase):
+        for start, _, arr in _char_slices(texts_by_source[s], lowercase):
             code, rows = _char_codes(arr, lut, n, base, space, word_boundary)
             at = np.searchsorted(kept_codes, code)
             hit = at < len(kept_codes)
