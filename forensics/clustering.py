@@ -29,11 +29,12 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from forensics.errors import InputError
+from forensics.exchanges import CorpusLike
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,20 +44,6 @@ if TYPE_CHECKING:
 STEP = "05_clusters"
 NOISE = -1
 _PERMUTATION_CELLS = 2_000_000  # permutations x prompts drawn per chunk: bounds memory to ~16 MB
-
-
-class CorpusLike(Protocol):
-    """What this module needs of ``forensics.exchanges.AlignedCorpus``."""
-
-    prompt_keys: list[str]
-    prompts: list[str]
-    responses: dict[str, list[str]]
-    suspect: str
-    teachers: list[str]
-    references: list[str]
-
-    @property
-    def sources(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -159,6 +159,21 @@ class ReadResult:
 
     def warning_counts(self) -> dict[str, int]:
         return {w.code: w.count for w in self.warnings}
+
+
+class CorpusLike(Protocol):
+    """What the lines of evidence read from an :class:`AlignedCorpus` (duck-typed: tests and validation
+    may pass any object with these attributes)."""
+
+    prompt_keys: list[str]
+    prompts: list[str]
+    responses: dict[str, list[str]]
+    suspect: str
+    teachers: list[str]
+    references: list[str]
+
+    @property
+    def sources(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)

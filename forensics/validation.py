@@ -30,6 +30,7 @@ from forensics.calibration import DEFAULT_CALIBRATION, Calibration, cllr, suppor
 from forensics.case import Parameters
 from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
+from forensics.exchanges import AlignedCorpus
 
 REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
@@ -46,22 +47,6 @@ class Benchmark:
     responses: dict[str, list[str]]
     data_sha256: str
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-@dataclass
-class CaseCorpus:
-    """An :class:`forensics.exchanges.AlignedCorpus`-shaped view of the benchmark for one suspect."""
-
-    prompt_keys: list[str]
-    prompts: list[str]
-    responses: dict[str, list[str]]
-    suspect: str
-    teachers: list[str]
-    references: list[str]
-
-    @property
-    def sources(self) -> list[str]:
-        return [self.suspect, *self.teachers, *self.references]
 
 
 # ----------------------------------------------------------------------------------------- loading
@@ -153,7 +138,7 @@ def embed_benchmark(bench: Benchmark, model: str | None = None) -> None:
 
 # ----------------------------------------------------------------------------------------- scoring
 
-def benchmark_cases(bench: Benchmark) -> list[CaseCorpus]:
+def benchmark_cases(bench: Benchmark) -> list[AlignedCorpus]:
     labels = bench.labels
     teachers = list(labels.loc[labels["role"] == "teacher", "name"])
     cases = []
@@ -161,12 +146,12 @@ def benchmark_cases(bench: Benchmark) -> list[CaseCorpus]:
         panel = list(labels.loc[labels["role"].isin(PANEL_ROLES) & (labels["lineage"] != row["lineage"])
                                 & (labels["name"] != row["name"]), "name"])
         sources = [row["name"], *teachers, *panel]
-        cases.append(CaseCorpus(bench.prompt_keys, bench.prompts, {s: bench.responses[s] for s in sources},
+        cases.append(AlignedCorpus(bench.prompt_keys, bench.prompts, {s: bench.responses[s] for s in sources},
                                 row["name"], teachers, panel))
     return cases
 
 
-def score_case(corpus: CaseCorpus, vectors: dict[str, np.ndarray], params: Parameters) -> dict[str, Any]:
+def score_case(corpus: AlignedCorpus, vectors: dict[str, np.ndarray], params: Parameters) -> dict[str, Any]:
     """The pipeline's scoring (steps 02-04 and 06) applied in memory to one benchmark case."""
     from forensics.findings import score_lines
     from forensics.markers import marker_rates
