@@ -377,20 +377,31 @@ def _top_columns(scores: np.ndarray, k: int, name_of: Callable[[np.ndarray], lis
 def _word_block(tok: np.ndarray, doc: np.ndarray, vocab: Sequence[str], sources: Sequence[str], n: int,
                 orders: Sequence[int], top: int, sep: str = " ") -> FeatureBlock:
     """Word n-gram counts of an encoded stream (documents source-major: source i owns rows i*n..i*n+n-1)
-    for the orders given, restricted to the ``top`` features (:func:`_select_top`)."""
-    n_docs = n * len(sources)
-    mats: list[sparse.csr_matrix] = []
+    for the orders given, restricted to the ``top`` features (:func:`_select_top`).
+
+    Columns are the orders' n-gram ids side by side (order by order); the choice is made from per-source
+    column sums (``np.bincount``), exactly the scores :func:`_select_top` takes of the full count matrices,
+    and a count matrix is built only for the chosen columns.
+    """
+    n_src = len(sources)
+    n_docs = n * n_src
     decoders: list[tuple[int, int, np.ndarray]] = []  # (column offset, order, first starts)
+    col_sums: list[np.ndarray] = []  # per order: (S, ids) occurrences per source
+    total = np.zeros(n_docs, dtype=np.int64)
     offset = 0
     wanted = set(orders)
     for order, starts, ids, first in ngram_occurrences(tok, doc, max(orders)):
         if order not in wanted:
             continue
-        mats.append(_count_matrix(doc[starts], ids, (n_docs, len(first))))
+        rows = doc[starts]
+        n_ids = len(first)
+        col_sums.append(np.bincount((rows // n) * n_ids + ids, minlength=n_src * n_ids).reshape(n_src, n_ids))
+        total += np.bincount(rows, minlength=n_docs)
         decoders.append((offset, order, first))
-        offset += len(first)
-    full = sparse.hstack(mats, format="csr")
-    total = np.asarray(full.sum(axis=1)).ravel()
+        offset += n_ids
+    sums = np.hstack(col_sums) if col_sums else np.zeros((n_src, 0), dtype=np.int64)
+    del col_sums
+    totals = {s: total[i * n:(i + 1) * n].astype(np.float64) for i, s in enumerate(sources)}
 
     def name_of(cols: np.ndarray) -> list[str]:
         out = []
@@ -401,10 +412,36 @@ def _word_block(tok: np.ndarray, doc: np.ndarray, vocab: Sequence[str], sources:
                     break
         return out
 
-    per_source = {s: full[i * n:(i + 1) * n] for i, s in enumerate(sources)}
-    totals = {s: total[i * n:(i + 1) * n] for i, s in enumerate(sources)}
-    cols = _select_top(per_source, totals, top, name_of)
-    return FeatureBlock(names=name_of(cols), counts={s: per_source[s][:, cols].tocsr() for s in sources},
+    scores = None
+    for i, s in enumerate(sources):
+        rel = sums[i].astype(np.float64) / max(float(np.sum(totals[s])), 1.0)
+        scores = rel if scores is None else scores + rel
+    del sums
+    assert scores is not None
+    cols = _top_columns(scores / n_src, top, name_of)
+    del scores
+    # Counts of the chosen columns only, in column order, then put in the chosen order (the same column
+    # indexing as on the full matrix, so the CSR is laid out identically).
+    kept = np.sort(cols)
+    order_of = np.searchsorted(kept, cols)
+    col_of = np.full(offset, -1, dtype=np.int64)
+    col_of[kept] = np.arange(len(kept))
+    row_parts, col_parts = [], []
+    for (off, _, _), (order, starts, ids, _) in zip(
+            decoders, ((o, st, i, f) for o, st, i, f in ngram_occurrences(tok, doc, max(orders)) if o in wanted),
+            strict=True):
+        c = col_of[off + ids]
+        sel = c >= 0
+        row_parts.append(doc[starts[sel]])
+        col_parts.append(c[sel])
+    rows = np.concatenate(row_parts) if row_parts else np.zeros(0, dtype=np.int64)
+    cols_k = np.concatenate(col_parts) if col_parts else np.zeros(0, dtype=np.int64)
+    del row_parts, col_parts, col_of
+    by_row = np.argsort(rows, kind="stable")
+    mat = _count_matrix(rows[by_row], cols_k[by_row], (n_docs, len(kept)))
+    del rows, cols_k, by_row
+    return FeatureBlock(names=name_of(cols),
+                        counts={s: mat[i * n:(i + 1) * n][:, order_of].tocsr() for i, s in enumerate(sources)},
                         totals=totals)
 
 
