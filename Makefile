@@ -35,8 +35,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check forensics tests benchmarks
 
+LABELS ?= ../shared/data/alpaca_eval/LABELS.csv
+
 validate: $(STAMP)
-	$(BIN)/forensics validate /work/shared/data/alpaca_eval/LABELS.csv
+	$(BIN)/forensics validate $(LABELS) --out validation-check
+
+calibrate: $(STAMP)
+	$(BIN)/forensics calibrate $(LABELS) --validation-dir validation
 
 clean-runs:
 	rm -rf runs/

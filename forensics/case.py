@@ -339,7 +339,7 @@ def _parse_case_id(data: dict[str, Any], doc: _Doc) -> str:
     if not _CASE_ID.fullmatch(value):
         raise doc.error(f"case identifier {value!r} may hold only ASCII letters, digits, '-' and '_' "
                         "(1-128 characters); it names the run folder", ("case",),
-                        "rename it, e.g. demo-alpaca")
+                        "rename it, e.g. my-case-01")
     return value
 
 
@@ -365,7 +365,7 @@ def _parse_source(item: Any, role: str, where: Key, case_dir: Path, doc: _Doc) -
             or any(ord(c) < 32 for c in name):
         raise doc.error(f"{role} name must be a non-empty string (no surrounding spaces or control "
                         f"characters, at most {_MAX_NAME} characters), got {name!r}", (*where, "name"),
-                        "quote the name, e.g. name: \"llama-2-13b-chat\"")
+                        "quote the name, e.g. name: \"model-13b-chat\"")
     raw_path = _required(item, "path", where, doc)
     if not isinstance(raw_path, str) or not raw_path.strip():
         raise doc.error(f"{role} '{name}': 'path' must be a non-empty string, got {raw_path!r}",

@@ -14,8 +14,6 @@ from pathlib import Path
 from forensics import __version__
 from forensics.errors import ForensicsError
 
-DEFAULT_LABELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval" / "LABELS.csv"
-
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from forensics.pipeline import run_case
@@ -99,12 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     labels_help = "LABELS.csv of a labelled benchmark (files beside it)"
     validate = sub.add_parser("validate", help="leave-one-lineage-out validation on labelled cases")
-    validate.add_argument("labels", nargs="?", default=str(DEFAULT_LABELS), help=labels_help)
+    validate.add_argument("labels", help=labels_help)
     validate.add_argument("--out", default="validation", help="folder for the validation artifacts")
     validate.set_defaults(func=_cmd_validate)
 
     calibrate = sub.add_parser("calibrate", help="refit the shipped score-to-LR calibration")
-    calibrate.add_argument("labels", nargs="?", default=str(DEFAULT_LABELS), help=labels_help)
+    calibrate.add_argument("labels", help=labels_help)
     calibrate.add_argument("--out", help="calibration file to write (default: the shipped one)")
     calibrate.add_argument("--validation-dir", default="validation",
                            help="folder for the leave-one-lineage-out validation artifacts")
