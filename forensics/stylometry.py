@@ -427,9 +427,8 @@ def _word_block(tok: np.ndarray, doc: np.ndarray, vocab: Sequence[str], sources:
     col_of = np.full(offset, -1, dtype=np.int64)
     col_of[kept] = np.arange(len(kept))
     row_parts, col_parts = [], []
-    for (off, _, _), (order, starts, ids, _) in zip(
-            decoders, ((o, st, i, f) for o, st, i, f in ngram_occurrences(tok, doc, max(orders)) if o in wanted),
-            strict=True):
+    occurrences = ((st, i) for o, st, i, _ in ngram_occurrences(tok, doc, max(orders)) if o in wanted)
+    for (off, _, _), (starts, ids) in zip(decoders, occurrences, strict=True):
         c = col_of[off + ids]
         sel = c >= 0
         row_parts.append(doc[starts[sel]])
