@@ -44,7 +44,7 @@ from scipy import sparse
 from forensics.stylometry import (
     CorpusLike,
     bootstrap_weights,
-    encode_tokens,
+    encode_texts,
     is_word,
     jsonable,
     ngram_occurrences,
@@ -145,7 +145,7 @@ def phrase_table(corpus: CorpusLike, params: Any = None) -> PhraseTable:
     n = len(corpus.prompt_keys)
     n_src = len(sources)
     texts = [t for s in sources for t in corpus.responses[s]] + list(corpus.prompts)
-    tok, doc, vocab = encode_tokens([_phrase_tokens(t) for t in texts])
+    tok, doc, vocab = encode_texts(texts, _phrase_tokens)
     word_of = np.array([is_word(v) for v in vocab], dtype=bool)
     is_w = word_of[tok] if len(tok) else np.zeros(0, dtype=bool)
     # a new segment at every punctuation/line-break token and at every document start

@@ -41,11 +41,12 @@ exposed per response (:func:`response_lengths`) and per source (:func:`mean_log_
 
 from __future__ import annotations
 
+import array
 import itertools
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol, TypeVar
 
@@ -65,6 +66,7 @@ __all__ = [
     "burrows_delta",
     "cosine_delta",
     "distort",
+    "encode_texts",
     "encode_tokens",
     "formatting_matrix",
     "is_word",
@@ -248,6 +250,27 @@ def encode_tokens(docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray
     codes, uniques = pd.factorize(flat)
     doc = np.repeat(np.arange(len(docs), dtype=np.int64), [len(d) for d in docs])
     return codes.astype(np.int64), doc, [str(u) for u in uniques]
+
+
+def encode_texts(texts: Iterable[str],
+                 tokenizer: Callable[[str], list[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """:func:`encode_tokens` of ``[tokenizer(t) for t in texts]``, streamed: each text is tokenised and
+    its tokens turned into ids at once (ids in order of first appearance, as ``pandas.factorize``), so
+    the token strings of the whole corpus are never held together. Same three results, same values."""
+    ids: dict[str, int] = {}
+    setdefault = ids.setdefault
+    buf = array.array("q")
+    lengths = array.array("q")
+    for text in texts:
+        toks = tokenizer(text)
+        buf.extend([setdefault(t, len(ids)) for t in toks])
+        lengths.append(len(toks))
+    tok = np.frombuffer(buf, dtype=np.int64).copy() if len(buf) else np.zeros(0, dtype=np.int64)
+    del buf
+    n_docs = len(lengths)
+    doc = np.repeat(np.arange(n_docs, dtype=np.int64),
+                    np.frombuffer(lengths, dtype=np.int64) if n_docs else np.zeros(0, dtype=np.int64))
+    return tok, doc, list(ids)
 
 
 def _first_positions(ids: np.ndarray, starts: np.ndarray, n_ids: int) -> np.ndarray:
@@ -812,9 +835,8 @@ def stylometric_features(corpus: CorpusLike, params: Any = None) -> StyloFeature
     for s in sources:
         if len(corpus.responses[s]) != n:
             raise ValueError(f"source {s!r} has {len(corpus.responses[s])} responses for {n} prompts")
-    docs = [tokenize(t, punctuation=True) for s in sources for t in corpus.responses[s]]
-    tok, doc, vocab = encode_tokens(docs)
-    del docs
+    tok, doc, vocab = encode_texts((t for s in sources for t in corpus.responses[s]),
+                                   lambda t: tokenize(t, punctuation=True))
     word_of = np.array([is_word(v) for v in vocab], dtype=bool)
     is_w = word_of[tok]
     words_tok, words_doc = tok[is_w], doc[is_w]
