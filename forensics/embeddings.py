@@ -58,6 +58,10 @@ POOLING_SCHEME = "even-windows/no-overlap/token-weighted-mean/l2/fixed-shape-bat
 
 #: Texts are computed and cached in groups of about this many batches of chunks.
 GROUP_BATCHES = 16
+#: Texts tokenised, chunked and embedded at a time (longest first): the token ids of a slice are held,
+#: not those of every text, so memory does not grow with the number of texts. Vectors do not depend on
+#: which texts share a slice (fixed-shape batches, :meth:`Embedder._embed_chunks`).
+TEXT_SLICE = 2048
 #: Batch widths (tokens, framing included): a window is padded to the first that fits it.
 WIDTHS = (32, 64, 128, 256)
 
@@ -450,11 +454,12 @@ class Embedder:
     def chunk(self, texts: list[str]) -> list[_Chunk]:
         """Every window of every text, in text order."""
         chunks = []
-        for i, ids in enumerate(self._tokenize(texts)):
-            if not ids:
-                raise InputError(f"text {texts[i][:40]!r} has no tokens for the embedding model",
-                                 fix="exclude empty responses before embedding")
-            chunks.extend(_Chunk(i, ids[a:b]) for a, b in split_windows(len(ids), self.window))
+        for start in range(0, len(texts), TEXT_SLICE):  # the tokenizer's output, a slice at a time
+            for i, ids in enumerate(self._tokenize(texts[start:start + TEXT_SLICE]), start):
+                if not ids:
+                    raise InputError(f"text {texts[i][:40]!r} has no tokens for the embedding model",
+                                     fix="exclude empty responses before embedding")
+                chunks.extend(_Chunk(i, ids[a:b]) for a, b in split_windows(len(ids), self.window))
         return chunks
 
     def _compute(self, texts: list[str], store: Callable[[int, np.ndarray], None],
@@ -464,13 +469,23 @@ class Embedder:
 
         if not texts:
             return 0
-        chunks = self.chunk(texts)
+        # Slices of TEXT_SLICE texts, longest (in characters) first; the bar's total grows as each slice
+        # is chunked, since the chunk count of the rest is not known until it is tokenised.
+        by_length = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), i))
         label = progress if isinstance(progress, str) else "embedding"
-        with tqdm(total=len(chunks), desc=label, unit="chunk", disable=not progress) as bar:
-            for group in self._groups(chunks):
-                for i, vector in self._pool(group, self._embed_chunks(group, bar)).items():
-                    store(i, vector)
-        return len(chunks)
+        n_chunks = 0
+        with tqdm(total=0, desc=label, unit="chunk", disable=not progress) as bar:
+            for start in range(0, len(texts), TEXT_SLICE):
+                index = by_length[start:start + TEXT_SLICE]
+                chunks = self.chunk([texts[i] for i in index])
+                n_chunks += len(chunks)
+                bar.total = n_chunks
+                bar.refresh()
+                for group in self._groups(chunks):
+                    for i, vector in self._pool(group, self._embed_chunks(group, bar)).items():
+                        store(index[i], vector)
+                del chunks
+        return n_chunks
 
     def _groups(self, chunks: list[_Chunk]) -> Iterator[list[_Chunk]]:
         """Whole texts, longest first, in groups of about ``GROUP_BATCHES`` batches of chunks."""
