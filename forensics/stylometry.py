@@ -308,8 +308,12 @@ def ngram_occurrences(tok: np.ndarray, seg: np.ndarray,
             continue
         valid = valid[:m] & (seg[:m] == seg[order - 1:])
         starts = np.flatnonzero(valid)
-        codes, uniques = pd.factorize(prev[starts] * base + tok[starts + order - 1])
-        codes = codes.astype(np.int64)
+        key = prev[starts]
+        key *= base
+        key += tok[starts + order - 1]
+        codes, uniques = pd.factorize(key)
+        del key
+        codes = codes.astype(np.int64, copy=False)
         dense = np.full(m, -1, dtype=np.int64)
         dense[starts] = codes
         prev = dense
@@ -416,10 +420,14 @@ def _word_block(tok: np.ndarray, doc: np.ndarray, vocab: Sequence[str], sources:
     for order, starts, ids, first in ngram_occurrences(tok, doc, max(orders)):
         if order not in wanted:
             continue
-        rows = doc[starts]
+        key = doc[starts]
         n_ids = len(first)
-        col_sums.append(np.bincount((rows // n) * n_ids + ids, minlength=n_src * n_ids).reshape(n_src, n_ids))
-        total += np.bincount(rows, minlength=n_docs)
+        total += np.bincount(key, minlength=n_docs)
+        key //= n  # source of each occurrence, then (source, id) in place
+        key *= n_ids
+        key += ids
+        col_sums.append(np.bincount(key, minlength=n_src * n_ids).reshape(n_src, n_ids))
+        del key
         decoders.append((offset, order, first))
         offset += n_ids
     sums = np.hstack(col_sums) if col_sums else np.zeros((n_src, 0), dtype=np.int64)
@@ -443,25 +451,26 @@ def _word_block(tok: np.ndarray, doc: np.ndarray, vocab: Sequence[str], sources:
     assert scores is not None
     cols = _top_columns(scores / n_src, top, name_of)
     del scores
-    # Counts of the chosen columns only, in column order, then put in the chosen order (the same column
-    # indexing as on the full matrix, so the CSR is laid out identically).
+    # Counts of the chosen columns only, in column order (each order's block, side by side, as the full
+    # matrix has them), then put in the chosen order (the same column indexing as on the full matrix, so
+    # the CSR is laid out identically).
     kept = np.sort(cols)
     order_of = np.searchsorted(kept, cols)
     col_of = np.full(offset, -1, dtype=np.int64)
     col_of[kept] = np.arange(len(kept))
-    row_parts, col_parts = [], []
+    blocks = []
     occurrences = ((st, i) for o, st, i, _ in ngram_occurrences(tok, doc, max(orders)) if o in wanted)
-    for (off, _, _), (starts, ids) in zip(decoders, occurrences, strict=True):
+    for (off, _, first), (starts, ids) in zip(decoders, occurrences, strict=True):
+        lo, hi = np.searchsorted(kept, [off, off + len(first)])
         c = col_of[off + ids]
         sel = c >= 0
-        row_parts.append(doc[starts[sel]])
-        col_parts.append(c[sel])
-    rows = np.concatenate(row_parts) if row_parts else np.zeros(0, dtype=np.int64)
-    cols_k = np.concatenate(col_parts) if col_parts else np.zeros(0, dtype=np.int64)
-    del row_parts, col_parts, col_of
-    by_row = np.argsort(rows, kind="stable")
-    mat = _count_matrix(rows[by_row], cols_k[by_row], (n_docs, len(kept)))
-    del rows, cols_k, by_row
+        c = c[sel]
+        c -= lo
+        blocks.append(_count_matrix(doc[starts[sel]], c, (n_docs, int(hi - lo))))
+        del c, sel
+    del col_of
+    mat = sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((n_docs, 0))
+    del blocks
     return FeatureBlock(names=name_of(cols),
                         counts={s: mat[i * n:(i + 1) * n][:, order_of].tocsr() for i, s in enumerate(sources)},
                         totals=totals)
@@ -469,7 +478,7 @@ def _word_block(tok: np.ndarray, doc: np.ndarray, vocab: Sequence[str], sources:
 
 #: Responses per slice in the streaming passes of :func:`_char_block` (memory: a few int64 arrays of the
 #: slice's characters, not of the whole case).
-_CHAR_SLICE = 4096
+_CHAR_SLICE = 1024
 
 
 def _char_slices(texts: list[str], lowercase: bool) -> Iterator[tuple[int, int, np.ndarray]]:
