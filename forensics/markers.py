@@ -153,6 +153,7 @@ def phrase_table(corpus: CorpusLike, params: Any = None) -> PhraseTable:
     starts_doc[1:] = doc[1:] != doc[:-1]
     seg = np.cumsum(~is_w | starts_doc)
     w_tok, w_doc, w_seg = tok[is_w], doc[is_w], seg[is_w]
+    del tok, doc, seg, is_w, starts_doc
     n_docs = n * (n_src + 1)
     words_all = np.bincount(w_doc, minlength=n_docs)
     teacher_rows = [np.arange(sources.index(t) * n, (sources.index(t) + 1) * n) for t in corpus.teachers]
@@ -202,7 +203,10 @@ def _response_presence(docs: np.ndarray, ids: np.ndarray, n_ids: int, n: int,
                        n_resp: int) -> tuple[np.ndarray, np.ndarray]:
     """(response, phrase id) pairs, each once, sorted, of the phrases present in a response and absent
     from its prompt (documents: ``n_resp`` responses, source-major, then the ``n`` prompts)."""
-    keys = np.unique(docs.astype(np.int64) * n_ids + ids)
+    keys = docs.astype(np.int64)  # a copy: (document, id) keys in place
+    keys *= n_ids
+    keys += ids
+    keys = np.unique(keys)
     split = int(np.searchsorted(keys, n_resp * n_ids))
     prompt_keys = keys[split:]
     r_doc, r_id = np.divmod(keys[:split], n_ids)

@@ -855,11 +855,15 @@ def stylometric_features(corpus: CorpusLike, params: Any = None) -> StyloFeature
     keep_list = mfw.names if p.distortion_keep <= p.mfw else _word_block(
         words_tok, words_doc, vocab, sources, n, (1,), p.distortion_keep).names
     keep = frozenset(keep_list[: p.distortion_keep])
+    del words_tok, words_doc, is_w
     # Text distortion at the vocabulary level (one entry at a time, identical to :func:`distort`).
     d_codes, d_vocab = pd.factorize(np.array([distort([v], keep, p.distortion_mode)[0] for v in vocab],
                                              dtype=object))
-    distorted = _word_block(d_codes.astype(np.int64)[tok], doc, [str(v) for v in d_vocab], sources, n,
+    d_tok = d_codes.astype(np.int64)[tok]
+    del tok
+    distorted = _word_block(d_tok, doc, [str(v) for v in d_vocab], sources, n,
                             tuple(sorted(set(p.distortion_orders))), p.distortion_top)
+    del d_tok, doc
     char = _char_block(corpus.responses, sources, p.char_n, p.char_top, p.char_lowercase,
                        p.char_word_boundary)
     fmt_counts, fmt_totals = {}, {}
