@@ -167,7 +167,7 @@ def phrase_table(corpus: CorpusLike, params: Any = None) -> PhraseTable:
     for order, starts, ids, first in ngram_occurrences(w_tok, w_seg, max(p.orders)):
         if order not in wanted:
             continue
-        r_doc, r_id = _response_presence(w_doc[starts], ids, len(first), n, n_resp)
+        r_doc, r_id = _response_presence(w_doc, starts, ids, len(first), n, n_resp)
         del starts, ids
         # phrase-response incidences over every phrase (prompt phrases removed): the log-odds' "n"
         totals += np.bincount(r_doc, minlength=n_resp)
@@ -199,21 +199,32 @@ def phrase_table(corpus: CorpusLike, params: Any = None) -> PhraseTable:
     )
 
 
-def _response_presence(docs: np.ndarray, ids: np.ndarray, n_ids: int, n: int,
+def _response_presence(doc: np.ndarray, starts: np.ndarray, ids: np.ndarray, n_ids: int, n: int,
                        n_resp: int) -> tuple[np.ndarray, np.ndarray]:
     """(response, phrase id) pairs, each once, sorted, of the phrases present in a response and absent
-    from its prompt (documents: ``n_resp`` responses, source-major, then the ``n`` prompts)."""
-    keys = docs.astype(np.int64)  # a copy: (document, id) keys in place
+    from its prompt (documents: ``n_resp`` responses, source-major, then the ``n`` prompts). ``doc`` is
+    the document of each token, ``starts``/``ids`` the occurrences (:func:`ngram_occurrences`)."""
+    keys = doc[starts]  # a copy: (document, id) keys in place, sorted, each once (as np.unique)
     keys *= n_ids
     keys += ids
-    keys = np.unique(keys)
+    keys.sort()
+    if len(keys):
+        first = np.empty(len(keys), dtype=bool)
+        first[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        keys = keys[first]
+        del first
     split = int(np.searchsorted(keys, n_resp * n_ids))
-    prompt_keys = keys[split:]
+    prompt_keys = keys[split:].copy()
     r_doc, r_id = np.divmod(keys[:split], n_ids)
     del keys
     if len(prompt_keys):
-        pk = (n_resp + r_doc % n) * n_ids + r_id
-        at = np.minimum(np.searchsorted(prompt_keys, pk), len(prompt_keys) - 1)
+        pk = r_doc % n  # the key of the same phrase in the response's own prompt
+        pk += n_resp
+        pk *= n_ids
+        pk += r_id
+        at = np.searchsorted(prompt_keys, pk)
+        np.minimum(at, len(prompt_keys) - 1, out=at)
         absent = prompt_keys[at] != pk
         del pk, at
         r_doc, r_id = r_doc[absent], r_id[absent]
