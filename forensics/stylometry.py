@@ -305,6 +305,7 @@ def ngram_occurrences(tok: np.ndarray, seg: np.ndarray,
         if order == 1:
             starts = np.arange(n_tok, dtype=np.int64)
             yield order, starts, tok, _first_positions(tok, starts, base)
+            del starts  # (the caller may drop its reference before the next order: nothing held here)
             continue
         valid = valid[:m] & (seg[:m] == seg[order - 1:])
         starts = np.flatnonzero(valid)
@@ -312,12 +313,15 @@ def ngram_occurrences(tok: np.ndarray, seg: np.ndarray,
         key *= base
         key += tok[starts + order - 1]
         codes, uniques = pd.factorize(key)
-        del key
+        n_ids = len(uniques)
+        del key, uniques
         codes = codes.astype(np.int64, copy=False)
         dense = np.full(m, -1, dtype=np.int64)
         dense[starts] = codes
         prev = dense
-        yield order, starts, codes, _first_positions(codes, starts, len(uniques))
+        del dense
+        yield order, starts, codes, _first_positions(codes, starts, n_ids)
+        del starts, codes
 
 
 def _decode(tok: np.ndarray, vocab: Sequence[str], starts: np.ndarray, order: int,
@@ -427,7 +431,7 @@ def _word_block(tok: np.ndarray, doc: np.ndarray, vocab: Sequence[str], sources:
         key *= n_ids
         key += ids
         col_sums.append(np.bincount(key, minlength=n_src * n_ids).reshape(n_src, n_ids))
-        del key
+        del key, starts, ids
         decoders.append((offset, order, first))
         offset += n_ids
     sums = np.hstack(col_sums) if col_sums else np.zeros((n_src, 0), dtype=np.int64)
@@ -467,7 +471,7 @@ def _word_block(tok: np.ndarray, doc: np.ndarray, vocab: Sequence[str], sources:
         c = c[sel]
         c -= lo
         blocks.append(_count_matrix(doc[starts[sel]], c, (n_docs, int(hi - lo))))
-        del c, sel
+        del c, sel, starts, ids
     del col_of
     mat = sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((n_docs, 0))
     del blocks
