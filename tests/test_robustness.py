@@ -225,8 +225,11 @@ def kill_during_embedding(case_file: Path, out: Path, cache: Path, sig: signal.S
     entries of its own."""
     before = len(cache_entries(cache))
     cmd = [sys.executable, "-c", SMALL_GROUPS, "run", str(case_file), "--out", str(out)]
+    # A shell runs background jobs with SIGINT ignored, and children inherit that: restore the default so
+    # the run reacts to SIGINT as it does in a terminal, however the test suite itself was started.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(cache), cwd=out.parent)
+                            env=cli_env(cache), cwd=out.parent,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and len(cache_entries(cache)) <= before:
         time.sleep(0.05)
