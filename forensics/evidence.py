@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from forensics.scoring import MIN_PANEL, panel_relative, percentile_interval
+from forensics.scoring import panel_relative, percentile_interval
 
-STEP = "06_evidence"
 #: Lines whose z-scores enter the fused score (order = report order). The marker line is computed and
 #: reported but not fused: on the development benchmark (leave-one-lineage-out) it raised the number of
 #: human-data controls given a teacher. This choice was made on that benchmark, so its validation figures
@@ -171,7 +170,3 @@ def _nan(value: Any) -> float:
 
 def interval(values: np.ndarray) -> list[float | None]:
     return percentile_interval(values) if np.size(values) > 1 else [None, None]
-
-
-def panel_ok(references: Sequence[str]) -> bool:
-    return len(references) >= MIN_PANEL

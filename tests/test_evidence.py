@@ -342,8 +342,3 @@ def test_excluded_prompts_are_counted() -> None:
 def test_limitations_differ_between_cases() -> None:
     """Not boilerplate: a small, base-sharing, short case and a large clean one get different lists."""
     assert limitations([("R1", "Base-7B"), ("R2", None)], n_prompts=50) != limitations(FIVE, n_prompts=900)
-
-
-def test_panel_ok() -> None:
-    assert not evidence.panel_ok(["A"])
-    assert evidence.panel_ok(["A", "B"])
