@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import types
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -33,22 +33,9 @@ from forensics.clustering import (
     show_pairs,
 )
 from forensics.custody import RunFolder
+from forensics.exchanges import AlignedCorpus
 
-
-@dataclass(frozen=True)
-class Corpus:
-    """Stand-in for forensics.exchanges.AlignedCorpus (same attributes)."""
-
-    prompt_keys: list[str]
-    prompts: list[str]
-    responses: dict[str, list[str]]
-    suspect: str
-    teachers: list[str]
-    references: list[str]
-
-    @property
-    def sources(self) -> list[str]:
-        return [self.suspect, *self.teachers, *self.references]
+Corpus = AlignedCorpus  # the real class: its checks catch a malformed test corpus
 
 
 def blob_case(n: int = 48, d: int = 32, k: int = 4, seed: int = 0) -> tuple[Corpus, dict[str, np.ndarray]]:

@@ -5,29 +5,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from forensics import markers as mk
+from forensics.exchanges import AlignedCorpus
 
-
-@dataclass(frozen=True)
-class Corpus:
-    """Stand-in for ``exchanges.AlignedCorpus`` (same attributes)."""
-
-    prompt_keys: list[str]
-    prompts: list[str]
-    responses: dict[str, list[str]]
-    suspect: str
-    teachers: list[str]
-    references: list[str]
-
-    @property
-    def sources(self) -> list[str]:
-        return [self.suspect, *self.teachers, *self.references]
+Corpus = AlignedCorpus  # the real class: its checks catch a malformed test corpus
 
 
 def test_fightin_words_matches_monroe_et_al_by_hand() -> None:

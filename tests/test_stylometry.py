@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,22 +12,9 @@ import pytest
 from scipy import sparse
 
 from forensics import stylometry as st
+from forensics.exchanges import AlignedCorpus
 
-
-@dataclass(frozen=True)
-class Corpus:
-    """Stand-in for ``exchanges.AlignedCorpus`` (same attributes)."""
-
-    prompt_keys: list[str]
-    prompts: list[str]
-    responses: dict[str, list[str]]
-    suspect: str
-    teachers: list[str]
-    references: list[str]
-
-    @property
-    def sources(self) -> list[str]:
-        return [self.suspect, *self.teachers, *self.references]
+Corpus = AlignedCorpus  # the real class: its checks catch a malformed test corpus
 
 
 # A 3-source x 4-word relative-frequency table whose z-scores (ddof=1) are round numbers:
