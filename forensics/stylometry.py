@@ -48,11 +48,13 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+
+from forensics.exchanges import CorpusLike
 
 __all__ = [
     "FAMILIES",
@@ -94,20 +96,6 @@ FAMILIES: tuple[str, ...] = (
     "distorted_ngrams",
     "formatting",
 )
-
-
-class CorpusLike(Protocol):
-    """What this module reads from ``exchanges.AlignedCorpus`` (duck-typed, so tests need no import)."""
-
-    prompt_keys: list[str]
-    prompts: list[str]
-    responses: dict[str, list[str]]
-    suspect: str
-    teachers: list[str]
-    references: list[str]
-
-    @property
-    def sources(self) -> list[str]: ...
 
 
 # ----------------------------------------------------------------------------------------- parameters
