@@ -401,6 +401,13 @@ class Embedder:
         return [list(ids) for ids in out["input_ids"]]
 
     # ---- public ------------------------------------------------------------------------------------
+    def stats_line(self) -> str:
+        """The one-line account of the last ``embed`` call that the command line prints (the robustness
+        tests parse it): how many texts came from the cache and how many were embedded now."""
+        stats = self.last_stats
+        return (f"embeddings: {stats['texts']} texts, {stats['from_cache']} from the cache, "
+                f"{stats['embedded']} embedded now")
+
     def describe(self) -> dict[str, Any]:
         """What the manifest records about the model: enough to find and re-check the exact files."""
         return {"name": self.name, "path": str(self.path), "fingerprint": self.fingerprint,

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from forensics.scoring import panel_relative, percentile_interval
+from forensics.scoring import panel_relative
 
 #: Lines whose z-scores enter the fused score (order = report order). The marker line is computed and
 #: reported but not fused: on the development benchmark (leave-one-lineage-out) it raised the number of
@@ -166,7 +166,3 @@ def _array(value: Any) -> np.ndarray:
 
 def _nan(value: Any) -> float:
     return float("nan") if value is None else float(value)
-
-
-def interval(values: np.ndarray) -> list[float | None]:
-    return percentile_interval(values) if np.size(values) > 1 else [None, None]

@@ -17,6 +17,7 @@ import pandas as pd
 from forensics import evidence
 from forensics.calibration import DEFAULT_CALIBRATION, Calibration, calibration_record, supports, verbal
 from forensics.custody import environment, utc_now
+from forensics.scoring import percentile_interval, rounded
 
 STEP = "06_evidence"
 SCHEMA = 1
@@ -55,11 +56,6 @@ def _f(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _r(value: Any) -> float | None:
-    value = float(value)
-    return round(value, 6) if np.isfinite(value) else None
-
-
 # ----------------------------------------------------------------------------------------- entries
 
 def teacher_entry(name: str, scored: Mapping[str, Any], semantic: Mapping[str, Any],
@@ -69,8 +65,8 @@ def teacher_entry(name: str, scored: Mapping[str, Any], semantic: Mapping[str, A
     log10_lr = cal.log10_lr(score) if np.isfinite(score) else 0.0
     entry = {
         "name": name,
-        "score": _r(score),
-        "score_ci95": evidence.interval(scored["fused_boot"][name]),
+        "score": rounded(score),
+        "score_ci95": percentile_interval(scored["fused_boot"][name]),
         "log10_lr": round(log10_lr, 6),
         "lr_bounds": [round(cal.lower, 6), round(cal.upper, 6)],
         "at_bound": bool(log10_lr in (cal.lower, cal.upper)),
@@ -93,29 +89,29 @@ def teacher_entry(name: str, scored: Mapping[str, Any], semantic: Mapping[str, A
 def _stylometry_entry(line: Mapping[str, Any], references: Sequence[str], n_prompts: int) -> dict[str, Any]:
     fams = {}
     for fam, v in line["families"].items():
-        fams[fam] = {"suspect_value": _r(v["suspect"]),
-                     "panel_values": {r: _r(x) for r, x in zip(references, v["references"], strict=True)},
-                     "z": _r(v["z"]), "ci95": evidence.interval(v["boot_suspect"]),
-                     "z_ci95": evidence.interval(v["boot_z"]), "fused": fam in evidence.STYLO_FAMILIES}
+        fams[fam] = {"suspect_value": rounded(v["suspect"]),
+                     "panel_values": {r: rounded(x) for r, x in zip(references, v["references"], strict=True)},
+                     "z": rounded(v["z"]), "ci95": percentile_interval(v["boot_suspect"]),
+                     "z_ci95": percentile_interval(v["boot_z"]), "fused": fam in evidence.STYLO_FAMILIES}
     main = line["families"][evidence.STYLO_FAMILIES[0]]
     return {"statistic": "panel-relative affinity of formatting habits (headers, lists, bold, code, "
                          "openings and closings, refusals, length of lines and sentences: Cosine Delta on "
                          "their z-scored rates); the word and character families are listed as components",
-            "suspect_value": _r(main["suspect"]),
-            "panel_values": {r: _r(x) for r, x in zip(references, main["references"], strict=True)},
-            "z": _r(line["z"]), "ci95": evidence.interval(line["boot_suspect"]),
-            "z_ci95": evidence.interval(line["boot_z"]), "n_prompts": n_prompts, "families": fams}
+            "suspect_value": rounded(main["suspect"]),
+            "panel_values": {r: rounded(x) for r, x in zip(references, main["references"], strict=True)},
+            "z": rounded(line["z"]), "ci95": percentile_interval(line["boot_suspect"]),
+            "z_ci95": percentile_interval(line["boot_z"]), "n_prompts": n_prompts, "families": fams}
 
 
 def _marker_entry(line: Mapping[str, Any], z: float, data: Mapping[str, Any], n_prompts: int) -> dict[str, Any]:
     return {"statistic": "rate of the teacher's over-used phrases in the suspect's answers against each "
                          "reference's rate (each reference measured on phrases chosen without it), "
                          f"{data.get('unit', '')}",
-            "suspect_value": _r(line["suspect"]),
-            "panel_values": {r: (None if v is None else _r(v)) for r, v in line["references"].items()},
-            "teacher_value": _r(data["teacher"]),
-            "z": _r(z), "ci95": evidence.interval(line["boot_suspect"]),
-            "z_ci95": evidence.interval(line["boot_z"]), "n_prompts": n_prompts, "n_markers": data["n_markers"],
+            "suspect_value": rounded(line["suspect"]),
+            "panel_values": {r: (None if v is None else rounded(v)) for r, v in line["references"].items()},
+            "teacher_value": rounded(data["teacher"]),
+            "z": rounded(z), "ci95": percentile_interval(line["boot_suspect"]),
+            "z_ci95": percentile_interval(line["boot_z"]), "n_prompts": n_prompts, "n_markers": data["n_markers"],
             "top_markers": [{k: row.get(k) for k in ("phrase", "z", "teacher_rate", "suspect_rate",
                                                      "panel_rate")} for row in data["markers"][:15]]}
 
@@ -167,22 +163,22 @@ def exhibits(corpus: Any, per_prompt: pd.DataFrame, teacher: str, marker_rows: S
         i = index[key]
         closest = str(wide.loc[key, refs].astype(float).idxmax())
         suspect_text, teacher_text = corpus.responses[corpus.suspect][i], corpus.responses[teacher][i]
+        both = (_padded_words(suspect_text), _padded_words(teacher_text))
         phrases = [{"phrase": m["phrase"], "panel_base_rate": m.get("panel_rate")}
-                   for m in marker_rows if _contains(suspect_text, m["phrase"]) and
-                   _contains(teacher_text, m["phrase"])][:8]
+                   for m in marker_rows if all(f" {m['phrase']} " in words for words in both)][:8]
         out.append({"prompt_key": key, "prompt": corpus.prompts[i], "teacher_name": teacher,
                     "teacher": teacher_text[:EXHIBIT_CHARS], "suspect": suspect_text[:EXHIBIT_CHARS],
                     "reference": corpus.responses[closest][i][:EXHIBIT_CHARS], "reference_name": closest,
-                    "similarity_suspect_teacher": _r(wide.loc[key, corpus.suspect]),
-                    "similarity_reference_teacher": _r(wide.loc[key, closest]), "phrases": phrases})
+                    "similarity_suspect_teacher": rounded(wide.loc[key, corpus.suspect]),
+                    "similarity_reference_teacher": rounded(wide.loc[key, closest]), "phrases": phrases})
     return out
 
 
-def _contains(text: str, phrase: str) -> bool:
+def _padded_words(text: str) -> str:
+    """The text's words (the markers' tokenizer) joined by spaces and padded, for whole-phrase lookup."""
     from forensics.stylometry import tokenize
 
-    words = " ".join(tokenize(text))
-    return f" {phrase} " in f" {words} "
+    return f" {' '.join(tokenize(text))} "
 
 
 def identity_leaks(markers: Mapping[str, Any], sources: Sequence[str]) -> list[dict[str, Any]]:
@@ -225,7 +221,7 @@ def limitations(case: Any, corpus: Any, coverage: Mapping[str, Any], teachers: S
                f"({cal.n_hp} trained-on, {cal.n_hd} independent); they are bounded to "
                f"[{cal.lower:+.2f}, {cal.upper:+.2f}] in log10 because stronger values are not supported by "
                f"so little calibration data.")
-    excluded = coverage.get("excluded_prompts") or coverage.get("excluded") or []
+    excluded = coverage.get("excluded") or []
     if excluded:
         out.append(f"{len(excluded)} prompts were excluded because a source lacked a (non-empty) answer; "
                    f"see the data warnings.")

@@ -621,11 +621,11 @@ ARTIFACT = "artifacts/markers.json"
 def run_step(case: Any, run: Any) -> dict[str, Any]:
     """Step 04: teacher markers with leave-one-out panel rates, identity leaks, canaries."""
     from forensics.exchanges import load_corpus
-    from forensics.scoring import bootstrap_indices
+    from forensics.scoring import case_bootstrap
 
     corpus = load_corpus(run, case)
     params = case.parameters
-    boot_idx = bootstrap_indices(len(corpus.prompt_keys), params.bootstrap, params.seed)
+    boot_idx = case_bootstrap(corpus, params)
     rates = marker_rates(corpus, boot_idx, params)
     identity = identity_leaks(corpus)
     canaries = canary_hits(corpus, list(params.canaries)) if params.canaries else None

@@ -17,8 +17,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from forensics.errors import ForensicsError
+
+if TYPE_CHECKING:
+    from forensics.case import Case
 
 log = logging.getLogger(__name__)
 
@@ -71,23 +75,19 @@ def _deterministic_env() -> None:
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 
 
-def prepare(case_file: Path) -> None:
+def prepare(case: Case) -> None:
     """Validate the case and embed every analysable response here, with a progress bar on the terminal.
 
     The notebooks then find every vector in the cache. Errors in the input surface here as one line.
     """
-    from forensics.case import load_case
     from forensics.embeddings import Embedder
     from forensics.exchanges import join_case
 
-    case = load_case(case_file)
     corpus = join_case(case).corpus()
     texts = sorted({t for src in corpus.sources for t in corpus.responses[src]})
     embedder = Embedder(case.parameters.embedding_model, seed=case.parameters.seed, base=case.case_dir)
     embedder.embed(texts, progress="embedding responses")
-    stats = embedder.last_stats
-    print(f"embeddings: {stats['texts']} texts, {stats['from_cache']} from the cache, "
-          f"{stats['embedded']} embedded now", file=sys.stderr)
+    print(embedder.stats_line(), file=sys.stderr)
 
 
 def execute_notebooks(case_file: Path, run_dir: Path, kernel: str,
@@ -126,7 +126,7 @@ def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet:
     out = out.resolve()
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    prepare(case_file)
+    prepare(case)
     staging.mkdir(parents=True)
     kernel = ensure_kernel()
 

@@ -33,6 +33,11 @@ def bootstrap_indices(n_prompts: int, replicates: int, seed: int) -> np.ndarray:
     return rng.integers(0, n_prompts, size=(replicates, n_prompts))
 
 
+def case_bootstrap(corpus: Any, parameters: Any) -> np.ndarray:
+    """The case's prompt resamples (``parameters.bootstrap`` of them, seeded by ``parameters.seed``)."""
+    return bootstrap_indices(len(corpus.prompt_keys), parameters.bootstrap, parameters.seed)
+
+
 def affinities(sim: np.ndarray, sources: Sequence[str], teacher: str, panel: Sequence[str],
                probes: Sequence[str]) -> np.ndarray:
     """``a(X, T)`` for each probe X (works on (S,S) or stacked (..., S, S) similarity arrays)."""
@@ -72,9 +77,9 @@ def line_entry(full: dict[str, Any], boot: dict[str, Any] | None, panel: Sequenc
     """The JSON entry of one line for one teacher (docs/ARCHITECTURE.md, "Per-line evidence entries")."""
     entry: dict[str, Any] = {
         "statistic": statistic,
-        "suspect_value": _num(full["suspect"]),
-        "panel_values": {r: _num(v) for r, v in zip(panel, np.ravel(full["references"]), strict=True)},
-        "z": _num(full["z"]),
+        "suspect_value": rounded(full["suspect"]),
+        "panel_values": {r: rounded(v) for r, v in zip(panel, np.ravel(full["references"]), strict=True)},
+        "z": rounded(full["z"]),
         "n_prompts": int(n_prompts),
     }
     if boot is not None and np.size(boot["z"]) > 1:
@@ -93,6 +98,7 @@ def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float |
     return [round(float(low), 6), round(float(high), 6)]
 
 
-def _num(value: Any) -> float | None:
+def rounded(value: Any) -> float | None:
+    """A scalar as it goes into JSON: 6 decimals, and None for NaN or infinity (JSON has neither)."""
     value = float(np.asarray(value).reshape(()))
     return round(value, 6) if np.isfinite(value) else None

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forensics.scoring import bootstrap_indices, line_entry, panel_relative
+from forensics.scoring import case_bootstrap, line_entry, panel_relative
 
 STEP = "02_semantic"
 ARTIFACT = "artifacts/semantic.json"
@@ -102,7 +102,7 @@ def run_step(case: Any, run: Any) -> dict[str, Any]:
 
     corpus = load_corpus(run, case)
     vectors = load_vectors(run, corpus)
-    boot_idx = bootstrap_indices(len(corpus.prompt_keys), case.parameters.bootstrap, case.parameters.seed)
+    boot_idx = case_bootstrap(corpus, case.parameters)
     line = semantic_line(corpus, vectors, boot_idx)
     frame = per_prompt_frame(corpus, line.pop("per_prompt"))
     run.write_parquet(PROMPTS_ARTIFACT, frame, step=STEP)

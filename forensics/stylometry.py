@@ -1063,11 +1063,11 @@ def run_step(case: Any, run: Any) -> dict[str, Any]:
     """Step 03: stylometric similarities (full + prompt bootstrap), per-source tables and figures."""
     from forensics import figures
     from forensics.exchanges import load_corpus
-    from forensics.scoring import bootstrap_indices
+    from forensics.scoring import case_bootstrap
 
     corpus = load_corpus(run, case)
     params = case.parameters
-    boot_idx = bootstrap_indices(len(corpus.prompt_keys), params.bootstrap, params.seed)
+    boot_idx = case_bootstrap(corpus, params)
     feats = stylometric_features(corpus, params)
     sims = stylometric_similarities(corpus, boot_idx, params, features=feats)
     summary = summarise_stylometry(corpus, sims, stylometric_tables(feats))

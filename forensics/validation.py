@@ -131,9 +131,7 @@ def embed_benchmark(bench: Benchmark, model: str | None = None) -> None:
     vectors = embedder.embed(flat, progress="embedding the benchmark")
     n = len(bench.prompt_keys)
     bench.vectors = {name: vectors[i * n:(i + 1) * n] for i, name in enumerate(names)}
-    stats = embedder.last_stats
-    print(f"embeddings: {stats['texts']} texts, {stats['from_cache']} from the cache, {stats['embedded']} "
-          f"embedded now", file=sys.stderr)
+    print(embedder.stats_line(), file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------- scoring
@@ -155,11 +153,11 @@ def score_case(corpus: AlignedCorpus, vectors: dict[str, np.ndarray], params: Pa
     """The pipeline's scoring (steps 02-04 and 06) applied in memory to one benchmark case."""
     from forensics.findings import score_lines
     from forensics.markers import marker_rates
-    from forensics.scoring import bootstrap_indices
+    from forensics.scoring import case_bootstrap
     from forensics.semantic import semantic_line
     from forensics.stylometry import stylometric_similarities
 
-    boot_idx = bootstrap_indices(len(corpus.prompt_keys), params.bootstrap, params.seed)
+    boot_idx = case_bootstrap(corpus, params)
     semantic = semantic_line(corpus, {s: vectors[s] for s in corpus.sources}, boot_idx)
     stylo = {"sources": corpus.sources, "families": stylometric_similarities(corpus, boot_idx, params)}
     markers = {"teachers": marker_rates(corpus, boot_idx, params)}

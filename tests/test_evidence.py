@@ -334,7 +334,7 @@ def test_the_calibration_size_and_bounds_are_stated() -> None:
 
 
 def test_excluded_prompts_are_counted() -> None:
-    got = limitations(FIVE, coverage={"excluded_prompts": [{"prompt_key": "a"}, {"prompt_key": "b"}]})
+    got = limitations(FIVE, coverage={"excluded": [{"prompt_key": "a"}, {"prompt_key": "b"}]})
     assert mentions(got, "2 prompts were excluded")
     assert not mentions(limitations(FIVE), "were excluded")
 
