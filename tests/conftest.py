@@ -8,9 +8,11 @@ in every input format; and no test may read or write the user's own embedding ca
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -28,8 +30,33 @@ SMALL_SOURCES = (
 SMALL_PARAMETERS = {"seed": 0, "min_prompts": 30, "bootstrap": 50, "permutations": 100}
 
 
+#: The bad-input generator (also a documented script): builds a corpus of broken files with expectations.
+BAD_INPUT_GENERATOR = Path(__file__).parent / "bad_inputs" / "make_bad_inputs.py"
+
+
+def _load_bad_input_generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_bad_inputs", BAD_INPUT_GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BAD_INPUTS = _load_bad_input_generator()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: runs the whole pipeline (tens of seconds); -m 'not slow' skips")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test asking for ``bad_input_name`` runs once per case the generator knows."""
+    if "bad_input_name" in metafunc.fixturenames:
+        metafunc.parametrize("bad_input_name", list(BAD_INPUTS.REGISTRY))
+
+
+@pytest.fixture(scope="session")
+def bad_input_generator() -> ModuleType:
+    return BAD_INPUTS
 
 
 def _demo_rows(path: Path) -> pd.DataFrame:

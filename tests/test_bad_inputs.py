@@ -6,10 +6,10 @@ each case is one test, so a regression names the input that slipped through.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,23 +18,12 @@ from forensics import errors
 from forensics.case import load_case
 from forensics.exchanges import REJECTS, join_case, read_exchanges
 
-GENERATOR = Path(__file__).parent / "bad_inputs" / "make_bad_inputs.py"
 
-
-def _load_generator() -> Any:
-    spec = importlib.util.spec_from_file_location("make_bad_inputs", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _load_generator()
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, Any]]]:
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory,
+           bad_input_generator: ModuleType) -> tuple[Path, dict[str, dict[str, Any]]]:
     root = tmp_path_factory.mktemp("bad_inputs")
-    return root, GEN.build(root)
+    return root, bad_input_generator.build(root)
 
 
 def _run(kind: str, target: Path) -> Any:
@@ -67,10 +56,9 @@ def _check_ok(result: Any, expected: dict[str, Any]) -> None:
             assert _dotted(result.coverage, key) == value, key
 
 
-@pytest.mark.parametrize("name", list(GEN.REGISTRY))
-def test_bad_input(name: str, corpus: tuple[Path, dict[str, dict[str, Any]]]) -> None:
+def test_bad_input(bad_input_name: str, corpus: tuple[Path, dict[str, dict[str, Any]]]) -> None:
     root, cases = corpus
-    expected = cases[name]
+    expected = cases[bad_input_name]
     target = root / expected["target"]
     if expected["error"] is None:
         _check_ok(_run(expected["kind"], target), expected)
@@ -91,9 +79,9 @@ def test_corpus_is_large_and_written_to_disk(corpus: tuple[Path, dict[str, dict[
     assert errors_expected >= 45 and len(cases) - errors_expected >= 10
 
 
-def test_generator_runs_as_a_script(tmp_path: Path) -> None:
+def test_generator_runs_as_a_script(tmp_path: Path, bad_input_generator: ModuleType) -> None:
     """The documented command line works (for people building their own fixtures)."""
-    assert GEN.main([str(tmp_path / "out")]) == 0
+    assert bad_input_generator.main([str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "expected.json").is_file()
     shutil.rmtree(tmp_path / "out")
 

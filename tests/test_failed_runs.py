@@ -7,9 +7,9 @@ afterwards: no findings.json, no report, no half-written staging folder that cou
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,23 +18,12 @@ from forensics import errors
 from forensics.cli import main
 from forensics.pipeline import run_case
 
-GENERATOR = Path(__file__).parent / "bad_inputs" / "make_bad_inputs.py"
-
-
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location("make_bad_inputs_failed_runs", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
-
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, Any]]]:
+def corpus(tmp_path_factory: pytest.TempPathFactory,
+           bad_input_generator: ModuleType) -> tuple[Path, dict[str, dict[str, Any]]]:
     root = tmp_path_factory.mktemp("failed_runs")
-    return root, GEN.build(root)
+    return root, bad_input_generator.build(root)
 
 
 def _good_jsonl(path: Path, n: int = 40) -> None:
