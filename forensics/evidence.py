@@ -150,13 +150,16 @@ def decide(teachers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     A teacher is attributed only when its LR supports Hp, its score beats every other candidate's in the
     bootstrap, and no other candidate's LR supports Hp too: when two candidates both look like the
     suspect's teacher (siblings of one vendor, say), naming one would claim more than the evidence shows.
+    ``candidates_supported`` lists every candidate whose LR supports Hp, so an inconclusive result can
+    say between which teachers it could not decide.
     """
     supported = [t for t in teachers if t["supports"] == "Hp"]
+    names = [t["name"] for t in supported]
     if len(supported) == 1 and supported[0]["beats_other_candidates"]:
-        return {"attributed_teacher": supported[0]["name"], "outcome": "attributed"}
+        return {"attributed_teacher": names[0], "outcome": "attributed", "candidates_supported": names}
     if supported:
-        return {"attributed_teacher": None, "outcome": "inconclusive"}
-    return {"attributed_teacher": None, "outcome": "no teacher supported"}
+        return {"attributed_teacher": None, "outcome": "inconclusive", "candidates_supported": names}
+    return {"attributed_teacher": None, "outcome": "no teacher supported", "candidates_supported": []}
 
 
 def _array(value: Any) -> np.ndarray:

@@ -14,10 +14,11 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from forensics.errors import ForensicsError
 
@@ -97,18 +98,36 @@ def execute_notebooks(case_file: Path, run_dir: Path, kernel: str,
     out_dir = run_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"case_file": str(case_file), "run_dir": str(run_dir)}
-    for nb in notebooks():
-        if on_step:
-            on_step(nb.stem)
-        started = time.monotonic()
-        try:
-            pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters=params, kernel_name=kernel,
-                                cwd=str(run_dir), progress_bar=False, log_output=False)
-        except pm.PapermillExecutionError as exc:
-            raise ForensicsError(f"notebook {nb.name} failed: {exc.ename}: {exc.evalue}",
-                                 path=out_dir / nb.name,
-                                 fix="open the executed notebook to see the failing cell") from None
-        log.info("%s finished in %.1f s", nb.stem, time.monotonic() - started)
+    with tempfile.TemporaryDirectory(prefix="forensics-kernel-") as sockets:
+        config = kernel_config(Path(sockets))
+        for nb in notebooks():
+            if on_step:
+                on_step(nb.stem)
+            started = time.monotonic()
+            try:
+                pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters=params, kernel_name=kernel,
+                                    cwd=str(run_dir), progress_bar=False, log_output=False, config=config)
+            except pm.PapermillExecutionError as exc:
+                raise ForensicsError(f"notebook {nb.name} failed: {exc.ename}: {exc.evalue}",
+                                     path=out_dir / nb.name,
+                                     fix="open the executed notebook to see the failing cell") from None
+            log.info("%s finished in %.1f s", nb.stem, time.monotonic() - started)
+
+
+def kernel_config(socket_dir: Path) -> Any:
+    """Talk to the kernel over Unix sockets in a private folder where the OS has them, else over TCP.
+
+    The default transport (TCP on localhost, unencrypted) lets any local user read the hostile texts and
+    the code going to the kernel, and ipykernel warns about it on every run; IPC sockets in a folder only
+    this user can open do not.
+    """
+    from traitlets.config import Config
+
+    config = Config()
+    if os.name == "posix":
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = str(socket_dir / "kernel")
+    return config
 
 
 def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet: bool = False) -> Path:

@@ -18,7 +18,7 @@ import logging
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -377,10 +377,23 @@ def headline(findings: Mapping[str, Any]) -> str:
         teacher = _name(_mapping(findings.get("conclusion")).get("attributed_teacher"))
         return f"The evidence supports that {suspect} was trained on outputs of {teacher}."
     if outcome == "inconclusive":
+        supported = [_name(t.get("name")) for t in _records(findings.get("teachers")) if t.get("supports") == "Hp"]
+        if supported:
+            return (f"INCONCLUSIVE: the evidence supports that {suspect} was trained on outputs of "
+                    f"{_either(supported)}, but does not single out one of the candidate teachers ({names}).")
         return ("INCONCLUSIVE: the evidence is not strong enough to support either proposition for any "
                 f"candidate teacher ({names}).")
     return (f"NO TEACHER SUPPORTED: the evidence does not support that {suspect} was trained on outputs of "
             f"any of the candidate teachers examined ({names}).")
+
+
+def _either(names: Sequence[str]) -> str:
+    """'A', 'A or B (or both)', 'one or more of A, B and C'."""
+    if len(names) == 1:
+        return names[0]
+    if len(names) == 2:
+        return f"{names[0]} or {names[1]} (or both)"
+    return f"one or more of {', '.join(names[:-1])} and {names[-1]}"
 
 
 def does_not_show(findings: Mapping[str, Any]) -> list[str]:

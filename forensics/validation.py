@@ -177,7 +177,7 @@ def pair_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
                          "lineage": labels.loc[corpus.suspect, "lineage"],
                          "hp": int(labels.loc[corpus.suspect, "role"] == "student"
                                    and teacher_matches(documented, labels.loc[t, "teacher_name"])),
-                         **{f"z_{line}": scored["line_z"][line][t] for line in evidence.FUSED_LINES},
+                         **{f"z_{line}": scored["line_z"][line][t] for line in scored["line_z"]},
                          **{f"z_family_{fam}": v["z"] for fam, v in scored["stylometry"][t]["families"].items()},
                          "score": scored["fused"][t], "beats_share": scored["beats"][t],
                          "n_panel": len(corpus.references)})
@@ -212,6 +212,28 @@ def case_outcomes(pairs: pd.DataFrame) -> pd.DataFrame:
                      "documented": ", ".join(sorted(documented)) or "none", "attributed": attributed or "none",
                      "outcome": decision["outcome"],
                      "correct": (attributed in documented) if documented else attributed is None})
+    return pd.DataFrame(rows)
+
+
+def line_leanings(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per student and per line of evidence (fused or not): the candidate that line ranks first.
+
+    When a student is not attributed to its documented teacher, this shows whether one line disagrees (a
+    weakness of the method) or every line prefers another candidate (the outputs look like that teacher's:
+    the label may be incomplete, or the student learned from a snapshot or sibling the case lacks).
+    """
+    lines = [c for c in pairs.columns if c.startswith("z_")]
+    rows = []
+    for suspect, group in pairs[pairs["role"] == "student"].groupby("suspect", sort=True):
+        documented = set(group.loc[group["hp"] == 1, "teacher"])
+        row: dict[str, Any] = {"suspect": suspect, "documented": ", ".join(sorted(documented))}
+        for line in lines:
+            values = group[line].astype(float)
+            row[line.removeprefix("z_")] = group["teacher"].iloc[int(np.nanargmax(values))] \
+                if values.notna().any() else ""
+        top = [row[line.removeprefix("z_")] for line in lines]
+        row["lines_favouring_documented"] = f"{sum(t in documented for t in top)} of {len(top)}"
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -290,6 +312,7 @@ def write_report(report: ValidationReport, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "pairs.csv", report.pairs.round(6).to_csv(index=False))
     atomic_write_text(out_dir / "cases.csv", report.cases.to_csv(index=False))
+    atomic_write_text(out_dir / "leanings.csv", line_leanings(report.pairs).to_csv(index=False))
     atomic_write_json(out_dir / "summary.json", report.summary)
     atomic_write_text(out_dir / "summary.txt", "\n".join(report.summary_lines()) + "\n")
     tip = report.summary["tippett"]

@@ -276,6 +276,20 @@ def test_negative_outcomes_are_said_plainly(sample_findings: dict[str, Any], tmp
     assert "does not prove independence" in html
 
 
+def test_inconclusive_between_supported_candidates_names_them(sample_findings: dict[str, Any],
+                                                              tmp_path: Path) -> None:
+    """Two candidates both supported, neither singled out: the headline says between which it could not decide."""
+    findings = copy.deepcopy(sample_findings)
+    findings["conclusion"].update(outcome="inconclusive", attributed_teacher=None)
+    first = dict(findings["teachers"][0], supports="Hp", beats_other_candidates=False)
+    second = dict(first, name="other-teacher")
+    findings["teachers"] = [first, second]
+    text = words(" ".join(parse(report.render_html(findings, {}, tmp_path)).text))
+    assert (f"INCONCLUSIVE: the evidence supports that acme-chat-7b was trained on outputs of {first['name']} "
+            "or other-teacher (or both), but does not single out one") in text
+    assert "not strong enough to support either proposition" not in text
+
+
 def test_run_step_builds_from_the_run_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     built = report.Report(html=tmp_path / "r.html", pdf=tmp_path / "r.pdf", pages=3, refused=[])
     monkeypatch.setattr(report, "build", lambda root: built if root == tmp_path else None)
