@@ -89,6 +89,8 @@ class Parameters:
     bootstrap: int = 500
     permutations: int = 2000
     mfw: int = 300
+    #: The semantic line compares the first this-many words of paired answers (see forensics.semantic).
+    opening_words: int = 40
     umap_max_points: int = 4000
     canaries: tuple[str, ...] = ()
     #: LR between 1/2 and 2 ("no meaningful support" on the ENFSI-style verbal scale) is inconclusive.
@@ -453,7 +455,7 @@ def _shared_file_warnings(sources: list[Source]) -> list[str]:
 
 #: Integer parameters and their smallest allowed value.
 _INT_MINIMA = {"seed": 0, "max_response_chars": 1, "min_prompts": 1, "bootstrap": 1, "permutations": 1,
-               "mfw": 1, "umap_max_points": 2}
+               "mfw": 1, "opening_words": 1, "umap_max_points": 2}
 _PARAM_KEYS = tuple(f.name for f in fields(Parameters))
 
 

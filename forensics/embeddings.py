@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import itertools
 import logging
 import math
 import os
@@ -67,6 +68,9 @@ WIDTHS = (32, 64, 128, 256)
 
 STEP = "01_embeddings"
 ARTIFACT = "artifacts/embeddings.parquet"
+#: The same table for each answer's opening (its first ``opening_words`` words; see forensics.semantic).
+OPENINGS_ARTIFACT = "artifacts/embeddings_openings.parquet"
+_WORD_SPAN = re.compile(r"\S+")
 
 _ENV_CACHE = "FORENSICS_CACHE"
 
@@ -602,14 +606,38 @@ def _checked(text: Any, index: int) -> str:
 # The pipeline step
 # --------------------------------------------------------------------------------------------------
 
-def embed_corpus(corpus: Any, embedder: Embedder, progress: bool | str = False) -> dict[str, np.ndarray]:
-    """``source -> (n_prompts, dim)`` for an ``AlignedCorpus``, in one ``embed`` call so that texts
-    shared between sources are embedded once."""
-    sources = list(corpus.sources)
-    texts = [text for source in sources for text in corpus.responses[source]]
-    vectors = embedder.embed(texts, progress=progress)
+def opening(text: str, n_words: int) -> str:
+    """The first ``n_words`` whitespace-separated words of ``text``, with the text's own spacing between them.
+
+    A text of at most ``n_words`` words is returned whole (stripped), so it embeds exactly as the full
+    answer does.
+    """
+    spans = list(itertools.islice(_WORD_SPAN.finditer(text), n_words))
+    if not spans:
+        return text.strip()
+    return text[spans[0].start():spans[-1].end()]
+
+
+def corpus_texts(corpus: Any, opening_words: int | None = None) -> list[str]:
+    """Every response of every source, source by source (or each response's opening when a length is given)."""
+    texts = [text for source in corpus.sources for text in corpus.responses[source]]
+    return texts if opening_words is None else [opening(t, opening_words) for t in texts]
+
+
+def split_by_source(corpus: Any, vectors: np.ndarray) -> dict[str, np.ndarray]:
     n = len(corpus.prompt_keys)
-    return {source: vectors[i * n:(i + 1) * n] for i, source in enumerate(sources)}
+    return {source: vectors[i * n:(i + 1) * n] for i, source in enumerate(corpus.sources)}
+
+
+def embed_corpus(corpus: Any, embedder: Embedder, progress: bool | str = False,
+                 opening_words: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``source -> (n_prompts, dim)`` for the full answers and for their openings, in one ``embed`` call
+    so that texts shared between sources (or an answer no longer than its opening) are embedded once.
+    Without ``opening_words`` the openings are the full answers."""
+    full = corpus_texts(corpus)
+    openings = corpus_texts(corpus, opening_words) if opening_words else full
+    vectors = embedder.embed(full + openings, progress=progress)
+    return split_by_source(corpus, vectors[:len(full)]), split_by_source(corpus, vectors[len(full):])
 
 
 def _case_dir(case: Any) -> Path | None:
@@ -643,8 +671,10 @@ def run_step(case: Any, run: Any, progress: bool | str = True) -> dict[str, Any]
     params = getattr(case, "parameters", None)
     embedder = Embedder(getattr(params, "embedding_model", None), seed=getattr(params, "seed", 0) or 0,
                         base=_case_dir(case))
-    vectors = embed_corpus(corpus, embedder, progress=progress)
+    vectors, openings = embed_corpus(corpus, embedder, progress=progress,
+                                     opening_words=getattr(params, "opening_words", None))
     run.write_parquet(ARTIFACT, vectors_frame(corpus.prompt_keys, vectors), step=STEP)
+    run.write_parquet(OPENINGS_ARTIFACT, vectors_frame(corpus.prompt_keys, openings), step=STEP)
     manifest = run.manifest()
     manifest.set("model", embedder.describe())
     manifest.record_step(STEP, started, utc_now())
@@ -655,11 +685,11 @@ def run_step(case: Any, run: Any, progress: bool | str = True) -> dict[str, Any]
     return stats
 
 
-def load_vectors(run: Any, corpus: Any) -> dict[str, np.ndarray]:
-    """``source -> (n, dim)`` float32 read back from the step's artifact (hash-checked by the run folder),
-    aligned with ``corpus.prompt_keys``; a missing prompt or source is an error, never a silent gap."""
-    frame = run.read_parquet(ARTIFACT)
-    where = run.path(ARTIFACT)
+def load_vectors(run: Any, corpus: Any, artifact: str = ARTIFACT) -> dict[str, np.ndarray]:
+    """``source -> (n, dim)`` float32 read back from one of the step's artifacts (hash-checked by the run
+    folder), aligned with ``corpus.prompt_keys``; a missing prompt or source is an error, never a gap."""
+    frame = run.read_parquet(artifact)
+    where = run.path(artifact)
     out = {}
     for source in corpus.sources:
         rows = frame[frame["source"] == source]

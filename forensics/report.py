@@ -57,10 +57,11 @@ LONG_TOKEN = 28
 #: Lines of evidence in the order the report presents them; other lines found in findings follow.
 LINES = {
     "embedding": ("Semantic similarity (sentence embeddings)",
-                  "How close the meaning and wording of each response is to the candidate teacher's "
-                  "response to the same prompt."),
+                  "How close the meaning and wording of the opening of each response (its first words) is "
+                  "to the opening of the candidate teacher's response to the same prompt."),
     "stylometry": ("Writing style (stylometry)",
-                   "Function-word frequencies, character n-grams, topic-masked text and formatting habits: "
+                   "Formatting habits (lists, headers, emphasis, openings and closings, sentence length), with "
+                   "function-word frequencies, character n-grams and topic-masked text shown beside them: "
                    "habits a model picks up from the text it was trained on, largely independent of topic."),
     "markers": ("Teacher-specific phrases and identity markers",
                 "Phrases typical of the candidate teacher and rare elsewhere, self-identification as another "

@@ -36,7 +36,7 @@ REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
 #: Bumped whenever the scoring changes, so an old calibration file is recognisably stale.
-METHOD_VERSION = "panel-relative-fused-v1"
+METHOD_VERSION = "panel-relative-fused-v2"
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Benchmark:
     responses: dict[str, list[str]]
     data_sha256: str
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    openings: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------- loading
@@ -122,15 +123,16 @@ def load_benchmark(labels_csv: Path, max_response_chars: int = 20000) -> Benchma
                      data_sha256=digest.hexdigest())
 
 
-def embed_benchmark(bench: Benchmark, model: str | None = None) -> None:
-    from forensics.embeddings import Embedder
+def embed_benchmark(bench: Benchmark, model: str | None = None, opening_words: int | None = None) -> None:
+    """Embed every labelled answer and its opening, as the pipeline's step 01 does."""
+    from forensics.embeddings import Embedder, embed_corpus
 
     embedder = Embedder(model)
     names = sorted(bench.responses)
-    flat = [t for n in names for t in bench.responses[n]]
-    vectors = embedder.embed(flat, progress="embedding the benchmark")
-    n = len(bench.prompt_keys)
-    bench.vectors = {name: vectors[i * n:(i + 1) * n] for i, name in enumerate(names)}
+    every = AlignedCorpus(bench.prompt_keys, bench.prompts, {n: bench.responses[n] for n in names},
+                          names[0], [], names[1:])
+    bench.vectors, bench.openings = embed_corpus(every, embedder, progress="embedding the benchmark",
+                                                 opening_words=opening_words)
     print(embedder.stats_line(), file=sys.stderr)
 
 
@@ -149,7 +151,8 @@ def benchmark_cases(bench: Benchmark) -> list[AlignedCorpus]:
     return cases
 
 
-def score_case(corpus: AlignedCorpus, vectors: dict[str, np.ndarray], params: Parameters) -> dict[str, Any]:
+def score_case(corpus: AlignedCorpus, vectors: dict[str, np.ndarray], params: Parameters,
+               openings: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """The pipeline's scoring (steps 02-04 and 06) applied in memory to one benchmark case."""
     from forensics.findings import score_lines
     from forensics.markers import marker_rates
@@ -158,7 +161,10 @@ def score_case(corpus: AlignedCorpus, vectors: dict[str, np.ndarray], params: Pa
     from forensics.stylometry import stylometric_similarities
 
     boot_idx = case_bootstrap(corpus, params)
-    semantic = semantic_line(corpus, {s: vectors[s] for s in corpus.sources}, boot_idx)
+    opening_vectors = openings if openings is not None else vectors
+    semantic = semantic_line(corpus, {s: opening_vectors[s] for s in corpus.sources}, boot_idx,
+                             full_vectors={s: vectors[s] for s in corpus.sources},
+                             opening_words=params.opening_words if openings is not None else None)
     stylo = {"sources": corpus.sources, "families": stylometric_similarities(corpus, boot_idx, params)}
     markers = {"teachers": marker_rates(corpus, boot_idx, params)}
     return score_lines(semantic, stylo, markers, corpus.suspect, corpus.teachers, corpus.references)
@@ -170,7 +176,7 @@ def pair_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
     rows = []
     for corpus in benchmark_cases(bench):
         print(f"scoring {corpus.suspect} against {len(corpus.references)} references", file=sys.stderr)
-        scored = score_case(corpus, bench.vectors, params)
+        scored = score_case(corpus, bench.vectors, params, bench.openings)
         documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
         for t in corpus.teachers:
             rows.append({"suspect": corpus.suspect, "teacher": t, "role": labels.loc[corpus.suspect, "role"],
@@ -294,7 +300,7 @@ class ValidationReport:
 def validate(labels_csv: Path, params: Parameters | None = None, model: str | None = None) -> ValidationReport:
     params = params or Parameters()
     bench = load_benchmark(Path(labels_csv), params.max_response_chars)
-    embed_benchmark(bench, model)
+    embed_benchmark(bench, model, params.opening_words)
     pairs = leave_one_lineage_out(pair_table(bench, params), params.inconclusive_band)
     cases = case_outcomes(pairs)
     summary = summarise(pairs, cases)

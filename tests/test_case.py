@@ -58,12 +58,13 @@ def test_to_dict_is_json_and_portable(tmp_path: Path) -> None:
 def test_parameters_parsed_and_frozen(tmp_path: Path) -> None:
     (tmp_path / "models" / "mini").mkdir(parents=True)
     extra = ("parameters:\n  embedding_model: models/mini\n  seed: 7\n  max_response_chars: 100\n"
-             "  min_prompts: 5\n  bootstrap: 10\n  permutations: 20\n  mfw: 50\n  umap_max_points: 99\n"
+             "  min_prompts: 5\n  bootstrap: 10\n  permutations: 20\n  mfw: 50\n  opening_words: 12\n"
+             "  umap_max_points: 99\n"
              "  canaries: [\"zebra-canary\", \"x y\"]\n  inconclusive_band: [-2, 0.5]\n")
     case = load_case(make_case(tmp_path, extra))
     p = case.parameters
-    assert (p.seed, p.max_response_chars, p.min_prompts, p.bootstrap, p.permutations, p.mfw,
-            p.umap_max_points) == (7, 100, 5, 10, 20, 50, 99)
+    assert (p.seed, p.max_response_chars, p.min_prompts, p.bootstrap, p.permutations, p.mfw, p.opening_words,
+            p.umap_max_points) == (7, 100, 5, 10, 20, 50, 12, 99)
     assert p.canaries == ("zebra-canary", "x y") and p.inconclusive_band == (-2.0, 0.5)
     assert p.embedding_model == "models/mini"  # as written: the hash does not depend on the machine
     assert case.embedding_model_path == (tmp_path / "models" / "mini").resolve()
@@ -78,7 +79,7 @@ def test_empty_parameters_mean_defaults(tmp_path: Path) -> None:
     assert case.parameters == Parameters() and case.embedding_model_path is None
     assert Parameters().to_dict() == {"embedding_model": None, "seed": 0, "max_response_chars": 20000,
                                       "min_prompts": 30, "bootstrap": 500, "permutations": 2000,
-                                      "mfw": 300, "umap_max_points": 4000, "canaries": [],
+                                      "mfw": 300, "opening_words": 40, "umap_max_points": 4000, "canaries": [],
                                       "inconclusive_band": [-0.30103, 0.30103]}
 
 

@@ -208,19 +208,33 @@ def test_run_step_writes_artifact_and_manifest(fresh: Embedder, tmp_path: Path,
     fake.load_corpus = lambda run, case: corpus
     monkeypatch.setitem(sys.modules, "forensics.exchanges", fake)
     monkeypatch.setattr(emb, "Embedder", lambda *args, **kwargs: fresh)
-    case = types.SimpleNamespace(parameters=types.SimpleNamespace(embedding_model=None, seed=0))
+    case = types.SimpleNamespace(parameters=types.SimpleNamespace(embedding_model=None, seed=0, opening_words=2))
     run = RunFolder(tmp_path / "run")
     stats = emb.run_step(case, run, progress=False)
-    assert stats["texts"] == 4 and stats["unique"] == 3
+    # 4 answers and their 4 openings; "One." and "Two." are their own openings: SHORT, its opening, One, Two
+    assert stats["texts"] == 8 and stats["unique"] == 4
     manifest = run.manifest().data
     assert manifest["model"]["fingerprint"] == fresh.fingerprint
-    assert emb.ARTIFACT in manifest["artifacts"]
+    assert emb.ARTIFACT in manifest["artifacts"] and emb.OPENINGS_ARTIFACT in manifest["artifacts"]
+    openings = emb.load_vectors(run, corpus, emb.OPENINGS_ARTIFACT)
+    assert np.array_equal(openings["teacher"][0], fresh.embed(["One."])[0])
+    assert np.array_equal(openings["suspect"][0], fresh.embed([emb.opening(SHORT, 2)])[0])
     frame = run.read_parquet(emb.ARTIFACT)
     assert list(frame.columns) == ["prompt_key", "source", "vector"] and len(frame) == 4
     vectors = emb.load_vectors(run, corpus)
     assert set(vectors) == {"suspect", "teacher"} and vectors["suspect"].dtype == np.float32
     assert np.array_equal(vectors["suspect"][0], vectors["teacher"][1])
     assert np.array_equal(vectors["suspect"], fresh.embed(corpus.responses["suspect"]))
+
+
+@pytest.mark.parametrize(("text", "n", "expected"), [
+    ("  One two three four.  ", 2, "One two"),
+    ("One\n\n1. two  three", 3, "One\n\n1. two"),  # the text's own spacing is kept
+    ("Short answer.", 40, "Short answer."),
+    ("  padded  ", 5, "padded"),
+])
+def test_opening_keeps_the_first_words(text: str, n: int, expected: str) -> None:
+    assert emb.opening(text, n) == expected
 
 
 def test_load_vectors_refuses_a_gap(tmp_path: Path) -> None:
