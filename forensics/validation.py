@@ -312,6 +312,10 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
     return ValidationReport(summary, pairs, cases, cal)
 
 
+#: The files :func:`write_report` writes into the validation folder.
+VALIDATION_FILES = ("pairs.csv", "cases.csv", "leanings.csv", "summary.json", "summary.txt", "tippett.png")
+
+
 def write_report(report: ValidationReport, out_dir: Path) -> None:
     from forensics import figures
 
@@ -324,6 +328,19 @@ def write_report(report: ValidationReport, out_dir: Path) -> None:
     tip = report.summary["tippett"]
     figures.tippett_plot(tip["hp"], tip["hd"]).savefig(out_dir / "tippett.png", dpi=120,
                                                        metadata={"Software": None})
+
+
+def read_validation(out_dir: Path) -> dict[str, Any]:
+    """What :func:`write_report` wrote, read back for the validation notebook (no re-computation)."""
+    out_dir = Path(out_dir)
+    missing = [n for n in VALIDATION_FILES if not (out_dir / n).is_file()]
+    if missing:
+        raise InputError(f"the validation folder lacks {', '.join(missing)}", path=out_dir,
+                         fix="run `forensics validate LABELS.csv --out DIR` (or `make calibrate`) first")
+    return {"summary": json.loads((out_dir / "summary.json").read_text(encoding="utf-8")),
+            "summary_text": (out_dir / "summary.txt").read_text(encoding="utf-8"),
+            "pairs": pd.read_csv(out_dir / "pairs.csv"), "cases": pd.read_csv(out_dir / "cases.csv"),
+            "leanings": pd.read_csv(out_dir / "leanings.csv"), "tippett": out_dir / "tippett.png"}
 
 
 def run_validation(labels_csv: Path, out_dir: Path) -> ValidationReport:

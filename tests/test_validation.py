@@ -305,3 +305,47 @@ def test_a_multi_word_model_name_is_matched_by_its_documented_label(tmp_path: Pa
                     "stud.json,stud,student,claude-2\n")
     labels = load_labels(path).set_index("name")
     assert teacher_matches(labels.loc["stud", "trained_on_outputs_of"], labels.loc["claude-2", "teacher_name"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The committed validation folder and its notebook
+# --------------------------------------------------------------------------------------------------
+
+VALIDATION_DIR = Path(__file__).resolve().parents[1] / "validation"
+
+
+def test_the_committed_validation_is_complete_and_consistent() -> None:
+    """The README and every report quote this folder: it must hold every file, and its counts must agree."""
+    from forensics.calibration import DEFAULT_CALIBRATION
+    from forensics.validation import line_leanings, read_validation
+
+    result = read_validation(VALIDATION_DIR)
+    summary, cases, pairs = result["summary"], result["cases"], result["pairs"]
+    assert summary["n_cases"] == len(cases) and summary["n_pairs"] == len(pairs)
+    assert summary["students_attributed_correctly"] == int(cases.loc[cases["role"] == "student", "correct"].sum())
+    assert summary["false_attributions_controls"] == int((cases.loc[cases["role"] == "control", "attributed"]
+                                                          != "none").sum())
+    pd.testing.assert_frame_equal(line_leanings(pairs).astype(str), result["leanings"].astype(str))
+    shipped = Calibration.load(DEFAULT_CALIBRATION)
+    assert shipped.metrics["summary"]["pair_auc"] == summary["pair_auc"]
+
+
+def test_reading_a_folder_without_validation_names_the_fix(tmp_path: Path) -> None:
+    from forensics.validation import read_validation
+
+    with pytest.raises(InputError, match="lacks pairs.csv.*forensics validate"):
+        read_validation(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_validation_notebook_runs_on_the_committed_folder(tmp_path: Path) -> None:
+    import papermill as pm
+
+    from forensics.pipeline import NOTEBOOK_DIR, ensure_kernel, kernel_config
+
+    out = tmp_path / "validation.ipynb"
+    pm.execute_notebook(str(NOTEBOOK_DIR / "validation.ipynb"), str(out), kernel_name=ensure_kernel(),
+                        parameters={"validation_dir": str(VALIDATION_DIR), "rerun": False},
+                        cwd=str(NOTEBOOK_DIR), progress_bar=False, config=kernel_config(tmp_path))
+    text = out.read_text(encoding="utf-8")
+    assert "students attributed to their documented teacher" in text and "lines_favouring_documented" in text
