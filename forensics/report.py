@@ -91,6 +91,9 @@ VALIDATION_METRICS = (
     ("cllr_min", "Cllr_min: the cost left after perfect calibration (discrimination only)", "num"),
     ("false_attribution_rate_controls", "false attributions among control models (no teacher)", "pct"),
     ("student_attribution_accuracy", "students attributed to their true teacher", "pct"),
+    ("students_documented_teacher_supported",
+     "students whose true teacher is among the supported candidates (named or not)", "num"),
+    ("controls_with_a_supported_teacher", "control models with any supported candidate teacher", "num"),
     ("rate_misleading_hp", "misleading evidence when Hp is true (LR < 1)", "pct"),
     ("rate_misleading_hd", "misleading evidence when Hd is true (LR > 1)", "pct"),
 )

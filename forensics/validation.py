@@ -214,10 +214,12 @@ def case_outcomes(pairs: pd.DataFrame) -> pd.DataFrame:
         decision = evidence.decide(teachers)
         documented = set(group.loc[group["hp"] == 1, "teacher"])
         attributed = decision["attributed_teacher"]
+        supported = decision["candidates_supported"]
         rows.append({"suspect": suspect, "role": group["role"].iloc[0], "lineage": group["lineage"].iloc[0],
                      "documented": ", ".join(sorted(documented)) or "none", "attributed": attributed or "none",
-                     "outcome": decision["outcome"],
-                     "correct": (attributed in documented) if documented else attributed is None})
+                     "outcome": decision["outcome"], "supported": ", ".join(sorted(supported)) or "none",
+                     "correct": (attributed in documented) if documented else attributed is None,
+                     "documented_supported": bool(documented & set(supported)) if documented else not supported})
     return pd.DataFrame(rows)
 
 
@@ -265,6 +267,10 @@ def summarise(pairs: pd.DataFrame, cases: pd.DataFrame) -> dict[str, Any]:
         "false_attributions_controls": int((controls["attributed"] != "none").sum()),
         "false_attribution_rate_controls": round(float((controls["attributed"] != "none").mean()), 6)
         if len(controls) else None,
+        # Set-valued reading: the documented teacher is among the candidates whose LR supports Hp (named or
+        # not), and a control has no supported candidate at all.
+        "students_documented_teacher_supported": int(students["documented_supported"].sum()),
+        "controls_with_a_supported_teacher": int((~controls["documented_supported"]).sum()),
         "rate_misleading_hp": round(float((hp["log10_lr"] < 0).mean()), 6),
         "rate_misleading_hd": round(float((hd["log10_lr"] > 0).mean()), 6),
         "per_teacher": per_teacher,
@@ -290,6 +296,9 @@ class ValidationReport:
             f"{s['n_students']}",
             f"controls given a teacher (false attributions): {s['false_attributions_controls']} of "
             f"{s['n_controls']}",
+            f"students whose documented teacher is among the supported candidates (named or not): "
+            f"{s['students_documented_teacher_supported']} of {s['n_students']}; controls with any supported "
+            f"candidate: {s['controls_with_a_supported_teacher']} of {s['n_controls']}",
             f"misleading evidence: {s['rate_misleading_hp']:.1%} of Hp pairs, {s['rate_misleading_hd']:.1%} "
             f"of Hd pairs",
             f"calibration: log10 LR = {self.calibration.intercept:+.3f} {self.calibration.slope:+.3f} x score, "

@@ -260,6 +260,20 @@ def test_case_outcomes() -> None:
     assert cases.loc["c-false", ["attributed", "outcome"]].tolist() == ["t-a", "attributed"]
     assert not bool(cases.loc["c-false", "correct"])
     assert cases.loc["c-false", "role"] == "control" and cases.loc["c-false", "lineage"] == "cf"
+    assert cases["supported"].tolist() == ["none", "t-a", "t-a", "none"]  # c-clean, c-false, s-good, s-miss
+    assert cases["documented_supported"].tolist() == [True, False, True, False]
+
+
+def test_an_inconclusive_student_counts_as_supported_when_its_teacher_is_among_the_candidates() -> None:
+    """Both candidates supported, neither singled out: not attributed, but the documented one is supported."""
+    pairs = outcome_pairs()
+    pairs = pairs[pairs["suspect"] == "s-miss"].copy()
+    pairs["supports"] = "Hp"
+    cases = case_outcomes(pairs)
+    assert cases[["outcome", "attributed", "supported"]].iloc[0].tolist() == ["inconclusive", "none", "t-a, t-b"]
+    assert not bool(cases["correct"].iloc[0]) and bool(cases["documented_supported"].iloc[0])
+    summary = summarise(pairs, cases)
+    assert summary["students_documented_teacher_supported"] == 1 and summary["students_attributed_correctly"] == 0
 
 
 def test_a_mixed_student_is_correct_when_attributed_to_either_teacher() -> None:
@@ -281,6 +295,8 @@ def test_summarise_counts() -> None:
     assert summary["student_attribution_accuracy"] == 0.5
     assert summary["false_attributions_controls"] == 1
     assert summary["false_attribution_rate_controls"] == 0.5
+    assert summary["students_documented_teacher_supported"] == 1
+    assert summary["controls_with_a_supported_teacher"] == 1
     # Hp pairs: log10 LR 1.8 and -0.3 -> one of two misleading; Hd pairs: 0.2, 0.4, 1.2 > 0 -> 3 of 6
     assert summary["rate_misleading_hp"] == 0.5
     assert summary["rate_misleading_hd"] == 0.5
