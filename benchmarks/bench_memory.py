@@ -304,10 +304,11 @@ def stage_markers(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
 
 
 def stage_embed_chunk(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
-    from forensics.embeddings import Embedder
+    from forensics.case import Parameters
+    from forensics.embeddings import Embedder, texts_to_embed
 
     corpus = read_corpus(folder)
-    texts = sorted({t for s in corpus.sources for t in corpus.responses[s]})  # as pipeline.prepare
+    texts = texts_to_embed(corpus, Parameters().opening_words)  # as pipeline.prepare
     del corpus
     embedder = Embedder(cache=False)
 

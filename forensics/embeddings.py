@@ -624,6 +624,11 @@ def corpus_texts(corpus: Any, opening_words: int | None = None) -> list[str]:
     return texts if opening_words is None else [opening(t, opening_words) for t in texts]
 
 
+def texts_to_embed(corpus: Any, opening_words: int | None) -> list[str]:
+    """Every distinct text step 01 embeds for this corpus (answers and their openings), sorted."""
+    return sorted({*corpus_texts(corpus), *corpus_texts(corpus, opening_words)})
+
+
 def split_by_source(corpus: Any, vectors: np.ndarray) -> dict[str, np.ndarray]:
     n = len(corpus.prompt_keys)
     return {source: vectors[i * n:(i + 1) * n] for i, source in enumerate(corpus.sources)}

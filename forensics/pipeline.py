@@ -81,11 +81,11 @@ def prepare(case: Case) -> None:
 
     The notebooks then find every vector in the cache. Errors in the input surface here as one line.
     """
-    from forensics.embeddings import Embedder, corpus_texts
+    from forensics.embeddings import Embedder, texts_to_embed
     from forensics.exchanges import join_case
 
     corpus = join_case(case).corpus()
-    texts = sorted({*corpus_texts(corpus), *corpus_texts(corpus, case.parameters.opening_words)})
+    texts = texts_to_embed(corpus, case.parameters.opening_words)
     embedder = Embedder(case.parameters.embedding_model, seed=case.parameters.seed, base=case.case_dir)
     embedder.embed(texts, progress="embedding responses")
     print(embedder.stats_line(), file=sys.stderr)

@@ -151,8 +151,8 @@ def benchmark_cases(bench: Benchmark) -> list[AlignedCorpus]:
     return cases
 
 
-def score_case(corpus: AlignedCorpus, vectors: dict[str, np.ndarray], params: Parameters,
-               openings: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+def score_case(corpus: AlignedCorpus, vectors: dict[str, np.ndarray], openings: dict[str, np.ndarray],
+               params: Parameters) -> dict[str, Any]:
     """The pipeline's scoring (steps 02-04 and 06) applied in memory to one benchmark case."""
     from forensics.findings import score_lines
     from forensics.markers import marker_rates
@@ -161,10 +161,9 @@ def score_case(corpus: AlignedCorpus, vectors: dict[str, np.ndarray], params: Pa
     from forensics.stylometry import stylometric_similarities
 
     boot_idx = case_bootstrap(corpus, params)
-    opening_vectors = openings if openings is not None else vectors
-    semantic = semantic_line(corpus, {s: opening_vectors[s] for s in corpus.sources}, boot_idx,
+    semantic = semantic_line(corpus, {s: openings[s] for s in corpus.sources}, boot_idx,
                              full_vectors={s: vectors[s] for s in corpus.sources},
-                             opening_words=params.opening_words if openings is not None else None)
+                             opening_words=params.opening_words)
     stylo = {"sources": corpus.sources, "families": stylometric_similarities(corpus, boot_idx, params)}
     markers = {"teachers": marker_rates(corpus, boot_idx, params)}
     return score_lines(semantic, stylo, markers, corpus.suspect, corpus.teachers, corpus.references)
@@ -176,7 +175,7 @@ def pair_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
     rows = []
     for corpus in benchmark_cases(bench):
         print(f"scoring {corpus.suspect} against {len(corpus.references)} references", file=sys.stderr)
-        scored = score_case(corpus, bench.vectors, params, bench.openings)
+        scored = score_case(corpus, bench.vectors, bench.openings, params)
         documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
         for t in corpus.teachers:
             rows.append({"suspect": corpus.suspect, "teacher": t, "role": labels.loc[corpus.suspect, "role"],
