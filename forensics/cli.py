@@ -1,4 +1,4 @@
-"""The ``forensics`` command: run, verify, validate and calibrate.
+"""The ``forensics`` command: run, verify, compare, validate, calibrate and benchmark fetch.
 
 Errors in the user's input are printed as one line (``forensics: error: file:line: problem (fix: ...)``)
 with a non-zero exit code and no traceback; anything else is a bug and keeps its traceback.
@@ -74,6 +74,15 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark_fetch(args: argparse.Namespace) -> int:
+    from forensics.fetch import fetch
+
+    written = fetch(Path(args.dest), args.source, args.name)
+    print(f"{len(written) - 1} files verified (sha256) and LABELS.csv written to {Path(args.dest)}")
+    print(f"refit the shipped calibration with: forensics calibrate {Path(args.dest) / 'LABELS.csv'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forensics", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"forensics {__version__}")
@@ -107,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--validation-dir", default="validation",
                            help="folder for the leave-one-lineage-out validation artifacts")
     calibrate.set_defaults(func=_cmd_calibrate)
+
+    benchmark = sub.add_parser("benchmark", help="the labelled benchmark the calibration is fitted on")
+    bench_sub = benchmark.add_subparsers(dest="benchmark_command", required=True)
+    fetch = bench_sub.add_parser("fetch", help="fetch the labelled files at the pinned commit, verify each "
+                                               "file's sha256, write LABELS.csv beside them")
+    fetch.add_argument("dest", help="folder to write the files and LABELS.csv into")
+    fetch.add_argument("--source", help="a local folder with the layout results/<model>/model_outputs.json "
+                                        "(a checkout of the source repository), or a mirror's URL; default: "
+                                        "the source repository's raw files at the pinned commit")
+    fetch.add_argument("--name", default="alpaca_eval", help="which labelled benchmark (default: %(default)s)")
+    fetch.set_defaults(func=_cmd_benchmark_fetch)
     return parser
 
 
