@@ -1,11 +1,18 @@
 """Scores to likelihood ratios: a small adapter over NFI's ``lir`` (pinned in constraints.txt).
 
-The fused panel-relative score of a (suspect, teacher) pair is turned into a log10 likelihood ratio for
-Hp "the suspect was trained on this teacher's outputs" against Hd "it was developed independently of it"
-by logistic-regression calibration on labelled pairs (``lir``'s ``LogitCalibrator``, class-balanced so the
-calibration set's proportion of Hp pairs does not act as a prior), then bounded by the empirical lower
-and upper bounds (ELUB, Vergeer et al. 2016) the calibration data can support. ``lir``'s API changed
-across releases; everything that touches it is in this module.
+Three proposition pairs are calibrated, each on its own labelled pairs (:data:`LEVELS`):
+
+- ``teacher``: the fused panel-relative score of a (suspect, teacher) pair -> log10 LR for Hp "the suspect
+  was trained on this teacher's outputs" against Hd "it was developed independently of it";
+- ``family``: the score of a (suspect, family) pair (its best member's) -> log10 LR for Hp "trained on
+  outputs of some model of this family" against Hd "developed independently of every model of it";
+- ``comparison``: the difference of two families' scores -> log10 LR for "trained on A rather than B"
+  against "trained on B rather than A" (fitted on mirrored pairs, so LR(A, B) = 1 / LR(B, A)).
+
+Each is a logistic-regression calibration (``lir``'s ``LogitCalibrator``, class-balanced so the share of
+Hp pairs does not act as a prior), bounded by the empirical lower and upper bounds (ELUB, Vergeer et al.
+2016) that the calibration data can support. ``lir``'s API changed across releases; everything that
+touches it is in this module.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from forensics.custody import atomic_write_json, sha256_file
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
 DEFAULT_CALIBRATION = CALIBRATION_DIR / "default.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The calibrated proposition pairs (module docstring).
+LEVELS = ("teacher", "family", "comparison")
 
 #: ENFSI (2015) verbal equivalents, as upper bounds of the LR (not log) for each phrase.
 VERBAL_SCALE: tuple[tuple[float, str], ...] = (
@@ -62,11 +71,7 @@ def supports(log10_lr: float, band: tuple[float, float]) -> str:
 
 @dataclass
 class Calibration:
-    """A fitted score -> log10 LR map: ``log10_lr = clip(a + b * score, lower, upper)``.
-
-    Stored as a small JSON file with the hash of the data it was fitted on, so a report can say which
-    calibration produced its numbers and a reviewer can refit it (``forensics calibrate``).
-    """
+    """A fitted score -> log10 LR map: ``log10_lr = clip(a + b * score, lower, upper)``."""
 
     intercept: float
     slope: float
@@ -74,16 +79,18 @@ class Calibration:
     upper: float
     n_hp: int
     n_hd: int
-    data_sha256: str = ""
-    description: str = ""
-    metrics: dict[str, Any] = field(default_factory=dict)
-    format_version: int = FORMAT_VERSION
 
     @classmethod
-    def fit(cls, scores: np.ndarray, labels: np.ndarray, *, data_sha256: str = "",
-            description: str = "") -> Calibration:
-        """Fit the logistic calibration and its ELUB bounds on pairs (``labels`` 1 = Hp, 0 = Hd)."""
-        from lir.algorithms.bayeserror import elub
+    def fit(cls, scores: np.ndarray, labels: np.ndarray, *,
+            bound_sets: list[tuple[np.ndarray, np.ndarray]] | None = None) -> Calibration:
+        """Fit the logistic calibration on pairs (``labels`` 1 = Hp, 0 = Hd) and bound it by ELUB.
+
+        ``bound_sets``: groups of (scores, labels) that each observe every labelled model once (one prompt
+        set's pairs, say). When the fit pools several such sets of the *same* models, the pooled pairs are
+        not independent, and ELUB on all of them would count each model several times and overstate what
+        the data support; the bounds are then the median of the bounds each set supports on its own (one
+        set's worth of evidence). Without it, ELUB is computed on the fitted pairs.
+        """
         from lir.algorithms.logistic_regression import LogitCalibrator
 
         scores = np.asarray(scores, dtype=float)
@@ -93,11 +100,13 @@ class Calibration:
         calibrator = LogitCalibrator().fit(scores, labels)
         intercept = float(np.ravel(calibrator._logit.intercept_)[0] / np.log(10))
         slope = float(np.ravel(calibrator._logit.coef_)[0] / np.log(10))
-        llrs = intercept + slope * scores
-        lower, upper = elub(llrs.copy(), labels.copy(), add_misleading=1)
+        sets = bound_sets or [(scores, labels)]
+        bounds = [_elub(intercept + slope * np.asarray(s, dtype=float), np.asarray(y, dtype=int))
+                  for s, y in sets if len(set(np.asarray(y, dtype=int).tolist())) == 2]
+        lower = float(np.median([b[0] for b in bounds]))
+        upper = float(np.median([b[1] for b in bounds]))
         return cls(intercept=intercept, slope=slope, lower=float(lower), upper=float(upper),
-                   n_hp=int(labels.sum()), n_hd=int((1 - labels).sum()), data_sha256=data_sha256,
-                   description=description)
+                   n_hp=int(labels.sum()), n_hd=int((1 - labels).sum()))
 
     def log10_lr(self, score: float) -> float:
         return float(np.clip(self.intercept + self.slope * score, self.lower, self.upper))
@@ -108,24 +117,61 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+def _elub(llrs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    from lir.algorithms.bayeserror import elub
+
+    lower, upper = elub(llrs.copy(), labels.copy(), add_misleading=1)
+    return float(lower), float(upper)
+
+
+@dataclass
+class CalibrationSet:
+    """The shipped calibrations, one per proposition pair (:data:`LEVELS`), in one JSON file.
+
+    Stored with the hash of the data it was fitted on and the validation summary, so a report can say
+    which calibration produced its numbers and a reviewer can refit it (``forensics calibrate``).
+    """
+
+    levels: dict[str, Calibration]
+    data_sha256: str = ""
+    description: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def __getitem__(self, level: str) -> Calibration:
+        return self.levels[level]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"levels": {k: v.to_dict() for k, v in sorted(self.levels.items())},
+                "data_sha256": self.data_sha256, "description": self.description, "metrics": self.metrics,
+                "format_version": self.format_version}
+
     def save(self, path: str | Path) -> Path:
         atomic_write_json(path, _rounded(self.to_dict()))
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_CALIBRATION) -> Calibration:
+    def load(cls, path: str | Path = DEFAULT_CALIBRATION) -> CalibrationSet:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: calibration format {data.get('format_version')} is not supported")
-        return cls(**data)
+            raise ValueError(f"{path}: calibration format {data.get('format_version')} is not supported "
+                             f"(expected {FORMAT_VERSION}); refit it with `forensics calibrate`")
+        missing = [level for level in LEVELS if level not in data.get("levels", {})]
+        if missing:
+            raise ValueError(f"{path}: calibration lacks the level(s) {', '.join(missing)}")
+        levels = {k: Calibration(**v) for k, v in data["levels"].items()}
+        return cls(levels=levels, data_sha256=data.get("data_sha256", ""),
+                   description=data.get("description", ""), metrics=data.get("metrics", {}))
 
 
 def calibration_record(path: str | Path = DEFAULT_CALIBRATION) -> dict[str, Any]:
     """What a findings file says about the calibration used: file, hash, fit data hash and sizes."""
-    cal = Calibration.load(path)
+    cal = CalibrationSet.load(path)
     return {"calibration_file": Path(path).name, "calibration_sha256": sha256_file(path),
             "data_sha256": cal.data_sha256,
-            "n_hp": cal.n_hp, "n_hd": cal.n_hd, "lower": cal.lower, "upper": cal.upper}
+            "levels": {k: {"n_hp": v.n_hp, "n_hd": v.n_hd, "lower": v.lower, "upper": v.upper}
+                       for k, v in sorted(cal.levels.items())}}
 
 
 def cllr(log10_lrs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:

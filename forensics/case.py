@@ -40,6 +40,8 @@ MIN_PANEL_WARN = 3
 ROLES = ("suspect", "teacher", "reference")
 _TOP_KEYS = ("case", "title", "suspect", "teachers", "references", "parameters")
 _SOURCE_KEYS = ("name", "path", "why", "base_model")
+#: A teacher may also name its family (snapshots or versions of one model line); see docs/FINDINGS.md.
+_TEACHER_KEYS = (*_SOURCE_KEYS, "family")
 _CASE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _MAX_NAME = 200
 
@@ -119,10 +121,14 @@ class Source:
     rel_path: str  # the resolved path relative to the case folder, POSIX separators
     why: str | None = None
     base_model: str | None = None
+    family: str | None = None  # teachers only; teachers without one form a family of their own
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "role": self.role, "path": self.rel_path, "why": self.why,
-                "base_model": self.base_model}
+        out = {"name": self.name, "role": self.role, "path": self.rel_path, "why": self.why,
+               "base_model": self.base_model}
+        if self.role == "teacher":
+            out["family"] = self.family
+        return out
 
 
 @dataclass
@@ -361,7 +367,7 @@ def _parse_source(item: Any, role: str, where: Key, case_dir: Path, doc: _Doc) -
     if not isinstance(item, dict):
         raise doc.error(f"each {role} must be a mapping with 'name' and 'path', got {_type_name(item)}",
                         where, "write it as {name: ..., path: ...}")
-    _check_keys(item, _SOURCE_KEYS, where, doc)
+    _check_keys(item, _TEACHER_KEYS if role == "teacher" else _SOURCE_KEYS, where, doc)
     name = _required(item, "name", where, doc)
     if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME or name != name.strip() \
             or any(ord(c) < 32 for c in name):
@@ -375,7 +381,8 @@ def _parse_source(item: Any, role: str, where: Key, case_dir: Path, doc: _Doc) -
     path, rel = _resolve_input(raw_path, role, name, case_dir, (*where, "path"), doc)
     why = _optional_str(item, "why", where, doc)
     base_model = _optional_str(item, "base_model", where, doc)
-    return Source(name=name, role=role, path=path, rel_path=rel, why=why, base_model=base_model)
+    family = _optional_str(item, "family", where, doc) if role == "teacher" else None
+    return Source(name=name, role=role, path=path, rel_path=rel, why=why, base_model=base_model, family=family)
 
 
 def _resolve_input(raw: str, role: str, name: str, case_dir: Path, where: Key,

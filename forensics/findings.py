@@ -8,19 +8,26 @@ the artifacts on each run; nothing is typed by hand.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from forensics import evidence
-from forensics.calibration import DEFAULT_CALIBRATION, Calibration, calibration_record, supports, verbal
+from forensics.calibration import (
+    DEFAULT_CALIBRATION,
+    Calibration,
+    CalibrationSet,
+    calibration_record,
+    supports,
+    verbal,
+)
 from forensics.custody import environment, utc_now
 from forensics.scoring import percentile_interval, rounded
 
 STEP = "06_evidence"
-SCHEMA = 1
+SCHEMA = 2
 N_EXHIBITS = 3
 EXHIBIT_CHARS = 1500
 MIN_EXHIBIT_WORDS = 25
@@ -58,20 +65,24 @@ def _f(value: Any) -> float:
 
 # ----------------------------------------------------------------------------------------- entries
 
-def teacher_entry(name: str, scored: Mapping[str, Any], semantic: Mapping[str, Any],
+def lr_fields(score: float, cal: Calibration, band: Sequence[float]) -> dict[str, Any]:
+    """A score's calibrated log10 LR with its bounds, verbal equivalent and the proposition it supports."""
+    log10_lr = cal.log10_lr(score) if np.isfinite(score) else 0.0
+    return {"log10_lr": round(log10_lr, 6), "lr_bounds": [round(cal.lower, 6), round(cal.upper, 6)],
+            "at_bound": bool(log10_lr in (cal.lower, cal.upper)), "verbal": verbal(log10_lr),
+            "supports": supports(log10_lr, tuple(band))}
+
+
+def teacher_entry(name: str, family: str, scored: Mapping[str, Any], semantic: Mapping[str, Any],
                   markers: Mapping[str, Any], clusters: Mapping[str, Any] | None, references: Sequence[str],
                   n_prompts: int, cal: Calibration, band: Sequence[float]) -> dict[str, Any]:
     score = scored["fused"][name]
-    log10_lr = cal.log10_lr(score) if np.isfinite(score) else 0.0
     entry = {
         "name": name,
+        "family": family,
         "score": rounded(score),
         "score_ci95": percentile_interval(scored["fused_boot"][name]),
-        "log10_lr": round(log10_lr, 6),
-        "lr_bounds": [round(cal.lower, 6), round(cal.upper, 6)],
-        "at_bound": bool(log10_lr in (cal.lower, cal.upper)),
-        "verbal": verbal(log10_lr),
-        "supports": supports(log10_lr, tuple(band)),
+        **lr_fields(score, cal, band),
         "beats_other_candidates": bool(scored["beats"][name] >= evidence.BEATS_LEVEL),
         "beats_share": round(scored["beats"][name], 6),
         "evidence": {
@@ -116,23 +127,60 @@ def _marker_entry(line: Mapping[str, Any], z: float, data: Mapping[str, Any], n_
                                                      "panel_rate")} for row in data["markers"][:15]]}
 
 
+def family_entries(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]], cal: Calibration,
+                   band: Sequence[float]) -> list[dict[str, Any]]:
+    """Per family (case order): members, the best member and its score, and the family-level LR."""
+    out = []
+    for name, (score, best) in evidence.family_scores(scores, groups).items():
+        out.append({"name": name, "members": list(groups[name]), "best_member": best, "score": rounded(score),
+                    **lr_fields(score, cal, band)})
+    return out
+
+
+def comparison(cal: Calibration) -> Callable[[float, float], float]:
+    """log10 LR of "trained on A rather than B" from the two candidates' scores (the comparison level)."""
+    def compare(score_a: float, score_b: float) -> float:
+        diff = float(score_a) - float(score_b) if score_a is not None and score_b is not None else float("nan")
+        return cal.log10_lr(diff) if np.isfinite(diff) else 0.0
+    return compare
+
+
 # ----------------------------------------------------------------------------------------- conclusion
 
-def statement(suspect: str, teachers: Sequence[Mapping[str, Any]], conclusion: Mapping[str, Any]) -> str:
-    """One plain-language sentence for the legal reader."""
-    name = conclusion["attributed_teacher"]
-    if name:
+def statement(suspect: str, teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
+              conclusion: Mapping[str, Any]) -> str:
+    """One plain-language sentence for the legal reader: the most specific statement the evidence supports."""
+    outcome = conclusion["outcome"]
+    family = next((f for f in families if f["name"] == conclusion.get("attributed_family")), None)
+    lead = _lead_factor(conclusion.get("family_comparisons", {}))
+    if outcome == "attributed":
+        name = conclusion["attributed_teacher"]
         t = next(t for t in teachers if t["name"] == name)
         return (f"The evidence supports the proposition that {suspect} was trained on outputs of {name}: "
                 f"the observations are about {_times(t['log10_lr'])} times more probable if it was than if "
-                f"it was developed independently ({t['verbal']}), and {name} out-scores every other "
-                f"candidate teacher.")
-    if conclusion["outcome"] == "inconclusive":
-        names = ", ".join(t["name"] for t in teachers if t["supports"] == "Hp")
-        return (f"Inconclusive: the evidence leans towards training on outputs of {names}, but does not "
-                f"single out one candidate teacher over the others.")
-    return (f"No candidate teacher is supported: for none of them is {suspect}'s resemblance, beyond what "
-            f"the reference panel shows, strong enough to favour training on its outputs.")
+                f"it was developed independently ({t['verbal']}){lead}.")
+    if outcome == "family attributed" and family is not None:
+        members = ", ".join(family["members"])
+        return (f"The evidence supports the proposition that {suspect} was trained on outputs of a model of "
+                f"the {family['name']} family ({members}): the observations are about "
+                f"{_times(family['log10_lr'])} times more probable if it was than if it was developed "
+                f"independently of that family ({family['verbal']}){lead}; it does not single out one "
+                f"member of the family.")
+    if outcome == "inconclusive":
+        names = ", ".join(conclusion.get("families_supported") or conclusion.get("candidates_supported") or [])
+        return (f"Inconclusive: the evidence leans towards training on outputs of {names or 'a candidate'}, "
+                f"but does not single out one candidate over the others.")
+    return (f"No candidate teacher or family is supported: for none of them is {suspect}'s resemblance, beyond "
+            f"what the reference panel shows, strong enough to favour training on its outputs.")
+
+
+def _lead_factor(comparisons: Mapping[str, float]) -> str:
+    """", and ... favour it over every other candidate family by a factor of at least N" (or nothing)."""
+    if not comparisons:
+        return ""
+    weakest = min(comparisons.values())
+    return (f", and the observations favour it over every other candidate family by a factor of at least "
+            f"{_times(weakest)}")
 
 
 def _times(log10_lr: float) -> str:
@@ -190,7 +238,7 @@ def identity_leaks(markers: Mapping[str, Any], sources: Sequence[str]) -> list[d
 # ----------------------------------------------------------------------------------------- limitations
 
 def limitations(case: Any, corpus: Any, coverage: Mapping[str, Any], teachers: Sequence[Mapping[str, Any]],
-                cal: Calibration) -> list[str]:
+                families: Sequence[Mapping[str, Any]], cal: CalibrationSet) -> list[str]:
     """Limitations and alternative explanations that apply to *this* case, generated from its facts."""
     out = []
     refs = corpus.references
@@ -213,14 +261,22 @@ def limitations(case: Any, corpus: Any, coverage: Mapping[str, Any], teachers: S
     if len(close) > 1:
         out.append(f"More than one candidate teacher is supported ({', '.join(t['name'] for t in close)}); "
                    f"candidates that resemble each other cannot always be told apart.")
+    if any(len(f["members"]) > 1 for f in families):
+        out.append("Members of one family (snapshots or versions of one model line) are told apart with the "
+                   "candidate-versus-candidate calibration, which was fitted on candidates of different "
+                   "families: the labelled data rarely document which snapshot a student learned from, so "
+                   "naming one member is less validated than naming the family.")
     out.append("The teachers' outputs were sampled at one point in time; a student trained on an earlier "
                "snapshot of a teacher may resemble the sampled outputs less (or another candidate more).")
     out.append("The evidence cannot distinguish direct collection of a teacher's outputs from training on a "
                "public dataset generated with that teacher, or on text written by people who used it.")
-    out.append(f"The likelihood ratios are calibrated on {cal.n_hp + cal.n_hd} labelled pairs "
-               f"({cal.n_hp} trained-on, {cal.n_hd} independent); they are bounded to "
-               f"[{cal.lower:+.2f}, {cal.upper:+.2f}] in log10 because stronger values are not supported by "
-               f"so little calibration data.")
+    t, f = cal["teacher"], cal["family"]
+    out.append(f"The likelihood ratios are calibrated on labelled pairs ({t.n_hp} trained-on and {t.n_hd} "
+               f"independent suspect/teacher pairs; {f.n_hp} and {f.n_hd} suspect/family pairs, over several "
+               f"prompt sets). They are bounded to [{t.lower:+.2f}, {t.upper:+.2f}] (teacher) and "
+               f"[{f.lower:+.2f}, {f.upper:+.2f}] (family) in log10: with this many labelled models, stronger "
+               f"values would claim more than the calibration data can show (empirical lower and upper "
+               f"bounds); more labelled students and controls are what would raise them.")
     excluded = coverage.get("excluded") or []
     if excluded:
         out.append(f"{len(excluded)} prompts were excluded because a source lacked a (non-empty) answer; "
@@ -252,15 +308,18 @@ def build_findings(case: Any, corpus: Any, art: Mapping[str, Any], clusters: Map
                    calibration_path: Any = None) -> dict[str, Any]:
 
     cal_path = calibration_path or DEFAULT_CALIBRATION
-    cal = Calibration.load(cal_path)
+    cal = CalibrationSet.load(cal_path)
     band = case.parameters.inconclusive_band
     refs, n = list(corpus.references), len(corpus.prompt_keys)
     scored = score_lines(art["semantic"], art["stylometry"], art["markers"], corpus.suspect,
                          corpus.teachers, refs)
-    teachers = [teacher_entry(t, scored, art["semantic"], art["markers"], clusters, refs, n, cal, band)
-                for t in corpus.teachers]
-    conclusion = evidence.decide(teachers)
-    conclusion["statement"] = statement(corpus.suspect, teachers, conclusion)
+    groups = evidence.family_groups(corpus.teachers, {s.name: s.family for s in case.teachers})
+    family_of = {m: f for f, members in groups.items() for m in members}
+    teachers = [teacher_entry(t, family_of[t], scored, art["semantic"], art["markers"], clusters, refs, n,
+                              cal["teacher"], band) for t in corpus.teachers]
+    families = family_entries(scored["fused"], groups, cal["family"], band)
+    conclusion = evidence.decide(teachers, families, comparison(cal["comparison"]), band)
+    conclusion["statement"] = statement(corpus.suspect, teachers, families, conclusion)
     shown = conclusion["attributed_teacher"] or max(teachers, key=lambda t: t["score"] or -np.inf)["name"]
     marker_rows = art["markers"]["teachers"][shown]["markers"]
     return {
@@ -277,13 +336,15 @@ def build_findings(case: Any, corpus: Any, art: Mapping[str, Any], clusters: Map
         "data": _data_block(art["coverage"], n, case.warnings),
         "fused_lines": list(evidence.FUSED_LINES),
         "teachers": teachers,
+        "families": families,
         "conclusion": conclusion,
         "exhibits": exhibits(corpus, per_prompt, shown, marker_rows),
         "identity_leaks": identity_leaks(art["markers"], [corpus.suspect]),
         "identity_counts": art["markers"].get("identity", {}).get("sources", {}),
         "canaries": art["markers"].get("canaries"),
-        "limitations": limitations(case, corpus, art["coverage"], teachers, cal),
-        "validation": {**calibration_record(cal_path), **cal.metrics.get("summary", {})},
+        "limitations": limitations(case, corpus, art["coverage"], teachers, families, cal),
+        "validation": {**calibration_record(cal_path), **cal.metrics.get("summary", {}),
+                       "cross_source": cal.metrics.get("cross_source")},
         "inputs": [{k: i.get(k) for k in ("name", "role", "path", "sha256")} for i in manifest.get("inputs", [])],
         "model": {k: manifest.get("model", {}).get(k) for k in ("name", "fingerprint")},
         "parameters": manifest.get("parameters", case.parameters.to_dict()),

@@ -5,11 +5,22 @@ A labelled benchmark is a folder of exchange files plus ``LABELS.csv`` with at l
 (the teacher(s) a student learned from; anything for others); an optional ``lineage`` column groups
 derivatives of one model (sizes, versions, re-tunes), otherwise the first word of the file name does.
 
+An optional ``family`` column groups teachers that are snapshots or versions of one model line; a
+teacher without one is a family of its own.
+
 Every student and control becomes a case: the teachers are the candidates, and the panel is every
 reference and control outside the suspect's lineage. The case is scored with exactly the functions the
-pipeline uses. Calibration and validation are split by lineage, never by response: each lineage's pairs
-get likelihood ratios from a calibration fitted without that lineage, so a model's siblings never
-calibrate it. Nothing here names a model: roles and teachers come from the labels file.
+pipeline uses, on every **prompt set**: all prompts, and each prompt source separately when the files
+say where each prompt comes from (a ``dataset`` field), so cases of several sizes are seen. Three
+calibrations are fitted (:mod:`forensics.calibration`: teacher, family, candidate-vs-candidate), and
+two validation schemes give every pair a likelihood ratio from calibrations that never saw it:
+
+- **leave one lineage out** (``lolo``): a lineage's pairs, on every prompt set, get LRs from calibrations
+  fitted without that lineage, so a model's siblings never calibrate it;
+- **across prompt sources** (``cross_source``): additionally, the pairs measured on one prompt source
+  get LRs from calibrations fitted only on the other sources, so the figures predict unseen prompts.
+
+Nothing here names a model: roles, teachers and families come from the labels file.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import hashlib
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from forensics import evidence
-from forensics.calibration import DEFAULT_CALIBRATION, Calibration, cllr, supports
+from forensics.calibration import DEFAULT_CALIBRATION, LEVELS, Calibration, CalibrationSet, cllr, supports
 from forensics.case import Parameters
 from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
@@ -36,7 +48,10 @@ REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
 #: Bumped whenever the scoring changes, so an old calibration file is recognisably stale.
-METHOD_VERSION = "panel-relative-fused-v2"
+METHOD_VERSION = "panel-relative-fused-v3"
+#: The prompt set holding every prompt; the others are named after their prompt source.
+ALL_PROMPTS = "all"
+SCHEMES = ("lolo", "cross_source")
 
 
 @dataclass
@@ -46,8 +61,19 @@ class Benchmark:
     prompts: list[str]
     responses: dict[str, list[str]]
     data_sha256: str
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256, as read
+    origins: list[str] = field(default_factory=list)  # each prompt's source (the ``dataset`` field)
     openings: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def prompt_sets(self) -> dict[str, np.ndarray]:
+        """Prompt indices per prompt set: every prompt, and each prompt source that has at least two."""
+        n = len(self.prompt_keys)
+        sets = {ALL_PROMPTS: np.arange(n)}
+        origins = np.asarray(self.origins if len(self.origins) == n else [""] * n)
+        if len(set(origins.tolist()) - {""}) > 1:
+            for origin in sorted(set(origins.tolist()) - {""}):
+                sets[origin] = np.flatnonzero(origins == origin)
+        return sets
 
 
 # ----------------------------------------------------------------------------------------- loading
@@ -107,119 +133,254 @@ def load_benchmark(labels_csv: Path, max_response_chars: int = 20000) -> Benchma
 
     labels = load_labels(labels_csv)
     folder = labels_csv.parent
-    frames, digest = {}, hashlib.sha256(METHOD_VERSION.encode())
+    frames, origins, files = {}, {}, {}
+    digest = hashlib.sha256(METHOD_VERSION.encode())
     digest.update(labels_csv.read_bytes())
     for _, row in labels.iterrows():
         read = read_exchanges(folder / row["file"], max_response_chars=max_response_chars)
         digest.update(read.sha256.encode())
+        files[row["file"]] = read.sha256
         frame = read.frame[~read.frame["empty"].astype(bool)]
         frames[row["name"]] = dict(zip(frame["prompt_norm"], zip(frame["prompt"], frame["response"], strict=True),
                                        strict=True))
+        if "dataset" in frame.columns:
+            for prompt, origin in zip(frame["prompt_norm"], frame["dataset"], strict=True):
+                if isinstance(origin, str) and origin:
+                    origins.setdefault(prompt, origin)
     common = sorted(set.intersection(*(set(f) for f in frames.values())), key=text_prompt_key)
     keys = [text_prompt_key(p) for p in common]
     first = labels["name"].iloc[0]
     return Benchmark(labels=labels, prompt_keys=keys, prompts=[frames[first][p][0] for p in common],
                      responses={n: [f[p][1] for p in common] for n, f in frames.items()},
-                     data_sha256=digest.hexdigest())
+                     data_sha256=digest.hexdigest(), files=dict(sorted(files.items())),
+                     origins=[origins.get(p, "") for p in common])
 
 
 def embed_benchmark(bench: Benchmark, model: str | None = None, opening_words: int | None = None) -> None:
-    """Embed every labelled answer and its opening, as the pipeline's step 01 does."""
-    from forensics.embeddings import Embedder, embed_corpus
+    """Embed every labelled answer's opening, as the pipeline's step 01 does (the semantic line's input).
+
+    Whole answers are not embedded: the fused score does not use them (the pipeline reports them beside
+    the line), and they are most of the embedding cost.
+    """
+    from forensics.embeddings import Embedder, corpus_texts, split_by_source
 
     embedder = Embedder(model)
     names = sorted(bench.responses)
     every = AlignedCorpus(bench.prompt_keys, bench.prompts, {n: bench.responses[n] for n in names},
                           names[0], [], names[1:])
-    bench.vectors, bench.openings = embed_corpus(every, embedder, progress="embedding the benchmark",
-                                                 opening_words=opening_words)
+    texts = corpus_texts(every, opening_words) if opening_words else corpus_texts(every)
+    bench.openings = split_by_source(every, embedder.embed(texts, progress="embedding the benchmark"))
     print(embedder.stats_line(), file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------- scoring
 
-def benchmark_cases(bench: Benchmark) -> list[AlignedCorpus]:
+def family_of_teachers(labels: pd.DataFrame) -> dict[str, str]:
+    """Teacher name -> its family (the ``family`` column; a teacher without one is its own family)."""
+    teachers = labels[labels["role"] == "teacher"]
+    column = teachers["family"] if "family" in teachers.columns else pd.Series("", index=teachers.index)
+    return {n: (f.strip() if isinstance(f, str) and f.strip() else n)
+            for n, f in zip(teachers["name"], column, strict=True)}
+
+
+def benchmark_cases(bench: Benchmark, prompts: np.ndarray | None = None) -> list[AlignedCorpus]:
+    """One case per student and control, on the given prompt indices (default: every prompt)."""
     labels = bench.labels
+    idx = np.arange(len(bench.prompt_keys)) if prompts is None else np.asarray(prompts)
+    keys, texts = [bench.prompt_keys[i] for i in idx], [bench.prompts[i] for i in idx]
     teachers = list(labels.loc[labels["role"] == "teacher", "name"])
     cases = []
     for _, row in labels[labels["role"].isin(SUSPECT_ROLES)].iterrows():
         panel = list(labels.loc[labels["role"].isin(PANEL_ROLES) & (labels["lineage"] != row["lineage"])
                                 & (labels["name"] != row["name"]), "name"])
         sources = [row["name"], *teachers, *panel]
-        cases.append(AlignedCorpus(bench.prompt_keys, bench.prompts, {s: bench.responses[s] for s in sources},
-                                row["name"], teachers, panel))
+        cases.append(AlignedCorpus(keys, texts, {s: [bench.responses[s][i] for i in idx] for s in sources},
+                                   row["name"], teachers, panel))
     return cases
 
 
-def score_case(corpus: AlignedCorpus, vectors: dict[str, np.ndarray], openings: dict[str, np.ndarray],
-               params: Parameters) -> dict[str, Any]:
-    """The pipeline's scoring (steps 02-04 and 06) applied in memory to one benchmark case."""
+def score_case(corpus: AlignedCorpus, openings: dict[str, np.ndarray], params: Parameters) -> dict[str, Any]:
+    """The pipeline's scoring (steps 02-04 and 06) applied in memory to one benchmark case.
+
+    No bootstrap: the decision rests on calibrated LRs, not on resampling, so the validation skips the
+    replicates a case run draws for its intervals.
+    """
     from forensics.findings import score_lines
     from forensics.markers import marker_rates
-    from forensics.scoring import case_bootstrap
     from forensics.semantic import semantic_line
     from forensics.stylometry import stylometric_similarities
 
-    boot_idx = case_bootstrap(corpus, params)
-    semantic = semantic_line(corpus, {s: openings[s] for s in corpus.sources}, boot_idx,
-                             full_vectors={s: vectors[s] for s in corpus.sources},
+    no_boot = np.empty((0, len(corpus.prompt_keys)), dtype=int)
+    semantic = semantic_line(corpus, {s: openings[s] for s in corpus.sources}, no_boot,
                              opening_words=params.opening_words)
-    stylo = {"sources": corpus.sources, "families": stylometric_similarities(corpus, boot_idx, params)}
-    markers = {"teachers": marker_rates(corpus, boot_idx, params)}
+    stylo = {"sources": corpus.sources, "families": stylometric_similarities(corpus, None, params)}
+    markers = {"teachers": marker_rates(corpus, None, params)}
     return score_lines(semantic, stylo, markers, corpus.suspect, corpus.teachers, corpus.references)
 
 
 def pair_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
-    """One row per (suspect, teacher): label, lineage, every line's z, the fused score, its win share."""
+    """One row per (prompt set, suspect, teacher): label, lineage, family, every line's z, the fused score."""
     labels = bench.labels.set_index("name")
+    family = family_of_teachers(bench.labels)
     rows = []
-    for corpus in benchmark_cases(bench):
-        print(f"scoring {corpus.suspect} against {len(corpus.references)} references", file=sys.stderr)
-        scored = score_case(corpus, bench.vectors, bench.openings, params)
-        documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
-        for t in corpus.teachers:
-            rows.append({"suspect": corpus.suspect, "teacher": t, "role": labels.loc[corpus.suspect, "role"],
-                         "lineage": labels.loc[corpus.suspect, "lineage"],
-                         "hp": int(labels.loc[corpus.suspect, "role"] == "student"
-                                   and teacher_matches(documented, labels.loc[t, "teacher_name"])),
-                         **{f"z_{line}": scored["line_z"][line][t] for line in scored["line_z"]},
-                         **{f"z_family_{fam}": v["z"] for fam, v in scored["stylometry"][t]["families"].items()},
-                         "score": scored["fused"][t], "beats_share": scored["beats"][t],
-                         "n_panel": len(corpus.references)})
+    for prompt_set, idx in bench.prompt_sets().items():
+        for corpus in benchmark_cases(bench, idx):
+            print(f"scoring {corpus.suspect} on {prompt_set} ({len(idx)} prompts)", file=sys.stderr)
+            scored = score_case(corpus, {s: bench.openings[s][idx] for s in corpus.sources}, params)
+            documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
+            role = labels.loc[corpus.suspect, "role"]
+            for t in corpus.teachers:
+                rows.append({"set": prompt_set, "n_prompts": len(idx), "suspect": corpus.suspect, "teacher": t,
+                             "family": family[t], "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
+                             "hp": int(role == "student" and teacher_matches(documented,
+                                                                             labels.loc[t, "teacher_name"])),
+                             **{f"z_{line}": scored["line_z"][line][t] for line in sorted(scored["line_z"])},
+                             **{f"z_family_{fam}": v["z"]
+                                for fam, v in sorted(scored["stylometry"][t]["families"].items())},
+                             "score": scored["fused"][t], "n_panel": len(corpus.references)})
     return pd.DataFrame(rows)
 
 
-# ----------------------------------------------------------------------------------------- validation
+def family_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (prompt set, suspect, family): the best member's score (as the pipeline scores families)."""
+    rows = []
+    for (prompt_set, suspect), group in pairs.groupby(["set", "suspect"], sort=True):
+        scores = dict(zip(group["teacher"], group["score"], strict=True))
+        groups = evidence.family_groups(list(group["teacher"]), dict(zip(group["teacher"], group["family"],
+                                                                             strict=True)))
+        hp = dict(zip(group["teacher"], group["hp"], strict=True))
+        first = group.iloc[0]
+        for fam, (score, best) in evidence.family_scores(scores, groups).items():
+            rows.append({"set": prompt_set, "n_prompts": first["n_prompts"], "suspect": suspect, "family": fam,
+                         "members": ", ".join(groups[fam]), "best_member": best, "role": first["role"],
+                         "lineage": first["lineage"], "hp": int(any(hp[m] for m in groups[fam])),
+                         "score": score})
+    return pd.DataFrame(rows)
 
-def leave_one_lineage_out(pairs: pd.DataFrame, band: tuple[float, float]) -> pd.DataFrame:
-    """Add ``log10_lr`` to each pair from a calibration fitted without the pair's lineage."""
-    out = pairs.copy()
-    out["log10_lr"] = np.nan
-    for lineage in sorted(out["lineage"].unique()):
-        train = out[out["lineage"] != lineage]
-        cal = Calibration.fit(train["score"].to_numpy(), train["hp"].to_numpy())
-        test = out["lineage"] == lineage
-        out.loc[test, "log10_lr"] = cal.transform(out.loc[test, "score"].to_numpy())
-    out["supports"] = [supports(v, band) for v in out["log10_lr"]]
-    out["beats"] = out["beats_share"] >= evidence.BEATS_LEVEL
+
+def comparison_table(families: pd.DataFrame) -> pd.DataFrame:
+    """Candidate-vs-candidate pairs: for each student, each documented family A against each other family B.
+
+    ``difference = score(A) - score(B)`` is an Hp pair of the comparison ("trained on A rather than B"),
+    and its mirror ``score(B) - score(A)`` an Hd pair, so the fitted calibration is antisymmetric. A mixed
+    student's two documented families are not compared with each other (both are right).
+    """
+    rows = []
+    students = families[families["role"] == "student"]
+    for (prompt_set, suspect), group in students.groupby(["set", "suspect"], sort=True):
+        documented = group[group["hp"] == 1]
+        others = group[group["hp"] == 0]
+        for a in documented.itertuples():
+            for b in others.itertuples():
+                base = {"set": prompt_set, "n_prompts": a.n_prompts, "suspect": suspect, "role": a.role,
+                        "lineage": a.lineage}
+                rows.append({**base, "a": a.family, "b": b.family, "difference": a.score - b.score, "hp": 1})
+                rows.append({**base, "a": b.family, "b": a.family, "difference": b.score - a.score, "hp": 0})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------- calibration
+
+@dataclass
+class LevelTables:
+    """The labelled pairs of each calibrated level (:data:`forensics.calibration.LEVELS`)."""
+
+    teacher: pd.DataFrame
+    family: pd.DataFrame
+    comparison: pd.DataFrame
+
+    def tables(self) -> dict[str, tuple[pd.DataFrame, str]]:
+        return {"teacher": (self.teacher, "score"), "family": (self.family, "score"),
+                "comparison": (self.comparison, "difference")}
+
+
+def fit_levels(tables: LevelTables, keep: Callable[[pd.DataFrame], pd.Series]) -> dict[str, Calibration]:
+    """One calibration per level on the rows ``keep`` selects; ELUB bounds from one prompt set's worth."""
+    out = {}
+    for level, (frame, column) in tables.tables().items():
+        train = frame[keep(frame)]
+        sets = [(g[column].to_numpy(), g["hp"].to_numpy()) for _, g in train.groupby("set", sort=True)]
+        out[level] = Calibration.fit(train[column].to_numpy(), train["hp"].to_numpy(), bound_sets=sets)
     return out
 
 
-def case_outcomes(pairs: pd.DataFrame) -> pd.DataFrame:
+def folds(tables: LevelTables, scheme: str) -> list[tuple[Callable[[pd.DataFrame], pd.Series],
+                                                          Callable[[pd.DataFrame], pd.Series]]]:
+    """(train, test) row selectors of a validation scheme (module docstring)."""
+    lineages = sorted(tables.teacher["lineage"].unique())
+    sets = sorted(tables.teacher["set"].unique())
+    sources = [s for s in sets if s != ALL_PROMPTS]
+    out = []
+    for lineage in lineages:
+        if scheme == "lolo":
+            out.append((lambda f, lin=lineage: f["lineage"] != lin, lambda f, lin=lineage: f["lineage"] == lin))
+            continue
+        for held in sources:
+            out.append((lambda f, lin=lineage, h=held: (f["lineage"] != lin) & f["set"].isin(sources)
+                        & (f["set"] != h),
+                        lambda f, lin=lineage, h=held: (f["lineage"] == lin) & (f["set"] == h)))
+    return out
+
+
+def held_out(tables: LevelTables, scheme: str, band: tuple[float, float]) -> tuple[LevelTables, pd.DataFrame]:
+    """Every tested row with ``log10_lr`` and ``supports`` from calibrations fitted without it, and each
+    tested case's conclusion, decided with those same calibrations (as the pipeline decides)."""
+    parts: dict[str, list[pd.DataFrame]] = {level: [] for level in LEVELS}
+    cases = []
+    for train, test in folds(tables, scheme):
+        cals = fit_levels(tables, train)
+        tested = {}
+        for level, (frame, column) in tables.tables().items():
+            rows = frame[test(frame)].copy()
+            rows["log10_lr"] = cals[level].transform(rows[column].to_numpy())
+            rows["supports"] = [supports(v, band) for v in rows["log10_lr"]]
+            rows["scheme"] = scheme
+            parts[level].append(rows)
+            tested[level] = rows
+        cases += case_outcomes(tested["teacher"], tested["family"], cals["comparison"], band)
+    done = LevelTables(*(pd.concat(parts[level], ignore_index=True) for level in LEVELS))
+    return done, pd.DataFrame(cases).sort_values(["set", "suspect"], kind="stable").reset_index(drop=True)
+
+
+def case_outcomes(teachers: pd.DataFrame, families: pd.DataFrame, comparison: Calibration,
+                  band: tuple[float, float]) -> list[dict[str, Any]]:
+    """Per (prompt set, suspect): the pipeline's decision and whether it matches the documented truth.
+
+    A student is right at family level when the attributed family is one it is documented to have learned
+    from (either one, for a mixed student), and at teacher level when the attributed teacher is; a control
+    is right when nothing is attributed, and "clean" when no teacher and no family is even supported.
+    """
+    def compare(a: float, b: float) -> float:
+        return comparison.log10_lr(a - b)
+
     rows = []
-    for suspect, group in pairs.groupby("suspect", sort=True):
-        teachers = [{"name": r.teacher, "supports": r.supports, "beats_other_candidates": bool(r.beats),
-                     "log10_lr": r.log10_lr} for r in group.itertuples()]
-        decision = evidence.decide(teachers)
-        documented = set(group.loc[group["hp"] == 1, "teacher"])
-        attributed = decision["attributed_teacher"]
-        supported = decision["candidates_supported"]
-        rows.append({"suspect": suspect, "role": group["role"].iloc[0], "lineage": group["lineage"].iloc[0],
-                     "documented": ", ".join(sorted(documented)) or "none", "attributed": attributed or "none",
-                     "outcome": decision["outcome"], "supported": ", ".join(sorted(supported)) or "none",
-                     "correct": (attributed in documented) if documented else attributed is None,
-                     "documented_supported": bool(documented & set(supported)) if documented else not supported})
-    return pd.DataFrame(rows)
+    for (prompt_set, suspect), group in teachers.groupby(["set", "suspect"], sort=True):
+        fams = families[(families["set"] == prompt_set) & (families["suspect"] == suspect)]
+        t_entries = [{"name": r.teacher, "score": r.score, "supports": r.supports} for r in group.itertuples()]
+        f_entries = [{"name": r.family, "score": r.score, "supports": r.supports,
+                      "members": r.members.split(", ")} for r in fams.itertuples()]
+        decision = evidence.decide(t_entries, f_entries, compare, band)
+        documented_t = set(group.loc[group["hp"] == 1, "teacher"])
+        documented_f = set(fams.loc[fams["hp"] == 1, "family"])
+        first = group.iloc[0]
+        student = first["role"] == "student"
+        clean = not decision["candidates_supported"] and not decision["families_supported"]
+        rows.append({
+            "scheme": first["scheme"], "set": prompt_set, "n_prompts": int(first["n_prompts"]),
+            "suspect": suspect, "role": first["role"], "lineage": first["lineage"],
+            "documented": ", ".join(sorted(documented_t)) or "none",
+            "documented_family": ", ".join(sorted(documented_f)) or "none",
+            "attributed": decision["attributed_teacher"] or "none",
+            "attributed_family": decision["attributed_family"] or "none", "outcome": decision["outcome"],
+            "supported": ", ".join(sorted(decision["candidates_supported"])) or "none",
+            "families_supported": ", ".join(sorted(decision["families_supported"])) or "none",
+            "correct": decision["attributed_teacher"] in documented_t if student
+            else decision["attributed_teacher"] is None,
+            "correct_family": decision["attributed_family"] in documented_f if student
+            else decision["attributed_family"] is None,
+            "documented_supported": bool(documented_f & set(decision["families_supported"])) if student else clean,
+        })
+    return rows
 
 
 def line_leanings(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -244,98 +405,161 @@ def line_leanings(pairs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarise(pairs: pd.DataFrame, cases: pd.DataFrame) -> dict[str, Any]:
+# ----------------------------------------------------------------------------------------- summary
+
+def level_metrics(rows: pd.DataFrame, column: str) -> dict[str, Any]:
+    """Discrimination and calibration of one level's held-out LRs: AUC, Cllr, misleading rates, range."""
     from sklearn.metrics import roc_auc_score
 
-    hp, hd = pairs[pairs["hp"] == 1], pairs[pairs["hp"] == 0]
-    c, c_min = cllr(pairs["log10_lr"].to_numpy(), pairs["hp"].to_numpy())
+    hp, hd = rows[rows["hp"] == 1], rows[rows["hp"] == 0]
+    c, c_min = cllr(rows["log10_lr"].to_numpy(), rows["hp"].to_numpy())
+    return {"n_pairs": len(rows), "n_hp_pairs": len(hp), "n_hd_pairs": len(hd),
+            "pair_auc": round(float(roc_auc_score(rows["hp"], rows[column])), 6),
+            "cllr": round(c, 6), "cllr_min": round(c_min, 6),
+            "rate_misleading_hp": round(float((hp["log10_lr"] < 0).mean()), 6),
+            "rate_misleading_hd": round(float((hd["log10_lr"] > 0).mean()), 6),
+            "max_log10_lr": round(float(rows["log10_lr"].max()), 6),
+            "min_log10_lr": round(float(rows["log10_lr"].min()), 6)}
+
+
+def case_metrics(cases: pd.DataFrame) -> dict[str, Any]:
     students, controls = cases[cases["role"] == "student"], cases[cases["role"] == "control"]
-    per_teacher = {}
-    for t in sorted(pairs["teacher"].unique()):
-        own = cases[cases["documented"].str.split(", ").apply(lambda names, t=t: t in names)]
-        per_teacher[t] = {"students": len(own), "attributed_correctly": int(own["correct"].sum())}
+    return {
+        "n_cases": len(cases), "n_students": len(students), "n_controls": len(controls),
+        "students_attributed_correctly": int(students["correct"].sum()),
+        "students_family_attributed_correctly": int(students["correct_family"].sum()),
+        "students_documented_family_supported": int(students["documented_supported"].sum()),
+        "students_misattributed_family": int(((students["attributed_family"] != "none")
+                                              & ~students["correct_family"]).sum()),
+        "false_attributions_controls": int(((controls["attributed"] != "none")
+                                            | (controls["attributed_family"] != "none")).sum()),
+        "controls_with_a_supported_teacher_or_family": int((~controls["documented_supported"]).sum()),
+    }
+
+
+def summarise_scheme(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]:
+    """A scheme's figures: per level, and per case; overall and per prompt set (case size)."""
+    out: dict[str, Any] = {"levels": {level: level_metrics(frame, column)
+                                      for level, (frame, column) in tables.tables().items()},
+                           "cases": case_metrics(cases), "per_prompt_set": {}}
+    for prompt_set, group in cases.groupby("set", sort=True):
+        fam = tables.family[tables.family["set"] == prompt_set]
+        out["per_prompt_set"][prompt_set] = {
+            "n_prompts": int(group["n_prompts"].iloc[0]), **case_metrics(group),
+            "family_pair_auc": level_metrics(fam, "score")["pair_auc"],
+            "family_cllr": level_metrics(fam, "score")["cllr"]}
+    return out
+
+
+def summarise(schemes: dict[str, tuple[LevelTables, pd.DataFrame]], bench: Benchmark,
+              final: dict[str, Calibration]) -> dict[str, Any]:
+    first = next(iter(schemes.values()))[0].teacher
     return {
         "method": METHOD_VERSION,
-        "n_cases": len(cases), "n_students": len(students), "n_controls": len(controls),
-        "n_pairs": len(pairs), "n_hp_pairs": len(hp), "n_hd_pairs": len(hd),
-        "n_lineages": int(pairs["lineage"].nunique()),
-        "pair_auc": round(float(roc_auc_score(pairs["hp"], pairs["score"])), 6),
-        "cllr": round(c, 6), "cllr_min": round(c_min, 6),
-        "student_attribution_accuracy": round(float(students["correct"].mean()), 6) if len(students) else None,
-        "students_attributed_correctly": int(students["correct"].sum()),
-        "false_attributions_controls": int((controls["attributed"] != "none").sum()),
-        "false_attribution_rate_controls": round(float((controls["attributed"] != "none").mean()), 6)
-        if len(controls) else None,
-        # Set-valued reading: the documented teacher is among the candidates whose LR supports Hp (named or
-        # not), and a control has no supported candidate at all.
-        "students_documented_teacher_supported": int(students["documented_supported"].sum()),
-        "controls_with_a_supported_teacher": int((~controls["documented_supported"]).sum()),
-        "rate_misleading_hp": round(float((hp["log10_lr"] < 0).mean()), 6),
-        "rate_misleading_hd": round(float((hd["log10_lr"] > 0).mean()), 6),
-        "per_teacher": per_teacher,
-        "tippett": {"hp": [round(float(v), 6) for v in sorted(hp["log10_lr"])],
-                    "hd": [round(float(v), 6) for v in sorted(hd["log10_lr"])]},
+        "n_prompts": len(bench.prompt_keys),
+        "prompt_sets": {k: len(v) for k, v in bench.prompt_sets().items()},
+        "n_lineages": int(first["lineage"].nunique()),
+        "n_suspects": int(first["suspect"].nunique()),
+        "data_sha256": bench.data_sha256,
+        "files": bench.files,
+        "calibration": {level: {"lower": round(c.lower, 6), "upper": round(c.upper, 6), "n_hp": c.n_hp,
+                                "n_hd": c.n_hd} for level, c in final.items()},
+        "schemes": {name: summarise_scheme(tables, cases) for name, (tables, cases) in schemes.items()},
     }
+
+
+def headline(summary: dict[str, Any], scheme: str = "lolo", prompt_set: str = ALL_PROMPTS) -> dict[str, Any]:
+    """The figures a report quotes: the scheme's teacher and family levels on one prompt set."""
+    sch = summary["schemes"][scheme]
+    cases = sch["per_prompt_set"].get(prompt_set, sch["cases"]) if scheme == "lolo" else sch["cases"]
+    return {"scheme": scheme, "prompt_set": prompt_set if scheme == "lolo" else "each source held out",
+            "teacher": sch["levels"]["teacher"], "family": sch["levels"]["family"],
+            "comparison": sch["levels"]["comparison"], "cases": cases}
 
 
 @dataclass
 class ValidationReport:
     summary: dict[str, Any]
-    pairs: pd.DataFrame
-    cases: pd.DataFrame
-    calibration: Calibration
+    schemes: dict[str, tuple[LevelTables, pd.DataFrame]]
+    calibration: CalibrationSet
 
     def summary_lines(self) -> list[str]:
         s = self.summary
-        return [
-            f"validation ({s['method']}): {s['n_cases']} cases ({s['n_students']} students, {s['n_controls']} "
-            f"controls), {s['n_pairs']} pairs, {s['n_lineages']} lineages, leave-one-lineage-out",
-            f"pair AUC {s['pair_auc']:.3f}; Cllr {s['cllr']:.3f} (Cllr_min {s['cllr_min']:.3f})",
-            f"students attributed to their documented teacher: {s['students_attributed_correctly']} of "
-            f"{s['n_students']}",
-            f"controls given a teacher (false attributions): {s['false_attributions_controls']} of "
-            f"{s['n_controls']}",
-            f"students whose documented teacher is among the supported candidates (named or not): "
-            f"{s['students_documented_teacher_supported']} of {s['n_students']}; controls with any supported "
-            f"candidate: {s['controls_with_a_supported_teacher']} of {s['n_controls']}",
-            f"misleading evidence: {s['rate_misleading_hp']:.1%} of Hp pairs, {s['rate_misleading_hd']:.1%} "
-            f"of Hd pairs",
-            f"calibration: log10 LR = {self.calibration.intercept:+.3f} {self.calibration.slope:+.3f} x score, "
-            f"bounded to [{self.calibration.lower:+.2f}, {self.calibration.upper:+.2f}]",
-        ]
+        out = [f"validation ({s['method']}): {s['n_suspects']} labelled suspects, {s['n_lineages']} lineages, "
+               f"{s['n_prompts']} prompts; prompt sets: "
+               + ", ".join(f"{k} ({v})" for k, v in s["prompt_sets"].items())]
+        for name, sch in s["schemes"].items():
+            title = {"lolo": "leave one lineage out", "cross_source": "leave one lineage out, each prompt "
+                     "source held out (calibrated on the other sources)"}.get(name, name)
+            out.append(f"== {title} ==")
+            for level, m in sch["levels"].items():
+                out.append(f"{level:>10}: {m['n_pairs']} pairs ({m['n_hp_pairs']} Hp), AUC {m['pair_auc']:.3f}, "
+                           f"Cllr {m['cllr']:.3f} (min {m['cllr_min']:.3f}), misleading {m['rate_misleading_hp']:.1%} "
+                           f"of Hp / {m['rate_misleading_hd']:.1%} of Hd, log10 LR "
+                           f"[{m['min_log10_lr']:+.2f}, {m['max_log10_lr']:+.2f}]")
+            for prompt_set, c in sch["per_prompt_set"].items():
+                out.append(f"{prompt_set:>14} ({c['n_prompts']} prompts): students -> documented family "
+                           f"{c['students_family_attributed_correctly']}/{c['n_students']}, -> documented "
+                           f"teacher {c['students_attributed_correctly']}/{c['n_students']}, wrong family "
+                           f"{c['students_misattributed_family']}; controls attributed "
+                           f"{c['false_attributions_controls']}/{c['n_controls']}, with anything supported "
+                           f"{c['controls_with_a_supported_teacher_or_family']}/{c['n_controls']}; family AUC "
+                           f"{c['family_pair_auc']:.3f}")
+        for level, c in s["calibration"].items():
+            out.append(f"shipped {level} calibration: log10 LR bounded to [{c['lower']:+.2f}, {c['upper']:+.2f}] "
+                       f"({c['n_hp']} Hp / {c['n_hd']} Hd pairs over every prompt set)")
+        return out
 
 
 def validate(labels_csv: Path, params: Parameters | None = None, model: str | None = None) -> ValidationReport:
     params = params or Parameters()
     bench = load_benchmark(Path(labels_csv), params.max_response_chars)
     embed_benchmark(bench, model, params.opening_words)
-    pairs = leave_one_lineage_out(pair_table(bench, params), params.inconclusive_band)
-    cases = case_outcomes(pairs)
-    summary = summarise(pairs, cases)
-    summary["data_sha256"] = bench.data_sha256
-    summary["n_prompts"] = len(bench.prompt_keys)
-    cal = Calibration.fit(pairs["score"].to_numpy(), pairs["hp"].to_numpy(), data_sha256=bench.data_sha256,
-                          description=f"{METHOD_VERSION}; fitted on every labelled pair of {labels_csv.name}")
-    cal.metrics = {"summary": {k: v for k, v in summary.items() if k != "per_teacher"}}
-    return ValidationReport(summary, pairs, cases, cal)
+    pairs = pair_table(bench, params)
+    families = family_table(pairs)
+    tables = LevelTables(pairs, families, comparison_table(families))
+    band = params.inconclusive_band
+    schemes = {scheme: held_out(tables, scheme, band) for scheme in SCHEMES
+               if scheme == "lolo" or len(bench.prompt_sets()) > 2}
+    final = fit_levels(tables, lambda f: pd.Series(True, index=f.index))
+    summary = summarise(schemes, bench, final)
+    cal = CalibrationSet(levels=final, data_sha256=bench.data_sha256,
+                         description=f"{METHOD_VERSION}; fitted on every labelled pair of {labels_csv.name} "
+                                     f"over every prompt set")
+    fam = schemes["lolo"][0].family
+    fam = fam[fam["set"] == ALL_PROMPTS]
+    tippett = {"level": "family", "hp": [round(float(v), 6) for v in sorted(fam.loc[fam["hp"] == 1, "log10_lr"])],
+               "hd": [round(float(v), 6) for v in sorted(fam.loc[fam["hp"] == 0, "log10_lr"])]}
+    cal.metrics = {"summary": {**headline(summary), "tippett": tippett},
+                   "cross_source": headline(summary, "cross_source") if "cross_source" in summary["schemes"]
+                   else None}
+    return ValidationReport(summary, schemes, cal)
 
 
 #: The files :func:`write_report` writes into the validation folder.
-VALIDATION_FILES = ("pairs.csv", "cases.csv", "leanings.csv", "summary.json", "summary.txt", "tippett.png")
+VALIDATION_FILES = ("pairs.csv", "families.csv", "comparisons.csv", "cases.csv", "leanings.csv",
+                    "summary.json", "summary.txt", "tippett.png")
 
 
 def write_report(report: ValidationReport, out_dir: Path) -> None:
     from forensics import figures
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "pairs.csv", report.pairs.round(6).to_csv(index=False))
-    atomic_write_text(out_dir / "cases.csv", report.cases.to_csv(index=False))
-    atomic_write_text(out_dir / "leanings.csv", line_leanings(report.pairs).to_csv(index=False))
+    tables = {level: pd.concat([t.tables()[level][0] for t, _ in report.schemes.values()], ignore_index=True)
+              for level in LEVELS}
+    names = {"teacher": "pairs.csv", "family": "families.csv", "comparison": "comparisons.csv"}
+    for level, frame in tables.items():
+        atomic_write_text(out_dir / names[level], frame.round(6).to_csv(index=False))
+    cases = pd.concat([c for _, c in report.schemes.values()], ignore_index=True)
+    atomic_write_text(out_dir / "cases.csv", cases.to_csv(index=False))
+    lolo = report.schemes["lolo"][0].teacher
+    atomic_write_text(out_dir / "leanings.csv",
+                      line_leanings(lolo[lolo["set"] == ALL_PROMPTS]).to_csv(index=False))
     atomic_write_json(out_dir / "summary.json", report.summary)
     atomic_write_text(out_dir / "summary.txt", "\n".join(report.summary_lines()) + "\n")
-    tip = report.summary["tippett"]
-    figures.tippett_plot(tip["hp"], tip["hd"]).savefig(out_dir / "tippett.png", dpi=120,
-                                                       metadata={"Software": None})
+    tippett = report.calibration.metrics["summary"]["tippett"]
+    figures.tippett_plot(tippett["hp"], tippett["hd"]).savefig(out_dir / "tippett.png", dpi=120,
+                                                               metadata={"Software": None})
 
 
 def read_validation(out_dir: Path) -> dict[str, Any]:
@@ -347,8 +571,9 @@ def read_validation(out_dir: Path) -> dict[str, Any]:
                          fix="run `forensics validate LABELS.csv --out DIR` (or `make calibrate`) first")
     return {"summary": json.loads((out_dir / "summary.json").read_text(encoding="utf-8")),
             "summary_text": (out_dir / "summary.txt").read_text(encoding="utf-8"),
-            "pairs": pd.read_csv(out_dir / "pairs.csv"), "cases": pd.read_csv(out_dir / "cases.csv"),
-            "leanings": pd.read_csv(out_dir / "leanings.csv"), "tippett": out_dir / "tippett.png"}
+            "pairs": pd.read_csv(out_dir / "pairs.csv"), "families": pd.read_csv(out_dir / "families.csv"),
+            "cases": pd.read_csv(out_dir / "cases.csv"), "leanings": pd.read_csv(out_dir / "leanings.csv"),
+            "tippett": out_dir / "tippett.png"}
 
 
 def run_validation(labels_csv: Path, out_dir: Path) -> ValidationReport:

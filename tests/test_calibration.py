@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from forensics.calibration import FORMAT_VERSION, Calibration, calibration_record, cllr, supports, verbal
+from forensics.calibration import (
+    FORMAT_VERSION,
+    LEVELS,
+    Calibration,
+    CalibrationSet,
+    calibration_record,
+    cllr,
+    supports,
+    verbal,
+)
 from forensics.custody import sha256_file
 
 # --------------------------------------------------------------------------------------------------
@@ -108,14 +117,13 @@ def gaussian_pairs(n_hd: int, n_hp: int, shift: float) -> tuple[np.ndarray, np.n
 
 def test_fit_on_separable_scores() -> None:
     scores, labels = gaussian_pairs(40, 10, shift=5.0)
-    cal = Calibration.fit(scores, labels, data_sha256="abc", description="synthetic")
+    cal = Calibration.fit(scores, labels)
     assert cal.slope > 0
     assert cal.lower <= 0 <= cal.upper
     assert cal.lower < 0 < cal.upper  # separable data earn some strength both ways
     assert cal.upper <= math.log10(cal.n_hd + 1)
     assert cal.lower >= -math.log10(cal.n_hp + 1)
     assert (cal.n_hp, cal.n_hd) == (10, 40)
-    assert (cal.data_sha256, cal.description) == ("abc", "synthetic")
 
 
 def test_fit_recovers_the_true_log10_lr_of_two_gaussians() -> None:
@@ -180,36 +188,55 @@ def test_log10_lr_agrees_with_transform() -> None:
     assert isinstance(CAL.log10_lr(1.0), float)
 
 
+def calibration_set() -> CalibrationSet:
+    levels = {level: Calibration.fit(*gaussian_pairs(40, 10, shift=3.0 + i)) for i, level in enumerate(LEVELS)}
+    return CalibrationSet(levels=levels, data_sha256="f" * 64, description="fit",
+                          metrics={"summary": {"pair_auc": 0.97, "n_cases": 15}})
+
+
 def test_save_load_round_trip(tmp_path: Path) -> None:
-    cal = Calibration.fit(*gaussian_pairs(40, 10, shift=4.0), data_sha256="f" * 64, description="fit")
-    cal.metrics = {"summary": {"pair_auc": 0.97, "n_cases": 15}}
+    cal = calibration_set()
     path = cal.save(tmp_path / "cal.json")
-    again = Calibration.load(path)
+    again = CalibrationSet.load(path)
     assert again.to_dict() == json.loads(path.read_text())
-    for name in ("intercept", "slope", "lower", "upper"):
-        assert getattr(again, name) == pytest.approx(getattr(cal, name), abs=1e-6)
-    assert (again.n_hp, again.n_hd, again.data_sha256, again.description) == (10, 40, "f" * 64, "fit")
+    for level in LEVELS:
+        for name in ("intercept", "slope", "lower", "upper"):
+            assert getattr(again[level], name) == pytest.approx(getattr(cal[level], name), abs=1e-6)
+        assert (again[level].n_hp, again[level].n_hd) == (10, 40)
+        scores = np.linspace(-3, 8, 23)
+        np.testing.assert_allclose(again[level].transform(scores), cal[level].transform(scores), atol=1e-5)
+    assert (again.data_sha256, again.description) == ("f" * 64, "fit")
     assert again.metrics == {"summary": {"pair_auc": 0.97, "n_cases": 15}}
-    scores = np.linspace(-3, 8, 23)
-    np.testing.assert_allclose(again.transform(scores), cal.transform(scores), atol=1e-5)
     # the file is stable: saving the loaded calibration writes the same bytes
     assert again.save(tmp_path / "again.json").read_bytes() == path.read_bytes()
 
 
 def test_load_refuses_another_format(tmp_path: Path) -> None:
-    data = {**CAL.to_dict(), "format_version": FORMAT_VERSION + 1}
+    data = {**calibration_set().to_dict(), "format_version": FORMAT_VERSION + 1}
     path = tmp_path / "cal.json"
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="format"):
-        Calibration.load(path)
+        CalibrationSet.load(path)
+
+
+def test_load_refuses_a_file_without_every_level(tmp_path: Path) -> None:
+    data = calibration_set().to_dict()
+    del data["levels"]["comparison"]
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="comparison"):
+        CalibrationSet.load(path)
 
 
 def test_calibration_record_names_the_file_and_its_hash(tmp_path: Path) -> None:
-    path = CAL.save(tmp_path / "mine.json")
+    cal = calibration_set()
+    path = cal.save(tmp_path / "mine.json")
     record = calibration_record(path)
     assert record["calibration_file"] == "mine.json"
     assert record["calibration_sha256"] == sha256_file(path)
-    assert (record["n_hp"], record["n_hd"], record["lower"], record["upper"]) == (10, 40, -1.5, 2.0)
+    assert record["data_sha256"] == "f" * 64
+    assert set(record["levels"]) == set(LEVELS)
+    assert record["levels"]["family"]["n_hp"] == 10
 
 
 # --------------------------------------------------------------------------------------------------

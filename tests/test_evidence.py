@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from forensics import evidence, findings
-from forensics.calibration import Calibration
+from forensics.calibration import Calibration, CalibrationSet
 from forensics.evidence import BEATS_LEVEL, beats_others, decide, fuse, fuse_boot, rate_line
 
 # --------------------------------------------------------------------------------------------------
@@ -79,19 +79,25 @@ def test_at_least_two_lines_are_fused() -> None:
     assert set(FUSED) <= {"embedding", "stylometry", "markers"}
 
 
-def test_fuse_is_the_mean_of_the_fused_lines_only() -> None:
-    values = [1.0 + 2 * i for i in range(len(FUSED))]  # 1, 3, (5): mean 2 (or 3)
+def test_fuse_is_the_smallest_of_the_fused_lines_only() -> None:
+    """Agreement: the fused score is the weakest fused line, so one confounded line cannot carry it."""
+    values = [1.0 + 2 * i for i in range(len(FUSED))]  # 1, 3, (5): min 1
     line_z = {line: {"T": v, "U": -v} for line, v in zip(FUSED, values, strict=True)}
     line_z.update({line: {"T": 100.0, "U": 100.0} for line in NOT_FUSED})  # reported, never fused
     got = fuse(line_z, ["T", "U"])
-    assert got["T"] == pytest.approx(sum(values) / len(values))
-    assert got["U"] == pytest.approx(-sum(values) / len(values))
+    assert got["T"] == pytest.approx(min(values))
+    assert got["U"] == pytest.approx(-max(values))
+
+
+def test_one_high_line_alone_does_not_raise_the_fused_score() -> None:
+    line_z = {FUSED[0]: {"T": 2.8}, FUSED[1]: {"T": 0.1}}
+    assert fuse(line_z, ["T"])["T"] == pytest.approx(0.1)
 
 
 def test_fuse_skips_a_line_that_could_not_be_computed() -> None:
     values = [float("nan"), *(2.0 + i for i in range(len(FUSED) - 1))]
     line_z = {line: {"T": v} for line, v in zip(FUSED, values, strict=True)}
-    assert fuse(line_z, ["T"])["T"] == pytest.approx(float(np.mean(values[1:])))
+    assert fuse(line_z, ["T"])["T"] == pytest.approx(float(np.min(values[1:])))
 
 
 def test_fuse_skips_a_missing_line() -> None:
@@ -105,17 +111,17 @@ def test_fuse_of_no_line_is_nan() -> None:
     assert math.isnan(fuse(line_z, ["T"])["T"])
 
 
-def test_fuse_boot_averages_replicates_of_the_available_lines() -> None:
-    line_boot = {FUSED[0]: {"T": np.array([1.0, 2.0, 3.0])},
+def test_fuse_boot_takes_the_replicatewise_minimum_of_the_available_lines() -> None:
+    line_boot = {FUSED[0]: {"T": np.array([1.0, 6.0, 3.0])},
                  FUSED[1]: {"T": np.array([3.0, 4.0, 5.0, 99.0])}}  # longer: truncated to 3
     line_boot.update({line: {"T": np.array([])} for line in FUSED[2:]})  # no replicates: left out
-    line_boot.update({line: {"T": np.array([50.0, 50.0, 50.0])} for line in NOT_FUSED})
-    np.testing.assert_allclose(fuse_boot(line_boot, ["T"])["T"], [2.0, 3.0, 4.0])
+    line_boot.update({line: {"T": np.array([-50.0, -50.0, -50.0])} for line in NOT_FUSED})
+    np.testing.assert_allclose(fuse_boot(line_boot, ["T"])["T"], [1.0, 4.0, 3.0])
 
 
 def test_fuse_boot_ignores_nan_in_one_line() -> None:
     line_boot = {FUSED[0]: {"T": np.array([1.0, np.nan])}, FUSED[1]: {"T": np.array([3.0, 5.0])}}
-    np.testing.assert_allclose(fuse_boot(line_boot, ["T"])["T"], [2.0, 5.0])
+    np.testing.assert_allclose(fuse_boot(line_boot, ["T"])["T"], [1.0, 5.0])
 
 
 def test_fuse_boot_without_replicates_is_empty() -> None:
@@ -166,96 +172,166 @@ def test_replicates_of_unequal_length_are_compared_on_the_common_ones() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The decision
+# Families and the decision
 # --------------------------------------------------------------------------------------------------
 
-def teacher(name: str, supports: str, beats: bool, log10_lr: float) -> dict[str, Any]:
+BAND = (-0.30103, 0.30103)
+
+
+def compare(a: float, b: float) -> float:
+    """A stand-in comparison calibration: log10 LR = score difference (antisymmetric)."""
+    return a - b
+
+
+def teacher(name: str, supports: str, score: float, log10_lr: float | None = None) -> dict[str, Any]:
     verbal = {"Hp": "moderate support for Hp", "Hd": "weak support for Hd"}.get(
         supports, "no meaningful support for Hp")
-    return {"name": name, "supports": supports, "beats_other_candidates": beats, "log10_lr": log10_lr,
+    return {"name": name, "supports": supports, "score": score, "log10_lr": score if log10_lr is None else log10_lr,
             "verbal": verbal}
 
 
-def test_attributed_only_when_supported_and_beating_the_others() -> None:
-    got = decide([teacher("T", "Hp", True, 1.5), teacher("U", "Hd", False, -1.2)])
-    assert got == {"attributed_teacher": "T", "outcome": "attributed", "candidates_supported": ["T"]}
+def family(name: str, members: list[str], supports: str, score: float) -> dict[str, Any]:
+    return {**teacher(name, supports, score), "members": members}
 
 
-def test_support_without_beating_the_others_is_inconclusive() -> None:
-    got = decide([teacher("T", "Hp", False, 1.5), teacher("U", "Hp", False, 1.4)])
-    assert got == {"attributed_teacher": None, "outcome": "inconclusive", "candidates_supported": ["T", "U"]}
+def singles(*teachers: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each teacher a family of its own, with the same score and support."""
+    return [family(t["name"], [t["name"]], t["supports"], t["score"]) for t in teachers]
 
 
-def test_beating_the_others_without_support_attributes_nothing() -> None:
-    got = decide([teacher("T", "inconclusive", True, 0.2), teacher("U", "Hd", False, -1.0)])
-    assert got == {"attributed_teacher": None, "outcome": "no teacher supported", "candidates_supported": []}
+def test_family_groups_put_teachers_without_a_family_on_their_own() -> None:
+    got = evidence.family_groups(["a1", "b", "a2"], {"a1": "A", "a2": "A", "b": None})
+    assert got == {"A": ["a1", "a2"], "b": ["b"]}
 
 
-def test_no_support_at_all() -> None:
-    got = decide([teacher("T", "Hd", False, -1.5), teacher("U", "Hd", False, -1.1)])
-    assert got == {"attributed_teacher": None, "outcome": "no teacher supported", "candidates_supported": []}
+def test_a_family_scores_as_its_best_member() -> None:
+    got = evidence.family_scores({"a1": 0.4, "a2": 1.7, "b": float("nan")}, {"A": ["a1", "a2"], "B": ["b"]})
+    assert got["A"] == (1.7, "a2")
+    assert math.isnan(got["B"][0])
 
 
-def test_a_second_supported_candidate_makes_it_inconclusive_even_for_the_winner() -> None:
-    """Two candidates both supporting Hp (siblings of one vendor): naming one would claim too much."""
-    for beats in ((False, True), (True, False)):
-        got = decide([teacher("T", "Hp", beats[0], 2.5), teacher("U", "Hp", beats[1], 1.1)])
-        assert got == {"attributed_teacher": None, "outcome": "inconclusive", "candidates_supported": ["T", "U"]}
+def test_a_clear_lead_is_named_even_when_a_second_candidate_is_supported() -> None:
+    """2.95 vs 1.39, both 'supporting Hp': the comparison favours the first, so it is named."""
+    t = [teacher("T", "Hp", 2.95), teacher("U", "Hp", 1.39), teacher("V", "Hd", -1.0)]
+    got = decide(t, singles(*t), compare, BAND)
+    assert got["attributed_teacher"] == "T" and got["attributed_family"] == "T"
+    assert got["outcome"] == "attributed"
+    assert got["candidates_supported"] == ["T", "U"]
+    assert got["family_comparisons"] == {"U": pytest.approx(1.56), "V": pytest.approx(3.95)}
 
 
-def test_the_single_supported_winner_is_named_whatever_the_others_lrs() -> None:
-    got = decide([teacher("T", "inconclusive", False, 0.2), teacher("U", "Hp", True, 0.9),
-                  teacher("V", "Hd", False, -3.0)])
-    assert got == {"attributed_teacher": "U", "outcome": "attributed", "candidates_supported": ["U"]}
+def test_two_candidates_the_comparison_cannot_separate_are_inconclusive() -> None:
+    t = [teacher("T", "Hp", 1.5), teacher("U", "Hp", 1.4)]
+    got = decide(t, singles(*t), compare, BAND)
+    assert got["outcome"] == "inconclusive"
+    assert got["attributed_teacher"] is None and got["attributed_family"] is None
+    assert got["families_supported"] == ["T", "U"]
+
+
+def test_a_lead_without_support_attributes_nothing() -> None:
+    t = [teacher("T", "inconclusive", 0.2), teacher("U", "Hd", -1.0)]
+    got = decide(t, singles(*t), compare, BAND)
+    assert got["outcome"] == "no teacher supported"
+    assert got["candidates_supported"] == [] and got["attributed_family"] is None
+
+
+def test_siblings_that_cannot_be_separated_give_the_family_without_a_teacher() -> None:
+    t = [teacher("a1", "Hp", 1.6), teacher("a2", "Hp", 1.5), teacher("b", "Hd", -0.5)]
+    fams = [family("A", ["a1", "a2"], "Hp", 1.6), family("b", ["b"], "Hd", -0.5)]
+    got = decide(t, fams, compare, BAND)
+    assert got["outcome"] == "family attributed"
+    assert got["attributed_family"] == "A" and got["attributed_teacher"] is None
+    assert got["sibling_comparisons"] == {"a2": pytest.approx(0.1)}
+
+
+def test_a_sibling_that_stands_out_is_named_with_its_family() -> None:
+    t = [teacher("a1", "Hp", 2.0), teacher("a2", "inconclusive", 0.5), teacher("b", "Hd", -0.5)]
+    fams = [family("A", ["a1", "a2"], "Hp", 2.0), family("b", ["b"], "Hd", -0.5)]
+    got = decide(t, fams, compare, BAND)
+    assert (got["outcome"], got["attributed_family"], got["attributed_teacher"]) == ("attributed", "A", "a1")
+
+
+def test_a_family_whose_best_member_is_not_supported_on_its_own_stays_at_family_level() -> None:
+    t = [teacher("a1", "inconclusive", 1.0), teacher("b", "Hd", -0.5)]
+    fams = [family("A", ["a1"], "Hp", 1.0), family("b", ["b"], "Hd", -0.5)]
+    got = decide(t, fams, compare, BAND)
+    assert (got["outcome"], got["attributed_family"], got["attributed_teacher"]) == ("family attributed", "A", None)
 
 
 def test_a_single_candidate_case() -> None:
-    assert decide([teacher("T", "Hp", True, 1.0)])["attributed_teacher"] == "T"
-    assert decide([teacher("T", "inconclusive", True, 0.0)])["outcome"] == "no teacher supported"
+    t = [teacher("T", "Hp", 1.0)]
+    assert decide(t, singles(*t), compare, BAND)["attributed_teacher"] == "T"
+    t = [teacher("T", "inconclusive", 0.0)]
+    assert decide(t, singles(*t), compare, BAND)["outcome"] == "no teacher supported"
+
+
+def test_a_candidate_without_a_score_is_never_named() -> None:
+    t = [teacher("T", "Hp", 1.0), {**teacher("U", "inconclusive", 0.0), "score": None}]
+    fams = singles(*t)
+    fams[1]["score"] = None
+    got = decide(t, fams, compare, BAND)
+    assert got["attributed_teacher"] == "T" and "U" not in got["family_comparisons"]
 
 
 # --------------------------------------------------------------------------------------------------
 # The statement (one sentence for the legal reader)
 # --------------------------------------------------------------------------------------------------
 
+def conclusion(outcome: str, teacher_name: str | None = None, family_name: str | None = None,
+               **extra: Any) -> dict[str, Any]:
+    return {"outcome": outcome, "attributed_teacher": teacher_name, "attributed_family": family_name, **extra}
+
+
 def test_statement_attributed() -> None:
-    teachers = [teacher("T", "Hp", True, 2.0), teacher("U", "Hd", False, -1.0)]
-    text = findings.statement("S", teachers, {"attributed_teacher": "T", "outcome": "attributed"})
+    teachers = [teacher("T", "Hp", 2.0), teacher("U", "Hd", -1.0)]
+    text = findings.statement("S", teachers, singles(*teachers),
+                              conclusion("attributed", "T", "T", family_comparisons={"U": 3.0}))
     assert text.startswith("The evidence supports the proposition that S was trained on outputs of T")
     assert "about 100 times more probable" in text
     assert "(moderate support for Hp)" in text
-    assert "T out-scores every other candidate teacher" in text
-    assert "U" not in text.replace("supports", "").replace("out-scores", "")
+    assert "favour it over every other candidate family by a factor of at least 1,000" in text
+    assert "U" not in text
 
 
 def test_statement_attributed_with_a_small_lr_keeps_a_decimal() -> None:
-    teachers = [teacher("T", "Hp", True, math.log10(3.2))]
-    text = findings.statement("S", teachers, {"attributed_teacher": "T", "outcome": "attributed"})
+    teachers = [teacher("T", "Hp", math.log10(3.2))]
+    text = findings.statement("S", teachers, singles(*teachers), conclusion("attributed", "T", "T"))
     assert "about 3.2 times more probable" in text
 
 
+def test_statement_family_names_the_family_and_its_members() -> None:
+    teachers = [teacher("a1", "Hp", 1.6), teacher("a2", "Hp", 1.5)]
+    fams = [family("Fam A", ["a1", "a2"], "Hp", 1.6)]
+    text = findings.statement("S", teachers, fams, conclusion("family attributed", None, "Fam A"))
+    assert "a model of the Fam A family (a1, a2)" in text
+    assert "does not single out one member" in text
+
+
 def test_statement_inconclusive_names_the_supported_candidates() -> None:
-    teachers = [teacher("T", "Hp", False, 1.5), teacher("U", "Hp", False, 1.4), teacher("V", "Hd", False, -2)]
-    text = findings.statement("S", teachers, {"attributed_teacher": None, "outcome": "inconclusive"})
+    teachers = [teacher("T", "Hp", 1.5), teacher("U", "Hp", 1.4), teacher("V", "Hd", -2)]
+    text = findings.statement("S", teachers, singles(*teachers),
+                              conclusion("inconclusive", families_supported=["T", "U"]))
     assert text.startswith("Inconclusive:")
     assert "T, U" in text
     assert "V" not in text
-    assert "does not single out one candidate teacher" in text
+    assert "does not single out one candidate" in text
 
 
 def test_statement_no_teacher_supported() -> None:
-    teachers = [teacher("T", "Hd", False, -1.5), teacher("U", "inconclusive", False, 0.1)]
-    text = findings.statement("S", teachers, {"attributed_teacher": None, "outcome": "no teacher supported"})
-    assert text.startswith("No candidate teacher is supported")
+    teachers = [teacher("T", "Hd", -1.5), teacher("U", "inconclusive", 0.1)]
+    text = findings.statement("S", teachers, singles(*teachers), conclusion("no teacher supported"))
+    assert text.startswith("No candidate teacher or family is supported")
     assert "S's resemblance" in text
-    assert "T" not in text.replace("The", "")
 
 
 # --------------------------------------------------------------------------------------------------
 # Limitations are generated from the case
 # --------------------------------------------------------------------------------------------------
 
-CAL = Calibration(intercept=0.0, slope=1.0, lower=-1.25, upper=1.5, n_hp=12, n_hd=48)
+CAL = CalibrationSet(levels={
+    "teacher": Calibration(intercept=0.0, slope=1.0, lower=-1.25, upper=1.5, n_hp=12, n_hd=48),
+    "family": Calibration(intercept=0.0, slope=1.0, lower=-1.5, upper=1.75, n_hp=10, n_hd=30),
+    "comparison": Calibration(intercept=0.0, slope=1.0, lower=-1.0, upper=1.0, n_hp=20, n_hd=20)})
 
 
 def make_case(references: list[tuple[str, str | None]], suspect_base: str | None) -> SimpleNamespace:
@@ -269,9 +345,11 @@ def make_corpus(references: list[str], n_prompts: int) -> SimpleNamespace:
 
 
 def limitations(refs: list[tuple[str, str | None]], suspect_base: str | None = "Base-7B", n_prompts: int = 500,
-                teachers: list[dict[str, Any]] | None = None, coverage: dict[str, Any] | None = None) -> list[str]:
+                teachers: list[dict[str, Any]] | None = None, coverage: dict[str, Any] | None = None,
+                families: list[dict[str, Any]] | None = None) -> list[str]:
+    teachers = teachers or [teacher("T", "Hd", -1.0)]
     return findings.limitations(make_case(refs, suspect_base), make_corpus([n for n, _ in refs], n_prompts),
-                                coverage or {}, teachers or [teacher("T", "Hd", False, -1.0)], CAL)
+                                coverage or {}, teachers, families or singles(*teachers), CAL)
 
 
 FIVE = [("R1", "X"), ("R2", "Y"), ("R3", "Z"), ("R4", None), ("R5", None)]
@@ -314,22 +392,30 @@ def test_an_unstated_base_model_is_a_limitation() -> None:
 
 
 def test_several_supported_candidates_are_named() -> None:
-    teachers = [teacher("T", "Hp", False, 1.2), teacher("U", "Hp", False, 1.9), teacher("V", "Hd", False, -1)]
+    teachers = [teacher("T", "Hp", 1.2), teacher("U", "Hp", 1.9), teacher("V", "Hd", -1)]
     got = mentions(limitations(FIVE, teachers=teachers), "More than one candidate teacher is supported")
     assert len(got) == 1
     assert "(U, T)" in got[0]  # strongest first
 
 
 def test_one_supported_candidate_has_no_such_sentence() -> None:
-    teachers = [teacher("T", "Hp", True, 1.2), teacher("U", "Hd", False, -1)]
+    teachers = [teacher("T", "Hp", 1.2), teacher("U", "Hd", -1)]
     assert not mentions(limitations(FIVE, teachers=teachers), "More than one candidate")
 
 
 def test_the_calibration_size_and_bounds_are_stated() -> None:
-    got = mentions(limitations(FIVE), "calibrated on 60 labelled pairs")
+    got = mentions(limitations(FIVE), "calibrated on labelled pairs")
     assert len(got) == 1
-    assert "(12 trained-on, 48 independent)" in got[0]
-    assert "[-1.25, +1.50]" in got[0]
+    assert "12 trained-on and 48 independent suspect/teacher pairs" in got[0]
+    assert "10 and 30 suspect/family pairs" in got[0]
+    assert "[-1.25, +1.50] (teacher)" in got[0] and "[-1.50, +1.75] (family)" in got[0]
+
+
+def test_a_family_of_several_members_is_a_stated_limitation() -> None:
+    teachers = [teacher("a1", "Hp", 1.2), teacher("a2", "Hd", -1)]
+    assert not mentions(limitations(FIVE, teachers=teachers), "Members of one family")
+    fams = [family("A", ["a1", "a2"], "Hp", 1.2)]
+    assert len(mentions(limitations(FIVE, teachers=teachers, families=fams), "Members of one family")) == 1
 
 
 def test_excluded_prompts_are_counted() -> None:

@@ -8,14 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensics.calibration import Calibration
 from forensics.errors import InputError
 from forensics.validation import (
-    case_outcomes,
-    leave_one_lineage_out,
+    LevelTables,
+    comparison_table,
+    family_table,
+    fit_levels,
+    held_out,
     lineage_of,
     load_labels,
-    summarise,
+    summarise_scheme,
     teacher_matches,
 )
 
@@ -147,172 +149,126 @@ def test_load_labels_missing_file(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Leave one lineage out
+# Families, comparisons and held-out calibration (on a synthetic pair table)
 # --------------------------------------------------------------------------------------------------
 
-def synthetic_pairs() -> pd.DataFrame:
-    """Four lineages of (suspect, teacher) pairs; lineage "wild" has extreme scores of both kinds.
+#: (suspect, role, lineage, {teacher: (hp, score)}); teachers t-a1 and t-a2 form family "A", t-b its own.
+SYNTHETIC = [
+    ("s-a", "student", "la", {"t-a1": (1, 2.4), "t-a2": (1, 2.2), "t-b": (0, 0.1)}),
+    ("s-b", "student", "lb", {"t-a1": (0, 0.3), "t-a2": (0, -0.2), "t-b": (1, 1.9)}),
+    ("s-a2", "student", "lc", {"t-a1": (1, 1.6), "t-a2": (1, 1.7), "t-b": (0, -0.4)}),
+    ("s-b2", "student", "ld", {"t-a1": (0, 0.0), "t-a2": (0, 0.2), "t-b": (1, 2.6)}),
+    ("s-wild", "student", "lw", {"t-a1": (1, 30.0), "t-a2": (1, 28.0), "t-b": (0, -20.0)}),
+    ("c-1", "control", "le", {"t-a1": (0, -0.6), "t-a2": (0, 0.1), "t-b": (0, -1.0)}),
+    ("c-2", "control", "lf", {"t-a1": (0, 0.4), "t-a2": (0, -0.9), "t-b": (0, 0.2)}),
+]
+FAMILY = {"t-a1": "A", "t-a2": "A", "t-b": "t-b"}
 
-    Hp pairs score around +2, Hd pairs around -1, except "wild", whose Hp pair scores 40 and whose Hd
-    pairs score -30: a calibration that saw "wild" would be far steeper than one that did not.
-    """
+
+def synthetic_tables(sets: tuple[str, ...] = ("all",), shift: float = 0.0) -> LevelTables:
     rows = []
-    spec = {"alpha": [(2.1, 1), (-0.8, 0), (-1.3, 0)],
-            "beta": [(1.7, 1), (0.4, 0), (-1.1, 0)],
-            "gamma": [(2.6, 1), (-1.6, 0), (0.9, 1), (-0.2, 0)],
-            "wild": [(40.0, 1), (-30.0, 0), (-25.0, 0)]}
-    for lineage, pairs in spec.items():
-        for i, (score, hp) in enumerate(pairs):
-            rows.append({"suspect": f"{lineage}-{i // 2}", "teacher": f"t{i % 2}", "lineage": lineage,
-                         "role": "student" if hp else "control", "hp": hp, "score": score,
-                         "beats_share": 1.0 if hp else 0.0})
-    return pd.DataFrame(rows)
+    for k, prompt_set in enumerate(sets):
+        for suspect, role, lineage, teachers in SYNTHETIC:
+            for teacher, (hp, score) in teachers.items():
+                rows.append({"set": prompt_set, "n_prompts": 100 + k, "suspect": suspect, "teacher": teacher,
+                             "family": FAMILY[teacher], "role": role, "lineage": lineage, "hp": hp,
+                             "score": score + shift * k})
+    pairs = pd.DataFrame(rows)
+    families = family_table(pairs)
+    return LevelTables(pairs, families, comparison_table(families))
 
 
-def test_each_lineage_gets_lrs_from_a_calibration_fitted_without_it() -> None:
-    pairs = synthetic_pairs()
-    out = leave_one_lineage_out(pairs, (-1.0, 1.0))
-    for lineage in pairs["lineage"].unique():
-        own = pairs["lineage"] == lineage
-        others = pairs[~own]
-        expected = Calibration.fit(others["score"].to_numpy(), others["hp"].to_numpy()).transform(
-            pairs.loc[own, "score"].to_numpy())
-        np.testing.assert_allclose(out.loc[own, "log10_lr"].to_numpy(), expected, rtol=1e-12)
+def test_a_family_takes_its_best_member_and_is_hp_when_any_member_is() -> None:
+    fam = synthetic_tables().family.set_index(["suspect", "family"])
+    assert fam.loc[("s-a", "A"), ["score", "best_member", "hp"]].tolist() == [2.4, "t-a1", 1]
+    assert fam.loc[("s-a2", "A"), ["score", "best_member"]].tolist() == [1.7, "t-a2"]
+    assert fam.loc[("s-b", "A"), "hp"] == 0 and fam.loc[("s-b", "t-b"), "hp"] == 1
+    assert fam.loc[("s-a", "A"), "members"] == "t-a1, t-a2"
+
+
+def test_comparisons_are_mirrored_pairs_of_documented_against_other_families() -> None:
+    cmp = synthetic_tables().comparison
+    assert set(cmp["role"]) == {"student"}  # controls have no documented family to compare
+    s_a = cmp[cmp["suspect"] == "s-a"].set_index(["a", "b"])
+    assert s_a.loc[("A", "t-b"), ["difference", "hp"]].tolist() == [pytest.approx(2.3), 1]
+    assert s_a.loc[("t-b", "A"), ["difference", "hp"]].tolist() == [pytest.approx(-2.3), 0]
+    assert len(cmp) == 2 * 5  # five students, one documented and one other family each
+
+
+def test_a_mixed_student_is_not_compared_between_its_documented_families() -> None:
+    tables = synthetic_tables()
+    fam = tables.family.copy()
+    fam.loc[fam["suspect"] == "s-a", "hp"] = 1  # s-a documented for both families
+    assert comparison_table(fam).query("suspect == 's-a'").empty
+
+
+def test_each_lineage_gets_lrs_from_calibrations_fitted_without_it() -> None:
+    tables = synthetic_tables()
+    done, _ = held_out(tables, "lolo", (-0.3, 0.3))
+    for lineage in tables.teacher["lineage"].unique():
+        cals = fit_levels(tables, lambda f, lin=lineage: f["lineage"] != lin)
+        for level, (frame, column) in done.tables().items():
+            own = frame[frame["lineage"] == lineage]
+            np.testing.assert_allclose(own["log10_lr"], cals[level].transform(own[column].to_numpy()))
 
 
 def test_the_held_out_lineage_does_not_shape_its_own_calibration() -> None:
-    """The check above can fail: a calibration fitted on every pair gives "wild" other LRs."""
-    pairs = synthetic_pairs()
-    out = leave_one_lineage_out(pairs, (-1.0, 1.0))
-    wild = pairs["lineage"] == "wild"
-    everything = Calibration.fit(pairs["score"].to_numpy(), pairs["hp"].to_numpy())
-    assert not np.allclose(out.loc[wild, "log10_lr"], everything.transform(pairs.loc[wild, "score"]))
+    """The check above can fail: a calibration fitted on every pair gives the wild lineage other LRs."""
+    tables = synthetic_tables()
+    done, _ = held_out(tables, "lolo", (-0.3, 0.3))
+    everything = fit_levels(tables, lambda f: pd.Series(True, index=f.index))["teacher"]
+    wild = done.teacher[done.teacher["lineage"] == "lw"]
+    assert not np.allclose(wild["log10_lr"], everything.transform(wild["score"].to_numpy()))
 
 
-def test_changing_a_lineages_scores_changes_the_others_calibrations_never_its_own() -> None:
-    """Shrinking "wild"'s scores moves its LRs exactly along the (unchanged) calibration of the others,
-    while every other lineage, whose calibration includes "wild", gets different LRs."""
-    pairs = synthetic_pairs()
-    changed = pairs.copy()
-    wild = changed["lineage"] == "wild"
-    changed.loc[wild, "score"] = changed.loc[wild, "score"] / 20
-    before = leave_one_lineage_out(pairs, (-1.0, 1.0))
-    after = leave_one_lineage_out(changed, (-1.0, 1.0))
-    others = pairs[~wild]
-    cal = Calibration.fit(others["score"].to_numpy(), others["hp"].to_numpy())
-    np.testing.assert_allclose(after.loc[wild, "log10_lr"], cal.transform(changed.loc[wild, "score"]))
-    # and the other lineages, whose calibrations include "wild", do change
-    assert not np.allclose(before.loc[~wild, "log10_lr"], after.loc[~wild, "log10_lr"])
+def test_cross_source_never_calibrates_on_the_held_out_source_or_all_prompts() -> None:
+    """Each source's pairs get LRs from the other sources only: shifting one source's scores leaves its
+    own LRs on the others' calibration, and the all-prompts set is never tested or trained on."""
+    tables = synthetic_tables(("all", "s1", "s2", "s3"), shift=0.5)
+    done, cases = held_out(tables, "cross_source", (-0.3, 0.3))
+    assert set(done.teacher["set"]) == {"s1", "s2", "s3"} and set(cases["set"]) == {"s1", "s2", "s3"}
+    lin, held = "la", "s2"
+    cals = fit_levels(tables, lambda f: (f["lineage"] != lin) & f["set"].isin(["s1", "s3"]))
+    own = done.teacher[(done.teacher["lineage"] == lin) & (done.teacher["set"] == held)]
+    np.testing.assert_allclose(own["log10_lr"], cals["teacher"].transform(own["score"].to_numpy()))
 
 
-def test_leave_one_lineage_out_adds_supports_and_beats() -> None:
-    out = leave_one_lineage_out(synthetic_pairs(), (-1.0, 1.0))
-    for row in out.itertuples():
-        expected = "Hp" if row.log10_lr > 1.0 else "Hd" if row.log10_lr < -1.0 else "inconclusive"
-        assert row.supports == expected
-    assert list(out["beats"]) == [bool(s >= 0.95) for s in out["beats_share"]]
-    assert len(out) == len(synthetic_pairs())
+def test_elub_bounds_come_from_one_prompt_set_not_the_pooled_copies() -> None:
+    """Five copies of the same models' pairs are one set's worth of evidence, not five."""
+    from forensics.calibration import Calibration, _elub
+
+    tables = synthetic_tables(("a", "b", "c", "d", "e"))
+    five = fit_levels(tables, lambda f: pd.Series(True, index=f.index))["teacher"]
+    pairs = tables.teacher
+    pooled = Calibration.fit(pairs["score"].to_numpy(), pairs["hp"].to_numpy())  # ELUB on every copy
+    one = pairs[pairs["set"] == "a"]
+    lower, upper = _elub(five.intercept + five.slope * one["score"].to_numpy(), one["hp"].to_numpy())
+    assert (five.lower, five.upper) == pytest.approx((lower, upper))
+    assert five.upper < pooled.upper and five.lower > pooled.lower
+    assert five.n_hp == 5 * int(one["hp"].sum())
 
 
-def test_leave_one_lineage_out_does_not_modify_its_input() -> None:
-    pairs = synthetic_pairs()
-    before = pairs.copy()
-    leave_one_lineage_out(pairs, (-1.0, 1.0))
-    pd.testing.assert_frame_equal(pairs, before)
-
-
-# --------------------------------------------------------------------------------------------------
-# Case outcomes and the summary
-# --------------------------------------------------------------------------------------------------
-
-def outcome_pairs() -> pd.DataFrame:
-    """Four cases, two teachers (t-a, t-b), LRs already calibrated:
-
-    - s-good (student of t-a): t-a supported and beating t-b -> attributed to t-a, correct
-    - s-miss (student of t-b): both inconclusive -> nothing attributed, wrong
-    - c-clean (control): both Hd -> nothing attributed, correct
-    - c-false (control): t-a supported and beating -> attributed to t-a, a false attribution
-    """
-    rows = [
-        ("s-good", "student", "sg", "t-a", 1, 3.0, 1.8, "Hp", True),
-        ("s-good", "student", "sg", "t-b", 0, 0.5, 0.2, "inconclusive", False),
-        ("s-miss", "student", "sm", "t-a", 0, 0.4, 0.4, "inconclusive", False),
-        ("s-miss", "student", "sm", "t-b", 1, 0.6, -0.3, "inconclusive", True),
-        ("c-clean", "control", "cc", "t-a", 0, -2.0, -1.5, "Hd", False),
-        ("c-clean", "control", "cc", "t-b", 0, -1.0, -1.2, "Hd", True),
-        ("c-false", "control", "cf", "t-a", 0, 2.0, 1.2, "Hp", True),
-        ("c-false", "control", "cf", "t-b", 0, -0.5, -0.6, "inconclusive", False),
-    ]
-    cols = ["suspect", "role", "lineage", "teacher", "hp", "score", "log10_lr", "supports", "beats"]
-    return pd.DataFrame(rows, columns=cols)
-
-
-def test_case_outcomes() -> None:
-    cases = case_outcomes(outcome_pairs()).set_index("suspect")
+def test_case_outcomes_and_their_summary() -> None:
+    tables = synthetic_tables()
+    done, cases = held_out(tables, "lolo", (-0.3, 0.3))
+    cases = cases.set_index("suspect")
     assert list(cases.index) == sorted(cases.index)
-    assert cases.loc["s-good", ["attributed", "outcome", "documented"]].tolist() == ["t-a", "attributed", "t-a"]
-    assert bool(cases.loc["s-good", "correct"])
-    assert cases.loc["s-miss", ["attributed", "outcome", "documented"]].tolist() == \
-        ["none", "no teacher supported", "t-b"]
-    assert not bool(cases.loc["s-miss", "correct"])
-    assert cases.loc["c-clean", ["attributed", "documented"]].tolist() == ["none", "none"]
-    assert bool(cases.loc["c-clean", "correct"])
-    assert cases.loc["c-false", ["attributed", "outcome"]].tolist() == ["t-a", "attributed"]
-    assert not bool(cases.loc["c-false", "correct"])
-    assert cases.loc["c-false", "role"] == "control" and cases.loc["c-false", "lineage"] == "cf"
-    assert cases["supported"].tolist() == ["none", "t-a", "t-a", "none"]  # c-clean, c-false, s-good, s-miss
-    assert cases["documented_supported"].tolist() == [True, False, True, False]
-
-
-def test_an_inconclusive_student_counts_as_supported_when_its_teacher_is_among_the_candidates() -> None:
-    """Both candidates supported, neither singled out: not attributed, but the documented one is supported."""
-    pairs = outcome_pairs()
-    pairs = pairs[pairs["suspect"] == "s-miss"].copy()
-    pairs["supports"] = "Hp"
-    cases = case_outcomes(pairs)
-    assert cases[["outcome", "attributed", "supported"]].iloc[0].tolist() == ["inconclusive", "none", "t-a, t-b"]
-    assert not bool(cases["correct"].iloc[0]) and bool(cases["documented_supported"].iloc[0])
-    summary = summarise(pairs, cases)
-    assert summary["students_documented_teacher_supported"] == 1 and summary["students_attributed_correctly"] == 0
-
-
-def test_a_mixed_student_is_correct_when_attributed_to_either_teacher() -> None:
-    pairs = outcome_pairs()
-    pairs = pairs[pairs["suspect"] == "s-good"].copy()
-    pairs["hp"] = 1  # documented teachers: t-a and t-b
-    cases = case_outcomes(pairs)
-    assert cases["documented"].iloc[0] == "t-a, t-b"
-    assert bool(cases["correct"].iloc[0])
-
-
-def test_summarise_counts() -> None:
-    pairs = outcome_pairs()
-    summary = summarise(pairs, case_outcomes(pairs))
-    assert (summary["n_cases"], summary["n_students"], summary["n_controls"]) == (4, 2, 2)
-    assert (summary["n_pairs"], summary["n_hp_pairs"], summary["n_hd_pairs"]) == (8, 2, 6)
-    assert summary["n_lineages"] == 4
-    assert summary["students_attributed_correctly"] == 1
-    assert summary["student_attribution_accuracy"] == 0.5
-    assert summary["false_attributions_controls"] == 1
-    assert summary["false_attribution_rate_controls"] == 0.5
-    assert summary["students_documented_teacher_supported"] == 1
-    assert summary["controls_with_a_supported_teacher"] == 1
-    # Hp pairs: log10 LR 1.8 and -0.3 -> one of two misleading; Hd pairs: 0.2, 0.4, 1.2 > 0 -> 3 of 6
-    assert summary["rate_misleading_hp"] == 0.5
-    assert summary["rate_misleading_hd"] == 0.5
-    # pair AUC from the scores: Hp 3.0 and 0.6 against Hd 0.5, 0.4, -2.0, -1.0, 2.0, -0.5:
-    # 3.0 beats all 6; 0.6 beats 5 of 6 (not 2.0) -> 11 / 12
-    assert summary["pair_auc"] == pytest.approx(11 / 12, abs=1e-6)
-    assert summary["tippett"] == {"hp": [-0.3, 1.8], "hd": [-1.5, -1.2, -0.6, 0.2, 0.4, 1.2]}
-    assert summary["per_teacher"] == {"t-a": {"students": 1, "attributed_correctly": 1},
-                                      "t-b": {"students": 1, "attributed_correctly": 0}}
-    assert 0 <= summary["cllr_min"] <= summary["cllr"]
-
-
-def test_summarise_per_teacher_does_not_confuse_names_that_contain_each_other() -> None:
-    pairs = outcome_pairs().replace({"teacher": {"t-b": "t-ab"}})
-    summary = summarise(pairs, case_outcomes(pairs))
-    assert summary["per_teacher"]["t-a"] == {"students": 1, "attributed_correctly": 1}
+    assert cases.loc["s-b", ["documented", "documented_family"]].tolist() == ["t-b", "t-b"]
+    assert cases.loc["s-a", "documented"] == "t-a1, t-a2" and cases.loc["s-a", "documented_family"] == "A"
+    assert cases.loc["c-1", ["documented", "documented_family"]].tolist() == ["none", "none"]
+    for row in cases.itertuples():
+        if row.role == "student":
+            assert row.correct_family == (row.attributed_family in row.documented_family.split(", "))
+        else:
+            assert row.correct_family == (row.attributed_family == "none")
+    summary = summarise_scheme(done, cases.reset_index())
+    c = summary["cases"]
+    assert (c["n_cases"], c["n_students"], c["n_controls"]) == (7, 5, 2)
+    assert c["students_family_attributed_correctly"] == int(cases.loc[cases["role"] == "student",
+                                                                      "correct_family"].sum())
+    assert summary["levels"]["teacher"]["n_pairs"] == 21 and summary["levels"]["family"]["n_pairs"] == 14
+    assert 0 <= summary["levels"]["family"]["cllr_min"] <= summary["levels"]["family"]["cllr"]
+    assert set(summary["per_prompt_set"]) == {"all"}
 
 
 def test_a_multi_word_model_name_is_matched_by_its_documented_label(tmp_path: Path) -> None:
@@ -332,18 +288,24 @@ VALIDATION_DIR = Path(__file__).resolve().parents[1] / "validation"
 
 def test_the_committed_validation_is_complete_and_consistent() -> None:
     """The README and every report quote this folder: it must hold every file, and its counts must agree."""
-    from forensics.calibration import DEFAULT_CALIBRATION
-    from forensics.validation import line_leanings, read_validation
+    from forensics.calibration import DEFAULT_CALIBRATION, CalibrationSet
+    from forensics.validation import ALL_PROMPTS, line_leanings, read_validation
 
     result = read_validation(VALIDATION_DIR)
     summary, cases, pairs = result["summary"], result["cases"], result["pairs"]
-    assert summary["n_cases"] == len(cases) and summary["n_pairs"] == len(pairs)
-    assert summary["students_attributed_correctly"] == int(cases.loc[cases["role"] == "student", "correct"].sum())
-    assert summary["false_attributions_controls"] == int((cases.loc[cases["role"] == "control", "attributed"]
-                                                          != "none").sum())
-    pd.testing.assert_frame_equal(line_leanings(pairs).astype(str), result["leanings"].astype(str))
-    shipped = Calibration.load(DEFAULT_CALIBRATION)
-    assert shipped.metrics["summary"]["pair_auc"] == summary["pair_auc"]
+    for scheme, sch in summary["schemes"].items():
+        mine = cases[cases["scheme"] == scheme]
+        students = mine[mine["role"] == "student"]
+        assert sch["cases"]["n_cases"] == len(mine)
+        assert sch["cases"]["students_family_attributed_correctly"] == int(students["correct_family"].sum())
+        assert sch["levels"]["teacher"]["n_pairs"] == int((pairs["scheme"] == scheme).sum())
+    lolo = pairs[(pairs["scheme"] == "lolo") & (pairs["set"] == ALL_PROMPTS)]
+    pd.testing.assert_frame_equal(line_leanings(lolo).astype(str), result["leanings"].astype(str))
+    shipped = CalibrationSet.load(DEFAULT_CALIBRATION)
+    assert shipped.data_sha256 == summary["data_sha256"]
+    assert shipped.metrics["summary"]["family"] == summary["schemes"]["lolo"]["levels"]["family"]
+    assert set(summary["files"]) == set(pd.read_csv(DEFAULT_CALIBRATION.parents[1] / "labelled" / "alpaca_eval"
+                                                    / "LABELS.csv")["file"])
 
 
 def test_reading_a_folder_without_validation_names_the_fix(tmp_path: Path) -> None:
@@ -364,4 +326,4 @@ def test_the_validation_notebook_runs_on_the_committed_folder(tmp_path: Path) ->
                         parameters={"validation_dir": str(VALIDATION_DIR), "rerun": False},
                         cwd=str(NOTEBOOK_DIR), progress_bar=False, config=kernel_config(tmp_path))
     text = out.read_text(encoding="utf-8")
-    assert "students attributed to their documented teacher" in text and "lines_favouring_documented" in text
+    assert "documented family" in text and "lines_favouring_documented" in text
