@@ -804,7 +804,7 @@ def formatting_matrix(responses: Sequence[str], prompts: Sequence[str],
     return num, den
 
 
-def _format_scale(features: Sequence[FormatFeature]) -> np.ndarray:
+def format_scale(features: Sequence[FormatFeature]) -> np.ndarray:
     unit = {"share": 1.0, "per_1k_words": 1000.0, "per_100_words": 100.0, "words_per_sentence": 1.0}
     return np.array([unit[f.unit] for f in features])
 
@@ -864,7 +864,7 @@ def stylometric_features(corpus: CorpusLike, params: Any = None) -> StyloFeature
         fmt_counts[s] = sparse.csr_matrix(num)
         fmt_totals[s] = den
     formatting = FeatureBlock(names=[f.name for f in FORMATTING_FEATURES], counts=fmt_counts,
-                              totals=fmt_totals, scale=_format_scale(FORMATTING_FEATURES))
+                              totals=fmt_totals, scale=format_scale(FORMATTING_FEATURES))
     return StyloFeatures(sources=sources, n_prompts=n, lengths=lengths, mfw=mfw, char=char,
                          distorted=distorted, formatting=formatting, params=p)
 

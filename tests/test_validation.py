@@ -8,15 +8,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forensics.case import Parameters
 from forensics.errors import InputError
 from forensics.validation import (
+    Benchmark,
     LevelTables,
+    benchmark_cases,
     comparison_table,
+    family_of_teachers,
     family_table,
     fit_levels,
+    formatting_matrices,
     held_out,
     lineage_of,
+    load_benchmark,
     load_labels,
+    score_case,
+    score_fused_lines,
     summarise_scheme,
     teacher_matches,
 )
@@ -327,3 +335,57 @@ def test_the_validation_notebook_runs_on_the_committed_folder(tmp_path: Path) ->
                         cwd=str(NOTEBOOK_DIR), progress_bar=False, config=kernel_config(tmp_path))
     text = out.read_text(encoding="utf-8")
     assert "documented family" in text and "lines_favouring_documented" in text
+
+
+# --------------------------------------------------------------------------------------------------
+# The fast path scores exactly as the pipeline does (real outputs shipped with the demo)
+# --------------------------------------------------------------------------------------------------
+
+DEMO_EXCHANGES = Path(__file__).resolve().parents[1] / "data" / "demo" / "exchanges"
+DEMO_LABELS = """file,model,role,trained_on_outputs_of,family
+text-davinci-003.json,text-davinci-003,teacher,,
+gpt-3.5-turbo-0301.csv,gpt-3.5-turbo-0301,teacher,,OpenAI chat
+gpt-4-0314.parquet,gpt-4-0314,teacher,,OpenAI chat
+alpaca-7b.jsonl,alpaca-7b,student,text-davinci-003,
+guanaco-13b.jsonl,guanaco-13b,control,none,
+llama-2-13b-chat.csv,llama-2-13b-chat,control,none,
+gemini-pro.json,gemini-pro,reference,,
+cohere.jsonl,cohere,reference,,
+"""
+
+
+@pytest.fixture(scope="module")
+def demo_bench(tmp_path_factory: pytest.TempPathFactory) -> Benchmark:
+    folder = tmp_path_factory.mktemp("demo_bench")
+    for f in DEMO_EXCHANGES.iterdir():
+        (folder / f.name).symlink_to(f)
+    (folder / "LABELS.csv").write_text(DEMO_LABELS)
+    bench = load_benchmark(folder / "LABELS.csv")
+    rng = np.random.default_rng(0)  # stand-in openings: this test is about the stylometric and fused scores
+    for name in bench.responses:
+        v = rng.normal(size=(len(bench.prompt_keys), 8))
+        bench.openings[name] = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    return bench
+
+
+def test_the_benchmark_reader_joins_every_format_and_hashes_each_file(demo_bench: Benchmark) -> None:
+    assert len(demo_bench.prompt_keys) >= 190 and len(demo_bench.responses) == 8
+    assert set(demo_bench.files) == {f.name for f in DEMO_EXCHANGES.iterdir()}
+    assert family_of_teachers(demo_bench.labels) == {"text-davinci-003": "text-davinci-003",
+                                                      "gpt-3.5-turbo-0301": "OpenAI chat",
+                                                      "gpt-4-0314": "OpenAI chat"}
+
+
+def test_the_fused_fast_path_equals_the_full_scoring(demo_bench: Benchmark) -> None:
+    params = Parameters()
+    formatting = formatting_matrices(demo_bench)
+    idx = np.arange(0, len(demo_bench.prompt_keys), 2)
+    for corpus in benchmark_cases(demo_bench, idx):
+        openings = {s: demo_bench.openings[s][idx] for s in corpus.sources}
+        fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
+        fast = score_fused_lines(corpus, openings, fmt, params)
+        full = score_case(corpus, openings, params)
+        for t in corpus.teachers:
+            assert fast["fused"][t] == pytest.approx(full["fused"][t], abs=1e-12)
+            for line in fast["line_z"]:
+                assert fast["line_z"][line][t] == pytest.approx(full["line_z"][line][t], abs=1e-12)
