@@ -197,19 +197,23 @@ class _Appender:
     """Appends one record per line and syncs it, so a record on disk is a complete one."""
 
     def __init__(self, path: Path, secret: str | None) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.path = path
+        self.fd: int | None = None  # opened on the first record: a run that answers nothing creates nothing
         self.secrets = [s for s in {secret, json.dumps(secret)[1:-1] if secret else None} if s]
 
     def write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
         for secret in self.secrets:
             line = line.replace(secret, REDACTED)
+        if self.fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.write(self.fd, line.encode("utf-8"))
         os.fsync(self.fd)
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 # --------------------------------------------------------------------------------------------------
