@@ -72,9 +72,20 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _cmd_case_init(args: argparse.Namespace) -> int:
+    import yaml
+
     from forensics.case_init import init_case
 
-    parameters = {"seed": args.seed} if args.seed is not None else None
+    parameters = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ForensicsError(f"--param {item!r} is not KEY=VALUE", fix="e.g. --param seed=0")
+        try:
+            parameters[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ForensicsError(f"--param {item!r}: the value is not a YAML scalar or list",
+                                 fix="quote text values, e.g. --param 'canaries=[\"x\"]'") from None
     path = init_case(args.case_file, suspect=args.suspect, teachers=args.teacher, references=args.reference,
                      case_id=args.id, title=args.title, parameters=parameters, force=args.force)
     print(f"case file written: {path} (run it with: forensics run {path})")
@@ -177,7 +188,8 @@ def _add_case(sub: argparse._SubParsersAction) -> None:
                       help=f"a reference model of the panel (repeat; 3 or more advised): {spec}")
     init.add_argument("--id", help="case identifier (default: the folder's name)")
     init.add_argument("--title", help="one-line question the case answers")
-    init.add_argument("--seed", type=int, help="parameters.seed")
+    init.add_argument("--param", action="append", metavar="KEY=VALUE",
+                      help="an analysis parameter (repeat), e.g. --param seed=0 --param min_prompts=50")
     init.add_argument("--force", action="store_true", help="replace an existing case file")
     init.set_defaults(func=_cmd_case_init)
 

@@ -13,6 +13,7 @@ does to a request is read from markers in the last user message, counted per dis
 - ``[length]``: an answer with ``finish_reason: "length"``;
 - ``[echo-key]``: the answer repeats the Authorization header (a hostile server leaking the key).
 
+``always_fail`` and ``cut_off`` name whole prompts treated like ``[always500]`` and ``[length]``.
 Otherwise the answer is ``answers[prompt]`` when given (replaying real model outputs), else
 ``"answer to: " + prompt``. ``delay_s`` slows every answer (to kill a collection mid-way).
 """
@@ -33,8 +34,10 @@ class FaultServer:
     """``with FaultServer(...) as server:`` then ``server.url`` is the endpoint (``.../v1``)."""
 
     def __init__(self, answers: dict[str, str] | None = None, delay_s: float = 0.0,
-                 require_key: str | None = None) -> None:
+                 require_key: str | None = None, always_fail: frozenset[str] = frozenset(),
+                 cut_off: frozenset[str] = frozenset()) -> None:
         self.answers = answers or {}
+        self.always_fail, self.cut_off = always_fail, cut_off
         self.delay_s = delay_s
         self.require_key = require_key
         self.attempts: dict[str, int] = {}
@@ -87,7 +90,7 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             self._respond(prompt, n, body)
 
         def _respond(self, prompt: str, n: int, body: dict[str, Any]) -> None:
-            if "[always500]" in prompt or ("[500x2]" in prompt and n <= 2):
+            if "[always500]" in prompt or prompt in server.always_fail or ("[500x2]" in prompt and n <= 2):
                 return self._send(500, {"error": {"message": "internal error"}})
             if "[429x2]" in prompt and n <= 2:
                 return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
@@ -104,7 +107,7 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             text = server.answers.get(prompt, f"answer to: {prompt}")
             if "[echo-key]" in prompt:
                 text += " | your header was " + self.headers.get("authorization", "")
-            finish = "length" if "[length]" in prompt else "stop"
+            finish = "length" if "[length]" in prompt or prompt in server.cut_off else "stop"
             return self._send(200, {
                 "id": "chatcmpl-test", "object": "chat.completion", "model": body.get("model"),
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},

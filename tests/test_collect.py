@@ -243,7 +243,7 @@ def test_case_init_writes_a_case_that_loads(tmp_path: Path) -> None:
     case_file = folder / "case.yaml"
     assert main(["case", "init", str(case_file), "--suspect", str(folder / "suspect-x.jsonl"),
                  "--teacher", str(folder / "teacher-a.jsonl"), "--reference", f"my ref={folder / 'ref-1.jsonl'}",
-                 "--seed", "3"]) == 0
+                 "--param", "seed=3"]) == 0
     data = yaml.safe_load(case_file.read_text(encoding="utf-8"))
     assert data["suspect"] == {"name": "suspect-x", "path": "suspect-x.jsonl"}
     assert data["references"] == [{"name": "my ref", "path": "ref-1.jsonl"}]
