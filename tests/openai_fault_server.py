@@ -27,7 +27,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-SLOW_S = 1.5
+SLOW_S = 3.0
 
 
 class FaultServer:

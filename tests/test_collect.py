@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from openai_fault_server import FaultServer  # noqa: E402
 
 FAULTS = ["[429x2]", "[500x2]", "[timeout]", "[drop]", "[badjson]", "[nochoices]", "[always500]", "[length]"]
-FAST = ["--backoff", "0.01", "--timeout", "0.8", "--max-attempts", "4", "--quiet"]
+FAST = ["--backoff", "0.01", "--timeout", "1.5", "--max-attempts", "4", "--quiet"]
 
 
 def write_prompts(path: Path, prompts: list[str]) -> Path:
@@ -261,3 +261,15 @@ def test_case_init_writes_a_case_that_loads(tmp_path: Path) -> None:
     assert not (folder / "other.yaml").exists()
     assert Counter(p.suffix for p in folder.iterdir()) == Counter({".jsonl": 4, ".yaml": 1})
     assert os.listdir(folder).count("case.yaml") == 1
+
+
+def test_malformed_conversation_stops_collect_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "chats.jsonl"
+    src.write_text(json.dumps({"id": "a", "messages": [{"role": "user", "content": "hi"}]}) + "\n"
+                   + json.dumps({"id": "b", "messages": [{"role": "user", "content": ["not", "parts"]}]}) + "\n",
+                   encoding="utf-8")
+    out = tmp_path / "answers.jsonl"
+    assert main(["collect", str(src), "--endpoint", "http://127.0.0.1:9/v1", "--model", "m", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"forensics: error: {src}:2: message 1 of 'messages': 'content' must be text")
+    assert err.count("\n") == 1 and not out.exists()
