@@ -270,6 +270,17 @@ def _backoff(settings: Settings, attempt: int, retry_after: str | None) -> float
     return min(max(delay, asked), MAX_RETRY_AFTER_S) if asked is not None and asked >= 0 else delay
 
 
+@dataclass
+class _Attempt:
+    """What one POST gave: an answer, or an error saying whether trying again can help."""
+
+    answer: dict[str, Any] | None = None
+    error: str = ""
+    http_status: int | None = None
+    retry: bool = True
+    retry_after: str | None = None
+
+
 async def _exchange(client: httpx.AsyncClient, request: Request, settings: Settings,
                     limiter: RateLimiter) -> dict[str, Any]:
     """One prompt to a final record: answered, truncated or failed after every retry."""
@@ -277,44 +288,46 @@ async def _exchange(client: httpx.AsyncClient, request: Request, settings: Setti
     block: dict[str, Any] = {"endpoint": settings.endpoint, "model": settings.model,
                              "parameters": settings.parameters(), "requested": now(),
                              "request_sha256": sha256_bytes(body), "source_line": request.line}
-    error, http_status = "no attempt made", None
+    result = _Attempt(error="no attempt made")
     for attempt in range(1, settings.max_attempts + 1):
         await limiter.wait()
         started = time.monotonic()
-        retry_after = None
-        try:
-            reply = await client.post(settings.url(), content=body, headers={"content-type": "application/json"})
-        except httpx.TimeoutException:
-            error = f"timeout after {settings.timeout_s:g} s"
-        except httpx.TransportError as exc:
-            error = f"connection error ({type(exc).__name__})"
-        else:
-            http_status = reply.status_code
-            if reply.status_code == 200:
-                try:
-                    answer = parse_completion(reply.content)
-                except _Malformed as exc:
-                    error = f"malformed response: {exc}"
-                else:
-                    status = "truncated" if answer["finish_reason"] == "length" else "ok"
-                    block.update(status=status, answered=now(), latency_s=round(time.monotonic() - started, 3),
-                                 attempts=attempt, http_status=200, error=None,
-                                 response_sha256=sha256_bytes(reply.content),
-                                 finish_reason=answer["finish_reason"], usage=answer["usage"],
-                                 served_model=answer["served_model"])
-                    return _record(request, answer["response"], block)
-            elif reply.status_code in FATAL_STATUS:
-                raise ForensicsError(f"the server refused the request: HTTP {reply.status_code} "
-                                     f"{reply.reason_phrase}", path=settings.url(),
-                                     fix="check --endpoint, --model and the API key variable")
-            else:
-                error = f"HTTP {reply.status_code} {reply.reason_phrase}: {reply.text[:200]}"
-                retry_after = reply.headers.get("retry-after")
-                if reply.status_code < 500 and reply.status_code not in RETRY_STATUS:
-                    return _failed(request, block, attempt, http_status, error)
+        result = await _post(client, settings, body)
+        if result.answer is not None:
+            answer = result.answer
+            block.update(status="truncated" if answer["finish_reason"] == "length" else "ok", answered=now(),
+                         latency_s=round(time.monotonic() - started, 3), attempts=attempt, http_status=200,
+                         error=None, response_sha256=answer["sha256"], finish_reason=answer["finish_reason"],
+                         usage=answer["usage"], served_model=answer["served_model"])
+            return _record(request, answer["response"], block)
+        if not result.retry:
+            return _failed(request, block, attempt, result)
         if attempt < settings.max_attempts:
-            await asyncio.sleep(_backoff(settings, attempt, retry_after))
-    return _failed(request, block, settings.max_attempts, http_status, error)
+            await asyncio.sleep(_backoff(settings, attempt, result.retry_after))
+    return _failed(request, block, settings.max_attempts, result)
+
+
+async def _post(client: httpx.AsyncClient, settings: Settings, body: bytes) -> _Attempt:
+    """One POST, classified: 429/5xx/timeouts/dropped connections/malformed JSON are worth retrying,
+    other 4xx are not, and 401/403/404 stop the whole run (every further request would fail alike)."""
+    try:
+        reply = await client.post(settings.url(), content=body, headers={"content-type": "application/json"})
+    except httpx.TimeoutException:
+        return _Attempt(error=f"timeout after {settings.timeout_s:g} s")
+    except httpx.TransportError as exc:
+        return _Attempt(error=f"connection error ({type(exc).__name__})")
+    status = reply.status_code
+    if status == 200:
+        try:
+            return _Attempt(answer={**parse_completion(reply.content), "sha256": sha256_bytes(reply.content)},
+                            http_status=200)
+        except _Malformed as exc:
+            return _Attempt(error=f"malformed response: {exc}", http_status=200)
+    if status in FATAL_STATUS:
+        raise ForensicsError(f"the server refused the request: HTTP {status} {reply.reason_phrase}",
+                             path=settings.url(), fix="check --endpoint, --model and the API key variable")
+    return _Attempt(error=f"HTTP {status} {reply.reason_phrase}: {reply.text[:200]}", http_status=status,
+                    retry=status >= 500 or status in RETRY_STATUS, retry_after=reply.headers.get("retry-after"))
 
 
 def _record(request: Request, response: str | None, block: dict[str, Any]) -> dict[str, Any]:
@@ -322,10 +335,9 @@ def _record(request: Request, response: str | None, block: dict[str, Any]) -> di
             collection_records.RECORD_KEY: block}
 
 
-def _failed(request: Request, block: dict[str, Any], attempts: int, http_status: int | None,
-            error: str) -> dict[str, Any]:
-    block.update(status="failed", answered=now(), attempts=attempts, http_status=http_status,
-                 error=" ".join(error.split()), finish_reason=None, usage=None, latency_s=None,
+def _failed(request: Request, block: dict[str, Any], attempts: int, result: _Attempt) -> dict[str, Any]:
+    block.update(status="failed", answered=now(), attempts=attempts, http_status=result.http_status,
+                 error=" ".join(result.error.split()), finish_reason=None, usage=None, latency_s=None,
                  response_sha256=None, served_model=None)
     return _record(request, None, block)
 

@@ -10,6 +10,7 @@ does to a request is read from markers in the last user message, counted per dis
 - ``[drop]``: the first time, closes the connection without a response;
 - ``[badjson]``: the first time, a 200 whose body is not JSON; ``[nochoices]``: a 200 without choices;
 - ``[always500]``: 500 every time (the prompt must end up recorded as failed);
+- ``[400]``: 400 every time (not worth retrying: recorded as failed after one attempt);
 - ``[length]``: an answer with ``finish_reason: "length"``;
 - ``[echo-key]``: the answer repeats the Authorization header (a hostile server leaking the key).
 
@@ -92,6 +93,8 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
         def _respond(self, prompt: str, n: int, body: dict[str, Any]) -> None:
             if "[always500]" in prompt or prompt in server.always_fail or ("[500x2]" in prompt and n <= 2):
                 return self._send(500, {"error": {"message": "internal error"}})
+            if "[400]" in prompt:
+                return self._send(400, {"error": {"message": "context too long"}})
             if "[429x2]" in prompt and n <= 2:
                 return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": "0"})
             if "[drop]" in prompt and n == 1:

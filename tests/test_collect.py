@@ -30,7 +30,7 @@ from forensics.exchanges import normalise_prompt, read_exchanges, text_prompt_ke
 sys.path.insert(0, str(Path(__file__).parent))
 from openai_fault_server import FaultServer  # noqa: E402
 
-FAULTS = ["[429x2]", "[500x2]", "[timeout]", "[drop]", "[badjson]", "[nochoices]", "[always500]", "[length]"]
+FAULTS = ["[429x2]", "[500x2]", "[timeout]", "[drop]", "[badjson]", "[nochoices]", "[always500]", "[length]", "[400]"]
 FAST = ["--backoff", "0.01", "--timeout", "1.5", "--max-attempts", "4", "--quiet"]
 
 
@@ -68,7 +68,8 @@ def test_every_fault_ends_answered_or_failed_and_a_rerun_retries_only_failures(t
         assert set(states) == set(ids)  # nothing lost
         for pid, statuses in states.items():
             assert len(statuses) == 1, (ids[pid], statuses)  # nothing duplicated
-            expected = "failed" if "[always500]" in ids[pid] else "truncated" if "[length]" in ids[pid] else "ok"
+            failing = "[always500]" in ids[pid] or "[400]" in ids[pid]
+            expected = "failed" if failing else "truncated" if "[length]" in ids[pid] else "ok"
             assert statuses[0] == expected, ids[pid]
         by_prompt = {r["prompt"]: r for r in records(out)}
         assert by_prompt["question 0 [429x2]"]["collection"]["attempts"] == 3
@@ -79,6 +80,8 @@ def test_every_fault_ends_answered_or_failed_and_a_rerun_retries_only_failures(t
         failed = next(r for p, r in by_prompt.items() if "[always500]" in p)
         assert failed["response"] is None and failed["collection"]["attempts"] == 4
         assert "HTTP 500" in failed["collection"]["error"]
+        refused = next(r for p, r in by_prompt.items() if "[400]" in p)["collection"]
+        assert refused["attempts"] == 1 and refused["http_status"] == 400 and "context too long" in refused["error"]
         ok = by_prompt["plain 0"]["collection"]
         assert ok["parameters"] == {"temperature": 0.0, "top_p": None, "max_tokens": None, "seed": 7, "system": None}
         assert ok["usage"]["total_tokens"] > 0 and ok["finish_reason"] == "stop" and ok["latency_s"] >= 0
@@ -86,18 +89,18 @@ def test_every_fault_ends_answered_or_failed_and_a_rerun_retries_only_failures(t
         assert server.requests[0]["seed"] == 7 and server.requests[0]["temperature"] == 0
         assert "top_p" not in server.requests[0]  # unset parameters are the server's default, not sent
 
-        # A re-run asks again only for the failed prompt; it fails again and is recorded again.
+        # A re-run asks again only for the failed prompts; they fail again and are recorded again.
         assert collect(src, out, server, "--temperature", "0", "--seed", "7") == 0
         retried = {k: v - first_attempts.get(k, 0) for k, v in server.attempts.items()}
-        assert sum(retried.values()) == 4  # 4 attempts, all for the always-failing prompt
+        assert sum(retried.values()) == 4 + 1  # the always-500 prompt 4 times, the 400 one once
     states = final_states(out)
-    assert [s for s in states.values() if s.count("failed") == 2] == [["failed", "failed"]]
+    assert [s for s in states.values() if s.count("failed") == 2] == [["failed", "failed"]] * 2
     assert all(sum(x in ("ok", "truncated") for x in s) <= 1 for s in states.values())
 
     read = read_exchanges(out)  # the case reader: failed excluded (counted), truncated kept (counted)
-    assert read.warning_counts() == {"failed_request": 1, "length_truncated": 1}
-    assert len(read.frame) == len(prompts) - 1
-    assert read.collection["failed"] == 1 and read.collection["truncated"] == 1
+    assert read.warning_counts() == {"failed_request": 2, "length_truncated": 1}
+    assert len(read.frame) == len(prompts) - 2
+    assert read.collection["failed"] == 2 and read.collection["truncated"] == 1
     assert read.collection["models"] == ["test-model"] and read.collection["endpoints"] == [server.url]
 
 
@@ -273,3 +276,25 @@ def test_malformed_conversation_stops_collect_with_one_line(tmp_path: Path, caps
     err = capsys.readouterr().err
     assert err.startswith(f"forensics: error: {src}:2: message 1 of 'messages': 'content' must be text")
     assert err.count("\n") == 1 and not out.exists()
+
+
+def test_rate_limit_spaces_request_starts() -> None:
+    import asyncio
+
+    from forensics.collect import RateLimiter
+
+    async def starts(rpm: float | None) -> list[float]:
+        limiter = RateLimiter(rpm)
+        out = []
+
+        async def one() -> None:
+            await limiter.wait()
+            out.append(time.monotonic())
+
+        await asyncio.gather(*(one() for _ in range(4)))
+        return sorted(out)
+
+    spaced = asyncio.run(starts(600))  # one start every 0.1 s
+    assert all(b - a >= 0.09 for a, b in zip(spaced, spaced[1:], strict=False))
+    free = asyncio.run(starts(None))
+    assert free[-1] - free[0] < 0.05
