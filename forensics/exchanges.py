@@ -8,6 +8,11 @@ corrupt every finding while looking plausible, so this module is strict and loud
   ``prompt``, ``response`` (optional ``prompt_id``; other columns kept), and ``.json``: a JSON list of
   objects with ``instruction``/``output`` (the AlpacaEval layout) or ``prompt``/``response``.
   Files are opened read-only, read once, and hashed from the very bytes that were parsed.
+  JSON and JSON Lines may instead hold conversations (OpenAI ``messages`` or ShareGPT ``conversations``
+  layout, :mod:`forensics.conversations`): one exchange per assistant turn. Records written by
+  ``forensics collect`` are screened (:mod:`forensics.collection_records`): failed requests are left
+  out with a counted warning, answers cut at max_tokens kept with one, and the collection settings are
+  summarised for the manifest.
 - **Encoding**: UTF-8, with or without a byte-order mark. UTF-16/32, Latin-1, NUL bytes, unpaired
   surrogates are errors naming the file and line: guessing an encoding changes the text being compared.
 - **Untrusted text**: responses and prompts are data only; they are never evaluated or unpickled, and are
@@ -326,13 +331,14 @@ def _expand_conversations(path: Path, fmt: str, records: list[tuple[int, dict[st
     """Conversation objects (``messages`` / ``conversations``) become one exchange per assistant turn."""
     if not records:
         return fmt, records
+    names = {None: "a flat exchange", "messages": "an OpenAI 'messages' conversation",
+             "sharegpt": "a ShareGPT 'conversations' conversation"}
     first_line, first = records[0][0], conversations.layout_of(records[0][1])
     for number, obj in records:
         layout = conversations.layout_of(obj)
         if layout != first:
-            raise InputError(f"this object is {layout or 'a flat exchange'} but line {first_line} is "
-                             f"{first or 'a flat exchange'}", path=path, line=number,
-                             fix="use one layout in the whole file")
+            raise InputError(f"this object is {names[layout]} but line {first_line} is {names[first]}",
+                             path=path, line=number, fix="use one layout in the whole file")
     if first is None:
         return fmt, records
     expanded = [(number, turn.as_record()) for number, obj in records

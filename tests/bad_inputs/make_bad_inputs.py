@@ -881,7 +881,8 @@ def conversation_assistant_first(d: Path) -> Expectation:
 def conversation_mixed_with_flat_rows(d: Path) -> Expectation:
     rows = [*rows_for("m", PROMPTS[:2]), _chat("x", ("user", "hi"), ("assistant", "hello"))]
     t = put(d, "mixed.jsonl", jsonl(rows))
-    return error("read", t, "InputError", "mixed.jsonl:3:", "this object is messages but line 1 is a flat exchange")
+    return error("read", t, "InputError", "mixed.jsonl:3:",
+                 "this object is an OpenAI 'messages' conversation but line 1 is a flat exchange")
 
 
 @case
