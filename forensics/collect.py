@@ -123,6 +123,7 @@ def load_requests(path: str | Path) -> list[Request]:
     path = Path(path)
     _, records = read_prompt_records(path)
     out: dict[str, Request] = {}
+    by_text: dict[str, Request] = {}
     for line, obj in records:
         if conversations.layout_of(obj):
             found = [Request(t.prompt_id, t.prompt, t.messages, line) for t in conversations.turns(path, line, obj)]
@@ -133,6 +134,11 @@ def load_requests(path: str | Path) -> list[Request]:
             if first.prompt != request.prompt:
                 raise InputError(f"prompt_id {request.prompt_id!r} was already used for a different prompt on "
                                  f"line {first.line}", path=path, line=line, fix="give every prompt its own id")
+            same = by_text.setdefault(normalise_prompt(request.prompt), request)
+            if same.prompt_id != request.prompt_id:  # the case reader would refuse the answers: refuse now
+                raise InputError(f"repeats the prompt of line {same.line} under a different prompt_id "
+                                 f"({same.prompt_id!r} vs {request.prompt_id!r})", path=path, line=line,
+                                 fix="keep one of them: a model gives one answer per prompt in a case")
     return list(out.values())
 
 

@@ -226,6 +226,12 @@ def test_prompt_files_in_every_format_and_their_errors(tmp_path: Path) -> None:
     bad.write_text('{"prompt_id": "a", "prompt": "one"}\n{"prompt_id": "a", "prompt": "two"}\n', encoding="utf-8")
     with pytest.raises(Exception, match=r"bad.jsonl:2: prompt_id 'a' was already used"):
         load_requests(bad)
+    bad.write_text('{"id": "a", "messages": [{"role": "user", "content": "Hi"}]}\n'
+                   '{"id": "b", "messages": [{"role": "user", "content": "hi "}]}\n', encoding="utf-8")
+    with pytest.raises(Exception, match=r"bad.jsonl:2: repeats the prompt of line 1 under a different prompt_id"):
+        load_requests(bad)
+    bad.write_text('{"prompt": "same"}\n{"prompt": "same"}\n', encoding="utf-8")
+    assert len(load_requests(bad)) == 1  # the very same request, asked once
 
 
 def test_settings_body_is_canonical() -> None:
