@@ -1,4 +1,4 @@
-"""The ``forensics`` command: run, verify, compare, validate, calibrate and benchmark fetch.
+"""The ``forensics`` command: collect, case init, run, verify, compare, validate, calibrate and benchmark fetch.
 
 Errors in the user's input are printed as one line (``forensics: error: file:line: problem (fix: ...)``)
 with a non-zero exit code and no traceback; anything else is a bug and keeps its traceback.
@@ -56,6 +56,42 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0 if not differences else 3
 
 
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from forensics.collect import Settings, collect
+
+    settings = Settings(endpoint=args.endpoint, model=args.model, temperature=args.temperature, top_p=args.top_p,
+                        max_tokens=args.max_tokens, seed=args.seed, system=args.system,
+                        concurrency=args.concurrency, rpm=args.rpm, timeout_s=args.timeout,
+                        max_attempts=args.max_attempts, backoff_s=args.backoff)
+    tally = collect(args.prompts, args.out, settings, api_key_env=args.api_key_env, quiet=args.quiet)
+    print(f"{args.out}: {tally.line()}")
+    if tally.failed:
+        print(f"{tally.failed} prompt(s) recorded as failed (re-run the same command to retry them): "
+              f"{', '.join(tally.failed_ids[:5])}{' ...' if tally.failed > 5 else ''}")
+    return 0
+
+
+def _cmd_case_init(args: argparse.Namespace) -> int:
+    import yaml
+
+    from forensics.case_init import init_case
+
+    parameters = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ForensicsError(f"--param {item!r} is not KEY=VALUE", fix="e.g. --param seed=0")
+        try:
+            parameters[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ForensicsError(f"--param {item!r}: the value is not a YAML scalar or list",
+                                 fix="quote text values, e.g. --param 'canaries=[\"x\"]'") from None
+    path = init_case(args.case_file, suspect=args.suspect, teachers=args.teacher, references=args.reference,
+                     case_id=args.id, title=args.title, parameters=parameters, force=args.force)
+    print(f"case file written: {path} (run it with: forensics run {path})")
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from forensics.validation import run_validation
 
@@ -104,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("second", help="findings.json of another run")
     compare.set_defaults(func=_cmd_compare)
 
+    _add_collect(sub)
+    _add_case(sub)
+
     labels_help = "LABELS.csv of a labelled benchmark (files beside it)"
     validate = sub.add_parser("validate", help="leave-one-lineage-out validation on labelled cases")
     validate.add_argument("labels", help=labels_help)
@@ -130,6 +169,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_collect(sub: argparse._SubParsersAction) -> None:
+    collect = sub.add_parser("collect", help="ask a model behind an OpenAI-compatible API to answer prompts",
+                             description="Append one JSON Lines record per answer to --out, resumably.")
+    collect.add_argument("prompts", help="prompts (.jsonl/.csv/.parquet/.json) or conversations (messages / "
+                                         "ShareGPT layouts)")
+    collect.add_argument("--endpoint", required=True, help="base URL, e.g. http://127.0.0.1:8000/v1")
+    collect.add_argument("--model", required=True, help="model name the server expects")
+    collect.add_argument("--out", required=True, help="JSON Lines file to append answers to (resumable)")
+    collect.add_argument("--api-key-env", metavar="VAR",
+                         help="name of the environment variable holding the API key (never written anywhere)")
+    collect.add_argument("--temperature", type=float, help="sampling temperature (default: the server's)")
+    collect.add_argument("--top-p", type=float, help="nucleus sampling (default: the server's)")
+    collect.add_argument("--max-tokens", type=int, help="longest answer; answers cut there are flagged")
+    collect.add_argument("--seed", type=int, help="sampling seed, where the server honours it")
+    collect.add_argument("--system", help="system prompt added to requests that have none")
+    collect.add_argument("--concurrency", type=int, default=4, help="requests in flight (default 4)")
+    collect.add_argument("--rpm", type=float, help="at most this many requests per minute (retries count)")
+    collect.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    collect.add_argument("--max-attempts", type=int, default=5,
+                         help="tries per prompt before it is recorded as failed (default 5)")
+    collect.add_argument("--backoff", type=float, default=1.0,
+                         help="first retry delay in seconds, doubled each retry (default 1)")
+    collect.add_argument("--quiet", action="store_true", help="no progress bar")
+    collect.set_defaults(func=_cmd_collect)
+
+
+def _add_case(sub: argparse._SubParsersAction) -> None:
+    case = sub.add_parser("case", help="case files")
+    case_sub = case.add_subparsers(dest="case_command", required=True)
+    init = case_sub.add_parser("init", help="write a case.yaml from collected files and their roles")
+    init.add_argument("case_file", help="the case file to write (its folder must hold the exchange files)")
+    spec = "NAME=PATH, or PATH (name: the collected model, else the file name)"
+    init.add_argument("--suspect", required=True, metavar="SPEC", help=f"the suspect model's answers: {spec}")
+    init.add_argument("--teacher", action="append", required=True, metavar="SPEC",
+                      help=f"a candidate teacher (repeat for several): {spec}")
+    init.add_argument("--reference", action="append", required=True, metavar="SPEC",
+                      help=f"a reference model of the panel (repeat; 3 or more advised): {spec}")
+    init.add_argument("--id", help="case identifier (default: the folder's name)")
+    init.add_argument("--title", help="one-line question the case answers")
+    init.add_argument("--param", action="append", metavar="KEY=VALUE",
+                      help="an analysis parameter (repeat), e.g. --param seed=0 --param min_prompts=50")
+    init.add_argument("--force", action="store_true", help="replace an existing case file")
+    init.set_defaults(func=_cmd_case_init)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -140,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"forensics: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("forensics: interrupted; re-run the same command to resume from the cache", file=sys.stderr)
+        kept = " (the answers already written are kept)" if args.command == "collect" else " from the cache"
+        print(f"forensics: interrupted; re-run the same command to resume{kept}", file=sys.stderr)
         return 130
 
 

@@ -8,6 +8,11 @@ corrupt every finding while looking plausible, so this module is strict and loud
   ``prompt``, ``response`` (optional ``prompt_id``; other columns kept), and ``.json``: a JSON list of
   objects with ``instruction``/``output`` (the AlpacaEval layout) or ``prompt``/``response``.
   Files are opened read-only, read once, and hashed from the very bytes that were parsed.
+  JSON and JSON Lines may instead hold conversations (OpenAI ``messages`` or ShareGPT ``conversations``
+  layout, :mod:`forensics.conversations`): one exchange per assistant turn. Records written by
+  ``forensics collect`` are screened (:mod:`forensics.collection_records`): failed requests are left
+  out with a counted warning, answers cut at max_tokens kept with one, and the collection settings are
+  summarised for the manifest.
 - **Encoding**: UTF-8, with or without a byte-order mark. UTF-16/32, Latin-1, NUL bytes, unpaired
   surrogates are errors naming the file and line: guessing an encoding changes the text being compared.
 - **Untrusted text**: responses and prompts are data only; they are never evaluated or unpickled, and are
@@ -47,6 +52,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from forensics import collection_records, conversations
 from forensics.case import CASE_REJECTS, Case, Parameters, Source
 from forensics.custody import RunFolder, canonical_json, sha256_bytes, sha256_file, sha256_text, utc_now
 from forensics.errors import ForensicsError, InputError, VerificationError
@@ -81,6 +87,13 @@ REJECTS: list[tuple[str, str, str]] = [
      "write text (prompt_id may be an integer)"),
     ("NUL character or unpaired surrogate inside a prompt or response", "error: InputError",
      "clean the text; it is not valid Unicode text"),
+    ("conversation (`messages` / ShareGPT `conversations`) that is not a non-empty list of messages with a "
+     "known role and text content, an assistant turn before any user turn, or a file mixing layouts",
+     "error: InputError", "fix the conversation at the line given"),
+    ("request that failed on every retry during `forensics collect` (status failed)", "warning: failed_request",
+     "excluded from the analysis; re-run the same collect command to retry it"),
+    ("answer the server stopped at max_tokens during `forensics collect` (finish_reason length)",
+     "warning: length_truncated", "kept; raise --max-tokens and collect again for complete answers"),
     ("same prompt_id for two different prompts in one file", "error: InputError (names both lines)",
      "make ids unique"),
     ("same normalised prompt twice in one file with a different response or prompt_id",
@@ -156,6 +169,7 @@ class ReadResult:
     warnings: list[CountedWarning]
     sha256: str
     n_bytes: int
+    collection: dict[str, Any] | None = None  # how the answers were collected (forensics collect), if known
 
     def warning_counts(self) -> dict[str, int]:
         return {w.code: w.count for w in self.warnings}
@@ -278,13 +292,74 @@ def read_exchanges(path: str | Path, *, max_response_chars: int = DEFAULT_MAX_RE
     if suffix == ".parquet":
         fmt, records = "parquet", _parse_parquet(path, raw)
     else:
-        fmt, records = parsers[suffix](path, _decode(path, raw))
+        fmt, records = _expand_conversations(path, *parsers[suffix](path, _decode(path, raw)))
     if not records:
         raise InputError("the file holds no exchanges", path=path, fix="supply the model's exchanges")
     warnings = _Warnings(path)
+    records, collection = _screen_collected(path, records, warnings)
     frame = _build_frame(path, fmt, records, max_response_chars, warnings)
     return ReadResult(path=path, format=fmt, frame=frame, warnings=warnings.as_list(),
-                      sha256=sha256_bytes(raw), n_bytes=len(raw))
+                      sha256=sha256_bytes(raw), n_bytes=len(raw), collection=collection)
+
+
+def read_prompt_records(path: str | Path) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+    """The raw records of a file of prompts (``response`` optional), conversations left unexpanded.
+
+    ``forensics collect`` reads its prompts with the case reader's parsers, so a prompts file is bad in
+    exactly the ways an exchange file is, with the same one-line errors.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    parsers = {".jsonl": _parse_jsonl, ".csv": _parse_csv, ".json": _parse_json_list}
+    if suffix not in (*parsers, ".parquet"):
+        raise InputError(f"unsupported file type {path.suffix!r}", path=path,
+                         fix="use .jsonl, .csv, .parquet or .json")
+    raw = _read_bytes(path)
+    if suffix == ".parquet":
+        fmt, records = "parquet", _parse_parquet(path, raw, required=("prompt",))
+    elif suffix == ".csv":
+        fmt, records = _parse_csv(path, _decode(path, raw), required=("prompt",))
+    else:
+        fmt, records = parsers[suffix](path, _decode(path, raw))
+    if not records:
+        raise InputError("the file holds no prompts", path=path, fix="supply at least one prompt")
+    return fmt, records
+
+
+def _expand_conversations(path: Path, fmt: str, records: list[tuple[int, dict[str, Any]]]
+                          ) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+    """Conversation objects (``messages`` / ``conversations``) become one exchange per assistant turn."""
+    if not records:
+        return fmt, records
+    names = {None: "a flat exchange", "messages": "an OpenAI 'messages' conversation",
+             "sharegpt": "a ShareGPT 'conversations' conversation"}
+    first_line, first = records[0][0], conversations.layout_of(records[0][1])
+    for number, obj in records:
+        layout = conversations.layout_of(obj)
+        if layout != first:
+            raise InputError(f"this object is {names[layout]} but line {first_line} is {names[first]}",
+                             path=path, line=number, fix="use one layout in the whole file")
+    if first is None:
+        return fmt, records
+    expanded = [(number, turn.as_record()) for number, obj in records
+                for turn in conversations.turns(path, number, obj)]
+    return f"{fmt.split('-')[0]}-{first}", expanded
+
+
+def _screen_collected(path: Path, records: list[tuple[int, dict[str, Any]]], warnings: _Warnings
+                      ) -> tuple[list[tuple[int, dict[str, Any]]], dict[str, Any] | None]:
+    """Records written by ``forensics collect``: failed requests leave the analysis (counted), answers
+    the server cut at max_tokens stay (counted), and the collection settings are summarised for custody."""
+    screened = collection_records.screen(records)
+    if screened is None:
+        return records, None
+    for line, prompt_id in screened.failed:
+        warnings.add("failed_request", "request failed during collection (every retry); excluded from "
+                     "the analysis", f"line {line} ({prompt_id})")
+    for line, prompt_id in screened.cut_off:
+        warnings.add("length_truncated", "the server stopped the answer at max_tokens (finish_reason "
+                     "'length'); kept, but the answer is incomplete", f"line {line} ({prompt_id})")
+    return screened.kept, screened.summary
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -442,17 +517,18 @@ def _json_layout(path: Path, items: list[tuple[int, Any]]) -> tuple[str, list[tu
     return ("json-alpaca" if alpaca else "json"), records
 
 
-def _parse_csv(path: Path, text: str) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
+def _parse_csv(path: Path, text: str, required: tuple[str, ...] = _REQUIRED
+               ) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
     """CSV with a header row; every value stays a string; each record keeps the line where it starts."""
     old_limit = csv.field_size_limit()
     csv.field_size_limit(2**31 - 1)  # the default 128 KiB per field would reject long responses
     try:
-        return "csv", _csv_records(path, text)
+        return "csv", _csv_records(path, text, required)
     finally:
         csv.field_size_limit(old_limit)
 
 
-def _csv_records(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
+def _csv_records(path: Path, text: str, required: tuple[str, ...]) -> list[tuple[int, dict[str, Any]]]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
     header_line, prev, records = 0, 0, []
@@ -462,7 +538,7 @@ def _csv_records(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
             if not row:
                 continue  # blank line
             if header is None:
-                header, header_line = _csv_header(path, row, start), start
+                header, header_line = _csv_header(path, row, start, required), start
                 continue
             if len(row) != len(header):
                 raise InputError(f"row has {len(row)} fields but the header (line {header_line}) has "
@@ -475,13 +551,13 @@ def _csv_records(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
     return records
 
 
-def _csv_header(path: Path, row: list[str], line: int) -> list[str]:
+def _csv_header(path: Path, row: list[str], line: int, required: tuple[str, ...]) -> list[str]:
     header = [name.strip() for name in row]
     dupes = sorted({n for n in header if header.count(n) > 1})
     if dupes:
         raise InputError(f"duplicated column name(s) in the header: {', '.join(dupes)}", path=path,
                          line=line, fix="give every column a distinct name")
-    missing = [c for c in _REQUIRED if c not in header]
+    missing = [c for c in required if c not in header]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}; the header has: {', '.join(header)}",
                          path=path, line=line,
@@ -489,7 +565,7 @@ def _csv_header(path: Path, row: list[str], line: int) -> list[str]:
     return header
 
 
-def _parse_parquet(path: Path, raw: bytes) -> list[tuple[int, dict[str, Any]]]:
+def _parse_parquet(path: Path, raw: bytes, required: tuple[str, ...] = _REQUIRED) -> list[tuple[int, dict[str, Any]]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -498,7 +574,7 @@ def _parse_parquet(path: Path, raw: bytes) -> list[tuple[int, dict[str, Any]]]:
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InputError(f"not a readable Parquet file: {exc}", path=path,
                          fix="rewrite it, e.g. with pandas DataFrame.to_parquet") from None
-    missing = [c for c in _REQUIRED if c not in table.column_names]
+    missing = [c for c in required if c not in table.column_names]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}; the file has: "
                          f"{', '.join(table.column_names)}", path=path,
@@ -857,7 +933,8 @@ def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
                                "bytes": case.case_path.stat().st_size})
     manifest.set("inputs", [
         {"name": src.name, "role": src.role, "path": src.rel_path, "abs_path": str(src.path),
-         "sha256": joined.reads[src.name].sha256, "bytes": joined.reads[src.name].n_bytes}
+         "sha256": joined.reads[src.name].sha256, "bytes": joined.reads[src.name].n_bytes,
+         **({"collection": joined.reads[src.name].collection} if joined.reads[src.name].collection else {})}
         for src in case.sources])
     manifest.set("case", case.to_dict())
     manifest.set("parameters", case.parameters.to_dict())

@@ -345,7 +345,9 @@ def build_findings(case: Any, corpus: Any, art: Mapping[str, Any], clusters: Map
         "limitations": limitations(case, corpus, art["coverage"], teachers, families, cal),
         "validation": {**calibration_record(cal_path), **cal.metrics.get("summary", {}),
                        "cross_source": cal.metrics.get("cross_source")},
-        "inputs": [{k: i.get(k) for k in ("name", "role", "path", "sha256")} for i in manifest.get("inputs", [])],
+        "inputs": [{**{k: i.get(k) for k in ("name", "role", "path", "sha256")},
+                    **({"collection": i["collection"]} if i.get("collection") else {})}
+                   for i in manifest.get("inputs", [])],
         "model": {k: manifest.get("model", {}).get(k) for k in ("name", "fingerprint")},
         "parameters": manifest.get("parameters", case.parameters.to_dict()),
         "parameters_sha256": manifest.get("parameters_sha256"),

@@ -809,6 +809,7 @@ def custody_view(manifest: Mapping[str, Any], findings: Mapping[str, Any]) -> di
     return {
         "case_file": _mapping(manifest.get("case_file")),
         "inputs": _records(manifest.get("inputs") or findings.get("inputs")),
+        "collections": collection_rows(_records(manifest.get("inputs") or findings.get("inputs"))),
         "model": _flat(manifest.get("model") or findings.get("model") or {}),
         "parameters": sorted((str(k), v if isinstance(v, str) else _json(v)) for k, v in parameters.items()),
         "parameters_sha256": manifest.get("parameters_sha256") or findings.get("parameters_sha256"),
@@ -819,6 +820,24 @@ def custody_view(manifest: Mapping[str, Any], findings: Mapping[str, Any]) -> di
         "artifacts": sorted((str(rel), _mapping(a)) for rel, a in _mapping(manifest.get("artifacts")).items()
                             if rel not in (HTML_NAME, PDF_NAME)),
     }
+
+
+def collection_rows(inputs: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per source collected with ``forensics collect``: who answered what, when, with which settings."""
+    rows = []
+    for entry in inputs:
+        c = _mapping(entry.get("collection"))
+        if not c:
+            continue
+        rows.append({"name": entry.get("name"), "role": as_text(entry.get("role")),
+                     "endpoint": "; ".join(as_text(v) for v in c.get("endpoints") or []),
+                     "model": "; ".join(as_text(v) for v in c.get("models") or []),
+                     "served": "; ".join(as_text(v) for v in c.get("served_models") or []),
+                     "parameters": "; ".join(_json(p) for p in c.get("parameters") or []),
+                     "span": f"{as_text(c.get('first'))} to {as_text(c.get('last'))}",
+                     "counts": f"{as_text(c.get('answered'))} answered, {as_text(c.get('truncated'))} cut at "
+                               f"max_tokens, {as_text(c.get('failed'))} failed"})
+    return rows
 
 
 def timestamp(findings: Mapping[str, Any], manifest: Mapping[str, Any]) -> _dt.datetime:

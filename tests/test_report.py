@@ -94,6 +94,10 @@ def hostile(findings: dict[str, Any]) -> dict[str, Any]:
     f["limitations"].append(BREAKOUT + " " + "B" * 100_000)
     f["data"]["warnings"][0]["message"] = MARKDOWN
     f["teachers"][1]["verbal"] = IMG
+    f["inputs"][0]["collection"] = {  # as forensics collect records it, from a hostile server and user
+        "endpoints": [BREAKOUT], "models": [SCRIPT + "model"], "served_models": [IMG],
+        "parameters": [{"system": SCRIPT, "temperature": 0.0}], "first": RTL, "last": "2026-11-25",
+        "answered": 7, "truncated": 1, "failed": 2}
     return f
 
 
@@ -371,6 +375,17 @@ def test_hostile_text_is_shown_as_text(attack: SimpleNamespace) -> None:
     assert "&<mark>amp</mark>;" not in attack.html
     assert re.search(r"\[… truncated, [\d,]+ characters\]", text)
     assert len(attack.html) < 600_000  # the megabyte string did not reach the page
+
+
+def test_collection_settings_are_listed_and_escaped(sample: SimpleNamespace, attack: SimpleNamespace) -> None:
+    """Sources collected with forensics collect get a row in the custody appendix; others none."""
+    assert "<h3>Collection</h3>" not in sample.html
+    table = attack.html[attack.html.index("<h3>Collection</h3>"):]
+    table = table[:table.index("</table>")]
+    text = "".join(parse(table).text).replace("\u200b", "")
+    assert SCRIPT + "model" in text and "7 answered, 1 cut at max_tokens, 2 failed" in text
+    assert "abc[U+202E]evil[U+202C] def to 2026-11-25" in text
+    assert "<script" not in table and "<iframe" not in table
 
 
 def test_hostile_pdf_fetched_nothing_and_shows_payload_as_text(attack: SimpleNamespace) -> None:

@@ -841,6 +841,57 @@ def case_latin1(d: Path) -> Expectation:
     return error("case", "case_latin1/case.yaml", "CaseFileError", "case.yaml:9:", "not valid UTF-8")
 
 
+# ------------------------------------------------------------------------------------------------
+# Conversations (OpenAI messages / ShareGPT conversations layouts)
+# ------------------------------------------------------------------------------------------------
+
+def _chat(cid: str, *turns: tuple[str, str]) -> dict[str, Any]:
+    return {"id": cid, "messages": [{"role": r, "content": c} for r, c in turns]}
+
+
+@case
+def conversation_messages_not_a_list(d: Path) -> Expectation:
+    good = _chat("a", ("user", "hi"), ("assistant", "hello"))
+    t = put(d, "chats.jsonl", jsonl([good, {"id": "b", "messages": "hi there"}]))
+    return error("read", t, "InputError", "chats.jsonl:2:", "'messages' must be a non-empty list")
+
+
+@case
+def conversation_unknown_role(d: Path) -> Expectation:
+    items = [{"id": 1, "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]},
+             {"id": 2, "conversations": [{"from": "human", "value": "hi"}, {"from": "robot", "value": "x"}]}]
+    t = put(d, "sharegpt.json", json.dumps(items, indent=1))
+    return error("read", t, "InputError", "sharegpt.json:15:", "message 2 of 'conversations' has from 'robot'")
+
+
+@case
+def conversation_content_not_text(d: Path) -> Expectation:
+    bad = {"id": "c", "messages": [{"role": "user", "content": 42}, {"role": "assistant", "content": "x"}]}
+    t = put(d, "chats.jsonl", jsonl([bad]))
+    return error("read", t, "InputError", "chats.jsonl:1:", "'content' must be text")
+
+
+@case
+def conversation_assistant_first(d: Path) -> Expectation:
+    t = put(d, "chats.jsonl", jsonl([_chat("x", ("system", "be brief"), ("assistant", "hello"))]))
+    return error("read", t, "InputError", "chats.jsonl:1:", "assistant turn 1 comes before any user message")
+
+
+@case
+def conversation_mixed_with_flat_rows(d: Path) -> Expectation:
+    rows = [*rows_for("m", PROMPTS[:2]), _chat("x", ("user", "hi"), ("assistant", "hello"))]
+    t = put(d, "mixed.jsonl", jsonl(rows))
+    return error("read", t, "InputError", "mixed.jsonl:3:",
+                 "this object is an OpenAI 'messages' conversation but line 1 is a flat exchange")
+
+
+@case
+def conversation_final_user_turn_unanswered(d: Path) -> Expectation:
+    chat = _chat("x", ("user", "hi"), ("assistant", "hello"), ("user", "and then?"))
+    t = put(d, "chats.jsonl", jsonl([chat]))
+    return ok("read", t, warnings={"empty_response": 1}, rows=2)
+
+
 def build(out: str | Path) -> dict[str, Expectation]:
     """Write every case under ``out`` and ``out/expected.json``; return name -> expectation."""
     out = Path(out)

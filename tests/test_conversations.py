@@ -1,0 +1,62 @@
+"""Conversation layouts read into the expected exchanges: one per assistant turn, stable ids, exact joins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from forensics.errors import InputError
+from forensics.exchanges import read_exchanges
+
+CHAT = [{"role": "system", "content": "You are terse."},
+        {"role": "user", "content": [{"type": "text", "text": "What is "}, {"type": "text", "text": "2+2?"}]},
+        {"role": "assistant", "content": "4."},
+        {"role": "user", "content": "And 3+3?"},
+        {"role": "assistant", "content": "6."}]
+
+
+def test_openai_messages_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "chats.jsonl"
+    other = [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}]
+    path.write_text(json.dumps({"id": 17, "messages": CHAT}) + "\n\n"
+                    + json.dumps({"messages": other}) + "\n", encoding="utf-8")
+    read = read_exchanges(path)
+    frame = read.frame
+    assert read.format == "jsonl-messages" and read.warning_counts() == {}
+    assert list(frame["prompt_id"][:2]) == ["17:1", "17:2"] and list(frame["turn"]) == [1, 2, 1]
+    assert list(frame["prompt"]) == ["What is 2+2?", "user: What is 2+2?\n\nassistant: 4.\n\nuser: And 3+3?",
+                                     "Say hi."]
+    assert list(frame["response"]) == ["4.", "6.", "Hi."]
+    assert list(frame["system"][:2]) == ["You are terse.", "You are terse."] and frame["system"].isna()[2]
+    assert list(frame["line"]) == [1, 1, 3]
+    # a conversation without an id gets one from its content: the same wherever it sits in the file
+    anonymous = frame["prompt_id"][2]
+    assert anonymous.startswith("c") and anonymous.endswith(":1")
+    moved = tmp_path / "moved.jsonl"
+    moved.write_text("\n\n\n" + json.dumps({"messages": other}) + "\n", encoding="utf-8")
+    assert read_exchanges(moved).frame["prompt_id"][0] == anonymous
+
+
+def test_two_conversations_opening_alike_are_one_prompt_twice(tmp_path: Path) -> None:
+    """As in any exchange file, one prompt has one answer per model: a repeated opening is refused."""
+    path = tmp_path / "chats.jsonl"
+    path.write_text(json.dumps({"id": "a", "messages": CHAT[1:3]}) + "\n"
+                    + json.dumps({"id": "b", "messages": [CHAT[1], {"role": "assistant", "content": "Four."}]})
+                    + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"chats.jsonl:2: repeats the prompt of line 1 with a different response"):
+        read_exchanges(path)
+
+
+def test_sharegpt_json_list_joins_with_a_plain_prompt_file(tmp_path: Path) -> None:
+    """A one-turn conversation's prompt is the bare user message, so it joins a plain file on the text."""
+    sharegpt = tmp_path / "trace.json"
+    sharegpt.write_text(json.dumps([{"id": "t1", "conversations": [
+        {"from": "human", "value": "Name a river."}, {"from": "gpt", "value": "The Nile."}]}]), encoding="utf-8")
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps({"prompt": "Name a river.", "response": "The Amazon."}) + "\n", encoding="utf-8")
+    trace = read_exchanges(sharegpt).frame
+    assert read_exchanges(sharegpt).format == "json-sharegpt"
+    assert trace["prompt_norm"][0] == read_exchanges(plain).frame["prompt_norm"][0]
+    assert (trace["prompt_id"][0], trace["response"][0]) == ("t1:1", "The Nile.")
