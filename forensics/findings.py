@@ -73,16 +73,15 @@ def lr_fields(score: float, cal: Calibration, band: Sequence[float]) -> dict[str
             "supports": supports(log10_lr, tuple(band))}
 
 
-def teacher_entry(name: str, family: str, scored: Mapping[str, Any], semantic: Mapping[str, Any],
-                  markers: Mapping[str, Any], clusters: Mapping[str, Any] | None, references: Sequence[str],
-                  n_prompts: int, cal: Calibration, band: Sequence[float]) -> dict[str, Any]:
-    score = scored["fused"][name]
+def teacher_entry(verdict: Mapping[str, Any], family: str, scored: Mapping[str, Any],
+                  semantic: Mapping[str, Any], markers: Mapping[str, Any], clusters: Mapping[str, Any] | None,
+                  references: Sequence[str], n_prompts: int) -> dict[str, Any]:
+    """A teacher's findings entry: its verdict (score, LR; :func:`conclude`) and every line's evidence."""
+    name = verdict["name"]
     entry = {
-        "name": name,
+        **verdict,
         "family": family,
-        "score": rounded(score),
         "score_ci95": percentile_interval(scored["fused_boot"][name]),
-        **lr_fields(score, cal, band),
         "beats_other_candidates": bool(scored["beats"][name] >= evidence.BEATS_LEVEL),
         "beats_share": round(scored["beats"][name], 6),
         "evidence": {
@@ -135,6 +134,22 @@ def family_entries(scores: Mapping[str, float], groups: Mapping[str, Sequence[st
         out.append({"name": name, "members": list(groups[name]), "best_member": best, "score": rounded(score),
                     **lr_fields(score, cal, band)})
     return out
+
+
+def conclude(suspect: str, scores: Mapping[str, float], groups: Mapping[str, Sequence[str]], cal: CalibrationSet,
+             band: Sequence[float]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """From the fused scores to the verdict: each teacher's and family's LR, and the conclusion.
+
+    ``groups`` maps each family to its members (:func:`forensics.evidence.family_groups`). Returns the
+    teachers' verdicts (name, score, LR fields), the family entries and the conclusion with its statement.
+    """
+    members = [m for ms in groups.values() for m in ms]
+    teachers = [{"name": t, "score": rounded(scores[t]), **lr_fields(scores[t], cal["teacher"], band)}
+                for t in members]
+    families = family_entries(scores, groups, cal["family"], band)
+    conclusion = evidence.decide(teachers, families, comparison(cal["comparison"]), band)
+    conclusion["statement"] = statement(suspect, teachers, families, conclusion)
+    return teachers, families, conclusion
 
 
 def comparison(cal: Calibration) -> Callable[[float, float], float]:
@@ -315,11 +330,10 @@ def build_findings(case: Any, corpus: Any, art: Mapping[str, Any], clusters: Map
                          corpus.teachers, refs)
     groups = evidence.family_groups(corpus.teachers, {s.name: s.family for s in case.teachers})
     family_of = {m: f for f, members in groups.items() for m in members}
-    teachers = [teacher_entry(t, family_of[t], scored, art["semantic"], art["markers"], clusters, refs, n,
-                              cal["teacher"], band) for t in corpus.teachers]
-    families = family_entries(scored["fused"], groups, cal["family"], band)
-    conclusion = evidence.decide(teachers, families, comparison(cal["comparison"]), band)
-    conclusion["statement"] = statement(corpus.suspect, teachers, families, conclusion)
+    verdicts, families, conclusion = conclude(corpus.suspect, scored["fused"], groups, cal, band)
+    verdict_of = {v["name"]: v for v in verdicts}
+    teachers = [teacher_entry(verdict_of[t], family_of[t], scored, art["semantic"], art["markers"], clusters,
+                              refs, n) for t in corpus.teachers]
     shown = conclusion["attributed_teacher"] or max(teachers, key=lambda t: t["score"] or -np.inf)["name"]
     marker_rows = art["markers"]["teachers"][shown]["markers"]
     return {
