@@ -27,11 +27,11 @@ FILES = {"vicuna-13b": "vicuna-13b.jsonl", "guanaco-13b": "guanaco-13b.jsonl",
          "text-davinci-003": "text-davinci-003.json", "gpt-3.5-turbo-0301": "gpt-3.5-turbo-0301.csv",
          "gpt-3.5-turbo-0613": "gpt-3.5-turbo-0613.jsonl", "gpt-4-0314": "gpt-4-0314.parquet",
          "gpt-4-0613": "gpt-4-0613.jsonl", "llama-2-13b-chat": "llama-2-13b-chat.csv",
-         "gemini-pro": "gemini-pro.json", "cohere": "cohere.jsonl", "alpaca-7b": "alpaca-7b.jsonl"}
+         "gemini-pro": "gemini-pro.json", "cohere": "cohere.jsonl"}
 FAMILY = {"text-davinci-003": None, "gpt-3.5-turbo-0301": "gpt-3.5-turbo", "gpt-3.5-turbo-0613": "gpt-3.5-turbo",
           "gpt-4-0314": "gpt-4", "gpt-4-0613": "gpt-4"}
 TEACHERS = list(FAMILY)
-PANEL = ["llama-2-13b-chat", "gemini-pro", "cohere", "alpaca-7b"]
+PANEL = ["guanaco-13b", "llama-2-13b-chat", "gemini-pro", "cohere"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def scored(forensics_cache: Path, monkeypatch_module: pytest.MonkeyPatch) -> dic
     params = Parameters()
     out = {}
     for suspect in ("vicuna-13b", "guanaco-13b"):
-        panel = [r for r in PANEL + ["guanaco-13b"] if r != suspect][:4]
+        panel = [r for r in PANEL if r != suspect]
         corpus = AlignedCorpus([text_prompt_key(p) for p in prompts], prompts,
                                {s: [frames[s][p] for p in prompts] for s in [suspect, *TEACHERS, *panel]},
                                suspect, TEACHERS, panel)
