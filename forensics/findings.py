@@ -388,8 +388,10 @@ def write_figures(run: Any, corpus: Any, findings: Mapping[str, Any], art: Mappi
         run.write_figure(f"figures/line_{line}", figures.line_summary(
             entries, title=f"{line.capitalize()} line: suspect against the panel", value_label=label,
             suspect=corpus.suspect), step=STEP)
-    head = next((t for t in teachers if t["name"] == findings["conclusion"]["attributed_teacher"]),
-                max(teachers, key=lambda t: t["log10_lr"]))
+    conclusion = findings["conclusion"]
+    head = next((t for t in teachers if t["name"] == conclusion["attributed_teacher"]),
+                next((f for f in findings["families"] if f["name"] == conclusion.get("attributed_family")),
+                     max(teachers, key=lambda t: t["log10_lr"])))
     run.write_figure("figures/lr_scale", figures.lr_scale_figure(
         head["log10_lr"], findings["parameters"]["inconclusive_band"], head["verbal"],
         bounds=head["lr_bounds"]), step=STEP)
