@@ -231,29 +231,35 @@ def formatting_matrices(bench: Benchmark) -> dict[str, tuple[np.ndarray, np.ndar
 
 
 def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
-                      formatting: dict[str, tuple[np.ndarray, np.ndarray]], params: Parameters) -> dict[str, Any]:
-    """The fused lines only (semantic and formatting), with the pipeline's functions: the same z and fused
-    scores as :func:`score_case`, at a fraction of the cost (tested equal)."""
+                      formatting: dict[str, tuple[np.ndarray, np.ndarray]], params: Parameters,
+                      boot_idx: np.ndarray | None = None) -> dict[str, Any]:
+    """The fused lines only (semantic and formatting), with the pipeline's functions: the same z, bootstrap
+    replicates and fused scores as :func:`score_case`, at a fraction of the cost (tested equal)."""
     from scipy import sparse
 
     from forensics import stylometry
     from forensics.semantic import semantic_line
 
-    sources = corpus.sources
-    no_boot = np.empty((0, len(corpus.prompt_keys)), dtype=int)
-    semantic = semantic_line(corpus, {s: openings[s] for s in sources}, no_boot, opening_words=params.opening_words)
+    sources, n = corpus.sources, len(corpus.prompt_keys)
+    boot_idx = np.empty((0, n), dtype=int) if boot_idx is None else boot_idx
+    semantic = semantic_line(corpus, {s: openings[s] for s in sources}, boot_idx, opening_words=params.opening_words)
     names = [f.name for f in stylometry.FORMATTING_FEATURES]
     block = stylometry.FeatureBlock(names=names, counts={s: sparse.csr_matrix(formatting[s][0]) for s in sources},
                                     totals={s: formatting[s][1] for s in sources},
                                     scale=stylometry.format_scale(stylometry.FORMATTING_FEATURES))
-    pooled = stylometry.pooled_profiles(block, sources, np.ones((1, len(corpus.prompt_keys))))
-    sim = -stylometry.cosine_delta(stylometry.zscore(pooled, stylometry.StyloParams().z_ddof))[0]
-    stylo = evidence.stylometry_lines({"sources": sources, "families": {"formatting": {"sim": sim}}},
+    weights = np.vstack([np.ones((1, n)), stylometry.bootstrap_weights(boot_idx, n).astype(np.float64)])
+    pooled = stylometry.pooled_profiles(block, sources, weights)
+    sim = -stylometry.cosine_delta(stylometry.zscore(pooled, stylometry.StyloParams().z_ddof))
+    stylo = evidence.stylometry_lines({"sources": sources, "families": {"formatting": {"sim": sim[0],
+                                                                                      "boot": sim[1:]}}},
                                       corpus.suspect, corpus.teachers, corpus.references)
     line_z = {"embedding": {t: float("nan") if semantic["entries"][t]["z"] is None
                             else float(semantic["entries"][t]["z"]) for t in corpus.teachers},
               "stylometry": {t: stylo[t]["z"] for t in corpus.teachers}}
-    return {"line_z": line_z, "fused": evidence.fuse(line_z, corpus.teachers)}
+    line_boot = {"embedding": {t: np.asarray(semantic["boot_z"].get(t, []), dtype=float) for t in corpus.teachers},
+                 "stylometry": {t: stylo[t]["boot_z"] for t in corpus.teachers}}
+    return {"line_z": line_z, "fused": evidence.fuse(line_z, corpus.teachers),
+            "fused_boot": evidence.fuse_boot(line_boot, corpus.teachers)}
 
 
 def pair_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
