@@ -264,6 +264,9 @@ def limitations(case: Any, corpus: Any, coverage: Mapping[str, Any], teachers: S
     if n < 300:
         out.append(f"Only {n} prompts were analysed; stylometric profiles are more reliable with more text "
                    f"(thousands of words per model).")
+    small = below_validated_size(n, cal.metrics.get("summary", {}).get("per_prompt_set", {}))
+    if small:
+        out.append(small)
     base = case.suspect.base_model
     shared = [r.name for r in case.references if base and r.base_model and r.base_model == base]
     if shared:
@@ -297,6 +300,26 @@ def limitations(case: Any, corpus: Any, coverage: Mapping[str, Any], teachers: S
         out.append(f"{len(excluded)} prompts were excluded because a source lacked a (non-empty) answer; "
                    f"see the data warnings.")
     return out
+
+
+def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """A sentence when the case is smaller than every validated prompt set that attributed no control.
+
+    The validation measures outcomes on prompt sets of several sizes; the smallest size from which on no
+    human-data control was attributed a teacher is what the method is known to be safe at.
+    """
+    sets = sorted(per_prompt_set.values(), key=lambda v: v["n_prompts"])
+    unsafe = [v for v in sets if v["false_attributions_controls"]]
+    safe_from = min((v["n_prompts"] for v in sets if not unsafe or v["n_prompts"] > max(
+        u["n_prompts"] for u in unsafe)), default=None)
+    if safe_from is None or n >= safe_from:
+        return None
+    worst = max(unsafe, key=lambda v: v["n_prompts"]) if unsafe else None
+    detail = (f" (with {worst['n_prompts']} prompts, {worst['false_attributions_controls']} of "
+              f"{worst['n_controls']} human-data controls were attributed a teacher)") if worst else ""
+    return (f"Only {n} prompts were analysed, fewer than the {safe_from} from which on the validation "
+            f"attributed no human-data control{detail}: an attribution in a case this small is less reliable "
+            f"than the validated error rates suggest; collect more prompts.")
 
 
 # ----------------------------------------------------------------------------------------- step 06

@@ -584,7 +584,10 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
     fam = fam[fam["set"] == ALL_PROMPTS]
     tippett = {"level": "family", "hp": [round(float(v), 6) for v in sorted(fam.loc[fam["hp"] == 1, "log10_lr"])],
                "hd": [round(float(v), 6) for v in sorted(fam.loc[fam["hp"] == 0, "log10_lr"])]}
-    cal.metrics = {"summary": {**headline(summary), "tippett": tippett},
+    sizes = {k: {f: v[f] for f in ("n_prompts", "n_controls", "false_attributions_controls", "n_students",
+                                    "students_family_attributed_correctly")}
+             for k, v in summary["schemes"]["lolo"]["per_prompt_set"].items()}
+    cal.metrics = {"summary": {**headline(summary), "tippett": tippett, "per_prompt_set": sizes},
                    "cross_source": headline(summary, "cross_source") if "cross_source" in summary["schemes"]
                    else None}
     return ValidationReport(summary, schemes, cal)

@@ -427,3 +427,24 @@ def test_excluded_prompts_are_counted() -> None:
 def test_limitations_differ_between_cases() -> None:
     """Not boilerplate: a small, base-sharing, short case and a large clean one get different lists."""
     assert limitations([("R1", "Base-7B"), ("R2", None)], n_prompts=50) != limitations(FIVE, n_prompts=900)
+
+
+SIZES = {"all": {"n_prompts": 800, "false_attributions_controls": 0, "n_controls": 5},
+         "a": {"n_prompts": 80, "false_attributions_controls": 3, "n_controls": 5},
+         "b": {"n_prompts": 130, "false_attributions_controls": 0, "n_controls": 5},
+         "c": {"n_prompts": 250, "false_attributions_controls": 0, "n_controls": 5}}
+
+
+def test_a_case_smaller_than_the_safely_validated_sizes_says_so() -> None:
+    text = findings.below_validated_size(100, SIZES)
+    assert text is not None and "Only 100 prompts" in text and "fewer than the 130" in text
+    assert "with 80 prompts, 3 of 5 human-data controls" in text
+    assert findings.below_validated_size(130, SIZES) is None
+    assert findings.below_validated_size(5000, SIZES) is None
+
+
+def test_without_any_unsafe_size_the_smallest_validated_size_is_the_floor() -> None:
+    safe = {k: {**v, "false_attributions_controls": 0} for k, v in SIZES.items()}
+    assert "fewer than the 80" in findings.below_validated_size(50, safe)
+    assert findings.below_validated_size(80, safe) is None
+    assert findings.below_validated_size(10, {}) is None
