@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -209,12 +208,9 @@ def test_lengths_and_summary_are_jsonable() -> None:
     assert out["families"]["formatting"]["n_boot"] == 2 and len(out["families"]["formatting"]["boot"]) == 2
 
 
-BENCH = Path(os.environ.get("FORENSICS_BENCHMARK_DIR", "/work/shared/data/alpaca_eval"))
-
-
-def real_corpus(n_prompts: int = 150) -> Corpus:
+def real_corpus(benchmark_dir: Path, n_prompts: int = 150) -> Corpus:
     """The first four benchmark files (alphabetical), joined on the instruction; 150 prompts."""
-    files = sorted(BENCH.glob("*.json"))[:4]
+    files = sorted(benchmark_dir.glob("*.json"))[:4]
     data = [{r["instruction"]: r["output"] or "" for r in json.loads(f.read_text(encoding="utf-8"))}
             for f in files]
     keys = sorted(set.intersection(*({k for k, v in d.items() if v.strip()} for d in data)))[:n_prompts]
@@ -223,9 +219,8 @@ def real_corpus(n_prompts: int = 150) -> Corpus:
                   names[0], [names[1]], names[2:])
 
 
-@pytest.mark.skipif(len(list(BENCH.glob("*.json"))) < 4, reason="benchmark data not available")
-def test_real_data_runs_and_is_deterministic() -> None:
-    c = real_corpus()
+def test_real_data_runs_and_is_deterministic(benchmark_dir: Path) -> None:
+    c = real_corpus(benchmark_dir)
     idx = np.random.default_rng(0).integers(0, len(c.prompt_keys), size=(20, len(c.prompt_keys)))
     a = st.stylometric_similarities(c, idx)
     b = st.stylometric_similarities(c, idx)
