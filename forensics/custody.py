@@ -212,19 +212,34 @@ class RunFolder:
         return written
 
     def read_json(self, rel: str) -> Any:
-        return json.loads(self.path(rel).read_text(encoding="utf-8"))
+        """Parse an artifact, refusing it when its bytes are not those the manifest recorded.
+
+        The bytes are read once, then hashed and parsed: what is checked is exactly what is used.
+        """
+        data = self.path(rel).read_bytes()
+        self._refuse_if_changed(rel, sha256_bytes(data))
+        return json.loads(data.decode("utf-8"))
 
     def read_parquet(self, rel: str) -> Any:
+        """Read a Parquet artifact, refusing it when its bytes are not those the manifest recorded.
+
+        Hashed by streaming, then read from the file: embeddings can be large, and holding their bytes
+        beside the frame would double the peak memory.
+        """
         import pandas as pd
 
         self.check(rel)
         return pd.read_parquet(self.path(rel))
 
     def check(self, rel: str) -> None:
-        """Refuse to read an artifact whose bytes differ from what the manifest recorded."""
+        """Refuse an artifact whose bytes differ from what the manifest recorded."""
+        self._refuse_if_changed(rel, sha256_file(self.path(rel)))
+
+    def _refuse_if_changed(self, rel: str, actual: str) -> None:
+        """One-line error naming the file; an artifact the manifest does not record is not checked."""
         from forensics.errors import VerificationError
 
         expected = self.manifest().artifact_sha256(rel)
-        if expected is not None and sha256_file(self.path(rel)) != expected:
+        if expected is not None and actual != expected:
             raise VerificationError("artifact changed since it was written", path=self.path(rel),
                                     fix="re-run the step that writes it")

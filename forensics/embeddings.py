@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from forensics.custody import sha256_file, sha256_text, utc_now
+from forensics.custody import sha256_file, sha256_text
 from forensics.errors import InputError, ModelError
 
 logger = logging.getLogger(__name__)
@@ -668,10 +668,12 @@ def vectors_frame(prompt_keys: Sequence[str], vectors: dict[str, np.ndarray]) ->
 
 
 def run_step(case: Any, run: Any, progress: bool | str = True) -> dict[str, Any]:
-    """Step 01: embed every source's responses, write ``artifacts/embeddings.parquet``, record the model."""
+    """Step 01: embed every source's responses, write ``artifacts/embeddings.parquet``, record the model.
+
+    The step's start, end and status are recorded by ``notebook.step`` around it, as for every step.
+    """
     from forensics.exchanges import load_corpus
 
-    started = utc_now()
     corpus = load_corpus(run, case)
     params = getattr(case, "parameters", None)
     embedder = Embedder(getattr(params, "embedding_model", None), seed=getattr(params, "seed", 0) or 0,
@@ -682,7 +684,6 @@ def run_step(case: Any, run: Any, progress: bool | str = True) -> dict[str, Any]
     run.write_parquet(OPENINGS_ARTIFACT, vectors_frame(corpus.prompt_keys, openings), step=STEP)
     manifest = run.manifest()
     manifest.set("model", embedder.describe())
-    manifest.record_step(STEP, started, utc_now())
     manifest.save()
     stats = dict(embedder.last_stats)
     stats.update(model=embedder.name, fingerprint=embedder.fingerprint, sources=len(vectors),

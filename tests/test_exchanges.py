@@ -318,9 +318,14 @@ def _small_case(tmp_path: Path) -> Case:
 
 
 def test_run_step_records_custody_and_artifacts(tmp_path: Path) -> None:
+    from forensics import exchanges
+    from forensics.notebook import run_step as run_notebook_step
+
     case = _small_case(tmp_path)
     run = RunFolder(tmp_path / "run")
-    summary = run_step(case, run)
+    run_step(case, run)
+    assert run.manifest().data["steps"] == []  # the step itself records no step: notebook.step does, once
+    summary = run_notebook_step(exchanges, case, run, "00_case")
     assert summary["prompts_analysable"] == 10 and summary["join_on"] == "prompt_text"
     manifest = run.manifest().data
     assert manifest["case_file"]["sha256"] == sha256_file(case.case_path)
