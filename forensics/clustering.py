@@ -25,7 +25,6 @@ Design decisions, and why:
 from __future__ import annotations
 
 import html
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -33,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forensics.errors import InputError
+from forensics.errors import CaseFileError, InputError
 from forensics.exchanges import CorpusLike
+from forensics.scoring import jsonable, percentile_interval
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,11 +68,11 @@ class ClusterParams:
 
     def __post_init__(self) -> None:
         if self.cluster_dims < 2:
-            raise InputError(f"cluster_dims must be at least 2, got {self.cluster_dims}",
-                             fix="use 2 (cluster the map) or 5-10 (a separate projection)")
+            raise CaseFileError(f"cluster_dims must be at least 2, got {self.cluster_dims}",
+                                fix="use 2 (cluster the map) or 5-10 (a separate projection)")
         if self.umap_max_points < 2 or self.permutations < 1 or self.min_cluster_size < 2:
-            raise InputError("umap_max_points, permutations and min_cluster_size must be positive",
-                             fix="check the case file's parameters")
+            raise CaseFileError("umap_max_points, permutations and min_cluster_size must be positive",
+                                fix="check the case file's parameters")
 
 
 @dataclass(frozen=True)
@@ -293,8 +293,7 @@ def _bootstrap_ci(matches: np.ndarray, replicates: int, seed: int) -> list[float
         return [float(matches.mean()) if n else 0.0] * 2
     rng = np.random.default_rng([seed, 1])
     rates = matches.astype(np.float64)[rng.integers(0, n, size=(replicates, n))].mean(axis=1)
-    low, high = np.quantile(rates, [0.025, 0.975])
-    return [float(low), float(high)]
+    return percentile_interval(rates, min_values=1)
 
 
 def _variant(labels: Mapping[str, np.ndarray], suspect: str, teacher: str, references: Sequence[str],
@@ -385,17 +384,6 @@ def roles_of(corpus: CorpusLike) -> dict[str, str]:
     return roles
 
 
-def _rounded(obj: Any) -> Any:
-    """Floats to 6 decimals (the findings convention), recursively."""
-    if isinstance(obj, float):
-        return round(obj, 6) if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {k: _rounded(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_rounded(v) for v in obj]
-    return obj
-
-
 def cluster_case(corpus: CorpusLike, vectors: Mapping[str, np.ndarray],
                  params: ClusterParams | None = None) -> tuple[ClusterResult, dict[str, Any]]:
     """Map, cluster and test one case; returns the result and the ``clusters.json`` content."""
@@ -412,7 +400,7 @@ def cluster_case(corpus: CorpusLike, vectors: Mapping[str, np.ndarray],
         "noise_share_by_source": noise_by_source,
         "co_clustering": co_clustering(result, corpus, params),
     }
-    return result, _rounded(summary)
+    return result, jsonable(summary, sort_keys=False)
 
 
 def write_step(corpus: CorpusLike, vectors: Mapping[str, np.ndarray], params: ClusterParams,

@@ -182,3 +182,10 @@ def test_real_data_runs_and_is_deterministic(benchmark_dir: Path) -> None:
     ident = mk.identity_leaks(c)
     assert json.dumps(mk.summarise_markers(a, ident), allow_nan=False) == json.dumps(
         mk.summarise_markers(b, mk.identity_leaks(c)), allow_nan=False)
+
+
+def test_parameter_errors_are_case_file_errors() -> None:
+    from forensics.errors import CaseFileError
+
+    with pytest.raises(CaseFileError, match="orders must be positive"):
+        mk.MarkerParams(orders=())

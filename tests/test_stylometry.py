@@ -11,6 +11,7 @@ import pytest
 from scipy import sparse
 
 from forensics import stylometry as st
+from forensics.errors import CaseFileError
 from forensics.exchanges import AlignedCorpus
 
 Corpus = AlignedCorpus  # the real class: its checks catch a malformed test corpus
@@ -182,6 +183,13 @@ def test_bootstrap_weights_count_draws() -> None:
         st.bootstrap_weights(np.array([[3]]), 3)
 
 
+@pytest.mark.parametrize("bad", [{"mfw": 1}, {"z_ddof": 2}, {"char_n": 7}, {"distortion_mode": "x"},
+                                 {"distortion_orders": ()}])
+def test_parameter_errors_are_case_file_errors(bad: dict[str, object]) -> None:
+    with pytest.raises(CaseFileError, match="must"):
+        st.StyloParams(**bad)
+
+
 def test_pooled_profile_is_weighted_sum_of_counts() -> None:
     block = st.FeatureBlock(names=["a", "b"], counts={"x": sparse.csr_matrix([[1.0, 0.0], [2.0, 2.0]])},
                             totals={"x": np.array([4.0, 8.0])})
@@ -191,13 +199,11 @@ def test_pooled_profile_is_weighted_sum_of_counts() -> None:
 
 def test_lengths_and_summary_are_jsonable() -> None:
     c = small_corpus()
-    lengths = st.response_lengths(c)
-    assert list(lengths["r2"]) == [1, 2, 3, 8]
-    assert st.mean_log_length(c)["r2"] == pytest.approx(np.mean(np.log1p([1, 2, 3, 8])))
-    lp = st.length_profiles(c, np.array([[3, 3, 3, 3]]))
-    assert lp["value"].shape == (4,) and lp["boot"][0, 3] == pytest.approx(math.log(9))
     params = {"mfw": 20, "char_top": 50, "distortion_top": 50, "distortion_keep": 10}
     feats = st.stylometric_features(c, params)
+    assert list(feats.lengths["r2"]) == [1, 2, 3, 8]  # words per response, reported in the length table
+    length = st.stylometric_tables(feats, top=5)["length"]
+    assert length.loc["r2", "mean_log_length"] == pytest.approx(np.mean(np.log1p([1, 2, 3, 8])))
     sims = st.stylometric_similarities(c, np.zeros((2, 4), dtype=int), features=feats)
     tables = st.stylometric_tables(feats, top=5)
     assert list(tables["mfw_z"].columns) == c.sources and len(tables["mfw_z"]) == 5
