@@ -24,7 +24,6 @@ Design decisions, and why:
 
 from __future__ import annotations
 
-import html
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -33,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from forensics.errors import CaseFileError, InputError
-from forensics.exchanges import CorpusLike
+from forensics.escaping import escaped_html
+from forensics.exchanges import CorpusLike, roles_of
 from forensics.scoring import jsonable, percentile_interval
 
 if TYPE_CHECKING:
@@ -377,13 +377,6 @@ def params_from_case(case: Any) -> ClusterParams:
     return replace(ClusterParams(), **values)
 
 
-def roles_of(corpus: CorpusLike) -> dict[str, str]:
-    roles = {corpus.suspect: "suspect"}
-    roles.update({t: "teacher" for t in corpus.teachers})
-    roles.update({r: "reference" for r in corpus.references})
-    return roles
-
-
 def cluster_case(corpus: CorpusLike, vectors: Mapping[str, np.ndarray],
                  params: ClusterParams | None = None) -> tuple[ClusterResult, dict[str, Any]]:
     """Map, cluster and test one case; returns the result and the ``clusters.json`` content."""
@@ -438,9 +431,8 @@ def run_step(case: Any, run: RunFolder) -> dict[str, Any]:
 
 def _cell(text: str, max_chars: int) -> str:
     """Escape a model output for HTML; model outputs are hostile, so nothing is ever rendered as markup."""
-    clipped = text if len(text) <= max_chars else text[:max_chars] + f" [... {len(text) - max_chars} chars]"
     style = "white-space:pre-wrap"
-    return f'<td style="vertical-align:top"><pre style="{style}">{html.escape(clipped)}</pre></td>'
+    return f'<td style="vertical-align:top"><pre style="{style}">{escaped_html(text, max_chars)}</pre></td>'
 
 
 def _pair_rows(corpus: CorpusLike, which: str | int, result: ClusterResult | None,
@@ -464,12 +456,12 @@ def pairs_html(corpus: CorpusLike, which: str | int, *, result: ClusterResult | 
     """HTML table: prompt | suspect's answer | teacher's answer, every text escaped (see ``show_pairs``)."""
     teacher = teacher or corpus.teachers[0]
     rows = _pair_rows(corpus, which, result, teacher, n)
-    head = "".join(f"<th>{html.escape(h)}</th>"
+    head = "".join(f"<th>{escaped_html(h)}</th>"
                    for h in ("prompt", f"{corpus.suspect} (suspect)", f"{teacher} (teacher)"))
     body = "".join(
         "<tr>" + _cell(corpus.prompts[i], max_chars) + _cell(corpus.responses[corpus.suspect][i], max_chars)
         + _cell(corpus.responses[teacher][i], max_chars) + "</tr>" for i in rows)
-    caption = html.escape(f"cluster {which}" if isinstance(which, int) else f"prompt {which}")
+    caption = escaped_html(f"cluster {which}" if isinstance(which, int) else f"prompt {which}")
     return f"<table><caption>{caption}</caption><tr>{head}</tr>{body}</table>"
 
 
@@ -479,8 +471,8 @@ def show_pairs(corpus: CorpusLike, which: str | int, *, result: ClusterResult | 
 
     ``which`` is a prompt key, or a cluster id (then ``result`` is needed and up to ``n`` prompts whose
     suspect answer is in that cluster are shown, those where the teacher's answer is there too first).
-    Every text, names included, goes through ``html.escape``: a ``<script>`` in a model output shows as
-    text and never runs.
+    Every text, names included, goes through :func:`forensics.escaping.escaped_html`, as in the report: a
+    ``<script>`` in a model output shows as text and never runs, control characters show as ``[U+XXXX]``.
     """
     from IPython.display import HTML
 
