@@ -217,7 +217,7 @@ class RunFolder:
         The bytes are read once, then hashed and parsed: what is checked is exactly what is used.
         """
         data = self.path(rel).read_bytes()
-        self._refuse_if_changed(rel, sha256_bytes(data))
+        self.verify(rel, sha256_bytes(data))
         return json.loads(data.decode("utf-8"))
 
     def read_parquet(self, rel: str) -> Any:
@@ -233,10 +233,11 @@ class RunFolder:
 
     def check(self, rel: str) -> None:
         """Refuse an artifact whose bytes differ from what the manifest recorded."""
-        self._refuse_if_changed(rel, sha256_file(self.path(rel)))
+        self.verify(rel, sha256_file(self.path(rel)))
 
-    def _refuse_if_changed(self, rel: str, actual: str) -> None:
-        """One-line error naming the file; an artifact the manifest does not record is not checked."""
+    def verify(self, rel: str, actual: str) -> None:
+        """Refuse an artifact whose sha256 (``actual``, of the bytes the caller read) is not the recorded
+        one, with a one-line error naming the file; an artifact the manifest does not record passes."""
         from forensics.errors import VerificationError
 
         expected = self.manifest().artifact_sha256(rel)
