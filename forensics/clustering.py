@@ -39,7 +39,9 @@ from forensics.scoring import jsonable, percentile_interval
 if TYPE_CHECKING:
     import pandas as pd
 
+    from forensics.case import Case
     from forensics.custody import RunFolder
+
 
 STEP = "05_clusters"
 NOISE = -1
@@ -415,7 +417,7 @@ def write_step(corpus: CorpusLike, vectors: Mapping[str, np.ndarray], params: Cl
     return summary
 
 
-def run_step(case: Any, run: RunFolder) -> dict[str, Any]:
+def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     """Step 05: load the aligned corpus and its embeddings from the run folder, cluster, write, summarise."""
     from forensics.embeddings import load_vectors
     from forensics.exchanges import load_corpus

@@ -41,12 +41,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from forensics.custody import sha256_file, sha256_text
 from forensics.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from forensics.case import Case
+    from forensics.custody import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -667,7 +671,7 @@ def vectors_frame(prompt_keys: Sequence[str], vectors: dict[str, np.ndarray]) ->
     })
 
 
-def run_step(case: Any, run: Any, progress: bool | str = True) -> dict[str, Any]:
+def run_step(case: Case, run: RunFolder, *, progress: bool | str = True) -> dict[str, Any]:
     """Step 01: embed every source's responses, write ``artifacts/embeddings.parquet``, record the model.
 
     The step's start, end and status are recorded by ``notebook.step`` around it, as for every step.

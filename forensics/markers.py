@@ -35,7 +35,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,10 @@ from forensics.errors import CaseFileError
 from forensics.exchanges import CorpusLike
 from forensics.scoring import all_weights, jsonable, percentile_interval
 from forensics.stylometry import encode_texts, is_word, ngram_occurrences, params_from, tokenize
+
+if TYPE_CHECKING:
+    from forensics.case import Case
+    from forensics.custody import RunFolder
 
 __all__ = [
     "IDENTITY_PATTERNS",
@@ -613,7 +617,7 @@ STEP = "04_markers"
 ARTIFACT = "artifacts/markers.json"
 
 
-def run_step(case: Any, run: Any) -> dict[str, Any]:
+def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     """Step 04: teacher markers with leave-one-out panel rates, identity leaks, canaries."""
     from forensics.exchanges import load_corpus
     from forensics.scoring import case_bootstrap

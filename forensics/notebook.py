@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from forensics.case import Case, load_case
 from forensics.custody import RunFolder, utc_now
@@ -35,8 +35,15 @@ def step(run: RunFolder, name: str) -> Iterator[None]:
         manifest.save()
 
 
-def run_step(module: Any, case: Case, run: RunFolder, name: str) -> dict[str, Any]:
-    """Run one module's ``run_step`` inside :func:`step` and return its summary."""
+class StepModule(Protocol):
+    """A step's module (``exchanges``, ``embeddings``, ... ``report``): all share one signature."""
+
+    def run_step(self, case: Case, run: RunFolder) -> dict[str, Any]: ...
+
+
+def run_step(module: StepModule, case: Case, run: RunFolder, name: str) -> dict[str, Any]:
+    """Run one module's ``run_step`` inside :func:`step` (which records it in the manifest, once) and
+    return its summary."""
     with step(run, name):
         return module.run_step(case, run)
 

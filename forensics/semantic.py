@@ -18,13 +18,17 @@ reader sees how much the control changes the result.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from forensics.exchanges import roles_of
 from forensics.scoring import case_bootstrap, line_entry, panel_relative, rounded
+
+if TYPE_CHECKING:
+    from forensics.case import Case
+    from forensics.custody import RunFolder
 
 STEP = "02_semantic"
 ARTIFACT = "artifacts/semantic.json"
@@ -129,7 +133,7 @@ def per_prompt_frame(corpus: Any, per_prompt: np.ndarray, per_prompt_full: np.nd
     return pd.concat(rows, ignore_index=True)
 
 
-def run_step(case: Any, run: Any) -> dict[str, Any]:
+def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     """Step 02: compute the semantic line and its figures from the embeddings artifact."""
     from forensics import figures
     from forensics.embeddings import OPENINGS_ARTIFACT, load_vectors

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forensics.custody import (
     MANIFEST_NAME,
@@ -20,6 +20,9 @@ from forensics.report.appendix import timestamp
 from forensics.report.constants import FINDINGS_NAME, HTML_NAME, PDF_NAME, STEP
 from forensics.report.html import render_html
 from forensics.report.pdf import render_pdf
+
+if TYPE_CHECKING:
+    from forensics.case import Case
 
 
 def _read_json(path: Path) -> tuple[dict[str, Any], bytes]:
@@ -75,7 +78,7 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     return report.html, report.pdf
 
 
-def run_step(case: Any, run: Any) -> dict[str, Any]:
+def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     """Step 07 of the pipeline: the report reads only the run folder, so the case itself is not needed."""
     report = build(run.root)
     return {"html": str(report.html), "pdf": str(report.pdf), "pages": report.pages,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -11,11 +11,15 @@ from forensics.stylometry.delta import stylometric_similarities
 from forensics.stylometry.features import stylometric_features
 from forensics.stylometry.summary import stylometric_tables, summarise_stylometry
 
+if TYPE_CHECKING:
+    from forensics.case import Case
+    from forensics.custody import RunFolder
+
 STEP = "03_stylometry"
 ARTIFACT = "artifacts/stylometry.json"
 
 
-def run_step(case: Any, run: Any) -> dict[str, Any]:
+def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     """Step 03: stylometric similarities (full + prompt bootstrap), per-source tables and figures."""
     from forensics import figures
     from forensics.exchanges import load_corpus
