@@ -7,9 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from forensics.escaping import (
-    as_text,
-)
+from forensics.escaping import as_text
 from forensics.report.constants import HTML_NAME, PDF_NAME
 from forensics.report.reading import mapping_of, records_of
 

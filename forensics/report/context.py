@@ -6,10 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from forensics import __version__
-from forensics.escaping import (
-    RESPONSE_LIMIT,
-    as_text,
-)
+from forensics.escaping import RESPONSE_LIMIT, as_text
 from forensics.report.appendix import custody_view, timestamp
 from forensics.report.constants import MAX_ROWS, PROMPT_LIMIT
 from forensics.report.figure_set import FigureSet

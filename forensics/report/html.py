@@ -6,11 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from forensics.escaping import (
-    highlight,
-    plain_text,
-    render_text,
-)
+from forensics.escaping import highlight, plain_text, render_text
 from forensics.report.constants import NAME_LIMIT
 from forensics.report.context import context
 from forensics.report.figure_set import FigureSet
@@ -21,6 +17,8 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
 def _environment() -> Any:
+    """Autoescaping Jinja2 whose filters show every value as inert text: the template can only place
+    text, never turn a findings value into markup."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,

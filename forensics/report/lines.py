@@ -6,9 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from forensics.escaping import (
-    as_text,
-)
+from forensics.escaping import as_text
 from forensics.lr_words import as_number
 from forensics.report.constants import MAX_ROWS
 from forensics.report.figure_set import FigureSet
@@ -33,6 +31,7 @@ LINES = {
 }
 #: Fields every evidence entry has; anything else is shown as a further measure.
 CORE_KEYS = frozenset({"statistic", "suspect_value", "panel_values", "z", "ci95", "n_prompts", "p_value"})
+
 
 def _z_words(z: float) -> str:
     size = abs(z)

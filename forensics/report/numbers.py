@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forensics.escaping import (
-    as_text,
-)
+from forensics.escaping import as_text
 from forensics.lr_words import as_number
 from forensics.report.constants import VALUE_LIMIT
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from forensics.escaping import (
-    as_text,
-)
+from forensics.escaping import as_text
 from forensics.lr_words import as_number, lr_phrase, lr_value
 from forensics.report.numbers import fmt, fmt_range, fmt_signed
 from forensics.report.reading import mapping_of, records_of, short_name

@@ -18,7 +18,6 @@ from forensics.stylometry.params import StyloParams, params_from
 from forensics.stylometry.tokens import is_word, tokenize
 
 
-#: The families :func:`stylometric_similarities` returns, in this order.
 @dataclass(frozen=True)
 class StyloFeatures:
     """Everything computed once per case; the bootstrap only re-weights it."""
