@@ -33,7 +33,8 @@ import numpy as np
 
 from forensics.errors import CaseFileError, InputError
 from forensics.escaping import escaped_html
-from forensics.exchanges import CorpusLike, roles_of
+from forensics.exchanges import CorpusLike
+from forensics.roles import roles_of
 from forensics.scoring import jsonable, percentile_interval
 
 if TYPE_CHECKING:

@@ -176,15 +176,6 @@ class CorpusLike(Protocol):
     def sources(self) -> list[str]: ...
 
 
-def roles_of(corpus: CorpusLike) -> dict[str, str]:
-    """Each source's role ("suspect", "teacher" or "reference", :data:`forensics.case.ROLES`), in the
-    case's order: the one place a source's role is derived from a corpus (figures, clusters, semantic)."""
-    roles = {corpus.suspect: "suspect"}
-    roles.update({t: "teacher" for t in corpus.teachers})
-    roles.update({r: "reference" for r in corpus.references})
-    return roles
-
-
 @dataclass(frozen=True)
 class AlignedCorpus:
     """The analysis set: prompts every source answered (non-empty), sorted by ``prompt_key``."""

@@ -22,7 +22,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import matplotlib as mpl
 import numpy as np
@@ -31,10 +31,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from forensics.case import ROLES
-from forensics.exchanges import roles_of
 from forensics.lr_words import VERBAL_BANDS as LR_BANDS
 from forensics.lr_words import lr_value
+from forensics.roles import ROLES, HasRoles, roles_of
 
 # Okabe & Ito (2008), "Color Universal Design".
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
@@ -96,12 +95,6 @@ def _freeze_layout(figure: Figure) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # Roles and styles
-
-
-class HasRoles(Protocol):
-    suspect: str
-    teachers: Sequence[str]
-    references: Sequence[str]
 
 
 @dataclass(frozen=True)

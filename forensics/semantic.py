@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from forensics.exchanges import roles_of
+from forensics.roles import roles_of
 from forensics.scoring import case_bootstrap, line_entry, panel_relative, rounded
 
 if TYPE_CHECKING:
