@@ -258,9 +258,13 @@ def test_every_section_is_generated_from_findings_and_manifest(sample: SimpleNam
     first = f["teachers"][0]
     assert words(report.describe_line(first["name"], first["evidence"]["embedding"])) in text
     validation = f["validation"]
-    assert f"Cllr = {report.fmt(validation['cllr'])}" in text
-    assert f"Cllr_min = {report.fmt(validation['cllr_min'])}" in text
-    assert f"{validation['n_cases']} cases ({validation['n_pairs']} suspect/teacher pairs)" in text
+    assert f"Cllr = {report.fmt(validation['family']['cllr'])}" in text
+    assert f"Cllr_min = {report.fmt(validation['family']['cllr_min'])}" in text
+    cases = validation["cases"]
+    assert f"{cases['n_cases']} cases ({cases['n_students']} students of documented teachers" in text
+    for family in f["families"]:
+        if len(family["members"]) > 1:
+            assert f"Candidate family: {family['name']}" in text
     for item in f["limitations"] + [w["message"] for w in f["data"]["warnings"]]:
         assert words(item) in text
     for item in f["inputs"]:
@@ -436,3 +440,20 @@ def test_sparse_or_malformed_findings_still_render(findings: dict[str, Any], tmp
     manifest = {"steps": [{"started": "x"}], "artifacts": {"a": "b"}, "case_file": "str", "inputs": "no"}
     html = report.render_html(findings, manifest, tmp_path)
     assert "was not produced in this run" in html
+
+
+def test_a_family_outcome_leads_with_the_family_and_says_what_it_does_not_show(
+        sample_findings: dict[str, Any]) -> None:
+    findings = copy.deepcopy(sample_findings)
+    fam = {"name": "Fam <b>A</b>", "members": ["a1", "a2"], "supports": "Hp", "log10_lr": 1.0, "verbal": "weak",
+           "lr_bounds": [-1.0, 1.0], "score": 1.5}
+    findings["families"] = [fam]
+    findings["conclusion"].update(outcome="family attributed", attributed_teacher=None,
+                                  attributed_family=fam["name"], family_comparisons={"other": 0.7})
+    teachers, families = report.answer_views(findings)
+    assert [f["name"] for f in families] == [fam["name"]]
+    assert "a model of the Fam <b>A</b> family" in families[0]["answer"]
+    assert report.outcome_of(findings) == "family attributed"
+    assert any("which member of the family" in p for p in report.does_not_show(findings))
+    assert "rather than on the other candidate" in report.comparison_sentence(findings)
+    assert all("single out" in t["answer"] for t in teachers if t["supports"] == "Hp")

@@ -46,7 +46,8 @@ from forensics.report.figure_set import FigureSet
 from forensics.report.html import TEMPLATES, render_html
 from forensics.report.lines import CORE_KEYS, LINES, LineView, describe_line, line_views
 from forensics.report.method import (
-    VALIDATION_METRICS,
+    CASE_METRICS,
+    LEVEL_METRICS,
     band_sentence,
     exhibit_views,
     leak_views,
@@ -59,6 +60,8 @@ from forensics.report.pdf import PDF_VARIANT, OfflineFetcher, PdfResult, render_
 from forensics.report.sentences import (
     answer_sentence,
     answer_view,
+    answer_views,
+    comparison_sentence,
     data_sentence,
     does_not_show,
     outcome_of,
@@ -69,8 +72,9 @@ from forensics.report.step import Report, build, build_report, run_step
 __all__ = [
     "CORE_KEYS", "FINDINGS_NAME", "HTML_NAME", "LINES", "MAX_EXHIBITS", "MAX_FIGURE_BYTES", "MAX_LEAKS",
     "MAX_PHRASES", "MAX_ROWS", "NAME_LIMIT", "PDF_NAME", "PDF_VARIANT", "PROMPT_LIMIT", "RESPONSE_LIMIT",
-    "STEP", "TEMPLATES", "TEXT_LIMIT", "VALIDATION_METRICS", "VALUE_LIMIT", "FigureSet", "LineView",
-    "OfflineFetcher", "PdfResult", "Report", "answer_sentence", "answer_view", "as_number", "as_text",
+    "STEP", "TEMPLATES", "TEXT_LIMIT", "CASE_METRICS", "LEVEL_METRICS", "VALUE_LIMIT", "FigureSet", "LineView",
+    "OfflineFetcher", "PdfResult", "Report", "answer_sentence", "answer_view", "answer_views",
+    "comparison_sentence", "as_number", "as_text",
     "band_sentence", "build", "build_report", "clip", "context", "custody_view", "data_sentence",
     "describe_line", "does_not_show", "exhibit_views", "fmt", "fmt_p", "fmt_pct", "fmt_range", "fmt_signed",
     "highlight", "inert", "leak_views", "line_views", "lr_phrase", "lr_value", "outcome_of", "plain_text",

@@ -20,13 +20,14 @@ from forensics.report.method import (
     validation_sentence,
 )
 from forensics.report.reading import mapping_of, records_of, short_name
-from forensics.report.sentences import answer_view, data_sentence, does_not_show, outcome_of
+from forensics.report.sentences import answer_views, comparison_sentence, data_sentence, does_not_show, outcome_of
 
 
 def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: FigureSet) -> dict[str, Any]:
     """Everything the template needs: the template itself computes nothing."""
     teachers = records_of(findings.get("teachers"))
     suspect = short_name(findings.get("suspect"))
+    teacher_answers, family_answers = answer_views(findings)
     validation, data = mapping_of(findings.get("validation")), mapping_of(findings.get("data"))
     outcome = outcome_of(findings)
     return {
@@ -35,11 +36,13 @@ def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: F
         "generated": as_text(findings.get("generated")) or "(not recorded)",
         "stamp": timestamp(findings, manifest).isoformat(),
         "version": as_text(mapping_of(findings.get("environment")).get("forensics")) or __version__,
-        "outcome_class": {"attributed": "attributed", "inconclusive": "inconclusive"}.get(outcome, "none"),
+        "outcome_class": {"attributed": "attributed", "family attributed": "attributed",
+                          "inconclusive": "inconclusive"}.get(outcome, "none"),
         # The conclusion is worded once, by findings.py; the report quotes it rather than rewording it.
         "statement": as_text(mapping_of(findings.get("conclusion")).get("statement"))
         or "No conclusion statement was recorded in the findings.",
-        "answers": [answer_view(suspect, t) for t in teachers], "does_not_show": does_not_show(findings),
+        "answers": teacher_answers, "family_answers": family_answers,
+        "comparison_sentence": comparison_sentence(findings), "does_not_show": does_not_show(findings),
         "lr_scale": figures.take("lr_scale"),
         "propositions": mapping_of(findings.get("propositions")),
         "candidates": records_of(findings.get("candidates")), "panel": records_of(findings.get("panel")),

@@ -12,22 +12,26 @@ from forensics.report.constants import MAX_EXHIBITS, MAX_LEAKS
 from forensics.report.numbers import fmt, fmt_pct, fmt_signed
 from forensics.report.reading import is_scalar, mapping_of, records_of
 
-#: Validation metrics in the order and words the method section uses.
-
-VALIDATION_METRICS = (
-    ("n_cases", "validation cases (suspect models of known lineage)", "num"),
-    ("n_pairs", "suspect/teacher pairs scored", "num"),
+#: Validation metrics per level, in the order and words the method section uses.
+LEVEL_METRICS = (
+    ("n_pairs", "pairs scored", "num"),
     ("pair_auc", "area under the ROC curve over pairs (1 = perfect separation)", "num"),
     ("cllr", "Cllr: overall cost of the LRs (0 = perfect, 1 = uninformative)", "num"),
     ("cllr_min", "Cllr_min: the cost left after perfect calibration (discrimination only)", "num"),
-    ("false_attribution_rate_controls", "false attributions among control models (no teacher)", "pct"),
-    ("student_attribution_accuracy", "students attributed to their true teacher", "pct"),
-    ("students_documented_teacher_supported",
-     "students whose true teacher is among the supported candidates (named or not)", "num"),
-    ("controls_with_a_supported_teacher", "control models with any supported candidate teacher", "num"),
     ("rate_misleading_hp", "misleading evidence when Hp is true (LR < 1)", "pct"),
     ("rate_misleading_hd", "misleading evidence when Hd is true (LR > 1)", "pct"),
 )
+#: Case outcomes: (key, words, key of the denominator).
+CASE_METRICS = (
+    ("students_family_attributed_correctly", "students attributed to a documented teacher family", "n_students"),
+    ("students_attributed_correctly", "students attributed to a documented teacher", "n_students"),
+    ("students_misattributed_family", "students attributed to a family they did not learn from", "n_students"),
+    ("false_attributions_controls", "human-data controls attributed a teacher or family", "n_controls"),
+    ("controls_with_a_supported_teacher_or_family", "human-data controls with any supported candidate",
+     "n_controls"),
+)
+LEVEL_NAMES = {"family": "family (trained on some model of the family)", "teacher": "teacher",
+               "comparison": "candidate against candidate"}
 
 
 def exhibit_views(findings: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -79,25 +83,40 @@ def band_sentence(findings: Mapping[str, Any]) -> str:
 
 def validation_sentence(validation: Mapping[str, Any]) -> str:
     """What the validation numbers mean for this report, in two or three sentences."""
-    cases = validation.get("n_cases")
-    pairs = fmt(validation.get("n_pairs"))
-    text = (f"The method was validated on {fmt(cases)} cases ({pairs} suspect/teacher pairs) whose "
-            "training lineage is known, holding out whole model lineages so that no model is "
-            "judged by a calibration it helped to fit.")
-    cllr, cllr_min = as_number(validation.get("cllr")), as_number(validation.get("cllr_min"))
+    cases = mapping_of(validation.get("cases"))
+    family = mapping_of(validation.get("family"))
+    n_cases = cases.get("n_cases")
+    text = (f"The method was validated on {fmt(n_cases)} cases ({fmt(cases.get('n_students'))} students of "
+            f"documented teachers, {fmt(cases.get('n_controls'))} human-data controls) whose training lineage is "
+            "known, holding out whole model lineages so that no model is judged by a calibration it helped to "
+            "fit; a second scheme also holds out the prompt source each case is measured on.")
+    cllr, cllr_min = as_number(family.get("cllr")), as_number(family.get("cllr_min"))
     if cllr is not None and cllr_min is not None:
-        text += (f" Cllr = {fmt(cllr)} (1 would mean the LRs carry no information), of which "
+        text += (f" At family level Cllr = {fmt(cllr)} (1 would mean the LRs carry no information), of which "
                  f"{fmt(max(cllr - cllr_min, 0.0))} is calibration loss (Cllr_min = {fmt(cllr_min)}).")
-    if (as_number(cases) or 0) and (as_number(cases) or 0) < 30:
-        text += f" With only {fmt(cases)} validation cases these error rates are themselves uncertain."
+    if (as_number(n_cases) or 0) and (as_number(n_cases) or 0) < 30:
+        text += f" With only {fmt(n_cases)} validation cases these error rates are themselves uncertain."
     return text
 
 
 def validation_rows(validation: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The validated error rates: per level and per case, for each validation scheme recorded."""
     formatters = {"num": fmt, "pct": fmt_pct}
-    rows = [{"label": label, "value": formatters[kind](validation[key])}
-            for key, label, kind in VALIDATION_METRICS if key in validation]
-    known = {k for k, _, _ in VALIDATION_METRICS} | {"calibration_file", "calibration_sha256"}
-    rows += [{"label": key.replace("_", " "), "value": fmt(validation[key])}
-             for key in sorted(validation) if key not in known and is_scalar(validation[key])]
+    rows = []
+    schemes = [("leave one lineage out, all prompts", validation)]
+    if isinstance(validation.get("cross_source"), Mapping):
+        schemes.append(("each prompt source held out", validation["cross_source"]))
+    for scheme, figures in schemes:
+        for level in ("family", "teacher", "comparison"):
+            metrics = mapping_of(figures.get(level))
+            rows += [{"label": f"{scheme} · {LEVEL_NAMES[level]} · {label}", "value": formatters[kind](metrics[key])}
+                     for key, label, kind in LEVEL_METRICS if metrics.get(key) is not None and is_scalar(metrics[key])]
+        cases = mapping_of(figures.get("cases"))
+        rows += [{"label": f"{scheme} · {label}", "value": f"{fmt(cases[key])} of {fmt(cases.get(total))}"}
+                 for key, label, total in CASE_METRICS if cases.get(key) is not None and is_scalar(cases[key])]
+    for name, level in sorted(mapping_of(validation.get("levels")).items()):
+        level = mapping_of(level)
+        if is_scalar(level.get("lower")) and is_scalar(level.get("upper")):
+            label = f"LR bounds the calibration data support (ELUB, log10) · {LEVEL_NAMES.get(name, name)}"
+            rows.append({"label": label, "value": f"{fmt_signed(level['lower'])} to {fmt_signed(level['upper'])}"})
     return rows

@@ -11,17 +11,20 @@ from forensics.report.numbers import fmt, fmt_range, fmt_signed
 from forensics.report.reading import mapping_of, records_of, short_name
 
 
-def answer_sentence(suspect: str, teacher: Mapping[str, Any]) -> str:
-    """The plain one-sentence answer for one candidate teacher, from ``supports`` and the candidate test."""
+def answer_sentence(suspect: str, teacher: Mapping[str, Any], singled_out: bool | None = None) -> str:
+    """The plain one-sentence answer for one candidate (teacher or family), from ``supports`` and whether the
+    conclusion singled it out among the candidates (``None``: not recorded)."""
     name, supports = short_name(teacher.get("name")), teacher.get("supports")
+    members = teacher.get("members")
+    what = (f"a model of the {name} family" if isinstance(members, list) and len(members) > 1 else name)
     if supports == "Hp":
-        sentence = f"The evidence supports the proposition that {suspect} was trained on outputs of {name}."
-        if teacher.get("beats_other_candidates") is False:
-            sentence += (f" It does not, however, single out {name}: another candidate teacher fits the "
-                         "suspect as well or better.")
+        sentence = f"The evidence supports the proposition that {suspect} was trained on outputs of {what}."
+        if singled_out is False:
+            sentence += (f" It does not, however, single out {name}: another candidate fits the suspect as well "
+                         "or nearly as well.")
         return sentence
     if supports == "Hd":
-        return f"The evidence supports the proposition that {suspect} was developed independently of {name}."
+        return f"The evidence supports the proposition that {suspect} was developed independently of {what}."
     if supports == "inconclusive":
         return (f"Inconclusive for {name}: the evidence does not meaningfully favour either proposition, "
                 "so no statement can be made either way.")
@@ -49,11 +52,14 @@ def _at_bound(log10_lr: float, bounds: Any) -> bool:
     return any(b is not None and abs(log10_lr - b) < 1e-6 for b in map(as_number, bounds))
 
 
+OUTCOMES = ("attributed", "family attributed", "no teacher supported", "inconclusive")
+
+
 def outcome_of(findings: Mapping[str, Any]) -> str:
-    """'attributed' | 'no teacher supported' | 'inconclusive', derived from the teachers when not recorded."""
+    """One of :data:`OUTCOMES`, derived from the teachers when not recorded."""
     conclusion = mapping_of(findings.get("conclusion"))
     outcome = conclusion.get("outcome")
-    if outcome in ("attributed", "no teacher supported", "inconclusive"):
+    if outcome in OUTCOMES:
         return outcome
     if conclusion.get("attributed_teacher"):
         return "attributed"
@@ -79,25 +85,68 @@ def does_not_show(findings: Mapping[str, Any]) -> list[str]:
         f"It does not show that the developer of {suspect} acted knowingly or intentionally.",
         "It does not show that any terms of use or licence were breached; that is a legal question.",
     ]
-    if outcome_of(findings) != "attributed":
+    outcome = outcome_of(findings)
+    if outcome == "family attributed":
+        points.append("It does not show which member of the family (which snapshot or version) the outputs "
+                      "came from: the members resemble each other too closely for these observations to tell.")
+    elif outcome != "attributed":
         points.append("An inconclusive result or support for Hd does not prove independence: a small amount "
                       "of teacher data, or data passed through another model, may leave no measurable trace.")
-    if any(t.get("supports") == "Hp" and t.get("beats_other_candidates") is False for t in teachers):
+    attributed = mapping_of(findings.get("conclusion")).get("attributed_teacher")
+    if any(t.get("supports") == "Hp" and t.get("name") != attributed for t in teachers):
         points.append("Where a teacher is supported but not singled out, a related model (another version "
-                      "of the same teacher, say) explains the observations equally well.")
+                      "of the same teacher, say) explains the observations equally well or nearly so.")
     return points
 
 
-def answer_view(suspect: str, teacher: Mapping[str, Any]) -> dict[str, Any]:
+def answer_view(suspect: str, teacher: Mapping[str, Any], singled_out: bool | None = None) -> dict[str, Any]:
+    """One candidate's (teacher's or family's) answer, strength and numbers for the cover and the LR table."""
     log10_lr = as_number(teacher.get("log10_lr"))
     css = {"Hp": "hp", "Hd": "hd", "inconclusive": "inc"}
-    return {"name": teacher.get("name"), "answer": answer_sentence(suspect, teacher),
+    members = teacher.get("members")
+    return {"name": teacher.get("name"), "answer": answer_sentence(suspect, teacher, singled_out),
+            "members": ", ".join(as_text(m) for m in members) if isinstance(members, list) else "",
             "strength": strength_sentence(teacher), "supports": teacher.get("supports"),
             "css": css.get(teacher.get("supports"), "unknown") if isinstance(teacher.get("supports"), str)
             else "unknown",
             "log10_lr": teacher.get("log10_lr"), "lr": "—" if log10_lr is None else lr_value(log10_lr),
             "bounds": fmt_range(teacher.get("lr_bounds"), fmt_signed), "score": teacher.get("score"),
-            "verbal": teacher.get("verbal"), "beats": teacher.get("beats_other_candidates")}
+            "verbal": teacher.get("verbal"), "family": as_text(teacher.get("family"))}
+
+
+def answer_views(findings: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(teachers, families): every candidate's answer, with whether the conclusion singled it out.
+
+    Families of one member are left out of the second list: their answer is their teacher's.
+    """
+    suspect = short_name(findings.get("suspect"))
+    conclusion = mapping_of(findings.get("conclusion"))
+    named_t, named_f = conclusion.get("attributed_teacher"), conclusion.get("attributed_family")
+    recorded = "outcome" in conclusion
+    teachers = [answer_view(suspect, t, (t.get("name") == named_t) if recorded else None)
+                for t in records_of(findings.get("teachers"))]
+    families = [answer_view(suspect, f, (f.get("name") == named_f) if recorded else None)
+                for f in records_of(findings.get("families"))
+                if isinstance(f.get("members"), list) and len(f["members"]) > 1]
+    return teachers, families
+
+
+def comparison_sentence(findings: Mapping[str, Any]) -> str:
+    """How strongly the evidence favours the leading family over each other one (and over siblings)."""
+    conclusion = mapping_of(findings.get("conclusion"))
+    parts = []
+    for key, what in (("family_comparisons", "family"), ("sibling_comparisons", "sibling")):
+        values = {str(k): as_number(v) for k, v in mapping_of(conclusion.get(key)).items()}
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            listed = "; ".join(f"{short_name(k)}: LR about {lr_value(v)} (log10 {v:+.2f})"
+                               for k, v in sorted(values.items(), key=lambda kv: kv[1]))
+            parts.append(f"against each other candidate {what}, {listed}")
+    if not parts:
+        return ""
+    leader = conclusion.get("attributed_family") or "the leading candidate"
+    return (f"Candidate against candidate: the observations favour training on {short_name(leader)} rather "
+            f"than on the other candidate, " + "; and ".join(parts) + ".")
 
 
 def data_sentence(data: Mapping[str, Any]) -> str:
