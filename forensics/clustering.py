@@ -24,8 +24,6 @@ Design decisions, and why:
 
 from __future__ import annotations
 
-import html
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -33,13 +31,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forensics.errors import InputError
+from forensics.errors import CaseFileError, InputError
+from forensics.escaping import escaped_html
 from forensics.exchanges import CorpusLike
+from forensics.roles import roles_of
+from forensics.scoring import jsonable, percentile_interval
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from forensics.case import Case
     from forensics.custody import RunFolder
+
 
 STEP = "05_clusters"
 NOISE = -1
@@ -68,11 +71,11 @@ class ClusterParams:
 
     def __post_init__(self) -> None:
         if self.cluster_dims < 2:
-            raise InputError(f"cluster_dims must be at least 2, got {self.cluster_dims}",
-                             fix="use 2 (cluster the map) or 5-10 (a separate projection)")
+            raise CaseFileError(f"cluster_dims must be at least 2, got {self.cluster_dims}",
+                                fix="use 2 (cluster the map) or 5-10 (a separate projection)")
         if self.umap_max_points < 2 or self.permutations < 1 or self.min_cluster_size < 2:
-            raise InputError("umap_max_points, permutations and min_cluster_size must be positive",
-                             fix="check the case file's parameters")
+            raise CaseFileError("umap_max_points, permutations and min_cluster_size must be positive",
+                                fix="check the case file's parameters")
 
 
 @dataclass(frozen=True)
@@ -293,8 +296,7 @@ def _bootstrap_ci(matches: np.ndarray, replicates: int, seed: int) -> list[float
         return [float(matches.mean()) if n else 0.0] * 2
     rng = np.random.default_rng([seed, 1])
     rates = matches.astype(np.float64)[rng.integers(0, n, size=(replicates, n))].mean(axis=1)
-    low, high = np.quantile(rates, [0.025, 0.975])
-    return [float(low), float(high)]
+    return percentile_interval(rates, min_values=1)
 
 
 def _variant(labels: Mapping[str, np.ndarray], suspect: str, teacher: str, references: Sequence[str],
@@ -378,24 +380,6 @@ def params_from_case(case: Any) -> ClusterParams:
     return replace(ClusterParams(), **values)
 
 
-def roles_of(corpus: CorpusLike) -> dict[str, str]:
-    roles = {corpus.suspect: "suspect"}
-    roles.update({t: "teacher" for t in corpus.teachers})
-    roles.update({r: "reference" for r in corpus.references})
-    return roles
-
-
-def _rounded(obj: Any) -> Any:
-    """Floats to 6 decimals (the findings convention), recursively."""
-    if isinstance(obj, float):
-        return round(obj, 6) if math.isfinite(obj) else None
-    if isinstance(obj, Mapping):
-        return {k: _rounded(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_rounded(v) for v in obj]
-    return obj
-
-
 def cluster_case(corpus: CorpusLike, vectors: Mapping[str, np.ndarray],
                  params: ClusterParams | None = None) -> tuple[ClusterResult, dict[str, Any]]:
     """Map, cluster and test one case; returns the result and the ``clusters.json`` content."""
@@ -412,7 +396,7 @@ def cluster_case(corpus: CorpusLike, vectors: Mapping[str, np.ndarray],
         "noise_share_by_source": noise_by_source,
         "co_clustering": co_clustering(result, corpus, params),
     }
-    return result, _rounded(summary)
+    return result, jsonable(summary, sort_keys=False)
 
 
 def write_step(corpus: CorpusLike, vectors: Mapping[str, np.ndarray], params: ClusterParams,
@@ -434,7 +418,7 @@ def write_step(corpus: CorpusLike, vectors: Mapping[str, np.ndarray], params: Cl
     return summary
 
 
-def run_step(case: Any, run: RunFolder) -> dict[str, Any]:
+def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     """Step 05: load the aligned corpus and its embeddings from the run folder, cluster, write, summarise."""
     from forensics.embeddings import load_vectors
     from forensics.exchanges import load_corpus
@@ -450,9 +434,8 @@ def run_step(case: Any, run: RunFolder) -> dict[str, Any]:
 
 def _cell(text: str, max_chars: int) -> str:
     """Escape a model output for HTML; model outputs are hostile, so nothing is ever rendered as markup."""
-    clipped = text if len(text) <= max_chars else text[:max_chars] + f" [... {len(text) - max_chars} chars]"
     style = "white-space:pre-wrap"
-    return f'<td style="vertical-align:top"><pre style="{style}">{html.escape(clipped)}</pre></td>'
+    return f'<td style="vertical-align:top"><pre style="{style}">{escaped_html(text, max_chars)}</pre></td>'
 
 
 def _pair_rows(corpus: CorpusLike, which: str | int, result: ClusterResult | None,
@@ -476,12 +459,12 @@ def pairs_html(corpus: CorpusLike, which: str | int, *, result: ClusterResult | 
     """HTML table: prompt | suspect's answer | teacher's answer, every text escaped (see ``show_pairs``)."""
     teacher = teacher or corpus.teachers[0]
     rows = _pair_rows(corpus, which, result, teacher, n)
-    head = "".join(f"<th>{html.escape(h)}</th>"
+    head = "".join(f"<th>{escaped_html(h)}</th>"
                    for h in ("prompt", f"{corpus.suspect} (suspect)", f"{teacher} (teacher)"))
     body = "".join(
         "<tr>" + _cell(corpus.prompts[i], max_chars) + _cell(corpus.responses[corpus.suspect][i], max_chars)
         + _cell(corpus.responses[teacher][i], max_chars) + "</tr>" for i in rows)
-    caption = html.escape(f"cluster {which}" if isinstance(which, int) else f"prompt {which}")
+    caption = escaped_html(f"cluster {which}" if isinstance(which, int) else f"prompt {which}")
     return f"<table><caption>{caption}</caption><tr>{head}</tr>{body}</table>"
 
 
@@ -491,8 +474,8 @@ def show_pairs(corpus: CorpusLike, which: str | int, *, result: ClusterResult | 
 
     ``which`` is a prompt key, or a cluster id (then ``result`` is needed and up to ``n`` prompts whose
     suspect answer is in that cluster are shown, those where the teacher's answer is there too first).
-    Every text, names included, goes through ``html.escape``: a ``<script>`` in a model output shows as
-    text and never runs.
+    Every text, names included, goes through :func:`forensics.escaping.escaped_html`, as in the report: a
+    ``<script>`` in a model output shows as text and never runs, control characters show as ``[U+XXXX]``.
     """
     from IPython.display import HTML
 

@@ -212,19 +212,35 @@ class RunFolder:
         return written
 
     def read_json(self, rel: str) -> Any:
-        return json.loads(self.path(rel).read_text(encoding="utf-8"))
+        """Parse an artifact, refusing it when its bytes are not those the manifest recorded.
+
+        The bytes are read once, then hashed and parsed: what is checked is exactly what is used.
+        """
+        data = self.path(rel).read_bytes()
+        self.verify(rel, sha256_bytes(data))
+        return json.loads(data.decode("utf-8"))
 
     def read_parquet(self, rel: str) -> Any:
+        """Read a Parquet artifact, refusing it when its bytes are not those the manifest recorded.
+
+        Hashed by streaming, then read from the file: embeddings can be large, and holding their bytes
+        beside the frame would double the peak memory.
+        """
         import pandas as pd
 
         self.check(rel)
         return pd.read_parquet(self.path(rel))
 
     def check(self, rel: str) -> None:
-        """Refuse to read an artifact whose bytes differ from what the manifest recorded."""
+        """Refuse an artifact whose bytes differ from what the manifest recorded."""
+        self.verify(rel, sha256_file(self.path(rel)))
+
+    def verify(self, rel: str, actual: str) -> None:
+        """Refuse an artifact whose sha256 (``actual``, of the bytes the caller read) is not the recorded
+        one, with a one-line error naming the file; an artifact the manifest does not record passes."""
         from forensics.errors import VerificationError
 
         expected = self.manifest().artifact_sha256(rel)
-        if expected is not None and sha256_file(self.path(rel)) != expected:
+        if expected is not None and actual != expected:
             raise VerificationError("artifact changed since it was written", path=self.path(rel),
                                     fix="re-run the step that writes it")

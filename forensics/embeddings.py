@@ -41,12 +41,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forensics.custody import sha256_file, sha256_text, utc_now
+from forensics.custody import sha256_file, sha256_text
 from forensics.errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from forensics.case import Case
+    from forensics.custody import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -667,11 +671,13 @@ def vectors_frame(prompt_keys: Sequence[str], vectors: dict[str, np.ndarray]) ->
     })
 
 
-def run_step(case: Any, run: Any, progress: bool | str = True) -> dict[str, Any]:
-    """Step 01: embed every source's responses, write ``artifacts/embeddings.parquet``, record the model."""
+def run_step(case: Case, run: RunFolder, *, progress: bool | str = True) -> dict[str, Any]:
+    """Step 01: embed every source's responses, write ``artifacts/embeddings.parquet``, record the model.
+
+    The step's start, end and status are recorded by ``notebook.step`` around it, as for every step.
+    """
     from forensics.exchanges import load_corpus
 
-    started = utc_now()
     corpus = load_corpus(run, case)
     params = getattr(case, "parameters", None)
     embedder = Embedder(getattr(params, "embedding_model", None), seed=getattr(params, "seed", 0) or 0,
@@ -682,7 +688,6 @@ def run_step(case: Any, run: Any, progress: bool | str = True) -> dict[str, Any]
     run.write_parquet(OPENINGS_ARTIFACT, vectors_frame(corpus.prompt_keys, openings), step=STEP)
     manifest = run.manifest()
     manifest.set("model", embedder.describe())
-    manifest.record_step(STEP, started, utc_now())
     manifest.save()
     stats = dict(embedder.last_stats)
     stats.update(model=embedder.name, fingerprint=embedder.fingerprint, sources=len(vectors),

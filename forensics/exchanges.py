@@ -54,7 +54,7 @@ import pandas as pd
 
 from forensics import collection_records, conversations
 from forensics.case import CASE_REJECTS, Case, Parameters, Source
-from forensics.custody import RunFolder, canonical_json, sha256_bytes, sha256_file, sha256_text, utc_now
+from forensics.custody import RunFolder, canonical_json, sha256_bytes, sha256_file, sha256_text
 from forensics.errors import ForensicsError, InputError, VerificationError
 
 STEP = "00_case"
@@ -924,8 +924,10 @@ def parameters_sha256(parameters: Parameters) -> str:
 
 
 def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
-    """Step 00_case: join the case, record its inputs in the manifest, write exchanges and coverage."""
-    started = utc_now()
+    """Step 00_case: join the case, record its inputs in the manifest, write exchanges and coverage.
+
+    The step's start, end and status are recorded by ``notebook.step`` around it, as for every step.
+    """
     joined = join_case(case)  # fails before anything is written
     manifest = run.manifest()
     manifest.set("case_file", {"path": str(case.case_path), "name": case.case_path.name,
@@ -942,9 +944,6 @@ def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     manifest.save()  # before write_*: they reload the manifest from disk to add their artifacts
     run.write_parquet(EXCHANGES_ARTIFACT, joined.exchanges, step=STEP)
     run.write_json(COVERAGE_ARTIFACT, joined.coverage, step=STEP)
-    manifest = run.manifest()
-    manifest.record_step(STEP, started, utc_now())
-    manifest.save()
     cov = joined.coverage
     return {"case": case.case_id, "join_on": joined.join_on, "sources": len(case.sources),
             "prompts_total": cov["prompts_total"], "prompts_shared": cov["prompts_shared"],

@@ -22,7 +22,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import matplotlib as mpl
 import numpy as np
@@ -30,6 +30,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+from forensics.lr_words import VERBAL_BANDS as LR_BANDS
+from forensics.lr_words import lr_value
+from forensics.roles import ROLES, HasRoles, roles_of
 
 # Okabe & Ito (2008), "Color Universal Design".
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
@@ -93,12 +97,6 @@ def _freeze_layout(figure: Figure) -> None:
 # Roles and styles
 
 
-class HasRoles(Protocol):
-    suspect: str
-    teachers: Sequence[str]
-    references: Sequence[str]
-
-
 @dataclass(frozen=True)
 class Style:
     color: str
@@ -130,8 +128,7 @@ class Roles:
         if "role" not in frame.columns:
             raise ValueError("pass roles=... or a 'role' column (suspect/teacher/reference)")
         pairs = frame[["source", "role"]].drop_duplicates()
-        by_role = {r: list(pairs.loc[pairs["role"] == r, "source"])
-                   for r in ("suspect", "teacher", "reference")}
+        by_role = {r: list(pairs.loc[pairs["role"] == r, "source"]) for r in ROLES}
         if len(by_role["suspect"]) != 1:
             raise ValueError("the 'role' column must name exactly one suspect")
         return cls(by_role["suspect"][0], tuple(by_role["teacher"]), tuple(by_role["reference"]))
@@ -141,9 +138,8 @@ class Roles:
         return [self.suspect, *self.teachers, *self.references]
 
     def role(self, source: str) -> str:
-        if source == self.suspect:
-            return "suspect"
-        return "teacher" if source in self.teachers else "reference"
+        """The source's role; a name the case does not know is drawn as a reference."""
+        return roles_of(self).get(source, "reference")
 
     def style(self, source: str) -> Style:
         if source == self.suspect:
@@ -496,11 +492,16 @@ def _tippett_curve(ax: Any, grid: np.ndarray, values: np.ndarray, misleading: fl
 # --------------------------------------------------------------------------------------------------
 # 7. The LR scale for the report's first page
 
-#: Upper log10 LR edge of each verbal band (ENFSI 2015): LR 2, 10, 100, 1,000, 10,000, 1,000,000.
-VERBAL_BANDS: tuple[tuple[float, float, str], ...] = (
-    (math.log10(2), 1.0, "weak"), (1.0, 2.0, "moderate"), (2.0, 3.0, "moderately\nstrong"),
-    (3.0, 4.0, "strong"), (4.0, 6.0, "very strong"), (6.0, math.inf, "extremely\nstrong"),
-)
+def _band_label(phrase: str) -> str:
+    """'moderately strong support' -> 'moderately\nstrong': the scale's words, short enough for a band."""
+    words = phrase.removesuffix(" support")
+    return words.replace(" ", "\n") if len(words) > len("very strong") else words
+
+
+#: The verbal bands drawn (ENFSI 2015, from :data:`forensics.lr_words.VERBAL_BANDS`), without the first
+#: ("no meaningful support"), whose place the case's inconclusive band takes.
+VERBAL_BANDS: tuple[tuple[float, float, str], ...] = tuple(
+    (low, high, _band_label(phrase)) for low, high, phrase in LR_BANDS[1:])
 _HP_SHADES = ("#DCEBF5", "#BBD7EB", "#8FBEDF", "#5EA1CF", "#2F7FBA", "#0B5A94")
 _HD_SHADES = ("#FBE6D6", "#F6CBAB", "#EFAA79", "#E5874A", "#D96A22", "#A8490A")
 
@@ -558,10 +559,8 @@ def _draw_bands(ax: Any, scale: Sequence[tuple[float, float, str]], limit: float
 
 
 def _lr_words(log10_lr: float) -> str:
-    """'LR about 500' or 'LR about 1/500', rounded to two significant figures."""
+    """'LR about 500' or 'LR about 1/500' (:func:`forensics.lr_words.lr_value`); a power of ten beyond
+    10^12, where two significant figures would still print a dozen digits."""
     if abs(log10_lr) > 12:
         return f"LR about 10^{log10_lr:.0f}"
-    value = 10 ** abs(log10_lr)
-    rounded = float(f"{value:.2g}")
-    text = f"{rounded:,.0f}" if rounded >= 10 else f"{rounded:g}"
-    return f"LR about {text}" if log10_lr >= 0 else f"LR about 1/{text}"
+    return f"LR about {lr_value(log10_lr)}"

@@ -35,22 +35,20 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from forensics.stylometry import (
-    CorpusLike,
-    bootstrap_weights,
-    encode_texts,
-    is_word,
-    jsonable,
-    ngram_occurrences,
-    params_from,
-    tokenize,
-)
+from forensics.errors import CaseFileError
+from forensics.exchanges import CorpusLike
+from forensics.scoring import all_weights, jsonable, percentile_interval
+from forensics.stylometry import encode_texts, is_word, ngram_occurrences, params_from, tokenize
+
+if TYPE_CHECKING:
+    from forensics.case import Case
+    from forensics.custody import RunFolder
 
 __all__ = [
     "IDENTITY_PATTERNS",
@@ -94,10 +92,11 @@ class MarkerParams:
     report_top: int = 30
 
     def __post_init__(self) -> None:
+        fix = "correct the marker parameter (see docs/ARCHITECTURE.md)"
         if not self.orders or min(self.orders) < 1:
-            raise ValueError("orders must be positive integers")
+            raise CaseFileError("orders must be positive integers", fix=fix)
         if self.top_k < 1 or self.alpha0 <= 0 or self.min_teacher_df < 1:
-            raise ValueError("top_k, alpha0 and min_teacher_df must be positive")
+            raise CaseFileError("top_k, alpha0 and min_teacher_df must be positive", fix=fix)
 
 
 # ----------------------------------------------------------------------------------------- phrases
@@ -348,7 +347,7 @@ def marker_rates(corpus: CorpusLike, boot_idx: np.ndarray | None = None, params:
     p = params_from(MarkerParams, params)
     table = phrase_table(corpus, p) if table is None else table
     n = table.n_prompts
-    weights = np.vstack([np.ones((1, n)), bootstrap_weights(boot_idx, n).astype(np.float64)])
+    weights = all_weights(boot_idx, n)
     refs = list(corpus.references)
     suspect = corpus.suspect
     out: dict[str, dict[str, Any]] = {}
@@ -564,10 +563,10 @@ def canary_hits(corpus: CorpusLike, canaries: Sequence[str], context: int = 80) 
 # ----------------------------------------------------------------------------------------- summary
 
 
-def _ci95(boot: np.ndarray) -> list[float] | None:
-    boot = np.asarray(boot, dtype=np.float64)
-    boot = boot[np.isfinite(boot)]
-    return [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))] if len(boot) else None
+def _ci95(boot: np.ndarray) -> list[float | None] | None:
+    """The 95% interval of a rate's replicates (one replicate gives a point); None without any."""
+    interval = percentile_interval(boot, min_values=1)
+    return None if interval[0] is None else interval
 
 
 def summarise_markers(rates: Mapping[str, Mapping[str, Any]], identity: Mapping[str, Any] | None = None,
@@ -618,7 +617,7 @@ STEP = "04_markers"
 ARTIFACT = "artifacts/markers.json"
 
 
-def run_step(case: Any, run: Any) -> dict[str, Any]:
+def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     """Step 04: teacher markers with leave-one-out panel rates, identity leaks, canaries."""
     from forensics.exchanges import load_corpus
     from forensics.scoring import case_bootstrap

@@ -7,13 +7,13 @@ exercised by the tests and by ``forensics run``.
 from __future__ import annotations
 
 import contextlib
-import html
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from forensics.case import Case, load_case
 from forensics.custody import RunFolder, utc_now
+from forensics.escaping import escaped_html
 
 
 def open_case(case_file: str | Path, run_dir: str | Path) -> tuple[Case, RunFolder]:
@@ -35,17 +35,23 @@ def step(run: RunFolder, name: str) -> Iterator[None]:
         manifest.save()
 
 
-def run_step(module: Any, case: Case, run: RunFolder, name: str) -> dict[str, Any]:
-    """Run one module's ``run_step`` inside :func:`step` and return its summary."""
+class StepModule(Protocol):
+    """A step's module (``exchanges``, ``embeddings``, ... ``report``): all share one signature."""
+
+    def run_step(self, case: Case, run: RunFolder) -> dict[str, Any]: ...
+
+
+def run_step(module: StepModule, case: Case, run: RunFolder, name: str) -> dict[str, Any]:
+    """Run one module's ``run_step`` inside :func:`step` (which records it in the manifest, once) and
+    return its summary."""
     with step(run, name):
         return module.run_step(case, run)
 
 
 def escaped(text: str, limit: int = 2000) -> str:
-    """Model output made inert for HTML display in a notebook, shortened with a visible note."""
-    extra = len(text) - limit
-    shown = text[:limit] + (f" [... {extra} more characters]" if extra > 0 else "")
-    return html.escape(shown)
+    """Model output made inert for HTML display in a notebook, shortened with a visible note (the same
+    treatment as in the report: :func:`forensics.escaping.escaped_html`)."""
+    return escaped_html(text, limit)
 
 
 def show_json(data: Any) -> Any:

@@ -18,7 +18,7 @@ the candidates' comparison use the same prompt resamples.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,25 @@ def bootstrap_indices(n_prompts: int, replicates: int, seed: int) -> np.ndarray:
     """(B, n) prompt indices drawn with replacement; every line uses these same resamples."""
     rng = np.random.default_rng([seed, 0x5EED])
     return rng.integers(0, n_prompts, size=(replicates, n_prompts))
+
+
+def bootstrap_weights(boot_idx: np.ndarray | None, n: int) -> np.ndarray:
+    """(B, n) integer weights from (B, m) resampled prompt indices: how often each prompt was drawn."""
+    if boot_idx is None:
+        return np.zeros((0, n), dtype=np.int64)
+    idx = np.asarray(boot_idx)
+    if idx.ndim != 2:
+        raise ValueError(f"boot_idx must be a (B, n) array of prompt indices, got shape {idx.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"boot_idx holds indices outside 0..{n - 1}")
+    b = idx.shape[0]
+    flat = (np.arange(b, dtype=np.int64)[:, None] * n + idx.astype(np.int64)).ravel()
+    return np.bincount(flat, minlength=b * n).reshape(b, n)
+
+
+def all_weights(boot_idx: np.ndarray | None, n: int) -> np.ndarray:
+    """Row 0: the full corpus (every prompt once); rows 1..B: the resamples."""
+    return np.vstack([np.ones((1, n)), bootstrap_weights(boot_idx, n).astype(np.float64)])
 
 
 def case_bootstrap(corpus: Any, parameters: Any) -> np.ndarray:
@@ -88,17 +107,41 @@ def line_entry(full: dict[str, Any], boot: dict[str, Any] | None, panel: Sequenc
     return entry
 
 
-def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float | None]:
+def percentile_interval(values: np.ndarray, level: float = 0.95, min_values: int = 2) -> list[float | None]:
+    """The bootstrap percentile interval (95% by default) of the finite values, rounded as for JSON.
+
+    The one interval every line reports. ``[None, None]`` when fewer than ``min_values`` finite values
+    remain (an interval of one replicate is a point; a line may still want it shown as one).
+    """
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
-    if values.size < 2:
+    if values.size < max(min_values, 1):
         return [None, None]
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
-    return [round(float(low), 6), round(float(high), 6)]
+    return [rounded(low), rounded(high)]
 
 
 def rounded(value: Any) -> float | None:
     """A scalar as it goes into JSON: 6 decimals, and None for NaN or infinity (JSON has neither)."""
     value = float(np.asarray(value).reshape(()))
     return round(value, 6) if np.isfinite(value) else None
+
+
+def jsonable(x: Any, sort_keys: bool = True) -> Any:
+    """JSON-able copy: floats as :func:`rounded` (6 decimals, None for NaN/inf), numpy scalars and arrays
+    to Python, keys sorted unless ``sort_keys`` is False (when the order is the case's and is shown)."""
+    if isinstance(x, Mapping):
+        keys = sorted(x, key=str) if sort_keys else list(x)
+        return {str(k): jsonable(x[k], sort_keys) for k in keys}
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist(), sort_keys)
+    if isinstance(x, list | tuple):
+        return [jsonable(v, sort_keys) for v in x]
+    if isinstance(x, bool | np.bool_):
+        return bool(x)
+    if isinstance(x, int | np.integer):
+        return int(x)
+    if isinstance(x, float | np.floating):
+        return rounded(x)
+    return x

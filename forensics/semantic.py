@@ -18,12 +18,17 @@ reader sees how much the control changes the result.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from forensics.scoring import case_bootstrap, line_entry, panel_relative
+from forensics.roles import roles_of
+from forensics.scoring import case_bootstrap, line_entry, panel_relative, rounded
+
+if TYPE_CHECKING:
+    from forensics.case import Case
+    from forensics.custody import RunFolder
 
 STEP = "02_semantic"
 ARTIFACT = "artifacts/semantic.json"
@@ -66,7 +71,7 @@ def semantic_line(corpus: Any, vectors: Mapping[str, np.ndarray], boot_idx: np.n
                              len(corpus.prompt_keys), statistic) for t in corpus.teachers}
     for t in corpus.teachers:
         entries[t]["naive_z"] = naive_z(full, sources, corpus.suspect, t, corpus.references)
-        entries[t]["raw_similarity"] = {s: round(float(full[sources.index(s), sources.index(t)]), 6)
+        entries[t]["raw_similarity"] = {s: rounded(full[sources.index(s), sources.index(t)])
                                         for s in [corpus.suspect, *corpus.references]}
     per_prompt_whole = None
     if full_vectors is not None:
@@ -94,7 +99,7 @@ def naive_z(sim: np.ndarray, sources: Sequence[str], suspect: str, teacher: str,
     panel = np.array([sim[sources.index(r), t] for r in references])
     if len(panel) < 2 or panel.std(ddof=1) == 0:
         return None
-    return round(float((sim[sources.index(suspect), t] - panel.mean()) / panel.std(ddof=1)), 6)
+    return rounded((sim[sources.index(suspect), t] - panel.mean()) / panel.std(ddof=1))
 
 
 def controls_table(line: dict[str, Any]) -> pd.DataFrame:
@@ -116,11 +121,11 @@ def per_prompt_frame(corpus: Any, per_prompt: np.ndarray, per_prompt_full: np.nd
     suspect and every reference; ``similarity`` is the line's statistic (openings)."""
     sources = corpus.sources
     rows = []
+    roles = roles_of(corpus)
     for t in corpus.teachers:
         ti = sources.index(t)
         for s in [corpus.suspect, *corpus.references]:
-            role = "suspect" if s == corpus.suspect else "reference"
-            part = {"teacher": t, "source": s, "role": role, "prompt_key": corpus.prompt_keys,
+            part = {"teacher": t, "source": s, "role": roles[s], "prompt_key": corpus.prompt_keys,
                     "similarity": per_prompt[sources.index(s), ti]}
             if per_prompt_full is not None:
                 part["similarity_full_answers"] = per_prompt_full[sources.index(s), ti]
@@ -128,7 +133,7 @@ def per_prompt_frame(corpus: Any, per_prompt: np.ndarray, per_prompt_full: np.nd
     return pd.concat(rows, ignore_index=True)
 
 
-def run_step(case: Any, run: Any) -> dict[str, Any]:
+def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     """Step 02: compute the semantic line and its figures from the embeddings artifact."""
     from forensics import figures
     from forensics.embeddings import OPENINGS_ARTIFACT, load_vectors

@@ -23,7 +23,12 @@ import pytest
 # instead of 11 s). The case runs themselves are unaffected: each notebook has its own kernel process.
 os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
-DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "data" / "demo"
+#: The development benchmark (AlpacaEval outputs, not shipped): beside the repository, or where
+#: ``$FORENSICS_BENCHMARK_DIR`` points. Tests that need it skip with a reason when it is absent.
+BENCHMARK_ENV = "FORENSICS_BENCHMARK_DIR"
+BENCHMARK_DEFAULT = REPO.parent / "shared" / "data" / "alpaca_eval"
 
 #: (source name in the small case, demo file, role, format written). Four sources, four formats.
 SMALL_SOURCES = (
@@ -121,6 +126,25 @@ def small_case(tmp_path: Path) -> Path:
 def make_small_case() -> Callable[..., Path]:
     """:func:`write_small_case` itself, for module-scoped cases and variants (other sizes, parameters)."""
     return write_small_case
+
+
+def benchmark_candidate() -> Path:
+    """Where the benchmark should be: ``$FORENSICS_BENCHMARK_DIR`` when set, else beside the repository."""
+    return Path(os.environ.get(BENCHMARK_ENV) or BENCHMARK_DEFAULT)
+
+
+@pytest.fixture(scope="session")
+def benchmark_dir() -> Path:
+    """The development benchmark's folder; the test is skipped, saying where it looked, when absent.
+
+    One place decides where the real data live, so no test carries a path of one machine and every
+    real-data test runs (or is skipped with the same reason) wherever the repository is checked out.
+    """
+    folder = benchmark_candidate()
+    if not folder.is_dir() or not any(folder.glob("*.json")):
+        pytest.skip(f"development benchmark (AlpacaEval *.json files) not found in {folder}; set "
+                    f"${BENCHMARK_ENV} to its folder or fetch it with 'forensics benchmark fetch'")
+    return folder
 
 
 @pytest.fixture(scope="session")

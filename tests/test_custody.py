@@ -72,6 +72,24 @@ def test_reading_a_tampered_artifact_is_refused(tmp_path: Path) -> None:
         run.read_parquet("artifacts/t.parquet")
 
 
+def test_reading_an_edited_json_artifact_is_refused_naming_it(tmp_path: Path) -> None:
+    """JSON artifacts get the same check as Parquet ones: an edit after the write is refused, in one line."""
+    run = RunFolder(tmp_path / "run")
+    path = run.write_json("artifacts/a.json", {"x": 1}, step="00_case")
+    assert run.read_json("artifacts/a.json") == {"x": 1}
+    path.write_text(json.dumps({"x": 2}), encoding="utf-8")
+    with pytest.raises(VerificationError, match="artifact changed") as refused:
+        run.read_json("artifacts/a.json")
+    assert str(path) in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_json_file_the_manifest_does_not_record_is_read_as_it_is(tmp_path: Path) -> None:
+    """Only artifacts the manifest vouches for are checked (a run folder may hold other files)."""
+    run = RunFolder(tmp_path / "run")
+    run.path("notes.json").write_text('{"y": 3}', encoding="utf-8")
+    assert run.read_json("notes.json") == {"y": 3}
+
+
 def test_parquet_bytes_are_deterministic(tmp_path: Path) -> None:
     frame = pd.DataFrame({"k": ["a", "b"], "v": [0.5, 1.5]})
     a = RunFolder(tmp_path / "a").write_parquet("t.parquet", frame, step="s")
@@ -91,3 +109,34 @@ def test_environment_names_the_versions_that_matter() -> None:
     env = environment()
     assert env["python"] and env["packages"]["sentence-transformers"] != "not installed"
     assert env["packages"]["lir"] != "not installed"
+
+
+@pytest.mark.slow
+def test_the_evidence_step_refuses_an_edited_json_artifact_of_a_finished_step(
+        small_case: Path, forensics_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real small case: steps 00-04 run, then one number in ``artifacts/semantic.json`` is changed by
+    hand; the evidence step, which reads it, refuses to go on and names the file. Step 05 (clusters) is
+    skipped: its artifact is optional to the evidence step and its UMAP takes longest."""
+    from forensics import embeddings, exchanges, findings, markers, semantic, stylometry
+    from forensics.notebook import open_case
+    from forensics.notebook import run_step as run_notebook_step
+
+    monkeypatch.setenv("FORENSICS_CACHE", str(forensics_cache))
+    case, run = open_case(small_case, small_case.parent / "run")
+    for module, name in ((exchanges, "00_case"), (embeddings, "01_embeddings"), (semantic, "02_semantic"),
+                         (stylometry, "03_stylometry"), (markers, "04_markers")):
+        run_notebook_step(module, case, run, name)
+    edited = run.path("artifacts/semantic.json")
+    line = json.loads(edited.read_text(encoding="utf-8"))
+    teacher = next(iter(line["entries"]))
+    line["entries"][teacher]["z"] = 9.0  # a stronger semantic line than the one computed
+    edited.write_text(json.dumps(line), encoding="utf-8")
+    with pytest.raises(VerificationError, match="artifact changed since it was written") as refused:
+        run_notebook_step(findings, case, run, "06_evidence")
+    message = str(refused.value)
+    assert "artifacts/semantic.json" in message and "\n" not in message
+    assert not run.path("findings.json").exists()
+    steps = {s["step"]: s["status"] for s in run.manifest().data["steps"]}
+    assert steps["06_evidence"] == "failed"
+    assert list(steps) == ["00_case", "01_embeddings", "02_semantic", "03_stylometry", "04_markers",
+                           "06_evidence"]  # each step recorded once

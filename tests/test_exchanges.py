@@ -26,7 +26,6 @@ from forensics.exchanges import (
     text_prompt_key,
 )
 
-ALPACA = Path("/work/shared/data/alpaca_eval")
 TRICKY = [
     ("q1", "Plain prompt?", "Plain answer."),
     ("q2", 'Commas, "quotes", and\nnew lines', 'Answer with "quotes",\r\ncommas and CRLF'),
@@ -285,13 +284,13 @@ def test_minimum_can_be_waived_for_diagnosis(tmp_path: Path) -> None:
     assert len(join_case(case, enforce_minimum=False).corpus()) == 4
 
 
-def test_real_alpaca_eval_files_join_on_805_prompts(tmp_path: Path) -> None:
+def test_real_alpaca_eval_files_join_on_805_prompts(tmp_path: Path, benchmark_dir: Path) -> None:
     """Three benchmark files in the AlpacaEval layout; text_davinci_003 has two empty answers."""
     names = {"alpaca-7b": "alpaca-7b.json", "text-davinci-003": "text_davinci_003.json",
              "guanaco-13b": "guanaco-13b.json"}
     (tmp_path / "ex").mkdir()
     for filename in names.values():
-        shutil.copyfile(ALPACA / filename, tmp_path / "ex" / filename)
+        shutil.copyfile(benchmark_dir / filename, tmp_path / "ex" / filename)
     (tmp_path / "case.yaml").write_text(
         "case: alpaca\nsuspect: {name: alpaca-7b, path: ex/alpaca-7b.json}\n"
         "teachers: [{name: text-davinci-003, path: ex/text_davinci_003.json}]\n"
@@ -303,7 +302,7 @@ def test_real_alpaca_eval_files_join_on_805_prompts(tmp_path: Path) -> None:
     corpus = joined.corpus()
     for name, filename in names.items():
         original = {o["instruction"]: o["output"]
-                    for o in json.loads((ALPACA / filename).read_text(encoding="utf-8"))}
+                    for o in json.loads((benchmark_dir / filename).read_text(encoding="utf-8"))}
         assert [original[p] for p in corpus.prompts] == corpus.responses[name]
 
 
@@ -319,9 +318,14 @@ def _small_case(tmp_path: Path) -> Case:
 
 
 def test_run_step_records_custody_and_artifacts(tmp_path: Path) -> None:
+    from forensics import exchanges
+    from forensics.notebook import run_step as run_notebook_step
+
     case = _small_case(tmp_path)
     run = RunFolder(tmp_path / "run")
-    summary = run_step(case, run)
+    run_step(case, run)
+    assert run.manifest().data["steps"] == []  # the step itself records no step: notebook.step does, once
+    summary = run_notebook_step(exchanges, case, run, "00_case")
     assert summary["prompts_analysable"] == 10 and summary["join_on"] == "prompt_text"
     manifest = run.manifest().data
     assert manifest["case_file"]["sha256"] == sha256_file(case.case_path)

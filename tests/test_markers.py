@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -164,12 +163,8 @@ def test_summary_is_jsonable_and_sorted() -> None:
     assert list(out) == sorted(out)
 
 
-BENCH = Path(os.environ.get("FORENSICS_BENCHMARK_DIR", "/work/shared/data/alpaca_eval"))
-
-
-@pytest.mark.skipif(len(list(BENCH.glob("*.json"))) < 4, reason="benchmark data not available")
-def test_real_data_runs_and_is_deterministic() -> None:
-    files = sorted(BENCH.glob("*.json"))[:4]
+def test_real_data_runs_and_is_deterministic(benchmark_dir: Path) -> None:
+    files = sorted(benchmark_dir.glob("*.json"))[:4]
     data = [{r["instruction"]: r["output"] or "" for r in json.loads(f.read_text(encoding="utf-8"))}
             for f in files]
     keys = sorted(set.intersection(*({k for k, v in d.items() if v.strip()} for d in data)))[:150]
@@ -187,3 +182,10 @@ def test_real_data_runs_and_is_deterministic() -> None:
     ident = mk.identity_leaks(c)
     assert json.dumps(mk.summarise_markers(a, ident), allow_nan=False) == json.dumps(
         mk.summarise_markers(b, mk.identity_leaks(c)), allow_nan=False)
+
+
+def test_parameter_errors_are_case_file_errors() -> None:
+    from forensics.errors import CaseFileError
+
+    with pytest.raises(CaseFileError, match="orders must be positive"):
+        mk.MarkerParams(orders=())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 from scipy import sparse
 
 from forensics import stylometry as st
+from forensics.errors import CaseFileError
 from forensics.exchanges import AlignedCorpus
 
 Corpus = AlignedCorpus  # the real class: its checks catch a malformed test corpus
@@ -183,6 +183,13 @@ def test_bootstrap_weights_count_draws() -> None:
         st.bootstrap_weights(np.array([[3]]), 3)
 
 
+@pytest.mark.parametrize("bad", [{"mfw": 1}, {"z_ddof": 2}, {"char_n": 7}, {"distortion_mode": "x"},
+                                 {"distortion_orders": ()}])
+def test_parameter_errors_are_case_file_errors(bad: dict[str, object]) -> None:
+    with pytest.raises(CaseFileError, match="must"):
+        st.StyloParams(**bad)
+
+
 def test_pooled_profile_is_weighted_sum_of_counts() -> None:
     block = st.FeatureBlock(names=["a", "b"], counts={"x": sparse.csr_matrix([[1.0, 0.0], [2.0, 2.0]])},
                             totals={"x": np.array([4.0, 8.0])})
@@ -192,13 +199,11 @@ def test_pooled_profile_is_weighted_sum_of_counts() -> None:
 
 def test_lengths_and_summary_are_jsonable() -> None:
     c = small_corpus()
-    lengths = st.response_lengths(c)
-    assert list(lengths["r2"]) == [1, 2, 3, 8]
-    assert st.mean_log_length(c)["r2"] == pytest.approx(np.mean(np.log1p([1, 2, 3, 8])))
-    lp = st.length_profiles(c, np.array([[3, 3, 3, 3]]))
-    assert lp["value"].shape == (4,) and lp["boot"][0, 3] == pytest.approx(math.log(9))
     params = {"mfw": 20, "char_top": 50, "distortion_top": 50, "distortion_keep": 10}
     feats = st.stylometric_features(c, params)
+    assert list(feats.lengths["r2"]) == [1, 2, 3, 8]  # words per response, reported in the length table
+    length = st.stylometric_tables(feats, top=5)["length"]
+    assert length.loc["r2", "mean_log_length"] == pytest.approx(np.mean(np.log1p([1, 2, 3, 8])))
     sims = st.stylometric_similarities(c, np.zeros((2, 4), dtype=int), features=feats)
     tables = st.stylometric_tables(feats, top=5)
     assert list(tables["mfw_z"].columns) == c.sources and len(tables["mfw_z"]) == 5
@@ -209,12 +214,9 @@ def test_lengths_and_summary_are_jsonable() -> None:
     assert out["families"]["formatting"]["n_boot"] == 2 and len(out["families"]["formatting"]["boot"]) == 2
 
 
-BENCH = Path(os.environ.get("FORENSICS_BENCHMARK_DIR", "/work/shared/data/alpaca_eval"))
-
-
-def real_corpus(n_prompts: int = 150) -> Corpus:
+def real_corpus(benchmark_dir: Path, n_prompts: int = 150) -> Corpus:
     """The first four benchmark files (alphabetical), joined on the instruction; 150 prompts."""
-    files = sorted(BENCH.glob("*.json"))[:4]
+    files = sorted(benchmark_dir.glob("*.json"))[:4]
     data = [{r["instruction"]: r["output"] or "" for r in json.loads(f.read_text(encoding="utf-8"))}
             for f in files]
     keys = sorted(set.intersection(*({k for k, v in d.items() if v.strip()} for d in data)))[:n_prompts]
@@ -223,9 +225,8 @@ def real_corpus(n_prompts: int = 150) -> Corpus:
                   names[0], [names[1]], names[2:])
 
 
-@pytest.mark.skipif(len(list(BENCH.glob("*.json"))) < 4, reason="benchmark data not available")
-def test_real_data_runs_and_is_deterministic() -> None:
-    c = real_corpus()
+def test_real_data_runs_and_is_deterministic(benchmark_dir: Path) -> None:
+    c = real_corpus(benchmark_dir)
     idx = np.random.default_rng(0).integers(0, len(c.prompt_keys), size=(20, len(c.prompt_keys)))
     a = st.stylometric_similarities(c, idx)
     b = st.stylometric_similarities(c, idx)

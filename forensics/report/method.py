@@ -1,0 +1,122 @@
+"""Exhibits, the verbal scale, the inconclusive band and the validated error rates."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from forensics.escaping import MAX_PHRASES
+from forensics.lr_words import VERBAL_BANDS, as_number, band_index, band_range, lr_value
+from forensics.report.constants import MAX_EXHIBITS, MAX_LEAKS
+from forensics.report.numbers import fmt, fmt_pct, fmt_signed
+from forensics.report.reading import is_scalar, mapping_of, records_of
+
+#: Validation metrics per level, in the order and words the method section uses.
+LEVEL_METRICS = (
+    ("n_pairs", "pairs scored", "num"),
+    ("pair_auc", "area under the ROC curve over pairs (1 = perfect separation)", "num"),
+    ("cllr", "Cllr: overall cost of the LRs (0 = perfect, 1 = uninformative)", "num"),
+    ("cllr_min", "Cllr_min: the cost left after perfect calibration (discrimination only)", "num"),
+    ("rate_misleading_hp", "misleading evidence when Hp is true (LR < 1)", "pct"),
+    ("rate_misleading_hd", "misleading evidence when Hd is true (LR > 1)", "pct"),
+)
+#: Case outcomes: (key, words, key of the denominator).
+CASE_METRICS = (
+    ("students_family_attributed_correctly", "students attributed to a documented teacher family", "n_students"),
+    ("students_attributed_correctly", "students attributed to a documented teacher", "n_students"),
+    ("students_misattributed_family", "students attributed to a family they did not learn from", "n_students"),
+    ("false_attributions_controls", "human-data controls attributed a teacher or family", "n_controls"),
+    ("controls_with_a_supported_teacher_or_family", "human-data controls with any supported candidate",
+     "n_controls"),
+)
+LEVEL_NAMES = {"family": "family (trained on some model of the family)", "teacher": "teacher",
+               "comparison": "candidate against candidate"}
+
+
+def exhibit_views(findings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Side-by-side excerpts with the phrases to highlight and their panel base rates."""
+    attributed = mapping_of(findings.get("conclusion")).get("attributed_teacher")
+    views = []
+    for exhibit in records_of(findings.get("exhibits"))[:MAX_EXHIBITS]:
+        phrases = records_of(exhibit.get("phrases"))[:MAX_PHRASES]
+        views.append({
+            "prompt_key": exhibit.get("prompt_key"), "prompt": exhibit.get("prompt"),
+            "teacher_name": exhibit.get("teacher_name") or attributed or "candidate teacher",
+            "teacher": exhibit.get("teacher"), "suspect": exhibit.get("suspect"),
+            "reference": exhibit.get("reference"),
+            "reference_name": exhibit.get("reference_name") or "reference model",
+            "phrases": phrases, "phrase_texts": [p.get("phrase") for p in phrases]})
+    return views
+
+
+def leak_views(findings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    leaks = records_of(findings.get("identity_leaks"))[:MAX_LEAKS]
+    return [dict(leak, matches=[leak.get("match")] if leak.get("match") else []) for leak in leaks]
+
+
+def scale_rows(teachers: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The verbal scale with each teacher placed in its band, saying when the band was overruled."""
+    rows = []
+    for index, (low, high, phrase) in enumerate(VERBAL_BANDS):
+        words = f"{phrase}{' either way' if index == 0 else ''} ({band_range(index)})"
+        placed = []
+        for teacher in teachers:
+            if band_index(teacher.get("log10_lr")) != index:
+                continue
+            side = "Hp" if (as_number(teacher.get("log10_lr")) or 0) >= 0 else "Hd"
+            note = "; within the inconclusive band, so reported as inconclusive" \
+                if teacher.get("supports") == "inconclusive" and index > 0 else ""
+            placed.append({"name": teacher.get("name"), "note": f"(for {side}{note})"})
+        span = f"{low:.1f} to {high:.1f}" if math.isfinite(high) else f"above {low:.1f}"
+        rows.append({"range": span, "words": words, "teachers": placed})
+    return rows
+
+
+def band_sentence(findings: Mapping[str, Any]) -> str:
+    band = mapping_of(findings.get("parameters")).get("inconclusive_band")
+    if isinstance(band, list) and len(band) == 2 and all(as_number(b) is not None for b in band):
+        return (f"A log10 LR between {fmt_signed(band[0])} and {fmt_signed(band[1])} (an LR between "
+                f"{lr_value(float(band[0]))} and {lr_value(float(band[1]))}) is reported as inconclusive.")
+    return "The band of log10 LR reported as inconclusive was not recorded."
+
+
+def validation_sentence(validation: Mapping[str, Any]) -> str:
+    """What the validation numbers mean for this report, in two or three sentences."""
+    cases = mapping_of(validation.get("cases"))
+    family = mapping_of(validation.get("family"))
+    n_cases = cases.get("n_cases")
+    text = (f"The method was validated on {fmt(n_cases)} cases ({fmt(cases.get('n_students'))} students of "
+            f"documented teachers, {fmt(cases.get('n_controls'))} human-data controls) whose training lineage is "
+            "known, holding out whole model lineages so that no model is judged by a calibration it helped to "
+            "fit; a second scheme also holds out the prompt source each case is measured on.")
+    cllr, cllr_min = as_number(family.get("cllr")), as_number(family.get("cllr_min"))
+    if cllr is not None and cllr_min is not None:
+        text += (f" At family level Cllr = {fmt(cllr)} (1 would mean the LRs carry no information), of which "
+                 f"{fmt(max(cllr - cllr_min, 0.0))} is calibration loss (Cllr_min = {fmt(cllr_min)}).")
+    if (as_number(n_cases) or 0) and (as_number(n_cases) or 0) < 30:
+        text += f" With only {fmt(n_cases)} validation cases these error rates are themselves uncertain."
+    return text
+
+
+def validation_rows(validation: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The validated error rates: per level and per case, for each validation scheme recorded."""
+    formatters = {"num": fmt, "pct": fmt_pct}
+    rows = []
+    schemes = [("leave one lineage out, all prompts", validation)]
+    if isinstance(validation.get("cross_source"), Mapping):
+        schemes.append(("each prompt source held out", validation["cross_source"]))
+    for scheme, figures in schemes:
+        for level in ("family", "teacher", "comparison"):
+            metrics = mapping_of(figures.get(level))
+            rows += [{"label": f"{scheme} · {LEVEL_NAMES[level]} · {label}", "value": formatters[kind](metrics[key])}
+                     for key, label, kind in LEVEL_METRICS if metrics.get(key) is not None and is_scalar(metrics[key])]
+        cases = mapping_of(figures.get("cases"))
+        rows += [{"label": f"{scheme} · {label}", "value": f"{fmt(cases[key])} of {fmt(cases.get(total))}"}
+                 for key, label, total in CASE_METRICS if cases.get(key) is not None and is_scalar(cases[key])]
+    for name, level in sorted(mapping_of(validation.get("levels")).items()):
+        level = mapping_of(level)
+        if is_scalar(level.get("lower")) and is_scalar(level.get("upper")):
+            label = f"LR bounds the calibration data support (ELUB, log10) · {LEVEL_NAMES.get(name, name)}"
+            rows.append({"label": label, "value": f"{fmt_signed(level['lower'])} to {fmt_signed(level['upper'])}"})
+    return rows

@@ -1,0 +1,179 @@
+"""The answer in words: one sentence per candidate, its strength, what the result does not show."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from forensics.escaping import as_text
+from forensics.lr_words import as_number, lr_phrase, lr_value
+from forensics.report.numbers import fmt, fmt_range, fmt_signed
+from forensics.report.reading import mapping_of, records_of, short_name
+
+
+def answer_sentence(suspect: str, teacher: Mapping[str, Any], singled_out: bool | None = None) -> str:
+    """The plain one-sentence answer for one candidate (teacher or family), from ``supports`` and whether the
+    conclusion singled it out among the candidates (``None``: not recorded)."""
+    name, supports = short_name(teacher.get("name")), teacher.get("supports")
+    members = teacher.get("members")
+    what = (f"a model of the {name} family" if isinstance(members, list) and len(members) > 1 else name)
+    if supports == "Hp":
+        sentence = f"The evidence supports the proposition that {suspect} was trained on outputs of {what}."
+        if singled_out is False:
+            sentence += (f" It does not, however, single out {name}: another candidate fits the suspect as well "
+                         "or nearly as well.")
+        return sentence
+    if supports == "Hd":
+        return f"The evidence supports the proposition that {suspect} was developed independently of {what}."
+    if supports == "inconclusive":
+        return (f"Inconclusive for {name}: the evidence does not meaningfully favour either proposition, "
+                "so no statement can be made either way.")
+    recorded = as_text(supports)[:80] or "none"
+    return f"No reliable answer was recorded for {name} (recorded outcome: {recorded})."
+
+
+def strength_sentence(teacher: Mapping[str, Any]) -> str:
+    """Strength in words and as an LR with its log10 value, noting when the LR sits at its ELUB bound."""
+    log10_lr = as_number(teacher.get("log10_lr"))
+    verbal = as_text(teacher.get("verbal")) or "no verbal equivalent recorded"
+    if log10_lr is None:
+        return f"Strength of evidence: {verbal}; no likelihood ratio was recorded."
+    sentence = (f"Strength of evidence: {verbal}. The observations are {lr_phrase(log10_lr)} "
+                f"(likelihood ratio about {lr_value(log10_lr)}; log10 LR = {log10_lr:+.2f}).")
+    if _at_bound(log10_lr, teacher.get("lr_bounds")):
+        sentence += (" This is the largest value the validation data can support (ELUB bound); the "
+                     "evidence itself may be stronger.")
+    return sentence
+
+
+def _at_bound(log10_lr: float, bounds: Any) -> bool:
+    if not isinstance(bounds, list | tuple) or len(bounds) != 2:
+        return False
+    return any(b is not None and abs(log10_lr - b) < 1e-6 for b in map(as_number, bounds))
+
+
+OUTCOMES = ("attributed", "family attributed", "no teacher supported", "inconclusive")
+
+
+def outcome_of(findings: Mapping[str, Any]) -> str:
+    """One of :data:`OUTCOMES`, derived from the teachers when not recorded."""
+    conclusion = mapping_of(findings.get("conclusion"))
+    outcome = conclusion.get("outcome")
+    if outcome in OUTCOMES:
+        return outcome
+    if conclusion.get("attributed_teacher"):
+        return "attributed"
+    supports = [t.get("supports") for t in records_of(findings.get("teachers"))]
+    return "inconclusive" if all(s == "inconclusive" for s in supports) else "no teacher supported"
+
+
+def does_not_show(findings: Mapping[str, Any]) -> list[str]:
+    """What the result does NOT show, adapted to the outcome and the numbers of this case."""
+    suspect = short_name(findings.get("suspect"))
+    teachers = records_of(findings.get("teachers"))
+    values = [v for v in (as_number(t.get("log10_lr")) for t in teachers) if v is not None]
+    points = []
+    if values:
+        points.append(
+            f"The likelihood ratio is not the probability that {suspect} was trained on a teacher's outputs. "
+            f"An LR of about {lr_value(max(values))} says how much more probable the observations are under "
+            "one proposition than under the other; how probable the proposition itself is also depends on "
+            "other information, which is for the court (confusing the two is the 'prosecutor's fallacy').")
+    points += [
+        "It does not show how much of a teacher's output was used, when, or through which route "
+        "(directly, or through a dataset built by someone else).",
+        f"It does not show that the developer of {suspect} acted knowingly or intentionally.",
+        "It does not show that any terms of use or licence were breached; that is a legal question.",
+    ]
+    outcome = outcome_of(findings)
+    if outcome == "family attributed":
+        points.append("It does not show which member of the family (which snapshot or version) the outputs "
+                      "came from: the members resemble each other too closely for these observations to tell.")
+    elif outcome != "attributed":
+        points.append("An inconclusive result or support for Hd does not prove independence: a small amount "
+                      "of teacher data, or data passed through another model, may leave no measurable trace.")
+    attributed = mapping_of(findings.get("conclusion")).get("attributed_teacher")
+    if any(t.get("supports") == "Hp" and t.get("name") != attributed for t in teachers):
+        points.append("Where a teacher is supported but not singled out, a related model (another version "
+                      "of the same teacher, say) explains the observations equally well or nearly so.")
+    return points
+
+
+def answer_view(suspect: str, teacher: Mapping[str, Any], singled_out: bool | None = None) -> dict[str, Any]:
+    """One candidate's (teacher's or family's) answer, strength and numbers for the cover and the LR table."""
+    log10_lr = as_number(teacher.get("log10_lr"))
+    css = {"Hp": "hp", "Hd": "hd", "inconclusive": "inc"}
+    members = teacher.get("members")
+    return {"name": teacher.get("name"), "answer": answer_sentence(suspect, teacher, singled_out),
+            "members": ", ".join(as_text(m) for m in members) if isinstance(members, list) else "",
+            "strength": strength_sentence(teacher), "supports": teacher.get("supports"),
+            "css": css.get(teacher.get("supports"), "unknown") if isinstance(teacher.get("supports"), str)
+            else "unknown",
+            "log10_lr": teacher.get("log10_lr"), "lr": "—" if log10_lr is None else lr_value(log10_lr),
+            "bounds": fmt_range(teacher.get("lr_bounds"), fmt_signed), "score": teacher.get("score"),
+            "verbal": teacher.get("verbal"), "family": as_text(teacher.get("family"))}
+
+
+def answer_views(findings: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(teachers, families): every candidate's answer, with whether the conclusion singled it out.
+
+    Families of one member are left out of the second list: their answer is their teacher's.
+    """
+    suspect = short_name(findings.get("suspect"))
+    conclusion = mapping_of(findings.get("conclusion"))
+    named_t, named_f = conclusion.get("attributed_teacher"), conclusion.get("attributed_family")
+    recorded = "outcome" in conclusion
+    teachers = [answer_view(suspect, t, (t.get("name") == named_t) if recorded else None)
+                for t in records_of(findings.get("teachers"))]
+    families = [answer_view(suspect, f, (f.get("name") == named_f) if recorded else None)
+                for f in records_of(findings.get("families"))
+                if isinstance(f.get("members"), list) and len(f["members"]) > 1]
+    return teachers, families
+
+
+def comparison_sentence(findings: Mapping[str, Any]) -> str:
+    """How strongly the evidence favours the leading family over each other one (and over siblings)."""
+    conclusion = mapping_of(findings.get("conclusion"))
+    parts = []
+    for key, what in (("family_comparisons", "family"), ("sibling_comparisons", "sibling")):
+        values = {str(k): as_number(v) for k, v in mapping_of(conclusion.get(key)).items()}
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            listed = "; ".join(f"{short_name(k)}: LR about {lr_value(v)} (log10 {v:+.2f})"
+                               for k, v in sorted(values.items(), key=lambda kv: kv[1]))
+            parts.append(f"against each other candidate {what}, {listed}")
+    if not parts:
+        return ""
+    leader = conclusion.get("attributed_family") or "the leading candidate"
+    return (f"Candidate against candidate: the observations favour training on {short_name(leader)} rather "
+            f"than on the other candidate, " + "; and ".join(parts) + ".")
+
+
+def data_sentence(data: Mapping[str, Any]) -> str:
+    """How many prompts were analysed, of how many, and why the others were left out.
+
+    Reads what findings.py writes: ``n_prompts_analysed`` and the step-00 coverage under ``coverage``
+    (``prompts_total``, and ``excluded``, one record per prompt with the sources it was missing from or
+    empty in).
+    """
+    analysed = data.get("n_prompts_analysed")
+    if analysed is None:
+        return "the number of prompts analysed was not recorded."
+    coverage = mapping_of(data.get("coverage"))
+    text = f"{fmt(analysed)} prompts answered by every model"
+    if coverage.get("prompts_total") is not None:
+        text += f", of {fmt(coverage.get('prompts_total'))} prompts in the case"
+    excluded = records_of(coverage.get("excluded"))
+    if excluded:
+        text += f" (excluded: {_exclusions(excluded)})"
+    return text + "."
+
+
+def _exclusions(excluded: list[Mapping[str, Any]]) -> str:
+    """'2: 1 missing from a model, 1 with an empty response' (a prompt can count in both)."""
+    missing = sum(1 for e in excluded if e.get("missing_from"))
+    empty = sum(1 for e in excluded if e.get("empty_from"))
+    parts = [f"{fmt(missing)} missing from a model" if missing else "",
+             f"{fmt(empty)} with an empty response" if empty else ""]
+    reasons = ", ".join(part for part in parts if part)
+    return f"{fmt(len(excluded))}" + (f": {reasons}" if reasons else "")

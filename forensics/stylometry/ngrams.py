@@ -1,0 +1,378 @@
+"""Word and character n-gram counts, per response and source, as sparse feature blocks.
+
+Everything here is exact (no hashing) and streamed, so memory grows with the kept features, not the text.
+"""
+
+from __future__ import annotations
+
+import array
+import itertools
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from forensics.stylometry.tokens import normalise
+
+
+def encode_tokens(docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Token ids (in order of first appearance), the document index of each token, the id -> token list.
+
+    Hash-based (pandas.factorize), so ids do not depend on anything but the token sequence.
+    """
+    flat = np.fromiter(itertools.chain.from_iterable(docs), dtype=object, count=sum(len(d) for d in docs))
+    codes, uniques = pd.factorize(flat)
+    doc = np.repeat(np.arange(len(docs), dtype=np.int64), [len(d) for d in docs])
+    return codes.astype(np.int64), doc, [str(u) for u in uniques]
+
+
+def encode_texts(texts: Iterable[str],
+                 tokenizer: Callable[[str], list[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """:func:`encode_tokens` of ``[tokenizer(t) for t in texts]``, streamed: each text is tokenised and
+    its tokens turned into ids at once (ids in order of first appearance, as ``pandas.factorize``), so
+    the token strings of the whole corpus are never held together. Same three results, same values."""
+    ids: dict[str, int] = {}
+    setdefault = ids.setdefault
+    buf = array.array("q")
+    lengths = array.array("q")
+    for text in texts:
+        toks = tokenizer(text)
+        buf.extend([setdefault(t, len(ids)) for t in toks])
+        lengths.append(len(toks))
+    tok = np.frombuffer(buf, dtype=np.int64).copy() if len(buf) else np.zeros(0, dtype=np.int64)
+    del buf
+    n_docs = len(lengths)
+    doc = np.repeat(np.arange(n_docs, dtype=np.int64),
+                    np.frombuffer(lengths, dtype=np.int64) if n_docs else np.zeros(0, dtype=np.int64))
+    return tok, doc, list(ids)
+
+
+def _first_positions(ids: np.ndarray, starts: np.ndarray, n_ids: int) -> np.ndarray:
+    first = np.full(n_ids, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, ids, starts)
+    return first
+
+
+def ngram_occurrences(tok: np.ndarray, seg: np.ndarray,
+                      max_order: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Every n-gram occurrence of orders 1..max_order in a flat token stream, exactly (no hashing).
+
+    ``tok`` holds token ids 0..V-1, ``seg`` a non-decreasing segment id per token; an n-gram never spans
+    two segments. Yields ``(order, starts, ids, first)``: the start position of each occurrence, its
+    n-gram id (order 1: the token id; higher orders: dense ids in order of first appearance) and, per
+    id, the start of its first occurrence (to decode the text; int64 max for a token id never seen).
+    Order k is built from order k-1 by pairing its id with the next token (key = id * V + token), so
+    keys stay below ``T * V`` and never overflow int64, whatever the vocabulary.
+    """
+    tok = np.asarray(tok, dtype=np.int64)
+    seg = np.asarray(seg, dtype=np.int64)
+    n_tok = len(tok)
+    base = int(tok.max()) + 1 if n_tok else 1
+    prev = tok
+    valid = np.ones(n_tok, dtype=bool)
+    for order in range(1, max_order + 1):
+        m = n_tok - order + 1
+        if m <= 0:
+            empty = np.zeros(0, dtype=np.int64)
+            yield order, empty, empty, empty
+            continue
+        if order == 1:
+            starts = np.arange(n_tok, dtype=np.int64)
+            yield order, starts, tok, _first_positions(tok, starts, base)
+            del starts  # (the caller may drop its reference before the next order: nothing held here)
+            continue
+        valid = valid[:m] & (seg[:m] == seg[order - 1:])
+        starts = np.flatnonzero(valid)
+        key = prev[starts]
+        key *= base
+        key += tok[starts + order - 1]
+        codes, uniques = pd.factorize(key)
+        n_ids = len(uniques)
+        del key, uniques
+        codes = codes.astype(np.int64, copy=False)
+        dense = np.full(m, -1, dtype=np.int64)
+        dense[starts] = codes
+        prev = dense
+        del dense
+        yield order, starts, codes, _first_positions(codes, starts, n_ids)
+        del starts, codes
+
+
+def _decode(tok: np.ndarray, vocab: Sequence[str], starts: np.ndarray, order: int,
+            sep: str = " ") -> list[str]:
+    return [sep.join(vocab[t] for t in tok[p:p + order]) for p in starts]
+
+
+def _count_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
+    """Occurrence counts; ``rows`` must be non-decreasing (tokens are laid out document by document),
+    which lets the CSR be built directly and only the columns within each row be sorted and summed."""
+    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    data = np.ones(len(cols), dtype=np.float64)
+    mat = sparse.csr_matrix((data, cols.astype(np.int64), indptr), shape=shape)
+    mat.sum_duplicates()
+    return mat
+
+
+
+@dataclass(frozen=True)
+class FeatureBlock:
+    """One family's per-response features, every source on the same columns.
+
+    ``counts[s]``: CSR (n x F) numerators; ``totals[s]``: the denominators, shape (n,) when every feature
+    shares one (all tokens of the response, for relative frequencies) or (n, F) when each has its own
+    (formatting: responses, words or sentences). Pooled profile = ``(w @ counts) / (w @ totals)``.
+    """
+
+    names: list[str]
+    counts: dict[str, sparse.csr_matrix]
+    totals: dict[str, np.ndarray]
+    scale: np.ndarray | float = 1.0  # multiplies the pooled ratio (per 1,000 words etc.); display only
+
+
+def pooled_profiles(block: FeatureBlock, sources: Sequence[str], weights: np.ndarray) -> np.ndarray:
+    """Pooled profiles for each weight vector: ``(m, n)`` weights -> ``(m, S, F)`` ratios.
+
+    Pooling (sum of counts over the sum of denominators) rather than averaging per-response ratios: a
+    source's profile is what its whole sample of text says, as with stylo's concatenated texts (Eder 2015:
+    profiles need thousands of words to be stable).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    out = np.empty((weights.shape[0], len(sources), len(block.names)), dtype=np.float64)
+    for j, s in enumerate(sources):
+        num = np.asarray(block.counts[s].T @ weights.T).T  # (m, F)
+        den = weights @ block.totals[s]
+        if den.ndim == 1:
+            den = den[:, None]
+        out[:, j, :] = num / np.where(den > 0, den, 1.0)
+    return out * block.scale
+
+
+def _top_columns(scores: np.ndarray, k: int, name_of: Callable[[np.ndarray], list[str]]) -> np.ndarray:
+    """The k columns of highest score (> 0), ties broken alphabetically by feature text.
+
+    The score of a feature is its mean relative frequency across sources (each source weighs the same, so
+    a verbose source does not choose the features alone); only the columns at or above the k-th score are
+    decoded.
+    """
+    present = np.flatnonzero(scores > 0)
+    if len(present) <= k:
+        cand = present
+    else:
+        kth = np.partition(scores[present], len(present) - k)[len(present) - k]
+        cand = present[scores[present] >= kth]
+    names = name_of(cand)
+    order = sorted(range(len(cand)), key=lambda i: (-scores[cand[i]], names[i]))[:k]
+    return cand[np.array(order, dtype=np.int64)] if order else np.zeros(0, dtype=np.int64)
+
+
+def word_block(tok: np.ndarray, doc: np.ndarray, vocab: Sequence[str], sources: Sequence[str], n: int,
+                orders: Sequence[int], top: int, sep: str = " ") -> FeatureBlock:
+    """Word n-gram counts of an encoded stream (documents source-major: source i owns rows i*n..i*n+n-1)
+    for the orders given, restricted to the ``top`` features (:func:`_top_columns`).
+
+    Columns are the orders' n-gram ids side by side (order by order); the choice is made from per-source
+    column sums (``np.bincount``), the same scores the full count matrices would give,
+    and a count matrix is built only for the chosen columns.
+    """
+    n_src = len(sources)
+    n_docs = n * n_src
+    decoders: list[tuple[int, int, np.ndarray]] = []  # (column offset, order, first starts)
+    col_sums: list[np.ndarray] = []  # per order: (S, ids) occurrences per source
+    total = np.zeros(n_docs, dtype=np.int64)
+    offset = 0
+    wanted = set(orders)
+    for order, starts, ids, first in ngram_occurrences(tok, doc, max(orders)):
+        if order not in wanted:
+            continue
+        key = doc[starts]
+        n_ids = len(first)
+        total += np.bincount(key, minlength=n_docs)
+        key //= n  # source of each occurrence, then (source, id) in place
+        key *= n_ids
+        key += ids
+        col_sums.append(np.bincount(key, minlength=n_src * n_ids).reshape(n_src, n_ids))
+        del key, starts, ids
+        decoders.append((offset, order, first))
+        offset += n_ids
+    sums = np.hstack(col_sums) if col_sums else np.zeros((n_src, 0), dtype=np.int64)
+    del col_sums
+    totals = {s: total[i * n:(i + 1) * n].astype(np.float64) for i, s in enumerate(sources)}
+
+    def name_of(cols: np.ndarray) -> list[str]:
+        out = []
+        for c in cols:
+            for off, order, first in reversed(decoders):
+                if c >= off:
+                    out.append(_decode(tok, vocab, first[c - off:c - off + 1], order, sep)[0])
+                    break
+        return out
+
+    scores = None
+    for i, s in enumerate(sources):
+        rel = sums[i].astype(np.float64) / max(float(np.sum(totals[s])), 1.0)
+        scores = rel if scores is None else scores + rel
+    del sums
+    assert scores is not None
+    cols = _top_columns(scores / n_src, top, name_of)
+    del scores
+    # Counts of the chosen columns only, in column order (each order's block, side by side, as the full
+    # matrix has them), then put in the chosen order (the same column indexing as on the full matrix, so
+    # the CSR is laid out identically).
+    kept = np.sort(cols)
+    order_of = np.searchsorted(kept, cols)
+    col_of = np.full(offset, -1, dtype=np.int64)
+    col_of[kept] = np.arange(len(kept))
+    blocks = []
+    occurrences = ((st, i) for o, st, i, _ in ngram_occurrences(tok, doc, max(orders)) if o in wanted)
+    for (off, _, first), (starts, ids) in zip(decoders, occurrences, strict=True):
+        lo, hi = np.searchsorted(kept, [off, off + len(first)])
+        c = col_of[off + ids]
+        sel = c >= 0
+        c = c[sel]
+        c -= lo
+        blocks.append(_count_matrix(doc[starts[sel]], c, (n_docs, int(hi - lo))))
+        del c, sel, starts, ids
+    del col_of
+    mat = sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((n_docs, 0))
+    del blocks
+    return FeatureBlock(names=name_of(cols),
+                        counts={s: mat[i * n:(i + 1) * n][:, order_of].tocsr() for i, s in enumerate(sources)},
+                        totals=totals)
+
+
+#: Responses per slice in the streaming passes of :func:`char_block` (memory: a few int64 arrays of the
+#: slice's characters, not of the whole case).
+_CHAR_SLICE = 1024
+
+
+def _char_slices(texts: list[str], lowercase: bool) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(first row, end row, code points)`` per slice of responses: each response NFKC-normalised, whitespace
+    runs collapsed, padded with a space, responses joined by ``\\x00`` (the separator)."""
+    for start in range(0, len(texts), _CHAR_SLICE):
+        parts = []
+        for t in texts[start:start + _CHAR_SLICE]:
+            t = normalise(t).replace("\x00", " ")
+            t = t.lower() if lowercase else t
+            parts.append(" " + " ".join(t.split()) + " ")
+        yield start, start + len(parts), np.frombuffer(("\x00".join(parts)).encode("utf-32-le"), dtype=np.uint32)
+
+
+def _char_codes(arr: np.ndarray, lut: np.ndarray, n: int, base: int, space: int,
+                word_boundary: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the valid n-grams of one slice and the slice-local response index of each."""
+    sym = lut[arr]
+    m = len(sym) - n + 1
+    code = np.zeros(max(m, 0), dtype=np.int64)
+    for j in range(n):
+        code = code * base + sym[j:j + m]
+    is_sep = np.concatenate([[0], np.cumsum(sym == 0)])
+    ok = (is_sep[n:n + m] - is_sep[:m]) == 0
+    if word_boundary and n > 2:
+        is_sp = np.concatenate([[0], np.cumsum(sym == space)])
+        ok &= (is_sp[n - 1:n - 1 + m] - is_sp[1:1 + m]) == 0
+    pos = np.flatnonzero(ok)
+    return code[pos], is_sep[pos]  # separators before the position = response index
+
+
+def char_block(texts_by_source: Mapping[str, list[str]], sources: Sequence[str], n: int, top: int,
+                lowercase: bool, word_boundary: bool) -> FeatureBlock:
+    """Character n-grams, vectorised over code points (a pure-Python loop would take a minute a case).
+
+    Text is NFKC-normalised, whitespace runs become one space, and each response is padded with a space
+    so that word-initial and word-final n-grams exist. With ``word_boundary`` an n-gram may hold a space
+    only as its first or last character (as scikit-learn's ``char_wb``).
+
+    Three streaming passes over slices of responses, so that memory grows with the kept features, not
+    with the text: character frequencies (the alphabet), n-gram totals per source (the choice of the
+    ``top``), then counts of the kept n-grams only.
+    """
+    n_rows = len(next(iter(texts_by_source.values())))
+    freq = np.zeros(0x110000, dtype=np.int64)
+    for s in sources:
+        for _, _, arr in _char_slices(texts_by_source[s], lowercase):
+            freq += np.bincount(arr, minlength=0x110000)
+    # Alphabet: every character seen, by frequency; beyond what keeps codes below 2**62, rare characters
+    # share one symbol (only matters for texts in scripts with thousands of characters and n >= 4).
+    max_symbols = int(math.floor(2 ** (62 / n))) - 2
+    seen = np.flatnonzero(freq)
+    seen = seen[seen != 0]
+    seen = seen[np.lexsort((seen, -freq[seen]))]
+    lut = np.full(0x110000, 1, dtype=np.int64)  # 0 = separator, 1 = rare
+    kept = seen[:max_symbols]
+    lut[kept] = np.arange(2, len(kept) + 2)
+    lut[0] = 0
+    alphabet = np.full(len(kept) + 2, "\ufffd", dtype=object)
+    alphabet[2:] = [chr(c) for c in kept]
+    base = len(kept) + 2
+    space = int(lut[ord(" ")]) if freq[ord(" ")] else -1
+    del freq
+
+    # Pass 2: per source, the total of each n-gram code and the n-grams per response.
+    code_totals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    totals: dict[str, np.ndarray] = {}
+    for s in sources:
+        part_codes, part_counts = [], []
+        per_row = np.zeros(n_rows, dtype=np.int64)
+        for start, stop, arr in _char_slices(texts_by_source[s], lowercase):
+            code, rows = _char_codes(arr, lut, n, base, space, word_boundary)
+            uniq, cnt = np.unique(code, return_counts=True)
+            part_codes.append(uniq)
+            part_counts.append(cnt)
+            per_row[start:stop] = np.bincount(rows, minlength=stop - start)
+        codes = np.concatenate(part_codes) if part_codes else np.zeros(0, dtype=np.int64)
+        uniq, inv = np.unique(codes, return_inverse=True)
+        weights = np.concatenate(part_counts).astype(np.float64) if part_counts else np.zeros(0)
+        cnt = np.bincount(inv.ravel(), weights=weights, minlength=len(uniq)).astype(np.int64)
+        code_totals[s] = (uniq, cnt)
+        totals[s] = per_row.astype(np.float64)
+    all_codes = np.unique(np.concatenate([u for u, _ in code_totals.values()]))
+    # Scores as :func:`_top_columns` expects them, computed as from the full count matrices (integer column
+    # sums over integer totals, summed over sources in order).
+    scores = None
+    for s in sources:
+        uniq, cnt = code_totals[s]
+        col = np.zeros(len(all_codes), dtype=np.float64)
+        col[np.searchsorted(all_codes, uniq)] = cnt
+        rel = col / max(float(np.sum(totals[s])), 1.0)
+        scores = rel if scores is None else scores + rel
+    del code_totals
+
+    def name_of(cols: np.ndarray) -> list[str]:
+        out = []
+        for c in all_codes[cols]:
+            chars = []
+            for _ in range(n):
+                c, r = divmod(int(c), base)
+                chars.append(alphabet[r])
+            out.append("".join(reversed(chars)))
+        return out
+
+    assert scores is not None
+    cols = _top_columns(scores / len(sources), top, name_of)
+    names = name_of(cols)
+    # Pass 3: counts of the kept n-grams only, columns in code order, then put in the chosen order
+    # (the same column indexing as on the full matrix, so the CSR is laid out identically).
+    kept_codes = all_codes[np.sort(cols)]
+    order = np.searchsorted(kept_codes, all_codes[cols])
+    counts: dict[str, sparse.csr_matrix] = {}
+    for s in sources:
+        row_parts, col_parts = [], []
+        for start, _, arr in _char_slices(texts_by_source[s], lowercase):
+            code, rows = _char_codes(arr, lut, n, base, space, word_boundary)
+            at = np.searchsorted(kept_codes, code)
+            hit = at < len(kept_codes)
+            hit[hit] = kept_codes[at[hit]] == code[hit]
+            row_parts.append(rows[hit] + start)
+            col_parts.append(at[hit])
+        rows = np.concatenate(row_parts) if row_parts else np.zeros(0, dtype=np.int64)
+        cols_s = np.concatenate(col_parts) if col_parts else np.zeros(0, dtype=np.int64)
+        mat = _count_matrix(rows, cols_s, (n_rows, len(kept_codes)))
+        counts[s] = mat[:, order].tocsr()
+    return FeatureBlock(names=names, counts=counts, totals=totals)
+
+
+#: Placeholders of text distortion. A literal ``*`` or ``#`` in the text is escaped so that it cannot be
