@@ -48,7 +48,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
@@ -175,21 +175,6 @@ class ReadResult:
         return {w.code: w.count for w in self.warnings}
 
 
-class CorpusLike(Protocol):
-    """What the lines of evidence read from an :class:`AlignedCorpus` (duck-typed: tests and validation
-    may pass any object with these attributes)."""
-
-    prompt_keys: list[str]
-    prompts: list[str]
-    responses: dict[str, list[str]]
-    suspect: str
-    teachers: list[str]
-    references: list[str]
-
-    @property
-    def sources(self) -> list[str]: ...
-
-
 @dataclass(frozen=True)
 class AlignedCorpus:
     """The analysis set: prompts every source answered (non-empty), sorted by ``prompt_key``."""
@@ -214,6 +199,10 @@ class AlignedCorpus:
 
     def __len__(self) -> int:
         return len(self.prompt_keys)
+
+
+#: What the lines of evidence read: the aligned corpus itself (one definition of its fields, not two).
+CorpusLike = AlignedCorpus
 
 
 @dataclass
@@ -283,16 +272,11 @@ def read_exchanges(path: str | Path, *, max_response_chars: int = DEFAULT_MAX_RE
     (1-based line where the record starts; for Parquet the 1-based row number), then any extra columns.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    parsers = {".jsonl": _parse_jsonl, ".csv": _parse_csv, ".json": _parse_json_list}
-    if suffix not in (*parsers, ".parquet"):
-        raise InputError(f"unsupported file type {path.suffix!r}", path=path,
-                         fix="use .jsonl, .csv, .parquet or .json (AlpacaEval layout)")
-    raw = _read_bytes(path)
+    suffix, raw = _read_supported(path)
     if suffix == ".parquet":
         fmt, records = "parquet", _parse_parquet(path, raw)
     else:
-        fmt, records = _expand_conversations(path, *parsers[suffix](path, _decode(path, raw)))
+        fmt, records = _expand_conversations(path, *_PARSERS[suffix](path, _decode(path, raw)))
     if not records:
         raise InputError("the file holds no exchanges", path=path, fix="supply the model's exchanges")
     warnings = _Warnings(path)
@@ -309,21 +293,25 @@ def read_prompt_records(path: str | Path) -> tuple[str, list[tuple[int, dict[str
     exactly the ways an exchange file is, with the same one-line errors.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    parsers = {".jsonl": _parse_jsonl, ".csv": _parse_csv, ".json": _parse_json_list}
-    if suffix not in (*parsers, ".parquet"):
-        raise InputError(f"unsupported file type {path.suffix!r}", path=path,
-                         fix="use .jsonl, .csv, .parquet or .json")
-    raw = _read_bytes(path)
+    suffix, raw = _read_supported(path)
     if suffix == ".parquet":
         fmt, records = "parquet", _parse_parquet(path, raw, required=("prompt",))
     elif suffix == ".csv":
         fmt, records = _parse_csv(path, _decode(path, raw), required=("prompt",))
     else:
-        fmt, records = parsers[suffix](path, _decode(path, raw))
+        fmt, records = _PARSERS[suffix](path, _decode(path, raw))
     if not records:
         raise InputError("the file holds no prompts", path=path, fix="supply at least one prompt")
     return fmt, records
+
+
+def _read_supported(path: Path) -> tuple[str, bytes]:
+    """The file's (lower-case) suffix and bytes, once the suffix is known to be a readable format."""
+    suffix = path.suffix.lower()
+    if suffix not in (*_PARSERS, ".parquet"):
+        raise InputError(f"unsupported file type {path.suffix!r}", path=path,
+                         fix="use .jsonl, .csv, .parquet or .json (AlpacaEval layout)")
+    return suffix, _read_bytes(path)
 
 
 def _expand_conversations(path: Path, fmt: str, records: list[tuple[int, dict[str, Any]]]
@@ -970,3 +958,7 @@ def load_corpus(run: RunFolder, case: Case) -> AlignedCorpus:
                                 f"{expected}", path=run.path(EXCHANGES_ARTIFACT),
                                 fix="re-run the case from step 00_case")
     return corpus_from_exchanges(exchanges, case)
+
+
+#: The text formats and their parsers (Parquet is read from bytes, see :func:`_parse_parquet`).
+_PARSERS = {".jsonl": _parse_jsonl, ".csv": _parse_csv, ".json": _parse_json_list}
