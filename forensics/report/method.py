@@ -100,23 +100,31 @@ def validation_sentence(validation: Mapping[str, Any]) -> str:
 
 
 def validation_rows(validation: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The validated error rates: per level and per case, for each validation scheme recorded."""
+    """The validated error rates, one row per measure: leave one lineage out, and each prompt source held out.
+
+    Per level the figures pool every prompt set (all prompts and each prompt source alone); the case
+    outcomes of the first scheme are those on all prompts, of the second over every held-out source.
+    """
     formatters = {"num": fmt, "pct": fmt_pct}
+    cross = mapping_of(validation.get("cross_source"))
     rows = []
-    schemes = [("leave one lineage out, all prompts", validation)]
-    if isinstance(validation.get("cross_source"), Mapping):
-        schemes.append(("each prompt source held out", validation["cross_source"]))
-    for scheme, figures in schemes:
-        for level in ("family", "teacher", "comparison"):
-            metrics = mapping_of(figures.get(level))
-            rows += [{"label": f"{scheme} · {LEVEL_NAMES[level]} · {label}", "value": formatters[kind](metrics[key])}
-                     for key, label, kind in LEVEL_METRICS if metrics.get(key) is not None and is_scalar(metrics[key])]
-        cases = mapping_of(figures.get("cases"))
-        rows += [{"label": f"{scheme} · {label}", "value": f"{fmt(cases[key])} of {fmt(cases.get(total))}"}
-                 for key, label, total in CASE_METRICS if cases.get(key) is not None and is_scalar(cases[key])]
+    for level in ("family", "teacher", "comparison"):
+        mine, other = mapping_of(validation.get(level)), mapping_of(cross.get(level))
+        for key, label, kind in LEVEL_METRICS:
+            values = [formatters[kind](m[key]) if m.get(key) is not None and is_scalar(m[key]) else "—"
+                      for m in (mine, other)]
+            if values != ["—", "—"]:
+                rows.append({"label": f"{LEVEL_NAMES[level]}: {label}", "lolo": values[0], "cross": values[1]})
+    mine, other = mapping_of(validation.get("cases")), mapping_of(cross.get("cases"))
+    for key, label, total in CASE_METRICS:
+        values = [f"{fmt(m[key])} of {fmt(m.get(total))}" if m.get(key) is not None and is_scalar(m[key]) else "—"
+                  for m in (mine, other)]
+        if values != ["—", "—"]:
+            rows.append({"label": label, "lolo": values[0], "cross": values[1]})
     for name, level in sorted(mapping_of(validation.get("levels")).items()):
         level = mapping_of(level)
         if is_scalar(level.get("lower")) and is_scalar(level.get("upper")):
-            label = f"LR bounds the calibration data support (ELUB, log10) · {LEVEL_NAMES.get(name, name)}"
-            rows.append({"label": label, "value": f"{fmt_signed(level['lower'])} to {fmt_signed(level['upper'])}"})
+            label = f"{LEVEL_NAMES.get(name, name)}: LR bounds the calibration data support (ELUB, log10)"
+            bounds = f"{fmt_signed(level['lower'])} to {fmt_signed(level['upper'])}"
+            rows.append({"label": label, "lolo": bounds, "cross": "(shipped calibration)"})
     return rows
