@@ -42,6 +42,8 @@ def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: F
         "statement": as_text(mapping_of(findings.get("conclusion")).get("statement"))
         or "No conclusion statement was recorded in the findings.",
         "answers": teacher_answers, "family_answers": family_answers,
+        # a named teacher leads the cover; otherwise the families, where the answer then lies
+        "teachers_first": outcome == "attributed" or not family_answers,
         "comparison_sentence": comparison_sentence(findings), "does_not_show": does_not_show(findings),
         "lr_scale": figures.take("lr_scale"),
         "propositions": mapping_of(findings.get("propositions")),

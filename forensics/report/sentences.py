@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,15 +12,20 @@ from forensics.report.numbers import fmt, fmt_range, fmt_signed
 from forensics.report.reading import mapping_of, records_of, short_name
 
 
-def answer_sentence(suspect: str, teacher: Mapping[str, Any], singled_out: bool | None = None) -> str:
+def answer_sentence(suspect: str, teacher: Mapping[str, Any], singled_out: bool | None = None,
+                    named: str | None = None) -> str:
     """The plain one-sentence answer for one candidate (teacher or family), from ``supports`` and whether the
-    conclusion singled it out among the candidates (``None``: not recorded)."""
+    conclusion singled it out among the candidates (``None``: not recorded); ``named`` is the candidate of
+    the same kind the conclusion named, if any."""
     name, supports = short_name(teacher.get("name")), teacher.get("supports")
     members = teacher.get("members")
     what = (f"a model of the {name} family" if isinstance(members, list) and len(members) > 1 else name)
     if supports == "Hp":
         sentence = f"The evidence supports the proposition that {suspect} was trained on outputs of {what}."
-        if singled_out is False:
+        if singled_out is False and named:
+            sentence += (f" It is not, however, the candidate the evidence singles out: {short_name(named)} "
+                         "fits the suspect better.")
+        elif singled_out is False:
             sentence += (f" It does not, however, single out {name}: another candidate fits the suspect as well "
                          "or nearly as well.")
         return sentence
@@ -99,12 +105,13 @@ def does_not_show(findings: Mapping[str, Any]) -> list[str]:
     return points
 
 
-def answer_view(suspect: str, teacher: Mapping[str, Any], singled_out: bool | None = None) -> dict[str, Any]:
+def answer_view(suspect: str, teacher: Mapping[str, Any], singled_out: bool | None = None,
+                named: str | None = None) -> dict[str, Any]:
     """One candidate's (teacher's or family's) answer, strength and numbers for the cover and the LR table."""
     log10_lr = as_number(teacher.get("log10_lr"))
     css = {"Hp": "hp", "Hd": "hd", "inconclusive": "inc"}
     members = teacher.get("members")
-    return {"name": teacher.get("name"), "answer": answer_sentence(suspect, teacher, singled_out),
+    return {"name": teacher.get("name"), "answer": answer_sentence(suspect, teacher, singled_out, named),
             "members": ", ".join(as_text(m) for m in members) if isinstance(members, list) else "",
             "strength": strength_sentence(teacher), "supports": teacher.get("supports"),
             "css": css.get(teacher.get("supports"), "unknown") if isinstance(teacher.get("supports"), str)
@@ -123,12 +130,17 @@ def answer_views(findings: Mapping[str, Any]) -> tuple[list[dict[str, Any]], lis
     conclusion = mapping_of(findings.get("conclusion"))
     named_t, named_f = conclusion.get("attributed_teacher"), conclusion.get("attributed_family")
     recorded = "outcome" in conclusion
-    teachers = [answer_view(suspect, t, (t.get("name") == named_t) if recorded else None)
+    teachers = [answer_view(suspect, t, (t.get("name") == named_t) if recorded else None, named_t or named_f)
                 for t in records_of(findings.get("teachers"))]
-    families = [answer_view(suspect, f, (f.get("name") == named_f) if recorded else None)
+    families = [answer_view(suspect, f, (f.get("name") == named_f) if recorded else None, named_f)
                 for f in records_of(findings.get("families"))
                 if isinstance(f.get("members"), list) and len(f["members"]) > 1]
-    return teachers, families
+    return _strongest_first(teachers), _strongest_first(families)
+
+
+def _strongest_first(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The candidates the reader most needs first: by log10 LR, highest first (ties keep case order)."""
+    return sorted(views, key=lambda v: -(as_number(v.get("log10_lr")) or -math.inf))
 
 
 def comparison_sentence(findings: Mapping[str, Any]) -> str:
