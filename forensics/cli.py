@@ -1,4 +1,4 @@
-"""The ``forensics`` command: run, verify, validate and calibrate.
+"""The ``forensics`` command: run, verify, compare, plan, validate and calibrate.
 
 Errors in the user's input are printed as one line (``forensics: error: file:line: problem (fix: ...)``)
 with a non-zero exit code and no traceback; anything else is a bug and keeps its traceback.
@@ -56,6 +56,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0 if not differences else 3
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from forensics.plan import plan, plan_lines
+
+    result = plan(Path(args.run_dir))
+    print(json.dumps(result, indent=1) if args.json else "\n".join(plan_lines(result)))
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from forensics.validation import run_validation
 
@@ -94,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("first", help="findings.json of one run")
     compare.add_argument("second", help="findings.json of another run")
     compare.set_defaults(func=_cmd_compare)
+
+    plan = sub.add_parser("plan", help="estimate from a pilot run how many prompts a full collection needs")
+    plan.add_argument("run_dir", help="the run folder of a pilot (holding findings.json)")
+    plan.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    plan.set_defaults(func=_cmd_plan)
 
     labels_help = "LABELS.csv of a labelled benchmark (files beside it)"
     validate = sub.add_parser("validate", help="leave-one-lineage-out validation on labelled cases")
