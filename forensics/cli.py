@@ -18,7 +18,9 @@ from forensics.errors import ForensicsError
 def _cmd_run(args: argparse.Namespace) -> int:
     from forensics.pipeline import run_case
 
-    out = run_case(args.case, args.out, quiet=args.quiet)
+    if args.workers is not None and args.workers < 1:
+        raise ForensicsError(f"--workers {args.workers} is not a positive number", fix="give --workers 1 or more")
+    out = run_case(args.case, args.out, quiet=args.quiet, cluster=args.cluster, workers=args.workers)
     print(f"findings: {out / 'findings.json'}")
     print(f"report:   {out / 'report.html'} and {out / 'report.pdf'}")
     return 0
@@ -94,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("case", help="the case file (case.yaml)")
     run.add_argument("--out", help="run folder (default: runs/<case>/)")
     run.add_argument("--quiet", action="store_true", help="no step-by-step progress")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--cluster", metavar="ADDRESS",
+                       help="embed on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786)")
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="embed on a local Dask cluster of N worker processes")
     run.set_defaults(func=_cmd_run)
 
     verify = sub.add_parser("verify", help="re-hash the inputs of a run, re-execute it, compare findings")

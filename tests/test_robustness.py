@@ -82,8 +82,11 @@ def cache_rows(cache: Path) -> dict[tuple[str, str], bytes]:
     if not db.exists():
         return {}
     with contextlib.closing(sqlite3.connect(db, timeout=60)) as conn:
-        rows = conn.execute("SELECT n.fingerprint, v.text_hash, v.entry FROM vectors v "
-                            "JOIN namespaces n ON n.id = v.ns").fetchall()
+        try:
+            rows = conn.execute("SELECT n.fingerprint, v.text_hash, v.entry FROM vectors v "
+                                "JOIN namespaces n ON n.id = v.ns").fetchall()
+        except sqlite3.OperationalError:  # the writer has created the file, not yet its tables
+            return {}
     return {(fp, h): bytes(entry) for fp, h, entry in rows}
 
 
