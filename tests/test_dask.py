@@ -18,7 +18,7 @@ from forensics.errors import ModelError  # noqa: E402
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "exchanges"
 
 
-def demo_texts(n: int = 24) -> list[str]:
+def demo_texts(n: int = 10) -> list[str]:
     """Real answers of one demo model, long and short, plus a duplicate."""
     rows = json.loads((DEMO / "text-davinci-003.json").read_text(encoding="utf-8"))
     texts = [r["output"] for r in rows if r["output"].strip()][:n]
