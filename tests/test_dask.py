@@ -40,14 +40,15 @@ def test_two_worker_cluster_gives_the_same_vectors_and_fills_the_store(tmp_path:
     remote = Embedder(cache=EmbeddingCache(tmp_path / "cluster"))
     with cluster.connect(workers=2) as client:
         assert cluster.describe(client)["workers"] == 2
-        got = cluster.embed_on_cluster(remote, texts, client, threads=1)
+        cluster.fill_cache_on_cluster(remote, texts, client, threads=1)
         assert remote.last_stats["embedded"] == len(texts) - 1 and remote.last_stats["slices"] > 2
-        assert got.tobytes() == expected.tobytes()  # bit for bit
         assert remote.cache.count(remote.fingerprint) == len(texts) - 1
-        again = cluster.embed_on_cluster(remote, texts, client, threads=1)  # all from the store now
-        assert remote.last_stats["from_cache"] == len(texts) - 1 and again.tobytes() == expected.tobytes()
+        cluster.fill_cache_on_cluster(remote, texts, client, threads=1)  # nothing left to do
+        assert remote.last_stats["from_cache"] == len(texts) - 1 and remote.last_stats["embedded"] == 0
+        got = remote.embed(texts)
+        assert remote.last_stats["from_cache"] == len(texts) - 1
+        assert got.tobytes() == expected.tobytes()  # bit for bit
         remote.fingerprint = "0" * 64  # a worker with other model files is refused
-        remote.cache = None
         with pytest.raises(ModelError, match="other model files"):
-            cluster.embed_on_cluster(remote, texts[:2], client, threads=1)
+            cluster.fill_cache_on_cluster(remote, texts[:2], client, threads=1)
     assert remote.name == DEFAULT_MODEL_PACKAGE

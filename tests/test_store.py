@@ -52,7 +52,7 @@ KILLED = textwrap.dedent("""
     store.put_many("f" * 64, [(key(i), vec(i)) for i in range(50)])      # committed
     conn, ns = store._connect(), store._namespace("f" * 64)
     conn.execute("BEGIN IMMEDIATE")
-    conn.executemany("INSERT INTO vectors VALUES (?, ?, ?)",
+    conn.executemany("INSERT INTO vectors (ns, text_hash, entry) VALUES (?, ?, ?)",
                      [(ns, key(i), encode_entry("test-scheme:v1", "f" * 64, key(i), vec(i))) for i in range(50, 5000)])
     os.kill(os.getpid(), signal.SIGKILL)                                  # dies mid-transaction
 """)
