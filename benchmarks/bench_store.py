@@ -15,8 +15,13 @@ Plus ``sqlite, 2 writers``: two processes writing disjoint halves into one datab
 bytes on disk per entry. Random reads are in a shuffled order (a case reads texts in corpus order, not
 insertion order).
 
-    .venv/bin/python benchmarks/bench_store.py               # 50,000 entries
-    .venv/bin/python benchmarks/bench_store.py --entries 200000
+``--large N`` measures the SQLite store alone at the size of a million-exchange case (N = 2,000,000:
+answers and their openings): N entries written a group at a time, then all verified back in slices as
+``forensics run`` does on a warm cache, with the peak RSS of the process (vectors are generated a group
+at a time, so the benchmark itself holds little).
+
+    .venv/bin/python benchmarks/bench_store.py               # 50,000 entries, three options
+    .venv/bin/python benchmarks/bench_store.py --large 2000000 --dir /var/tmp
 """
 
 from __future__ import annotations
@@ -133,11 +138,37 @@ def two_writers(folder: Path, n: int) -> float:
     return elapsed
 
 
+def large(n: int, root: Path) -> None:
+    """Write ``n`` entries group by group, then read them all back verified, slice by slice."""
+    import resource
+
+    store = VectorStore(root / "large", SCHEME)
+    started = time.perf_counter()
+    for start in range(0, n, GROUP):
+        size = min(GROUP, n - start)
+        store.put_many(FP, zip(keys(size, start), vectors(size, start), strict=True))
+    write_s = time.perf_counter() - started
+    started, found = time.perf_counter(), 0
+    for start in range(0, n, 16384):
+        found += len(store.get_many(FP, keys(min(16384, n - start), start), DIM))
+    read_s = time.perf_counter() - started
+    assert found == n
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"sqlite store, {n:,} entries: write {write_s:.0f} s ({n / write_s:,.0f}/s), verified read "
+          f"{read_s:.0f} s ({n / read_s:,.0f}/s), {folder_bytes(root / 'large') / 2**30:.2f} GiB on disk, "
+          f"peak RSS {rss:,.0f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=50_000)
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp folder)")
+    parser.add_argument("--large", type=int, default=0, help="only the SQLite store, at this many entries")
     args = parser.parse_args()
+    if args.large:
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            large(args.large, Path(tmp))
+        return
     n = args.entries
     hs, vs = keys(n), vectors(n)
     shuffled = random.Random(0).sample(hs, len(hs))

@@ -284,3 +284,17 @@ def test_interrupted_run_keeps_finished_groups(fresh: Embedder, monkeypatch: pyt
     monkeypatch.undo()
     fresh.embed(texts)
     assert calls == [2, 2, 2] and fresh.last_stats["from_cache"] == 4 and fresh.last_stats["embedded"] == 2
+
+
+def test_device_is_cuda_when_torch_sees_a_gpu(monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> None:
+    import torch
+
+    monkeypatch.delenv("FORENSICS_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert emb.default_device() == "cuda"
+    monkeypatch.setenv("FORENSICS_DEVICE", "cpu")
+    assert emb.default_device() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("FORENSICS_DEVICE")
+    assert emb.default_device() == "cpu"
+    assert embedder.describe()["device"] == embedder.device == "cpu"  # recorded in the manifest
