@@ -172,7 +172,7 @@ def write_rows(path: Path, fmt: str, rows: list[dict[str, str]]) -> None:
         path.write_text(json.dumps(items, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
-def generate_case(folder: Path, n_prompts: int, n_sources: int, seed: int = 0) -> Path:
+def generate_case(folder: Path, n_prompts: int, n_sources: int, seed: int = 0, bootstrap: int = 20) -> Path:
     """Write the exchange files and case.yaml into ``folder``; return the case file's path."""
     rng = random.Random(seed)
     words, freqs = demo_vocabulary()
@@ -185,11 +185,11 @@ def generate_case(folder: Path, n_prompts: int, n_sources: int, seed: int = 0) -
     chosen = list(SOURCES[:n_sources])
     for index, (name, _role, fmt) in enumerate(chosen):
         write_rows(folder / f"exchanges/{name}.{fmt}", fmt, source_rows(rng, prompts, words, cum, index))
-    (folder / "case.yaml").write_text(_case_yaml(chosen), encoding="utf-8")
+    (folder / "case.yaml").write_text(_case_yaml(chosen, bootstrap), encoding="utf-8")
     return folder / "case.yaml"
 
 
-def _case_yaml(chosen: list[tuple[str, str, str]]) -> str:
+def _case_yaml(chosen: list[tuple[str, str, str]], bootstrap: int) -> str:
     out = ["case: bench-memory", "title: synthetic 100k-exchange benchmark"]
     for role, key in (("suspect", "suspect"), ("teacher", "teachers"), ("reference", "references")):
         out.append(f"{key}:")
@@ -199,6 +199,7 @@ def _case_yaml(chosen: list[tuple[str, str, str]]) -> str:
             prefix = "  " if role == "suspect" else "  - "
             out.append(f"{prefix}name: {name}")
             out.append(f"{'  ' if role == 'suspect' else '    '}path: exchanges/{name}.{fmt}")
+    out.append(f"parameters: {{bootstrap: {bootstrap}}}  # the steps run here use the benchmark's replicates")
     return "\n".join(out) + "\n"
 
 
@@ -416,14 +417,11 @@ def stage_step01(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
 
 def stage_semantic(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
     """Step 02 on the whole case from the step-01 artifacts."""
-    import dataclasses
-
     from forensics import semantic
     from forensics.case import load_case
     from forensics.custody import RunFolder
 
-    case = load_case(folder / "case.yaml")
-    case = dataclasses.replace(case, parameters=dataclasses.replace(case.parameters, bootstrap=args.bootstrap))
+    case = load_case(folder / "case.yaml")  # bootstrap: the benchmark's replicates (written into the case)
 
     def work() -> int:
         return semantic.run_step(case, RunFolder(folder / "run"))["n_prompts"]
@@ -504,7 +502,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.generate:
-        generate_case(Path(args.dir), args.prompts, args.sources)
+        generate_case(Path(args.dir), args.prompts, args.sources, bootstrap=args.bootstrap)
         return 0
     if args.stage:
         print(json.dumps(run_stage(args.stage, Path(args.dir), args)))
@@ -514,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         if not (folder / "case.yaml").exists():
             subprocess.run([sys.executable, str(Path(__file__).resolve()), "--generate", "--dir", str(folder),
-                            "--prompts", str(args.prompts), "--sources", str(args.sources)], check=True)
+                            "--prompts", str(args.prompts), "--sources", str(args.sources),
+                            "--bootstrap", str(args.bootstrap)], check=True)
         size = sum(p.stat().st_size for p in (folder / "exchanges").iterdir()) / 2**20
         print(f"case: {args.sources} sources x {args.prompts:,} prompts, {size:.0f} MiB of exchange files "
               f"(generated in {time.perf_counter() - started:.0f} s) in {folder}", flush=True)

@@ -651,16 +651,38 @@ def run_step(case: Any, run: Any, progress: bool | str = True) -> dict[str, Any]
 
 def load_vectors(run: Any, corpus: Any, artifact: str = ARTIFACT) -> dict[str, np.ndarray]:
     """``source -> (n, dim)`` float32 read back from one of the step's artifacts (hash-checked by the run
-    folder), aligned with ``corpus.prompt_keys``; a missing prompt or source is an error, never a gap."""
-    frame = run.read_parquet(artifact)
+    folder), aligned with ``corpus.prompt_keys``; a missing prompt or source is an error, never a gap.
+
+    Read with pyarrow, one source at a time, the list column flattened straight into a float32 matrix:
+    no Python object per vector (pandas held one numpy array per row, several times the vectors' size
+    on a large case). The values are the stored float32 bits either way.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    run.check(artifact)
     where = run.path(artifact)
+    table = pq.read_table(where, columns=["prompt_key", "source", "vector"])
     out = {}
     for source in corpus.sources:
-        rows = frame[frame["source"] == source]
-        by_key = dict(zip(rows["prompt_key"].astype(str), rows["vector"], strict=True))
-        missing = [k for k in corpus.prompt_keys if k not in by_key]
+        rows = table.filter(pc.equal(table["source"], source))
+        keys, matrix = rows["prompt_key"].to_pylist(), _matrix(rows["vector"].combine_chunks())
+        position = {k: i for i, k in enumerate(keys)}
+        missing = [k for k in corpus.prompt_keys if k not in position]
         if missing:
             raise InputError(f"embeddings lack {len(missing)} prompt(s) of source {source!r}, e.g. "
                              f"{missing[0]!r}", path=where, fix="re-run the embeddings step (01)")
-        out[source] = np.stack([np.asarray(by_key[k], dtype=np.float32) for k in corpus.prompt_keys])
+        out[source] = matrix[[position[k] for k in corpus.prompt_keys]]
     return out
+
+
+def _matrix(column: Any) -> np.ndarray:
+    """A Parquet ``list<float32>`` column of equal-length lists as an ``(n, dim)`` float32 array."""
+    offsets = column.offsets.to_numpy()
+    lengths = np.diff(offsets)
+    if len(lengths) and not np.all(lengths == lengths[0]):
+        raise InputError("embeddings artifact holds vectors of different lengths",
+                         fix="re-run the embeddings step (01)")
+    dim = int(lengths[0]) if len(lengths) else 0
+    values = column.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return values[offsets[0]:offsets[0] + dim * len(lengths)].reshape(len(lengths), dim)
