@@ -298,3 +298,17 @@ def test_device_is_cuda_when_torch_sees_a_gpu(monkeypatch: pytest.MonkeyPatch, e
     monkeypatch.delenv("FORENSICS_DEVICE")
     assert emb.default_device() == "cpu"
     assert embedder.describe()["device"] == embedder.device == "cpu"  # recorded in the manifest
+
+
+def test_fill_cache_stores_what_embed_would_return(fresh: Embedder) -> None:
+    """prepare()'s path: vectors go to the store only (bounded memory), then are read back bit for bit."""
+    texts = [SHORT, "Another answer.", SHORT, long_text(400, seed=5)]
+    fresh.fill_cache(texts)
+    assert fresh.last_stats["embedded"] == 3 and fresh.last_stats["texts"] == 4
+    fresh.fill_cache(texts)
+    assert fresh.last_stats["embedded"] == 0 and fresh.last_stats["from_cache"] == 3
+    stored = fresh.embed(texts)
+    assert fresh.last_stats["from_cache"] == 3
+    assert stored.tobytes() == Embedder.embed(fresh, texts).tobytes()
+    fresh.cache = None
+    assert stored.tobytes() == fresh.embed(texts).tobytes()  # the same bits as computing them afresh
