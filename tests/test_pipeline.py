@@ -397,6 +397,7 @@ def on_cluster(first: Done, case_file: Path, root: Path) -> Done:
     return done
 
 
+@pytest.mark.slow
 def test_dask_run_embeds_on_the_cluster_with_identical_findings(first: Done, on_cluster: Done) -> None:
     texts, cached, embedded = embedding_stats(on_cluster.proc.stderr)
     assert (texts, cached, embedded) == (embedding_stats(first.proc.stderr)[0], 0, texts)
