@@ -635,18 +635,30 @@ def run_step(case: Any, run: Any, progress: bool | str = True) -> dict[str, Any]
     params = getattr(case, "parameters", None)
     embedder = Embedder(getattr(params, "embedding_model", None), seed=getattr(params, "seed", 0) or 0,
                         base=_case_dir(case))
-    vectors, openings = embed_corpus(corpus, embedder, progress=progress,
-                                     opening_words=getattr(params, "opening_words", None))
-    run.write_parquet(ARTIFACT, vectors_frame(corpus.prompt_keys, vectors), step=STEP)
-    run.write_parquet(OPENINGS_ARTIFACT, vectors_frame(corpus.prompt_keys, openings), step=STEP)
+    opening_words = getattr(params, "opening_words", None)
+    full = corpus_texts(corpus)
+    embedder.fill_cache(full + (corpus_texts(corpus, opening_words) if opening_words else full),
+                        progress=progress)
+    stats = dict(embedder.last_stats)
+    # One source at a time from the store, one row group each: memory holds one source's vectors.
+    for artifact, words in ((ARTIFACT, None), (OPENINGS_ARTIFACT, opening_words)):
+        run.write_parquet_parts(artifact, (_source_frame(corpus, source, embedder, words)
+                                           for source in corpus.sources), step=STEP)
     manifest = run.manifest()
     manifest.set("model", embedder.describe())
     manifest.record_step(STEP, started, utc_now())
     manifest.save()
-    stats = dict(embedder.last_stats)
-    stats.update(model=embedder.name, fingerprint=embedder.fingerprint, sources=len(vectors),
+    stats.update(model=embedder.name, fingerprint=embedder.fingerprint, sources=len(corpus.sources),
                  prompts=len(corpus.prompt_keys))
     return stats
+
+
+def _source_frame(corpus: Any, source: str, embedder: Embedder, opening_words: int | None) -> Any:
+    """The artifact rows of one source (its answers, or their openings), vectors read from the store."""
+    texts = corpus.responses[source]
+    if opening_words:
+        texts = [opening(t, opening_words) for t in texts]
+    return vectors_frame(corpus.prompt_keys, {source: embedder.embed(texts)})
 
 
 def load_vectors(run: Any, corpus: Any, artifact: str = ARTIFACT) -> dict[str, np.ndarray]:
