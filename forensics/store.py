@@ -130,6 +130,29 @@ class VectorStore:
         if held is not None and held[0] == os.getpid():
             return held[1]
         self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = self._open()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" not in str(exc) and "malformed" not in str(exc):
+                raise
+            self._set_aside(exc)
+            conn = self._open()
+        self._local.conn = (os.getpid(), conn)
+        return conn
+
+    def _set_aside(self, exc: Exception) -> None:
+        """A database file SQLite cannot read at all: keep it for inspection under another name and start
+        an empty store (every vector will be recomputed; nothing is trusted)."""
+        aside = self.db_path.with_name(f"{DB_NAME}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        logger.warning("embedding store %s is unreadable (%s); moved to %s, starting an empty store",
+                       self.db_path, exc, aside.name)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.db_path, aside)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.db_path}{suffix}")
+
+    def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.db_path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -143,7 +166,6 @@ class VectorStore:
         except sqlite3.DatabaseError:
             conn.close()
             raise
-        self._local.conn = (os.getpid(), conn)
         return conn
 
     def close(self) -> None:

@@ -126,3 +126,13 @@ def test_unwritable_store_only_costs_speed(tmp_path: Path) -> None:
     store = VectorStore(blocker, SCHEME)
     store.put(FP, key(0), vector(0))
     assert store._write_failed and store.get(FP, key(0), DIM) is None
+
+
+def test_unreadable_database_file_is_set_aside(tmp_path: Path) -> None:
+    """A file SQLite cannot read at all (overwritten, truncated to garbage) is moved aside, never trusted."""
+    (tmp_path / DB_NAME).write_bytes(b"this is not an SQLite database, just bytes" * 100)
+    store = VectorStore(tmp_path, SCHEME)
+    assert store.get(FP, key(0), DIM) is None
+    store.put(FP, key(0), vector(0))
+    assert np.array_equal(store.get(FP, key(0), DIM), vector(0)) and store.integrity_ok()
+    assert len(list(tmp_path.glob(f"{DB_NAME}.unreadable-*"))) == 1
