@@ -158,8 +158,8 @@ class VectorStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
             # Checkpoint (and fsync) every 64 MiB of log rather than 4 MiB, with a 64 MiB page cache: random
-            # hash keys touch a new index page per row, and at a million entries the defaults halved the
-            # write rate (measured 4,458/s -> 2,025/s over 200,000 entries; these settings keep ~3,700/s).
+            # hash keys touch a new index page per row, and as the store grew the defaults halved the
+            # write rate (measured 4,458/s -> 2,025/s over 200,000 entries; these settings kept ~3,700/s).
             conn.execute("PRAGMA wal_autocheckpoint=16384")
             conn.execute("PRAGMA cache_size=-65536")
             conn.executescript(_SCHEMA)
