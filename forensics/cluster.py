@@ -83,15 +83,16 @@ def _import_distributed() -> Any:
 
 
 @contextlib.contextmanager
-def connect(address: str | None = None, workers: int | None = None) -> Iterator[Any]:
+def connect(address: str | None = None, workers: int | None = None, processes: bool = True) -> Iterator[Any]:
     """A ``distributed.Client`` on the cluster at ``address``, or on a local cluster of ``workers``
-    worker processes (one task at a time each; torch threads are set per task by :class:`ModelSpec`)."""
+    worker processes (one task at a time each; torch threads are set per task by :class:`ModelSpec`).
+    ``processes=False`` makes the local workers threads of this process (quicker to start; tests)."""
     distributed = _import_distributed()
     if address:
         with distributed.Client(address, timeout="60s") as client:
             yield client
         return
-    with distributed.LocalCluster(n_workers=int(workers or 2), threads_per_worker=1, processes=True,
+    with distributed.LocalCluster(n_workers=int(workers or 2), threads_per_worker=1, processes=processes,
                                   dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             distributed.Client(cluster) as client:
         yield client

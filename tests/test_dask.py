@@ -1,5 +1,5 @@
-"""Embedding on a Dask cluster: a real 2-worker ``LocalCluster`` (worker processes), vectors bit for bit
-those of a single-process run. The whole case on a cluster, findings compared with a one-process run, is
+"""Embedding on a Dask cluster: a real 2-worker ``LocalCluster`` (worker threads here, for speed), vectors
+bit for bit those of a single-process run. The whole case on a cluster, findings compared with a one-process run, is
 in test_pipeline.py (``forensics run --workers 2``)."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_two_worker_cluster_gives_the_same_vectors_and_fills_the_store(tmp_path:
     expected = local.embed(texts)
     monkeypatch.setattr(cluster, "SLICE_TEXTS", 4)  # several slices, so both workers get some
     remote = Embedder(cache=EmbeddingCache(tmp_path / "cluster"))
-    with cluster.connect(workers=2) as client:
+    with cluster.connect(workers=2, processes=False) as client:  # worker processes: test_pipeline.py
         assert cluster.describe(client)["workers"] == 2
         cluster.fill_cache_on_cluster(remote, texts, client, threads=1)
         assert remote.last_stats["embedded"] == len(texts) - 1 and remote.last_stats["slices"] > 2
