@@ -13,6 +13,12 @@ subprocess, so that each stage's peak is its own and not the high-water mark of 
 - ``markers``: ``marker_rates`` (phrase table + Fightin' Words) with the same bootstrap;
 - ``embed_chunk``: what ``Embedder.embed`` does with *all* texts before its first forward pass
   (tokenize every text, cut the windows): the part of embedding whose memory grows with the case;
+- ``store``: a (synthetic) vector for every text of the case, answers and openings, written through the
+  packed embedding store a group at a time: the embedding step's storage at full size;
+- ``prepare_warm``: ``Embedder.fill_cache`` on that store, what ``forensics run`` does before the
+  notebooks on a warm cache (every text's entry verified, nothing embedded);
+- ``step01``: step 01's ``run_step`` from the store (the two embeddings artifacts of the whole case);
+- ``semantic``: step 02's ``run_step`` on those artifacts;
 - ``embeddings``: a 2,000-text slice only, with a fresh temporary cache. Embedding 100k texts on a
   2-core CPU takes about an hour (roughly 27 long texts/s), which is beyond a benchmark; the embedder
   works in groups of ``GROUP_BATCHES x batch_size`` chunks, so its working set does not grow with the
@@ -53,7 +59,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo" / "case.yaml"
-STAGES = ("join", "step00", "load_corpus", "stylometry", "markers", "embed_chunk", "embeddings")
+STAGES = ("join", "step00", "load_corpus", "stylometry", "markers", "embed_chunk", "embeddings", "store",
+          "prepare_warm", "step01", "semantic")
 #: (name, role, format) of the generated sources; format decides the file extension and writer.
 SOURCES = (
     ("suspect-model", "suspect", "jsonl"),
@@ -165,7 +172,7 @@ def write_rows(path: Path, fmt: str, rows: list[dict[str, str]]) -> None:
         path.write_text(json.dumps(items, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
-def generate_case(folder: Path, n_prompts: int, n_sources: int, seed: int = 0) -> Path:
+def generate_case(folder: Path, n_prompts: int, n_sources: int, seed: int = 0, bootstrap: int = 20) -> Path:
     """Write the exchange files and case.yaml into ``folder``; return the case file's path."""
     rng = random.Random(seed)
     words, freqs = demo_vocabulary()
@@ -178,11 +185,11 @@ def generate_case(folder: Path, n_prompts: int, n_sources: int, seed: int = 0) -
     chosen = list(SOURCES[:n_sources])
     for index, (name, _role, fmt) in enumerate(chosen):
         write_rows(folder / f"exchanges/{name}.{fmt}", fmt, source_rows(rng, prompts, words, cum, index))
-    (folder / "case.yaml").write_text(_case_yaml(chosen), encoding="utf-8")
+    (folder / "case.yaml").write_text(_case_yaml(chosen, bootstrap), encoding="utf-8")
     return folder / "case.yaml"
 
 
-def _case_yaml(chosen: list[tuple[str, str, str]]) -> str:
+def _case_yaml(chosen: list[tuple[str, str, str]], bootstrap: int) -> str:
     out = ["case: bench-memory", "title: synthetic 100k-exchange benchmark"]
     for role, key in (("suspect", "suspect"), ("teacher", "teachers"), ("reference", "references")):
         out.append(f"{key}:")
@@ -192,6 +199,7 @@ def _case_yaml(chosen: list[tuple[str, str, str]]) -> str:
             prefix = "  " if role == "suspect" else "  - "
             out.append(f"{prefix}name: {name}")
             out.append(f"{'  ' if role == 'suspect' else '    '}path: exchanges/{name}.{fmt}")
+    out.append(f"parameters: {{bootstrap: {bootstrap}}}  # the steps run here use the benchmark's replicates")
     return "\n".join(out) + "\n"
 
 
@@ -336,9 +344,95 @@ def stage_embeddings(folder: Path, args: argparse.Namespace) -> Callable[[], int
     return work
 
 
+def _case_texts(folder: Path) -> list[str]:
+    from forensics.case import Parameters
+    from forensics.embeddings import texts_to_embed
+
+    return texts_to_embed(read_corpus(folder), Parameters().opening_words)
+
+
+def _use_store(folder: Path) -> Path:
+    """The benchmark's own embedding store (``FORENSICS_CACHE``), shared by the stages below."""
+    store = folder / "store"
+    os.environ["FORENSICS_CACHE"] = str(store)
+    return store
+
+
+def stage_store(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
+    """The embedding step's storage at full size: a vector for every text (answers and openings) written
+    through the packed store a group at a time, as the embedder does; the vectors are synthetic (seeded
+    unit vectors), since the model's time is measured on a sample by ``embeddings``."""
+    import numpy as np
+
+    from forensics.custody import sha256_text
+    from forensics.embeddings import EmbeddingCache, model_fingerprint, resolve_model
+
+    texts = _case_texts(folder)
+    cache = EmbeddingCache(_use_store(folder))
+    fingerprint = model_fingerprint(resolve_model(None)[1])
+    rng = np.random.default_rng(0)
+
+    def work() -> int:
+        for start in range(0, len(texts), 512):
+            part = texts[start:start + 512]
+            block = rng.normal(size=(len(part), 384)).astype(np.float32)
+            block /= np.linalg.norm(block, axis=1, keepdims=True)
+            cache.put_many(fingerprint, zip([sha256_text(t) for t in part], block, strict=True))
+        return len(texts)
+
+    return work
+
+
+def stage_prepare_warm(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
+    """What ``forensics run`` does before the notebooks on a warm store: every text verified, none embedded."""
+    from forensics.embeddings import Embedder
+
+    texts = _case_texts(folder)
+    _use_store(folder)
+    embedder = Embedder()
+
+    def work() -> int:
+        embedder.fill_cache(texts)
+        assert embedder.last_stats["embedded"] == 0, embedder.last_stats
+        return len(texts)
+
+    return work
+
+
+def stage_step01(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
+    """Step 01 with every vector in the store: the embeddings artifacts of the whole case."""
+    from forensics import embeddings
+    from forensics.case import load_case
+    from forensics.custody import RunFolder
+
+    case = load_case(folder / "case.yaml")
+    _use_store(folder)
+
+    def work() -> int:
+        stats = embeddings.run_step(case, RunFolder(folder / "run"), progress=False)
+        return stats["texts"]
+
+    return work
+
+
+def stage_semantic(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
+    """Step 02 on the whole case from the step-01 artifacts."""
+    from forensics import semantic
+    from forensics.case import load_case
+    from forensics.custody import RunFolder
+
+    case = load_case(folder / "case.yaml")  # bootstrap: the benchmark's replicates (written into the case)
+
+    def work() -> int:
+        return semantic.run_step(case, RunFolder(folder / "run"))["n_prompts"]
+
+    return work
+
+
 STAGE_FUNCS = {"join": stage_join, "step00": stage_step00, "load_corpus": stage_load_corpus,
                "stylometry": stage_stylometry, "markers": stage_markers, "embed_chunk": stage_embed_chunk,
-               "embeddings": stage_embeddings}
+               "embeddings": stage_embeddings, "store": stage_store, "prepare_warm": stage_prepare_warm,
+               "step01": stage_step01, "semantic": stage_semantic}
 
 
 def run_stage(name: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -408,7 +502,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.generate:
-        generate_case(Path(args.dir), args.prompts, args.sources)
+        generate_case(Path(args.dir), args.prompts, args.sources, bootstrap=args.bootstrap)
         return 0
     if args.stage:
         print(json.dumps(run_stage(args.stage, Path(args.dir), args)))
@@ -418,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         if not (folder / "case.yaml").exists():
             subprocess.run([sys.executable, str(Path(__file__).resolve()), "--generate", "--dir", str(folder),
-                            "--prompts", str(args.prompts), "--sources", str(args.sources)], check=True)
+                            "--prompts", str(args.prompts), "--sources", str(args.sources),
+                            "--bootstrap", str(args.bootstrap)], check=True)
         size = sum(p.stat().st_size for p in (folder / "exchanges").iterdir()) / 2**20
         print(f"case: {args.sources} sources x {args.prompts:,} prompts, {size:.0f} MiB of exchange files "
               f"(generated in {time.perf_counter() - started:.0f} s) in {folder}", flush=True)

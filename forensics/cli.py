@@ -1,4 +1,5 @@
-"""The ``forensics`` command: collect, case init, run, verify, compare, validate, calibrate and benchmark fetch.
+"""The ``forensics`` command: collect, case init, run, verify, compare, plan, validate, calibrate and
+benchmark fetch.
 
 Errors in the user's input are printed as one line (``forensics: error: file:line: problem (fix: ...)``)
 with a non-zero exit code and no traceback; anything else is a bug and keeps its traceback.
@@ -18,7 +19,9 @@ from forensics.errors import ForensicsError
 def _cmd_run(args: argparse.Namespace) -> int:
     from forensics.pipeline import run_case
 
-    out = run_case(args.case, args.out, quiet=args.quiet)
+    if args.workers is not None and args.workers < 1:
+        raise ForensicsError(f"--workers {args.workers} is not a positive number", fix="give --workers 1 or more")
+    out = run_case(args.case, args.out, quiet=args.quiet, cluster=args.cluster, workers=args.workers)
     print(f"findings: {out / 'findings.json'}")
     print(f"report:   {out / 'report.html'} and {out / 'report.pdf'}")
     return 0
@@ -92,6 +95,16 @@ def _cmd_case_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from forensics.plan import plan, plan_lines
+
+    result = plan(Path(args.run_dir))
+    print(json.dumps(result, indent=1) if args.json else "\n".join(plan_lines(result)))
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from forensics.validation import run_validation
 
@@ -129,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("case", help="the case file (case.yaml)")
     run.add_argument("--out", help="run folder (default: runs/<case>/)")
     run.add_argument("--quiet", action="store_true", help="no step-by-step progress")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--cluster", metavar="ADDRESS",
+                       help="embed on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786)")
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="embed on a local Dask cluster of N worker processes")
     run.set_defaults(func=_cmd_run)
 
     verify = sub.add_parser("verify", help="re-hash the inputs of a run, re-execute it, compare findings")
@@ -142,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_collect(sub)
     _add_case(sub)
+
+    plan = sub.add_parser("plan", help="estimate from a pilot run how many prompts a full collection needs")
+    plan.add_argument("run_dir", help="the run folder of a pilot (holding findings.json)")
+    plan.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    plan.set_defaults(func=_cmd_plan)
 
     labels_help = "LABELS.csv of a labelled benchmark (files beside it)"
     validate = sub.add_parser("validate", help="leave-one-lineage-out validation on labelled cases")

@@ -16,7 +16,7 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -199,6 +199,29 @@ class RunFolder:
         target = self.path(rel)
         with atomic_path(target) as tmp:
             frame.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
+        return self._record(target, step)
+
+    def write_parquet_parts(self, rel: str, frames: Iterable[Any], step: str) -> Path:
+        """Write pandas DataFrames of one schema as successive row groups of one Parquet file, holding one
+        frame at a time (a large artifact is never whole in memory); atomic and recorded like
+        :meth:`write_parquet`. Read back with ``pd.read_parquet`` it is the frames concatenated."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        target = self.path(rel)
+        with atomic_path(target) as tmp:
+            writer = None
+            try:
+                for frame in frames:
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                    writer.write_table(table)
+            finally:
+                if writer is not None:
+                    writer.close()
+            if writer is None:
+                raise ValueError(f"no frame to write to {rel}")
         return self._record(target, step)
 
     def write_figure(self, rel_stem: str, figure: Any, step: str) -> list[Path]:

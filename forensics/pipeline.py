@@ -76,10 +76,13 @@ def _deterministic_env() -> None:
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 
 
-def prepare(case: Case) -> None:
+def prepare(case: Case, cluster: str | None = None, workers: int | None = None) -> None:
     """Validate the case and embed every analysable response here, with a progress bar on the terminal.
 
     The notebooks then find every vector in the cache. Errors in the input surface here as one line.
+    With ``cluster`` (a Dask scheduler address) or ``workers`` (a local Dask cluster of that many worker
+    processes) the missing vectors are computed on the cluster (:mod:`forensics.cluster`), bit for bit
+    the same as here.
     """
     from forensics.embeddings import Embedder, texts_to_embed
     from forensics.exchanges import join_case
@@ -87,7 +90,15 @@ def prepare(case: Case) -> None:
     corpus = join_case(case).corpus()
     texts = texts_to_embed(corpus, case.parameters.opening_words)
     embedder = Embedder(case.parameters.embedding_model, seed=case.parameters.seed, base=case.case_dir)
-    embedder.embed(texts, progress="embedding responses")
+    if cluster or workers:
+        from forensics import cluster as dask_cluster
+
+        threads = None if cluster else dask_cluster.local_threads(workers or 2)
+        with dask_cluster.connect(cluster, workers) as client:
+            dask_cluster.fill_cache_on_cluster(embedder, texts, client, progress="embedding on the cluster",
+                                               threads=threads)
+    else:
+        embedder.fill_cache(texts, progress="embedding responses")
     print(embedder.stats_line(), file=sys.stderr)
 
 
@@ -130,11 +141,13 @@ def kernel_config(socket_dir: Path) -> Any:
     return config
 
 
-def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet: bool = False) -> Path:
+def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet: bool = False,
+             cluster: str | None = None, workers: int | None = None) -> Path:
     """Run the whole case headless and return the run folder.
 
     Work happens in ``<out>.partial``; on success it replaces ``<out>`` in one rename, so ``<out>`` is
-    always either the previous complete run or the new complete run.
+    always either the previous complete run or the new complete run. ``cluster``/``workers``: embed on
+    Dask (see :func:`prepare`); the rest is unchanged.
     """
     from forensics.case import load_case
 
@@ -145,7 +158,7 @@ def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet:
     out = out.resolve()
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    prepare(case)
+    prepare(case, cluster, workers)
     staging.mkdir(parents=True)
     kernel = ensure_kernel()
 

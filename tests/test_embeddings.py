@@ -106,10 +106,9 @@ def test_cache_hit_dedupe_and_layout(fresh: Embedder) -> None:
                                                  "chunks": 2, "seconds": 0}
     assert np.array_equal(first[0], first[2])
     h = sha256_text(SHORT)
-    entry = fresh.cache.path_for(fresh.fingerprint, h)
-    assert entry.is_file() and entry.relative_to(fresh.cache.folder).parts[1:] == (h[:2], f"{h}.bin")
-    assert entry.parent.parent.name.startswith(fresh.fingerprint[:16] + "-")
-    assert not list(fresh.cache.folder.rglob("*.tmp"))
+    assert fresh.cache.db_path.is_file() and fresh.cache.count(fresh.fingerprint) == 2
+    assert sorted(fresh.cache.hashes(fresh.fingerprint)) == sorted({h, sha256_text("Another answer.")})
+    assert not list(fresh.cache.folder.rglob("*.bin"))  # packed: no file per text
     second = fresh.embed(texts)
     assert fresh.last_stats["embedded"] == 0 and fresh.last_stats["from_cache"] == 2
     assert second.tobytes() == first.tobytes()
@@ -120,8 +119,8 @@ def test_damaged_cache_entry_is_rejected_and_rebuilt(fresh: Embedder, damage: st
     other = "A different response entirely."
     clean = fresh.embed([SHORT])  # alone, as the rebuild below computes it: same batch, same bits
     fresh.embed([other])
-    path = fresh.cache.path_for(fresh.fingerprint, sha256_text(SHORT))
-    data = bytearray(path.read_bytes())
+    h = sha256_text(SHORT)
+    data = bytearray(fresh.cache.read_raw(fresh.fingerprint, h))
     if damage == "flip":
         data[len(data) // 2] ^= 0x01
     elif damage == "truncate":
@@ -129,13 +128,33 @@ def test_damaged_cache_entry_is_rejected_and_rebuilt(fresh: Embedder, damage: st
     elif damage == "empty":
         data = bytearray()
     else:  # a valid entry of another text moved into this text's place
-        data = bytearray(fresh.cache.path_for(fresh.fingerprint, sha256_text(other)).read_bytes())
-    path.write_bytes(bytes(data))
+        data = bytearray(fresh.cache.read_raw(fresh.fingerprint, sha256_text(other)))
+    fresh.cache.write_raw(fresh.fingerprint, h, bytes(data))
     again = fresh.embed([SHORT, other])
     assert fresh.cache.rejected == 1
     assert fresh.last_stats["embedded"] == 1 and fresh.last_stats["from_cache"] == 1
     assert again[0].tobytes() == clean[0].tobytes()
-    assert fresh.cache.get(fresh.fingerprint, sha256_text(SHORT), fresh.dim) is not None  # rewritten
+    assert fresh.cache.get(fresh.fingerprint, h, fresh.dim) is not None  # rewritten
+
+
+def test_old_per_file_cache_is_imported_verified(fresh: Embedder) -> None:
+    """Entries of the per-file layout are copied into the store on first use, after their check."""
+    texts = [SHORT, "Another answer.", "A third one."]
+    vectors = Embedder.embed(fresh, texts)  # computes into this test's store
+    legacy = EmbeddingCache(fresh.cache.folder.parent / "legacy")
+    for text, vector in zip(texts, vectors, strict=True):
+        path = legacy.legacy_path(fresh.fingerprint, sha256_text(text))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(legacy.encode_entry(fresh.fingerprint, sha256_text(text), vector))
+    damaged = legacy.legacy_path(fresh.fingerprint, sha256_text(texts[2]))
+    damaged.write_bytes(damaged.read_bytes()[:-3])
+    fresh.cache = legacy
+    again = fresh.embed(texts)
+    assert legacy.imported == 2 and fresh.last_stats["from_cache"] == 2 and fresh.last_stats["embedded"] == 1
+    assert again.tobytes() == vectors.tobytes()
+    assert legacy.count(fresh.fingerprint) == 3
+    fresh.embed(texts)
+    assert legacy.imported == 2 and fresh.last_stats["from_cache"] == 3  # served from the database now
 
 
 def test_deterministic_across_instances(fresh: Embedder) -> None:
@@ -247,28 +266,6 @@ def test_load_vectors_refuses_a_gap(tmp_path: Path) -> None:
         emb.load_vectors(run, corpus)
 
 
-def test_concurrent_writers_and_killed_writer_leave_valid_entries(tmp_path: Path) -> None:
-    import os
-    import threading
-
-    cache = EmbeddingCache(tmp_path)
-    fp, h = "f" * 64, sha256_text("x")
-    vectors = [np.arange(8, dtype=np.float32) + i for i in range(8)]
-    threads = [threading.Thread(target=cache.put, args=(fp, h, v)) for v in vectors]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    got = cache.get(fp, h, 8)
-    assert got is not None and any(np.array_equal(got, v) for v in vectors)
-    # a writer killed before its rename leaves only a hidden temp file: never read, swept when stale
-    stale = cache.path_for(fp, h).parent / f".{h[:16]}.dead.tmp"
-    stale.write_bytes(b"half an entr")
-    os.utime(stale, (0, 0))
-    assert cache.get(fp, h, 8) is not None and cache.rejected == 0
-    assert cache.remove_stale_temp_files() == 1 and not stale.exists()
-
-
 def test_interrupted_run_keeps_finished_groups(fresh: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
     texts = [f"Answer number {i}, short." for i in range(6)]
     monkeypatch.setattr(emb, "GROUP_BATCHES", 1)
@@ -287,3 +284,31 @@ def test_interrupted_run_keeps_finished_groups(fresh: Embedder, monkeypatch: pyt
     monkeypatch.undo()
     fresh.embed(texts)
     assert calls == [2, 2, 2] and fresh.last_stats["from_cache"] == 4 and fresh.last_stats["embedded"] == 2
+
+
+def test_device_is_cuda_when_torch_sees_a_gpu(monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> None:
+    import torch
+
+    monkeypatch.delenv("FORENSICS_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert emb.default_device() == "cuda"
+    monkeypatch.setenv("FORENSICS_DEVICE", "cpu")
+    assert emb.default_device() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("FORENSICS_DEVICE")
+    assert emb.default_device() == "cpu"
+    assert embedder.describe()["device"] == embedder.device == "cpu"  # recorded in the manifest
+
+
+def test_fill_cache_stores_what_embed_would_return(fresh: Embedder) -> None:
+    """prepare()'s path: vectors go to the store only (bounded memory), then are read back bit for bit."""
+    texts = [SHORT, "Another answer.", SHORT, long_text(400, seed=5)]
+    fresh.fill_cache(texts)
+    assert fresh.last_stats["embedded"] == 3 and fresh.last_stats["texts"] == 4
+    fresh.fill_cache(texts)
+    assert fresh.last_stats["embedded"] == 0 and fresh.last_stats["from_cache"] == 3
+    stored = fresh.embed(texts)
+    assert fresh.last_stats["from_cache"] == 3
+    assert stored.tobytes() == Embedder.embed(fresh, texts).tobytes()
+    fresh.cache = None
+    assert stored.tobytes() == fresh.embed(texts).tobytes()  # the same bits as computing them afresh

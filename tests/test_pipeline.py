@@ -383,6 +383,44 @@ def test_two_runs_give_identical_findings(first: Done, second: Done) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# The same case on a 2-worker Dask cluster, and a sample-size plan from the first run
+# --------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def on_cluster(first: Done, case_file: Path, root: Path) -> Done:
+    """``forensics run --workers 2`` (a local Dask cluster of two worker processes), with a cold cache."""
+    pytest.importorskip("distributed")
+    out = root / "run-dask"
+    done = forensics(root / "cache-dask", root, "run", str(case_file), "--out", str(out), "--workers", "2")
+    done.out = out
+    assert done.proc.returncode == 0, done.explain()
+    return done
+
+
+@pytest.mark.slow
+def test_dask_run_embeds_on_the_cluster_with_identical_findings(first: Done, on_cluster: Done) -> None:
+    texts, cached, embedded = embedding_stats(on_cluster.proc.stderr)
+    assert (texts, cached, embedded) == (embedding_stats(first.proc.stderr)[0], 0, texts)
+    differences = compare_findings(first.findings, on_cluster.findings)
+    assert not differences, "\n".join(d.line() for d in differences[:20])
+
+
+def test_plan_reads_the_run(first: Done, root: Path, cache: Path) -> None:
+    assert first.out is not None
+    done = forensics(cache, root, "plan", str(first.out), "--json")
+    assert done.proc.returncode == 0, done.explain()
+    result = json.loads(done.proc.stdout)
+    assert result["n_prompts_pilot"] == first.findings["data"]["n_prompts_analysed"]
+    names = [t["name"] for t in first.findings["teachers"]]
+    assert [t["name"] for t in result["teachers"]] == names
+    for estimate, teacher in zip(result["teachers"], first.findings["teachers"], strict=True):
+        assert estimate["verdict"] in {"enough", "collect", "panel-limited"}
+        inside = teacher["supports"] == "inconclusive"
+        assert (estimate["verdict"] == "panel-limited") == inside
+        assert estimate["verdict"] != "collect" or estimate["prompts_needed"] > result["n_prompts_pilot"]
+
+
+# --------------------------------------------------------------------------------------------------
 # forensics verify
 # --------------------------------------------------------------------------------------------------
 

@@ -21,11 +21,13 @@ staged run folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -41,8 +43,11 @@ from forensics import custody, pipeline
 from forensics import embeddings as emb
 from forensics.custody import RunFolder
 from forensics.errors import ForensicsError
+from forensics.store import _DIGEST_BYTES as DIGEST_BYTES
+from forensics.store import _HEADER, DB_NAME
 from forensics.verify import compare_findings
 
+HEADER_BYTES = _HEADER.size
 OUTPUTS = ("findings.json", "report.html", "report.pdf")
 STATS = re.compile(r"^embeddings: (\d+) texts, (\d+) from the cache, (\d+) embedded now$", re.M)
 RUN_TIMEOUT_S = 300
@@ -70,9 +75,31 @@ def run_cli(case_file: Path, out: Path, cache: Path, *args: str) -> subprocess.C
                           timeout=RUN_TIMEOUT_S, check=False)
 
 
-def cache_entries(cache: Path) -> list[Path]:
-    """Complete cache entries (temporary files of a killed writer are not entries)."""
-    return sorted(cache.glob("*/*/*.bin")) if cache.exists() else []
+def cache_rows(cache: Path) -> dict[tuple[str, str], bytes]:
+    """Committed entries of the packed store, ``(fingerprint, text hash) -> entry bytes`` (an uncommitted
+    transaction of a killed writer is not an entry)."""
+    db = cache / DB_NAME
+    if not db.exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as conn:
+        try:
+            rows = conn.execute("SELECT n.fingerprint, v.text_hash, v.entry FROM vectors v "
+                                "JOIN namespaces n ON n.id = v.ns").fetchall()
+        except sqlite3.OperationalError:  # the writer has created the file, not yet its tables
+            return {}
+    return {(fp, h): bytes(entry) for fp, h, entry in rows}
+
+
+def cache_entries(cache: Path) -> list[tuple[str, str]]:
+    """The keys of the committed entries, sorted."""
+    return sorted(cache_rows(cache))
+
+
+def damage_entry(cache: Path, entry: tuple[str, str], data: bytes) -> None:
+    """Overwrite one stored entry's bytes behind the store's back."""
+    with contextlib.closing(sqlite3.connect(cache / DB_NAME, timeout=60)) as conn, conn:
+        conn.execute("UPDATE vectors SET entry = ? WHERE text_hash = ? AND ns = "
+                     "(SELECT id FROM namespaces WHERE fingerprint = ?)", (data, entry[1], entry[0]))
 
 
 def embedding_stats(stderr: str) -> tuple[int, int, int]:
@@ -96,14 +123,14 @@ def assert_no_result(out: Path) -> None:
 
 def vector_mismatches(cache_a: Path, cache_b: Path) -> tuple[int, float]:
     """How many texts cached in both folders have different vectors, and the largest difference."""
-    body = slice(emb._HEADER.size, -emb._DIGEST_BYTES)
-    b_entries = {p.relative_to(cache_b): p for p in cache_entries(cache_b)}
+    body = slice(HEADER_BYTES, -DIGEST_BYTES)
+    a_rows, b_rows = cache_rows(cache_a), cache_rows(cache_b)
     count, largest = 0, 0.0
-    for path in cache_entries(cache_a):
-        other = b_entries.get(path.relative_to(cache_a))
-        if other is None or other.read_bytes() == path.read_bytes():
+    for k, data in a_rows.items():
+        other = b_rows.get(k)
+        if other is None or other == data:
             continue
-        a, b = (np.frombuffer(p.read_bytes()[body], dtype="<f4") for p in (path, other))
+        a, b = (np.frombuffer(d[body], dtype="<f4") for d in (data, other))
         count, largest = count + 1, max(largest, float(np.abs(a - b).max()))
     return count, largest
 
@@ -276,11 +303,12 @@ def test_corrupted_cache_entries_are_recomputed(case_file: Path, reference: tupl
     cache = tmp_path / "cache"
     shutil.copytree(ref_cache, cache)
     entries = cache_entries(cache)
+    rows = cache_rows(cache)
     flipped, truncated = entries[0], entries[len(entries) // 2]
-    data = bytearray(flipped.read_bytes())
+    data = bytearray(rows[flipped])
     data[len(data) // 2] ^= 0x01  # one bit of one float: a plausible vector, only the hash can tell
-    flipped.write_bytes(bytes(data))
-    truncated.write_bytes(truncated.read_bytes()[:-20])
+    damage_entry(cache, flipped, bytes(data))
+    damage_entry(cache, truncated, rows[truncated][:-20])
     out = tmp_path / "run"
     done = run_cli(case_file, out, cache)
     assert_ok(done)
@@ -288,15 +316,13 @@ def test_corrupted_cache_entries_are_recomputed(case_file: Path, reference: tupl
     assert (cached, embedded) == (texts - 2, 2)
     rejected = [line for line in done.stderr.splitlines() if "is invalid" in line]
     assert len(rejected) == 2, done.stderr[-3000:]
-    assert any(flipped.name in line and "checksum" in line for line in rejected)
-    assert any(truncated.name in line and "size" in line for line in rejected)
+    assert any(flipped[1] in line and "checksum" in line for line in rejected)
+    assert any(truncated[1] in line and "size" in line for line in rejected)
     assert len(cache_entries(cache)) == len(entries)  # rebuilt in place, and valid
-    fingerprint = emb.model_fingerprint(emb.resolve_model(None)[1])
-    for path in (flipped, truncated):
-        size = (ref_cache / path.relative_to(cache)).stat().st_size
-        dim = (size - emb._HEADER.size - emb._DIGEST_BYTES) // 4
-        rebuilt = emb.EmbeddingCache(cache).get(fingerprint, path.stem, dim)
-        original = emb.EmbeddingCache(ref_cache).get(fingerprint, path.stem, dim)
+    for fingerprint, h in (flipped, truncated):
+        dim = (len(rows[(fingerprint, h)]) - HEADER_BYTES - DIGEST_BYTES) // 4
+        rebuilt = emb.EmbeddingCache(cache).get(fingerprint, h, dim)
+        original = emb.EmbeddingCache(ref_cache).get(fingerprint, h, dim)
         assert rebuilt is not None and original is not None
         np.testing.assert_allclose(rebuilt, original, atol=1e-6)
     assert_same_findings(reference, out, cache)

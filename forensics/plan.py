@@ -1,0 +1,158 @@
+"""How many prompts a full collection needs, estimated from a pilot run (``forensics plan RUN_DIR``).
+
+Why: querying a suspect and a panel of a dozen models costs money and time, so an investigator runs a
+pilot of a few hundred prompts first and asks how far to scale it. The answer comes from the pilot's own
+prompt bootstrap: the spread of a candidate's fused score shrinks like 1/sqrt(n) with the number of prompts
+n (the score is a mean over prompts), while its point estimate stays where it is. So for each candidate:
+
+* the score interval at N prompts is ``score +- halfwidth * sqrt(n / N)`` (the half-width on the side
+  facing the inconclusive band, from ``score_ci95``), mapped to a log10 LR by the run's calibration;
+* N is the smallest count for which that whole interval lies outside the inconclusive band;
+* when the point estimate's LR itself sits inside the band, no N will do: more prompts only tighten the
+  interval around an inconclusive value. The panel (how much the references' own affinities vary) and the
+  calibration's bounds are the limit, and the advice says so.
+
+It assumes the full collection is drawn like the pilot (same prompt distribution, same sources) and reads
+``findings.json`` defensively: fields it does not know are ignored, missing ones make that candidate's
+estimate "unknown" rather than an error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from forensics.calibration import CALIBRATION_DIR, DEFAULT_CALIBRATION, Calibration
+from forensics.custody import sha256_file
+from forensics.errors import ForensicsError
+
+DEFAULT_BAND = (-math.log10(2), math.log10(2))
+#: Estimates above this are reported as "more than" it: far beyond any collection the pilot speaks for.
+MAX_PROMPTS = 10_000_000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The plan for one candidate teacher."""
+
+    name: str
+    log10_lr: float | None
+    supports: str            # what the pilot says now: "Hp", "Hd", "inconclusive" or "unknown"
+    verdict: str             # "enough", "collect", "panel-limited" or "unknown"
+    prompts_needed: int | None
+    message: str
+
+
+def load_findings(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "findings.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ForensicsError(f"cannot read the pilot's findings: {exc}", path=path,
+                             fix="give the folder of a finished run (forensics run CASE --out DIR)") from None
+
+
+def calibration_path(findings: Mapping[str, Any]) -> Path:
+    """The calibration file the pilot used (by the name it recorded), else the shipped one."""
+    name = (findings.get("validation") or {}).get("calibration_file")
+    return CALIBRATION_DIR / name if name and (CALIBRATION_DIR / name).is_file() else DEFAULT_CALIBRATION
+
+
+def calibration_of(findings: Mapping[str, Any]) -> Calibration:
+    return Calibration.load(calibration_path(findings))
+
+
+def _band(findings: Mapping[str, Any]) -> tuple[float, float]:
+    band = (findings.get("parameters") or {}).get("inconclusive_band") or DEFAULT_BAND
+    return float(band[0]), float(band[1])
+
+
+def _n_prompts(findings: Mapping[str, Any], teacher: Mapping[str, Any]) -> int | None:
+    n = (findings.get("data") or {}).get("n_prompts_analysed")
+    if n is None:
+        lines = (teacher.get("evidence") or {}).values()
+        n = next((line.get("n_prompts") for line in lines if isinstance(line, Mapping) and line.get("n_prompts")),
+                 None)
+    return int(n) if n else None
+
+
+def prompts_needed(score: float, ci95: tuple[float, float], n: int, cal: Calibration,
+                   band: tuple[float, float]) -> tuple[str, int | None]:
+    """``(verdict, N)`` for one candidate: see the module docstring. ``N`` is None unless "collect"/"enough"."""
+    point = cal.log10_lr(score)
+    low_edge, high_edge = band
+    if low_edge <= point <= high_edge or cal.slope == 0:
+        return "panel-limited", None
+    edge = high_edge if point > high_edge else low_edge
+    edge_score = (edge - cal.intercept) / cal.slope  # the score whose LR is the band's edge
+    distance = abs(score - edge_score)
+    toward_band = score - ci95[0] if edge_score < score else ci95[1] - score
+    if toward_band <= 0:
+        return "enough", n
+    needed = math.ceil(n * (toward_band / distance) ** 2)
+    return ("enough", n) if needed <= n else ("collect", min(needed, MAX_PROMPTS))
+
+
+def estimate(findings: Mapping[str, Any], cal: Calibration | None = None) -> list[Estimate]:
+    """One :class:`Estimate` per candidate teacher of the pilot's findings."""
+    cal = cal or calibration_of(findings)
+    band = _band(findings)
+    return [_estimate_one(t, _n_prompts(findings, t), cal, band) for t in findings.get("teachers") or []]
+
+
+def _estimate_one(teacher: Mapping[str, Any], n: int | None, cal: Calibration,
+                  band: tuple[float, float]) -> Estimate:
+    name = str(teacher.get("name", "?"))
+    score, ci = teacher.get("score"), teacher.get("score_ci95") or [None, None]
+    lr = teacher.get("log10_lr")
+    now = str(teacher.get("supports", "unknown"))
+    if score is None or n is None or None in ci or not all(map(math.isfinite, [score, *ci])):
+        return Estimate(name, lr, now, "unknown", None, "no bootstrap interval in the pilot's findings: "
+                        "re-run the pilot with bootstrap > 0")
+    verdict, needed = prompts_needed(float(score), (float(ci[0]), float(ci[1])), n, cal, band)
+    return Estimate(name, lr, now, verdict, needed, _message(verdict, needed, n, cal, band, float(score)))
+
+
+def _message(verdict: str, needed: int | None, n: int, cal: Calibration, band: tuple[float, float],
+             score: float) -> str:
+    if verdict == "panel-limited":
+        return (f"more prompts will not help: the LR itself ({cal.log10_lr(score):+.2f} log10) is inside the "
+                f"inconclusive band [{band[0]:+.2f}, {band[1]:+.2f}]; the panel (and the calibration's "
+                f"bounds {cal.lower:+.2f} to {cal.upper:+.2f}) is the limit: add reference models or "
+                f"labelled cases, not prompts")
+    if verdict == "enough":
+        return f"the pilot's {n} prompts already put the whole interval outside the inconclusive band"
+    more = "more than " if needed == MAX_PROMPTS else "about "
+    return (f"{more}{needed} prompts ({needed / n:.1f}x the pilot's {n}) put the 95% interval of the LR "
+            f"outside the inconclusive band, if the full collection is drawn like the pilot")
+
+
+def plan(run_dir: str | Path) -> dict[str, Any]:
+    """The plan for a pilot run folder, as a JSON-ready dict."""
+    findings = load_findings(run_dir)
+    cal = calibration_of(findings)
+    recorded = (findings.get("validation") or {}).get("calibration_sha256")
+    used = calibration_path(findings)
+    return {
+        "run_dir": str(run_dir),
+        "n_prompts_pilot": (findings.get("data") or {}).get("n_prompts_analysed"),
+        "inconclusive_band": list(_band(findings)),
+        "calibration_matches_pilot": recorded is None or recorded == sha256_file(used),
+        "teachers": [asdict(e) for e in estimate(findings, cal)],
+    }
+
+
+def plan_lines(result: Mapping[str, Any]) -> list[str]:
+    """What ``forensics plan`` prints: one line per candidate, then a caveat when it applies."""
+    lines = [f"pilot: {result['n_prompts_pilot']} prompts; inconclusive band "
+             f"[{result['inconclusive_band'][0]:+.2f}, {result['inconclusive_band'][1]:+.2f}] (log10 LR)"]
+    for t in result["teachers"]:
+        lr = "n/a" if t["log10_lr"] is None else f"{t['log10_lr']:+.2f}"
+        lines.append(f"{t['name']}: log10 LR {lr} ({t['supports']}) -> {t['verdict']}: {t['message']}")
+    if not result["calibration_matches_pilot"]:
+        lines.append("note: the calibration file changed since the pilot ran; estimates use the current one")
+    return lines

@@ -1,0 +1,86 @@
+"""``forensics plan``: prompts needed for each candidate's LR interval to leave the inconclusive band.
+
+Findings here are small dicts shaped like a real run's (test_pipeline.py runs ``forensics plan`` on a real
+run folder too); the shipped calibration maps scores to LRs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from forensics.calibration import Calibration
+from forensics.cli import main
+from forensics.plan import MAX_PROMPTS, estimate, plan, prompts_needed
+
+BAND = (-math.log10(2), math.log10(2))
+
+
+@pytest.fixture(scope="module")
+def cal() -> Calibration:
+    return Calibration.load()
+
+
+def findings(*teachers: dict, n: int = 100) -> dict:
+    return {"data": {"n_prompts_analysed": n}, "parameters": {"inconclusive_band": list(BAND)},
+            "teachers": list(teachers), "validation": {"calibration_file": "default.json"},
+            "some_future_field": {"families": []}}
+
+
+def teacher(name: str, score: float | None, ci: list | None, cal: Calibration) -> dict:
+    lr = None if score is None else cal.log10_lr(score)
+    return {"name": name, "score": score, "score_ci95": ci, "log10_lr": lr, "supports": "?"}
+
+
+def lr_interval(cal: Calibration, score: float, half: float, n: int, big_n: int) -> tuple[float, float]:
+    h = half * math.sqrt(n / big_n)
+    return cal.log10_lr(score - h), cal.log10_lr(score + h)
+
+
+def outside(interval: tuple[float, float]) -> bool:
+    return interval[0] > BAND[1] or interval[1] < BAND[0]
+
+
+@pytest.mark.parametrize(("score", "ci"), [(1.5, (1.0, 2.0)), (1.6, (0.9, 2.1)), (-1.0, (-2.0, 0.8)),
+                                           (2.5, (-1.0, 6.0))])
+def test_needed_is_the_smallest_count_that_leaves_the_band(cal: Calibration, score: float, ci: tuple) -> None:
+    verdict, needed = prompts_needed(score, ci, 100, cal, BAND)
+    assert verdict == "collect" and needed > 100
+    half = score - ci[0] if cal.log10_lr(score) > 0 else ci[1] - score
+    assert outside(lr_interval(cal, score, half, 100, needed))
+    assert not outside(lr_interval(cal, score, half, 100, needed - 1))
+
+
+def test_pilot_already_enough_and_panel_limited(cal: Calibration) -> None:
+    assert prompts_needed(1.5, (1.2, 1.8), 100, cal, BAND) == ("enough", 100)
+    inside = (BAND[1] - cal.intercept) / cal.slope - 0.05  # LR just inside the band
+    assert prompts_needed(inside, (inside - 0.01, inside + 0.01), 100, cal, BAND) == ("panel-limited", None)
+
+
+def test_estimate_reads_findings_defensively(cal: Calibration) -> None:
+    result = estimate(findings(teacher("a", 1.5, [1.0, 2.0], cal), teacher("b", 0.9, [0.5, 1.3], cal),
+                               teacher("c", None, None, cal), {"name": "d"},
+                               teacher("e", 1.5, [1.0, 1e9], cal)))
+    by = {e.name: e for e in result}
+    assert by["a"].verdict == "collect" and by["a"].prompts_needed == 234
+    assert by["b"].verdict == "panel-limited" and "will not help" in by["b"].message
+    assert by["c"].verdict == by["d"].verdict == "unknown"
+    assert by["e"].verdict == "collect"  # the lower side is what matters for a candidate above the band
+    huge = prompts_needed(0.5 + (BAND[1] - cal.intercept) / cal.slope, (-1e6, 1e6), 100, cal, BAND)
+    assert huge == ("collect", MAX_PROMPTS)
+
+
+def test_cli_prints_a_line_per_candidate_and_json(cal: Calibration, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "findings.json").write_text(json.dumps(findings(teacher("a", 1.5, [1.0, 2.0], cal))))
+    assert main(["plan", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "pilot: 100 prompts" in out and "a: log10 LR" in out and "about 234 prompts" in out
+    assert main(["plan", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["teachers"][0]["prompts_needed"] == 234 and data["calibration_matches_pilot"]
+    assert plan(tmp_path)["n_prompts_pilot"] == 100
+    assert main(["plan", str(tmp_path / "nowhere")]) != 0
