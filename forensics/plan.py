@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from forensics.calibration import CALIBRATION_DIR, DEFAULT_CALIBRATION, Calibration
+from forensics.calibration import CALIBRATION_DIR, DEFAULT_CALIBRATION, Calibration, CalibrationSet
 from forensics.custody import sha256_file
 from forensics.errors import ForensicsError
 
@@ -63,7 +63,8 @@ def calibration_path(findings: Mapping[str, Any]) -> Path:
 
 
 def calibration_of(findings: Mapping[str, Any]) -> Calibration:
-    return Calibration.load(calibration_path(findings))
+    """The teacher-level calibration the pilot used: the candidates' LRs against independence."""
+    return CalibrationSet.load(calibration_path(findings))["teacher"]
 
 
 def _band(findings: Mapping[str, Any]) -> tuple[float, float]:

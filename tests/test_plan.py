@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from forensics.calibration import Calibration
+from forensics.calibration import Calibration, CalibrationSet
 from forensics.cli import main
 from forensics.plan import MAX_PROMPTS, estimate, plan, prompts_needed
 
@@ -21,7 +21,7 @@ BAND = (-math.log10(2), math.log10(2))
 
 @pytest.fixture(scope="module")
 def cal() -> Calibration:
-    return Calibration.load()
+    return CalibrationSet.load()["teacher"]
 
 
 def findings(*teachers: dict, n: int = 100) -> dict:
@@ -44,28 +44,47 @@ def outside(interval: tuple[float, float]) -> bool:
     return interval[0] > BAND[1] or interval[1] < BAND[0]
 
 
-@pytest.mark.parametrize(("score", "ci"), [(1.5, (1.0, 2.0)), (1.6, (0.9, 2.1)), (-1.0, (-2.0, 0.8)),
-                                           (2.5, (-1.0, 6.0))])
-def test_needed_is_the_smallest_count_that_leaves_the_band(cal: Calibration, score: float, ci: tuple) -> None:
-    verdict, needed = prompts_needed(score, ci, 100, cal, BAND)
+def score_at(cal: Calibration, log10_lr: float) -> float:
+    """The score the calibration maps to this log10 LR (so the tests follow whatever calibration ships)."""
+    return (log10_lr - cal.intercept) / cal.slope
+
+
+def needed_by_search(cal: Calibration, score: float, half: float, n: int) -> int:
+    """An independent count: the smallest N whose scaled interval leaves the band."""
+    big_n = n
+    while not outside(lr_interval(cal, score, half, n, big_n)):
+        big_n += 1
+    return big_n
+
+
+#: (log10 LR of the point estimate, bootstrap half-width in score units): intervals that straddle the band
+CASES = [(0.6, 0.5), (0.5, 0.6), (-0.7, 0.7), (0.8, 3.0)]
+
+
+@pytest.mark.parametrize(("lr", "half"), CASES)
+def test_needed_is_the_smallest_count_that_leaves_the_band(cal: Calibration, lr: float, half: float) -> None:
+    score = score_at(cal, lr)
+    verdict, needed = prompts_needed(score, (score - half, score + half), 100, cal, BAND)
     assert verdict == "collect" and needed > 100
-    half = score - ci[0] if cal.log10_lr(score) > 0 else ci[1] - score
     assert outside(lr_interval(cal, score, half, 100, needed))
     assert not outside(lr_interval(cal, score, half, 100, needed - 1))
 
 
 def test_pilot_already_enough_and_panel_limited(cal: Calibration) -> None:
-    assert prompts_needed(1.5, (1.2, 1.8), 100, cal, BAND) == ("enough", 100)
+    sure = score_at(cal, 0.9)
+    assert prompts_needed(sure, (sure - 0.1, sure + 0.1), 100, cal, BAND) == ("enough", 100)
     inside = (BAND[1] - cal.intercept) / cal.slope - 0.05  # LR just inside the band
     assert prompts_needed(inside, (inside - 0.01, inside + 0.01), 100, cal, BAND) == ("panel-limited", None)
 
 
 def test_estimate_reads_findings_defensively(cal: Calibration) -> None:
-    result = estimate(findings(teacher("a", 1.5, [1.0, 2.0], cal), teacher("b", 0.9, [0.5, 1.3], cal),
+    a = score_at(cal, 0.6)
+    b = score_at(cal, 0.1)  # the point LR inside the band: more prompts will not help
+    result = estimate(findings(teacher("a", a, [a - 0.5, a + 0.5], cal), teacher("b", b, [b - 0.4, b + 0.4], cal),
                                teacher("c", None, None, cal), {"name": "d"},
-                               teacher("e", 1.5, [1.0, 1e9], cal)))
+                               teacher("e", a, [a - 0.5, 1e9], cal)))
     by = {e.name: e for e in result}
-    assert by["a"].verdict == "collect" and by["a"].prompts_needed == 234
+    assert by["a"].verdict == "collect" and by["a"].prompts_needed == needed_by_search(cal, a, 0.5, 100)
     assert by["b"].verdict == "panel-limited" and "will not help" in by["b"].message
     assert by["c"].verdict == by["d"].verdict == "unknown"
     assert by["e"].verdict == "collect"  # the lower side is what matters for a candidate above the band
@@ -75,12 +94,14 @@ def test_estimate_reads_findings_defensively(cal: Calibration) -> None:
 
 def test_cli_prints_a_line_per_candidate_and_json(cal: Calibration, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "findings.json").write_text(json.dumps(findings(teacher("a", 1.5, [1.0, 2.0], cal))))
+    a = score_at(cal, 0.6)
+    (tmp_path / "findings.json").write_text(json.dumps(findings(teacher("a", a, [a - 0.5, a + 0.5], cal))))
+    expected = needed_by_search(cal, a, 0.5, 100)
     assert main(["plan", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "pilot: 100 prompts" in out and "a: log10 LR" in out and "about 234 prompts" in out
+    assert "pilot: 100 prompts" in out and "a: log10 LR" in out and f"about {expected:,} prompts" in out
     assert main(["plan", str(tmp_path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["teachers"][0]["prompts_needed"] == 234 and data["calibration_matches_pilot"]
+    assert data["teachers"][0]["prompts_needed"] == expected and data["calibration_matches_pilot"]
     assert plan(tmp_path)["n_prompts_pilot"] == 100
     assert main(["plan", str(tmp_path / "nowhere")]) != 0
