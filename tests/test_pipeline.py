@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from forensics.calibration import DEFAULT_CALIBRATION, Calibration, supports, verbal
+from forensics.calibration import DEFAULT_CALIBRATION, Calibration, CalibrationSet, supports, verbal
 from forensics.custody import sha256_file
 from forensics.evidence import FUSED_LINES
 from forensics.exchanges import normalise_prompt, read_exchanges
@@ -147,7 +147,7 @@ def calibration() -> Calibration:
     if not DEFAULT_CALIBRATION.exists():
         pytest.skip(f"{DEFAULT_CALIBRATION} does not exist yet: it is written by `forensics calibrate` "
                     "(the end-to-end run needs the shipped calibration)")
-    return Calibration.load(DEFAULT_CALIBRATION)
+    return CalibrationSet.load(DEFAULT_CALIBRATION)["teacher"]
 
 
 @pytest.fixture(scope="module")
