@@ -444,7 +444,7 @@ def test_incomplete_run_is_never_promoted(small_case: Path, tmp_path: Path, monk
     out = tmp_path / "run"
     out.mkdir()
     (out / "findings.json").write_text("previous", encoding="utf-8")
-    monkeypatch.setattr(pipeline, "prepare", lambda case_file: None)
+    monkeypatch.setattr(pipeline, "prepare", lambda *args, **kwargs: None)
     monkeypatch.setattr(pipeline, "ensure_kernel", lambda: "forensics")
     monkeypatch.setattr(pipeline, "execute_notebooks", _fake_notebooks(written, fail))
     with pytest.raises(ForensicsError):
@@ -458,7 +458,7 @@ def test_complete_run_replaces_the_previous_one(small_case: Path, tmp_path: Path
     out = tmp_path / "run"
     out.mkdir()
     (out / "stale.txt").write_text("from the previous run", encoding="utf-8")
-    monkeypatch.setattr(pipeline, "prepare", lambda case_file: None)
+    monkeypatch.setattr(pipeline, "prepare", lambda *args, **kwargs: None)
     monkeypatch.setattr(pipeline, "ensure_kernel", lambda: "forensics")
     monkeypatch.setattr(pipeline, "execute_notebooks", _fake_notebooks(pipeline.REQUIRED_OUTPUTS, False))
     assert pipeline.run_case(small_case, out, quiet=True) == out.resolve()
