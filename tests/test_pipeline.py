@@ -29,6 +29,7 @@ import pytest
 from forensics.calibration import DEFAULT_CALIBRATION, Calibration, CalibrationSet, supports, verbal
 from forensics.custody import sha256_file
 from forensics.evidence import FUSED_LINES
+from forensics.findings import SCHEMA
 from forensics.exchanges import normalise_prompt, read_exchanges
 from forensics.pipeline import notebooks
 from forensics.verify import compare_findings
@@ -221,7 +222,7 @@ def test_every_notebook_was_executed(first: Done) -> None:
 
 def test_findings_follow_the_contract(first: Done, calibration: Calibration) -> None:
     f = first.findings
-    assert f["schema"] == 1
+    assert f["schema"] == SCHEMA
     assert f["case"] == "control-llama"
     assert f["suspect"] == SUSPECT[0]
     assert set(f["propositions"]) == {"Hp", "Hd"}
@@ -289,9 +290,9 @@ def test_each_line_of_evidence_has_its_statistics(teachers: dict[str, dict[str, 
     assert clusters["n_prompts"] == N_PROMPTS
     assert clusters["z"] is None or isinstance(clusters["z"], float)
     assert 0 <= clusters["p_value"] <= 1
-    # the fused score is the plain mean of the fused lines' z (equal weights fixed a priori)
+    # the fused score is the smallest of the fused lines' z: every fused line must point at the teacher
     zs = [ev[line]["z"] for line in FUSED_LINES if ev[line]["z"] is not None]
-    assert teachers[teacher]["score"] == pytest.approx(sum(zs) / len(zs), abs=1e-5)
+    assert teachers[teacher]["score"] == pytest.approx(min(zs), abs=1e-5)
 
 
 def test_control_suspect_is_attributed_no_teacher(first: Done) -> None:
