@@ -29,8 +29,8 @@ import pytest
 from forensics.calibration import DEFAULT_CALIBRATION, Calibration, CalibrationSet, supports, verbal
 from forensics.custody import sha256_file
 from forensics.evidence import FUSED_LINES
-from forensics.findings import SCHEMA
 from forensics.exchanges import normalise_prompt, read_exchanges
+from forensics.findings import SCHEMA
 from forensics.pipeline import notebooks
 from forensics.verify import compare_findings
 
