@@ -132,6 +132,18 @@ def _cmd_benchmark_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from forensics.results import SCHEMA, Findings, schema_text
+
+    if not args.findings:
+        print(schema_text(), end="")
+        return 0
+    for path in args.findings:
+        Findings.read(path)  # raises InputError naming the file and the first field off the contract
+        print(f"{path}: follows the findings contract (schema {SCHEMA})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forensics", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"forensics {__version__}")
@@ -157,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("first", help="findings.json of one run")
     compare.add_argument("second", help="findings.json of another run")
     compare.set_defaults(func=_cmd_compare)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of findings.json, or check findings files "
+                                           "against it")
+    schema.add_argument("findings", nargs="*", help="findings.json files to check (none: print the schema)")
+    schema.set_defaults(func=_cmd_schema)
 
     _add_collect(sub)
     _add_case(sub)

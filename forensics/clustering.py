@@ -369,7 +369,7 @@ def co_clustering(result: ClusterResult, corpus: CorpusLike,
 # The step
 
 
-def params_from_case(case: Any) -> ClusterParams:
+def params_from_case(case: Case) -> ClusterParams:
     """The case file's seed, umap_max_points, permutations and bootstrap; defaults for the rest."""
     given = getattr(case, "parameters", None)
     values = {}

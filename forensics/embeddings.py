@@ -52,6 +52,7 @@ from forensics.store import VectorStore, encode_entry
 if TYPE_CHECKING:
     from forensics.case import Case
     from forensics.custody import RunFolder
+    from forensics.exchanges import AlignedCorpus
 
 logger = logging.getLogger(__name__)
 
@@ -581,23 +582,23 @@ def opening(text: str, n_words: int) -> str:
     return text[spans[0].start():spans[-1].end()]
 
 
-def corpus_texts(corpus: Any, opening_words: int | None = None) -> list[str]:
+def corpus_texts(corpus: AlignedCorpus, opening_words: int | None = None) -> list[str]:
     """Every response of every source, source by source (or each response's opening when a length is given)."""
     texts = [text for source in corpus.sources for text in corpus.responses[source]]
     return texts if opening_words is None else [opening(t, opening_words) for t in texts]
 
 
-def texts_to_embed(corpus: Any, opening_words: int | None) -> list[str]:
+def texts_to_embed(corpus: AlignedCorpus, opening_words: int | None) -> list[str]:
     """Every distinct text step 01 embeds for this corpus (answers and their openings), sorted."""
     return sorted({*corpus_texts(corpus), *corpus_texts(corpus, opening_words)})
 
 
-def split_by_source(corpus: Any, vectors: np.ndarray) -> dict[str, np.ndarray]:
+def split_by_source(corpus: AlignedCorpus, vectors: np.ndarray) -> dict[str, np.ndarray]:
     n = len(corpus.prompt_keys)
     return {source: vectors[i * n:(i + 1) * n] for i, source in enumerate(corpus.sources)}
 
 
-def embed_corpus(corpus: Any, embedder: Embedder, progress: bool | str = False,
+def embed_corpus(corpus: AlignedCorpus, embedder: Embedder, progress: bool | str = False,
                  opening_words: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``source -> (n_prompts, dim)`` for the full answers and for their openings, in one ``embed`` call
     so that texts shared between sources (or an answer no longer than its opening) are embedded once.
@@ -608,7 +609,7 @@ def embed_corpus(corpus: Any, embedder: Embedder, progress: bool | str = False,
     return split_by_source(corpus, vectors[:len(full)]), split_by_source(corpus, vectors[len(full):])
 
 
-def _case_dir(case: Any) -> Path | None:
+def _case_dir(case: Case) -> Path | None:
     """The case file's folder, against which a relative ``embedding_model`` path is resolved."""
     folder = getattr(case, "case_dir", None)
     return Path(folder) if folder else None
@@ -658,7 +659,7 @@ def run_step(case: Case, run: RunFolder, *, progress: bool | str = True) -> dict
     return stats
 
 
-def _source_frame(corpus: Any, source: str, embedder: Embedder, opening_words: int | None) -> Any:
+def _source_frame(corpus: AlignedCorpus, source: str, embedder: Embedder, opening_words: int | None) -> Any:
     """The artifact rows of one source (its answers, or their openings), vectors read from the store."""
     texts = corpus.responses[source]
     if opening_words:
@@ -666,7 +667,7 @@ def _source_frame(corpus: Any, source: str, embedder: Embedder, opening_words: i
     return vectors_frame(corpus.prompt_keys, {source: embedder.embed(texts)})
 
 
-def load_vectors(run: Any, corpus: Any, artifact: str = ARTIFACT) -> dict[str, np.ndarray]:
+def load_vectors(run: RunFolder, corpus: AlignedCorpus, artifact: str = ARTIFACT) -> dict[str, np.ndarray]:
     """``source -> (n, dim)`` float32 read back from one of the step's artifacts (hash-checked by the run
     folder), aligned with ``corpus.prompt_keys``; a missing prompt or source is an error, never a gap.
 

@@ -9,7 +9,8 @@ the artifacts on each run; nothing is typed by hand.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,10 +25,15 @@ from forensics.calibration import (
     verbal,
 )
 from forensics.custody import environment, utc_now
+from forensics.results import SCHEMA, Findings, LineScores
 from forensics.scoring import percentile_interval, rounded
 
+if TYPE_CHECKING:
+    from forensics.case import Case
+    from forensics.custody import RunFolder
+    from forensics.exchanges import AlignedCorpus
+
 STEP = "06_evidence"
-SCHEMA = 2
 N_EXHIBITS = 3
 EXHIBIT_CHARS = 1500
 MIN_EXHIBIT_WORDS = 25
@@ -37,7 +43,7 @@ MAX_LEAKS = 20
 # ----------------------------------------------------------------------------------------- scoring
 
 def score_lines(semantic: Mapping[str, Any], stylo: Mapping[str, Any], markers: Mapping[str, Any],
-                suspect: str, teachers: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+                suspect: str, teachers: Sequence[str], references: Sequence[str]) -> LineScores:
     """Line z (full and bootstrap) per teacher, the fused score and how often each teacher wins.
 
     Shared by the pipeline (from the artifacts) and by validation (from the same dicts in memory), so the
@@ -54,9 +60,8 @@ def score_lines(semantic: Mapping[str, Any], stylo: Mapping[str, Any], markers: 
                  "markers": {t: marker_lines[t]["boot_z"] for t in teachers}}
     fused = evidence.fuse(line_z, teachers)
     fused_boot = evidence.fuse_boot(line_boot, teachers)
-    return {"line_z": line_z, "line_boot": line_boot, "fused": fused, "fused_boot": fused_boot,
-            "beats": evidence.beats_others(fused_boot, fused), "stylometry": stylo_lines,
-            "markers": marker_lines}
+    return LineScores(line_z=line_z, line_boot=line_boot, fused=fused, fused_boot=fused_boot,
+                      beats=evidence.beats_others(fused_boot, fused), stylometry=stylo_lines, markers=marker_lines)
 
 
 def _f(value: Any) -> float:
@@ -73,27 +78,27 @@ def lr_fields(score: float, cal: Calibration, band: Sequence[float]) -> dict[str
             "supports": supports(log10_lr, tuple(band))}
 
 
-def teacher_entry(verdict: Mapping[str, Any], family: str, scored: Mapping[str, Any],
+def teacher_entry(verdict: Mapping[str, Any], family: str, scored: LineScores,
                   semantic: Mapping[str, Any], markers: Mapping[str, Any], clusters: Mapping[str, Any] | None,
                   references: Sequence[str], n_prompts: int) -> dict[str, Any]:
     """A teacher's findings entry: its verdict (score, LR; :func:`conclude`) and every line's evidence."""
     name = verdict["name"]
-    entry = {
-        **verdict,
-        "family": family,
-        "score_ci95": percentile_interval(scored["fused_boot"][name]),
-        "beats_other_candidates": bool(scored["beats"][name] >= evidence.BEATS_LEVEL),
-        "beats_share": round(scored["beats"][name], 6),
-        "evidence": {
-            "embedding": semantic["entries"][name],
-            "stylometry": _stylometry_entry(scored["stylometry"][name], references, n_prompts),
-            "markers": _marker_entry(scored["markers"][name], scored["line_z"]["markers"][name],
-                                     markers["teachers"][name], n_prompts),
-        },
+    lines = {
+        "embedding": semantic["entries"][name],
+        "stylometry": _stylometry_entry(scored.stylometry[name], references, n_prompts),
+        "markers": _marker_entry(scored.markers[name], scored.line_z["markers"][name], markers["teachers"][name],
+                                 n_prompts),
     }
     if clusters is not None and name in clusters.get("co_clustering", {}):
-        entry["evidence"]["clusters"] = clusters["co_clustering"][name]
-    return entry
+        lines["clusters"] = clusters["co_clustering"][name]
+    return {
+        **verdict,
+        "family": family,
+        "score_ci95": percentile_interval(scored.fused_boot[name]),
+        "beats_other_candidates": bool(scored.beats[name] >= evidence.BEATS_LEVEL),
+        "beats_share": round(scored.beats[name], 6),
+        "evidence": lines,
+    }
 
 
 def _stylometry_entry(line: Mapping[str, Any], references: Sequence[str], n_prompts: int) -> dict[str, Any]:
@@ -205,7 +210,7 @@ def _times(log10_lr: float) -> str:
 
 # ----------------------------------------------------------------------------------------- exhibits
 
-def exhibits(corpus: Any, per_prompt: pd.DataFrame, teacher: str, marker_rows: Sequence[Mapping[str, Any]],
+def exhibits(corpus: AlignedCorpus, per_prompt: pd.DataFrame, teacher: str, marker_rows: Sequence[Mapping[str, Any]],
              n: int = N_EXHIBITS) -> list[dict[str, Any]]:
     """The prompts where the suspect is closest to the teacher beyond the closest reference.
 
@@ -252,7 +257,7 @@ def identity_leaks(markers: Mapping[str, Any], sources: Sequence[str]) -> list[d
 
 # ----------------------------------------------------------------------------------------- limitations
 
-def limitations(case: Any, corpus: Any, coverage: Mapping[str, Any], teachers: Sequence[Mapping[str, Any]],
+def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], teachers: Sequence[Mapping[str, Any]],
                 families: Sequence[Mapping[str, Any]], cal: CalibrationSet) -> list[str]:
     """Limitations and alternative explanations that apply to *this* case, generated from its facts."""
     out = []
@@ -324,7 +329,7 @@ def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]
 
 # ----------------------------------------------------------------------------------------- step 06
 
-def run_step(case: Any, run: Any) -> dict[str, Any]:
+def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     """Step 06: score, calibrate, decide, and write ``findings.json`` and the evidence figures."""
     from forensics.exchanges import load_corpus
 
@@ -334,16 +339,17 @@ def run_step(case: Any, run: Any) -> dict[str, Any]:
     clusters = run.read_json("artifacts/clusters.json") if run.path("artifacts/clusters.json").exists() else None
     per_prompt = run.read_parquet("artifacts/semantic_prompts.parquet")
     findings = build_findings(case, corpus, art, clusters, per_prompt, run.manifest().data)
-    run.write_json("findings.json", findings, step=STEP)
+    run.write_json("findings.json", findings.to_json(), step=STEP)
     write_figures(run, corpus, findings, art)
-    return {"conclusion": findings["conclusion"],
-            "teachers": {t["name"]: {"log10_lr": t["log10_lr"], "verbal": t["verbal"],
-                                     "supports": t["supports"]} for t in findings["teachers"]}}
+    return {"conclusion": findings.conclusion.to_json(),
+            "teachers": {t.name: {"log10_lr": t.log10_lr, "verbal": t.verbal, "supports": t.supports}
+                         for t in findings.teachers}}
 
 
-def build_findings(case: Any, corpus: Any, art: Mapping[str, Any], clusters: Mapping[str, Any] | None,
+def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], clusters: Mapping[str, Any] | None,
                    per_prompt: pd.DataFrame, manifest: Mapping[str, Any],
-                   calibration_path: Any = None) -> dict[str, Any]:
+                   calibration_path: str | Path | None = None) -> Findings:
+    """The findings of a case from its artifacts, checked against the contract (:class:`Findings`)."""
 
     cal_path = calibration_path or DEFAULT_CALIBRATION
     cal = CalibrationSet.load(cal_path)
@@ -353,13 +359,13 @@ def build_findings(case: Any, corpus: Any, art: Mapping[str, Any], clusters: Map
                          corpus.teachers, refs)
     groups = evidence.family_groups(corpus.teachers, {s.name: s.family for s in case.teachers})
     family_of = {m: f for f, members in groups.items() for m in members}
-    verdicts, families, conclusion = conclude(corpus.suspect, scored["fused"], groups, cal, band)
+    verdicts, families, conclusion = conclude(corpus.suspect, scored.fused, groups, cal, band)
     verdict_of = {v["name"]: v for v in verdicts}
     teachers = [teacher_entry(verdict_of[t], family_of[t], scored, art["semantic"], art["markers"], clusters,
                               refs, n) for t in corpus.teachers]
     shown = conclusion["attributed_teacher"] or max(teachers, key=lambda t: t["score"] or -np.inf)["name"]
     marker_rows = art["markers"]["teachers"][shown]["markers"]
-    return {
+    return Findings.from_json({
         "schema": SCHEMA,
         "case": case.case_id,
         "title": case.title,
@@ -390,7 +396,7 @@ def build_findings(case: Any, corpus: Any, art: Mapping[str, Any], clusters: Map
         "parameters_sha256": manifest.get("parameters_sha256"),
         "environment": environment(),
         "generated": utc_now(),
-    }
+    })
 
 
 def _data_block(coverage: Mapping[str, Any], n: int, case_warnings: Sequence[str]) -> dict[str, Any]:
@@ -400,30 +406,29 @@ def _data_block(coverage: Mapping[str, Any], n: int, case_warnings: Sequence[str
             "warnings": warnings}
 
 
-def write_figures(run: Any, corpus: Any, findings: Mapping[str, Any], art: Mapping[str, Any]) -> None:
+def write_figures(run: RunFolder, corpus: AlignedCorpus, findings: Findings, art: Mapping[str, Any]) -> None:
     """Per-line figures, the LR scale of the headline teacher, the source heatmaps and the Tippett plot."""
     from forensics import figures
 
-    teachers = findings["teachers"]
+    teachers = findings.teachers
     for line, label in (("stylometry", "affinity (negative Cosine Delta, formatting habits)"),
                         ("markers", "teacher-marker phrases per 100 words")):
-        entries = {t["name"]: t["evidence"][line] for t in teachers}
+        entries = {t.name: getattr(t.evidence, line).to_json() for t in teachers}
         run.write_figure(f"figures/line_{line}", figures.line_summary(
             entries, title=f"{line.capitalize()} line: suspect against the panel", value_label=label,
             suspect=corpus.suspect), step=STEP)
-    conclusion = findings["conclusion"]
-    head = next((t for t in teachers if t["name"] == conclusion["attributed_teacher"]),
-                next((f for f in findings["families"] if f["name"] == conclusion.get("attributed_family")),
-                     max(teachers, key=lambda t: t["log10_lr"])))
+    conclusion = findings.conclusion
+    head = next((t for t in teachers if t.name == conclusion.attributed_teacher),
+                next((f for f in findings.families if f.name == conclusion.attributed_family),
+                     max(teachers, key=lambda t: t.log10_lr)))
     run.write_figure("figures/lr_scale", figures.lr_scale_figure(
-        head["log10_lr"], findings["parameters"]["inconclusive_band"], head["verbal"],
-        bounds=head["lr_bounds"]), step=STEP)
+        head.log10_lr, findings.parameters["inconclusive_band"], head.verbal, bounds=head.lr_bounds), step=STEP)
     sources = art["semantic"]["sources"]
     emb = pd.DataFrame(art["semantic"]["matrix"], index=sources, columns=sources)
     sty_src = art["stylometry"]["sources"]
     sty = pd.DataFrame(art["stylometry"]["families"]["mfw_cosine_delta"]["sim"], index=sty_src, columns=sty_src)
     roles = figures.Roles.of(corpus)
     run.write_figure("figures/similarity_heatmaps", figures.similarity_heatmaps(emb, sty, roles), step=STEP)
-    tippett = findings["validation"].get("tippett")
+    tippett = (findings.validation.model_extra or {}).get("tippett")
     if tippett:
         run.write_figure("figures/tippett", figures.tippett_plot(tippett["hp"], tippett["hd"]), step=STEP)

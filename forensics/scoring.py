@@ -19,9 +19,13 @@ the candidates' comparison use the same prompt resamples.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from forensics.case import Parameters
+    from forensics.exchanges import AlignedCorpus
 
 #: Below this many references the panel cannot show how much independent models vary.
 MIN_PANEL = 2
@@ -52,7 +56,7 @@ def all_weights(boot_idx: np.ndarray | None, n: int) -> np.ndarray:
     return np.vstack([np.ones((1, n)), bootstrap_weights(boot_idx, n).astype(np.float64)])
 
 
-def case_bootstrap(corpus: Any, parameters: Any) -> np.ndarray:
+def case_bootstrap(corpus: AlignedCorpus, parameters: Parameters) -> np.ndarray:
     """The case's prompt resamples (``parameters.bootstrap`` of them, seeded by ``parameters.seed``)."""
     return bootstrap_indices(len(corpus.prompt_keys), parameters.bootstrap, parameters.seed)
 

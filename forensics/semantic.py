@@ -29,6 +29,7 @@ from forensics.scoring import case_bootstrap, line_entry, panel_relative, rounde
 if TYPE_CHECKING:
     from forensics.case import Case
     from forensics.custody import RunFolder
+    from forensics.exchanges import AlignedCorpus
 
 STEP = "02_semantic"
 ARTIFACT = "artifacts/semantic.json"
@@ -52,7 +53,7 @@ def similarity_matrices(per_prompt: np.ndarray, boot_idx: np.ndarray) -> tuple[n
     return full, boot
 
 
-def semantic_line(corpus: Any, vectors: Mapping[str, np.ndarray], boot_idx: np.ndarray,
+def semantic_line(corpus: AlignedCorpus, vectors: Mapping[str, np.ndarray], boot_idx: np.ndarray,
                   full_vectors: Mapping[str, np.ndarray] | None = None,
                   opening_words: int | None = None) -> dict[str, Any]:
     """Everything the semantic line reports: matrix, per-teacher entries, bootstrap z per teacher.
@@ -115,7 +116,7 @@ def controls_table(line: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("teacher")
 
 
-def per_prompt_frame(corpus: Any, per_prompt: np.ndarray, per_prompt_full: np.ndarray | None = None
+def per_prompt_frame(corpus: AlignedCorpus, per_prompt: np.ndarray, per_prompt_full: np.ndarray | None = None
                      ) -> pd.DataFrame:
     """Long table (teacher, source, role, prompt_key, similarity[, similarity_full_answers]) for the
     suspect and every reference; ``similarity`` is the line's statistic (openings)."""

@@ -43,6 +43,7 @@ from forensics.case import Parameters
 from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
 from forensics.exchanges import AlignedCorpus
+from forensics.results import LineScores
 
 REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
@@ -199,7 +200,7 @@ def benchmark_cases(bench: Benchmark, prompts: np.ndarray | None = None) -> list
     return cases
 
 
-def score_case(corpus: AlignedCorpus, openings: dict[str, np.ndarray], params: Parameters) -> dict[str, Any]:
+def score_case(corpus: AlignedCorpus, openings: dict[str, np.ndarray], params: Parameters) -> LineScores:
     """The pipeline's scoring (steps 02-04 and 06) applied in memory to one benchmark case: every line.
 
     No bootstrap: the decision rests on calibrated LRs, not on resampling, so the validation skips the
@@ -232,7 +233,7 @@ def formatting_matrices(bench: Benchmark) -> dict[str, tuple[np.ndarray, np.ndar
 
 def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
                       formatting: dict[str, tuple[np.ndarray, np.ndarray]], params: Parameters,
-                      boot_idx: np.ndarray | None = None) -> dict[str, Any]:
+                      boot_idx: np.ndarray | None = None) -> LineScores:
     """The fused lines only (semantic and formatting), with the pipeline's functions: the same z, bootstrap
     replicates and fused scores as :func:`score_case`, at a fraction of the cost (tested equal)."""
     from scipy import sparse
@@ -258,8 +259,8 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
               "stylometry": {t: stylo[t]["z"] for t in corpus.teachers}}
     line_boot = {"embedding": {t: np.asarray(semantic["boot_z"].get(t, []), dtype=float) for t in corpus.teachers},
                  "stylometry": {t: stylo[t]["boot_z"] for t in corpus.teachers}}
-    return {"line_z": line_z, "fused": evidence.fuse(line_z, corpus.teachers),
-            "fused_boot": evidence.fuse_boot(line_boot, corpus.teachers)}
+    return LineScores(line_z=line_z, line_boot=line_boot, fused=evidence.fuse(line_z, corpus.teachers),
+                      fused_boot=evidence.fuse_boot(line_boot, corpus.teachers))
 
 
 def pair_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
@@ -285,10 +286,10 @@ def pair_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
                 row = {"set": prompt_set, "n_prompts": len(idx), "suspect": corpus.suspect, "teacher": t,
                        "family": family[t], "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
                        "hp": int(role == "student" and teacher_matches(documented, labels.loc[t, "teacher_name"])),
-                       **{f"z_{line}": scored["line_z"][line][t] for line in sorted(scored["line_z"])},
-                       "score": scored["fused"][t], "n_panel": len(corpus.references)}
+                       **{f"z_{line}": scored.line_z[line][t] for line in sorted(scored.line_z)},
+                       "score": scored.fused[t], "n_panel": len(corpus.references)}
                 if every is not None:
-                    row["z_markers"] = every["line_z"]["markers"][t]
+                    row["z_markers"] = every.line_z["markers"][t]
                     row.update({f"z_family_{fam}": v["z"]
                                 for fam, v in sorted(every["stylometry"][t]["families"].items())})
                 rows.append(row)

@@ -46,7 +46,7 @@ def verdicts(benchmark_dir: Path, forensics_cache: Path) -> dict[str, dict]:
                 continue
             openings = split_by_source(corpus, Embedder().embed(corpus_texts(corpus, params.opening_words)))
             fmt = {s: formatting_matrix(corpus.responses[s], corpus.prompts) for s in corpus.sources}
-            scores = score_fused_lines(corpus, openings, fmt, params)["fused"]
+            scores = score_fused_lines(corpus, openings, fmt, params).fused
             groups = evidence.family_groups(corpus.teachers, family)
             teachers, families, conclusion = conclude(corpus.suspect, scores, groups, cal,
                                                       params.inconclusive_band)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pandas as pd
 import pytest
 
@@ -30,8 +31,8 @@ from forensics.calibration import DEFAULT_CALIBRATION, Calibration, CalibrationS
 from forensics.custody import sha256_file
 from forensics.evidence import FUSED_LINES
 from forensics.exchanges import normalise_prompt, read_exchanges
-from forensics.findings import SCHEMA
 from forensics.pipeline import notebooks
+from forensics.results import SCHEMA, SCHEMA_PATH, Findings
 from forensics.verify import compare_findings
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "exchanges"
@@ -223,6 +224,9 @@ def test_every_notebook_was_executed(first: Done) -> None:
 def test_findings_follow_the_contract(first: Done, calibration: Calibration) -> None:
     f = first.findings
     assert f["schema"] == SCHEMA
+    # the real run's findings follow the published JSON Schema (an independent validator) and the types
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))).validate(f)
+    assert Findings.from_json(f).to_json() == f
     assert f["case"] == "control-llama"
     assert f["suspect"] == SUSPECT[0]
     assert set(f["propositions"]) == {"Hp", "Hd"}

@@ -443,6 +443,11 @@ def test_sparse_or_malformed_findings_still_render(findings: dict[str, Any], tmp
     manifest = {"steps": [{"started": "x"}], "artifacts": {"a": "b"}, "case_file": "str", "inputs": "no"}
     html = report.render_html(findings, manifest, tmp_path)
     assert "was not produced in this run" in html
+    assert "does not follow the findings" in html  # and the cover says the file is off the contract
+
+
+def test_real_findings_carry_no_contract_warning(sample_findings: dict[str, Any], tmp_path: Path) -> None:
+    assert "does not follow the findings" not in report.render_html(sample_findings, {}, tmp_path)
 
 
 def test_a_family_outcome_leads_with_the_family_and_says_what_it_does_not_show(

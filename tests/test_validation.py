@@ -386,6 +386,6 @@ def test_the_fused_fast_path_equals_the_full_scoring(demo_bench: Benchmark) -> N
         fast = score_fused_lines(corpus, openings, fmt, params)
         full = score_case(corpus, openings, params)
         for t in corpus.teachers:
-            assert fast["fused"][t] == pytest.approx(full["fused"][t], abs=1e-12)
-            for line in fast["line_z"]:
-                assert fast["line_z"][line][t] == pytest.approx(full["line_z"][line][t], abs=1e-12)
+            assert fast.fused[t] == pytest.approx(full.fused[t], abs=1e-12)
+            for line in fast.line_z:
+                assert fast.line_z[line][t] == pytest.approx(full.line_z[line][t], abs=1e-12)
