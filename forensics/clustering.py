@@ -35,7 +35,7 @@ from forensics.errors import CaseFileError, InputError
 from forensics.escaping import escaped_html
 from forensics.exchanges import CorpusLike
 from forensics.roles import roles_of
-from forensics.scoring import jsonable, percentile_interval
+from forensics.scoring import bootstrap_indices, jsonable, percentile_interval, rate_z, rounded
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -278,25 +278,19 @@ def exchangeability_p_value(matches: np.ndarray, permutations: int, seed: int) -
 
 
 def panel_z(value: float, panel: Sequence[float]) -> float | None:
-    """``(value - mean) / sd`` against the panel (sd with ddof=1); None when the panel cannot give a scale.
+    """``(value - mean) / sd`` against one teacher's panel (:func:`forensics.scoring.rate_z` for one teacher).
 
     None rather than infinity or NaN (JSON forbids both): with fewer than two references, or a panel
     whose values are all equal, a z-score is undefined, and the p-value carries the evidence instead.
     """
     if len(panel) < 2:
         return None
-    sd = float(np.std(panel, ddof=1))
-    return None if sd == 0.0 else (value - float(np.mean(panel))) / sd
+    refs = [str(i) for i in range(len(panel))]
+    return _none(rate_z({"t": value}, {"t": dict(zip(refs, panel, strict=True))}, refs)["t"])
 
 
-def _bootstrap_ci(matches: np.ndarray, replicates: int, seed: int) -> list[float]:
-    """95% percentile interval of a rate, resampling prompts with replacement (seeded)."""
-    n = matches.size
-    if replicates < 1 or n == 0:
-        return [float(matches.mean()) if n else 0.0] * 2
-    rng = np.random.default_rng([seed, 1])
-    rates = matches.astype(np.float64)[rng.integers(0, n, size=(replicates, n))].mean(axis=1)
-    return percentile_interval(rates, min_values=1)
+def _none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def _variant(labels: Mapping[str, np.ndarray], suspect: str, teacher: str, references: Sequence[str],
@@ -309,6 +303,15 @@ def _variant(labels: Mapping[str, np.ndarray], suspect: str, teacher: str, refer
     entry = {"suspect_value": float(rates[0]), "panel_values": panel,
              "z": panel_z(float(rates[0]), list(panel.values())), "p_value": p_value}
     return matches, entry
+
+
+def _boot_rates(matches: np.ndarray, replicates: int, seed: int) -> np.ndarray:
+    """(sources, B) co-clustering rates on the case's prompt resamples (:func:`bootstrap_indices`)."""
+    n = matches.shape[1]
+    if replicates < 1 or n == 0:
+        return np.empty((matches.shape[0], 0))
+    idx = bootstrap_indices(n, replicates, seed)
+    return matches.astype(np.float64)[:, idx].mean(axis=2)
 
 
 def co_clustering_test(labels: Mapping[str, np.ndarray], suspect: str, teacher: str,
@@ -337,32 +340,58 @@ def co_clustering_test(labels: Mapping[str, np.ndarray], suspect: str, teacher: 
     teacher's answers that are noise, i.e. prompts on which nothing can co-cluster with it), and
     ``noise_included`` (the same numbers when noise counts as one more cluster).
     """
+    return _co_clustering(labels, suspect, teacher, references, permutations, seed, bootstrap)[0]
+
+
+def _co_clustering(labels: Mapping[str, np.ndarray], suspect: str, teacher: str, references: Sequence[str],
+                   permutations: int, seed: int, bootstrap: int) -> tuple[dict[str, Any], np.ndarray]:
+    """:func:`co_clustering_test`'s entry and the (sources, B) bootstrap rates it was drawn from."""
     matches, entry = _variant(labels, suspect, teacher, references, False, permutations, seed)
     _, with_noise = _variant(labels, suspect, teacher, references, True, permutations, seed)
     teacher_labels = np.asarray(labels[teacher])
-    return {
+    boot = _boot_rates(matches, bootstrap, seed)
+    return ({
         "statistic": "co-clustering rate",
         "description": (f"share of prompts on which the suspect's answer and {teacher}'s answer fall in the "
                         "same (non-noise) cluster; p-value: paired per-prompt permutation of the suspect's "
                         "role with the reference models"),
         **entry,
-        "ci95": _bootstrap_ci(matches[0], bootstrap, seed),
+        "ci95": (percentile_interval(boot[0], min_values=1) if boot.size
+                 else [rounded(entry["suspect_value"])] * 2),
         "n_prompts": int(teacher_labels.size),
         "permutations": permutations,
         "noise_share": float(np.mean(teacher_labels == NOISE)) if teacher_labels.size else 0.0,
         "noise_included": with_noise,
-    }
+    }, boot)
 
 
 def co_clustering(result: ClusterResult, corpus: CorpusLike,
                   params: ClusterParams | None = None) -> dict[str, dict[str, Any]]:
-    """:func:`co_clustering_test` for every candidate teacher of the corpus, keyed by teacher."""
+    """:func:`co_clustering_test` for every candidate teacher, with z from the one panel-relative scorer.
+
+    The z of each teacher (and its bootstrap interval ``z_ci95``) is :func:`forensics.scoring.rate_z` over
+    every candidate at once, like the marker line's: the spread of the references' rates is pooled over
+    the candidates, and the replicates are the case's prompt resamples, the same draws as every line.
+    """
     params = params or result.params
     labels = {s: result.labels_of(s) for s in result.sources}
-    return {t: co_clustering_test(labels, corpus.suspect, t, list(corpus.references),
-                                  permutations=params.permutations, seed=params.seed,
-                                  bootstrap=params.bootstrap)
-            for t in corpus.teachers}
+    refs = list(corpus.references)
+    tested = {t: _co_clustering(labels, corpus.suspect, t, refs, params.permutations, params.seed,
+                                params.bootstrap) for t in corpus.teachers}
+    entries = {t: entry for t, (entry, _) in tested.items()}
+    boots = {t: boot for t, (_, boot) in tested.items()}
+    for variant in (entries, {t: e["noise_included"] for t, e in entries.items()}):
+        z = rate_z({t: e["suspect_value"] for t, e in variant.items()},
+                   {t: e["panel_values"] for t, e in variant.items()}, refs)
+        for t, e in variant.items():
+            e["z"] = _none(z[t])
+    n_boot = min((b.shape[1] for b in boots.values()), default=0)
+    reps = [rate_z({t: b[0, i] for t, b in boots.items()},
+                   {t: dict(zip(refs, b[1:, i], strict=True)) for t, b in boots.items()}, refs)
+            for i in range(n_boot)]
+    for t, e in entries.items():
+        e["z_ci95"] = percentile_interval(np.array([r[t] for r in reps]))
+    return entries
 
 
 # --------------------------------------------------------------------------------------------------

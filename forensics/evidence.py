@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from forensics.scoring import panel_relative
+from forensics.scoring import panel_relative, rate_z
 
 #: Lines whose z-scores enter the fused score (order = report order); the fused score is their minimum
 #: (module docstring). The marker line is computed and reported but not fused: human-data controls whose
@@ -56,18 +56,6 @@ def matrix_line(sim: np.ndarray, boot: np.ndarray | None, sources: Sequence[str]
     return out
 
 
-def rate_line(suspect_rates: Mapping[str, float], reference_rates: Mapping[str, Mapping[str, float]],
-              references: Sequence[str]) -> dict[str, float]:
-    """z of a per-teacher rate (suspect vs references), spread pooled over teachers like the affinities."""
-    teachers = list(suspect_rates)
-    refs = np.array([[_nan(reference_rates[t].get(r)) for r in references] for t in teachers])
-    centred = refs - np.nanmean(refs, axis=1, keepdims=True)
-    dof = np.isfinite(centred).sum() - len(teachers)
-    sd = np.sqrt(np.nansum(centred ** 2) / max(dof, 1))
-    return {t: (_nan(suspect_rates[t]) - np.nanmean(refs[i])) / sd if sd > 0 else float("nan")
-            for i, t in enumerate(teachers)}
-
-
 def stylometry_lines(stylo: Mapping[str, Any], suspect: str, teachers: Sequence[str],
                      references: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per teacher: each family's panel-relative z and the stylometric line (mean of the fused families)."""
@@ -91,10 +79,10 @@ def marker_lines(markers: Mapping[str, Any], teachers: Sequence[str],
                  references: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per teacher: z of the suspect's teacher-marker rate against the references' leave-one-out rates."""
     data = markers["teachers"]
-    full = rate_line({t: data[t]["suspect"] for t in teachers},
+    full = rate_z({t: data[t]["suspect"] for t in teachers},
                      {t: data[t]["references"] for t in teachers}, references)
     n_boot = min(np.size(_array(data[t].get("boot_suspect"))) for t in teachers)
-    boots = [rate_line({t: data[t]["boot_suspect"][b] for t in teachers},
+    boots = [rate_z({t: data[t]["boot_suspect"][b] for t in teachers},
                        {t: {r: data[t]["boot_references"][r][b] for r in references} for t in teachers},
                        references) for b in range(n_boot)]
     return {t: {"z": full[t], "boot_z": np.array([b[t] for b in boots]),
@@ -220,7 +208,3 @@ def _rounded_map(values: Mapping[str, float]) -> dict[str, float]:
 def _array(value: Any) -> np.ndarray:
     """Bootstrap replicates as a float array, whether they come from JSON (list/None) or memory."""
     return np.empty(0) if value is None else np.asarray(value, dtype=float)
-
-
-def _nan(value: Any) -> float:
-    return float("nan") if value is None else float(value)

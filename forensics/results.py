@@ -125,6 +125,7 @@ class ClusterEvidence(Record):
     panel_values: dict[str, float | None]
     z: float | None
     ci95: Interval
+    z_ci95: Interval | None = None
     p_value: float | None = Field(description="paired permutation p-value")
     permutations: int
     n_prompts: int

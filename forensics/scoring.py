@@ -95,6 +95,33 @@ def panel_relative(sim: np.ndarray, sources: Sequence[str], suspect: str, teache
     return out
 
 
+def rate_z(suspect_rates: Mapping[str, float | None], reference_rates: Mapping[str, Mapping[str, float | None]],
+           references: Sequence[str]) -> dict[str, float]:
+    """Panel-relative z of a per-teacher rate: the suspect's rate against each reference's, per teacher.
+
+    The counterpart of :func:`panel_relative` for lines whose statistic is already one number per source
+    and teacher (marker rates, co-clustering rates): ``z = (rate(S) - mean_R rate(R)) / sd``, with the
+    spread pooled over every candidate teacher (each teacher's reference rates centred first), as for the
+    affinities. A missing rate (None) is left out; NaN where the panel shows no spread.
+    """
+    teachers = list(suspect_rates)
+    refs = np.array([[_nan(reference_rates[t].get(r)) for r in references] for t in teachers], dtype=float)
+    refs = refs.reshape(len(teachers), len(references))
+    if not refs.size or not np.isfinite(refs).any():
+        return {t: float("nan") for t in teachers}
+    with np.errstate(invalid="ignore"):
+        means = np.nanmean(refs, axis=1, keepdims=True)
+    centred = refs - means
+    dof = int(np.isfinite(centred).sum()) - int(np.isfinite(means).sum())
+    sd = float(np.sqrt(np.nansum(centred ** 2) / max(dof, 1)))
+    return {t: (_nan(suspect_rates[t]) - float(means[i, 0])) / sd if sd > 0 else float("nan")
+            for i, t in enumerate(teachers)}
+
+
+def _nan(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
 def line_entry(full: dict[str, Any], boot: dict[str, Any] | None, panel: Sequence[str], n_prompts: int,
                statistic: str) -> dict[str, Any]:
     """The JSON entry of one line for one teacher (docs/ARCHITECTURE.md, "Per-line evidence entries")."""

@@ -249,3 +249,29 @@ def test_show_pairs_by_cluster_puts_co_clustered_first() -> None:
     body = shown.data
     assert "<script" not in body and "cluster 0" in body
     assert body.index("plain") < body.index("ok &amp; fine")  # k2 (S and T both in 0) before k1
+
+
+def test_co_clustering_z_comes_from_the_one_panel_relative_scorer() -> None:
+    """Co-clustering z is rate_z over every candidate (spread pooled), like the marker line's, and its
+    bootstrap interval is drawn on the case's prompt resamples."""
+    from types import SimpleNamespace
+
+    from forensics.clustering import co_clustering
+    from forensics.scoring import rate_z
+
+    rng = np.random.default_rng(3)
+    n = 80
+    labels = {s: random_labels(rng, n) for s in ("T1", "T2", "R1", "R2", "R3")}
+    labels["S"] = np.where(rng.random(n) < 0.6, labels["T1"], random_labels(rng, n))
+    corpus = SimpleNamespace(suspect="S", teachers=["T1", "T2"], references=["R1", "R2", "R3"])
+    result = SimpleNamespace(sources=list(labels), labels_of=lambda s: labels[s],
+                             params=SimpleNamespace(permutations=99, seed=0, bootstrap=50))
+    entries = co_clustering(result, corpus)
+    expected = rate_z({t: e["suspect_value"] for t, e in entries.items()},
+                      {t: e["panel_values"] for t, e in entries.items()}, corpus.references)
+    for t in corpus.teachers:
+        assert entries[t]["z"] == pytest.approx(expected[t])
+        low, high = entries[t]["z_ci95"]
+        assert low is not None and low <= high
+    assert entries["T1"]["z"] > entries["T2"]["z"]
+    json.dumps(entries, allow_nan=False)

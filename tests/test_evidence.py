@@ -11,10 +11,11 @@ import pytest
 
 from forensics import evidence, findings
 from forensics.calibration import Calibration, CalibrationSet
-from forensics.evidence import BEATS_LEVEL, beats_others, decide, fuse, fuse_boot, rate_line
+from forensics.evidence import BEATS_LEVEL, beats_others, decide, fuse, fuse_boot
+from forensics.scoring import rate_z
 
 # --------------------------------------------------------------------------------------------------
-# rate_line: a per-teacher rate, suspect vs references, spread pooled over teachers
+# rate_z: a per-teacher rate, suspect vs references, spread pooled over teachers
 # --------------------------------------------------------------------------------------------------
 #
 # references A, B, C; teachers T1, T2
@@ -27,43 +28,43 @@ REFS = ["A", "B", "C"]
 REF_RATES = {"T1": {"A": 1.0, "B": 2.0, "C": 3.0}, "T2": {"A": 5.0, "B": 6.0, "C": 7.0}}
 
 
-def test_rate_line_by_hand() -> None:
-    z = rate_line({"T1": 4.0, "T2": 5.0}, REF_RATES, REFS)
+def test_rate_z_by_hand() -> None:
+    z = rate_z({"T1": 4.0, "T2": 5.0}, REF_RATES, REFS)
     assert z["T1"] == pytest.approx(2.0)
     assert z["T2"] == pytest.approx(-1.0)
 
 
-def test_rate_line_pools_the_spread_over_teachers() -> None:
+def test_rate_z_pools_the_spread_over_teachers() -> None:
     """Widening T2's panel spread lowers T1's z too (one pooled sd), not only T2's.
 
     T2 rates 4, 6, 8: centred -2, 0, 2; sum of squares 2 + 8 = 10; sd = sqrt(10 / 4).
     """
     rates = {"T1": REF_RATES["T1"], "T2": {"A": 4.0, "B": 6.0, "C": 8.0}}
-    z = rate_line({"T1": 4.0, "T2": 5.0}, rates, REFS)
+    z = rate_z({"T1": 4.0, "T2": 5.0}, rates, REFS)
     sd = math.sqrt(10 / 4)
     assert z["T1"] == pytest.approx(2.0 / sd)
     assert z["T2"] == pytest.approx(-1.0 / sd)
 
 
-def test_rate_line_skips_a_missing_reference_rate() -> None:
+def test_rate_z_skips_a_missing_reference_rate() -> None:
     """T2's rate for C is unknown (None): T2 mean 5.5 from A, B; centred -0.5, 0.5.
 
     sum of squares 2 + 0.5 = 2.5 over 5 finite values - 2 teachers = 3 dof.
     """
     rates = {"T1": REF_RATES["T1"], "T2": {"A": 5.0, "B": 6.0, "C": None}}
-    z = rate_line({"T1": 4.0, "T2": 5.0}, rates, REFS)
+    z = rate_z({"T1": 4.0, "T2": 5.0}, rates, REFS)
     sd = math.sqrt(2.5 / 3)
     assert z["T1"] == pytest.approx(2.0 / sd)
     assert z["T2"] == pytest.approx(-0.5 / sd)
 
 
-def test_rate_line_without_spread_is_nan() -> None:
+def test_rate_z_without_spread_is_nan() -> None:
     rates = {"T1": {"A": 1.0, "B": 1.0, "C": 1.0}}
-    assert math.isnan(rate_line({"T1": 3.0}, rates, REFS)["T1"])
+    assert math.isnan(rate_z({"T1": 3.0}, rates, REFS)["T1"])
 
 
-def test_rate_line_of_an_unknown_suspect_rate_is_nan() -> None:
-    assert math.isnan(rate_line({"T1": None, "T2": 5.0}, REF_RATES, REFS)["T1"])
+def test_rate_z_of_an_unknown_suspect_rate_is_nan() -> None:
+    assert math.isnan(rate_z({"T1": None, "T2": 5.0}, REF_RATES, REFS)["T1"])
 
 
 # --------------------------------------------------------------------------------------------------
