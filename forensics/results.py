@@ -334,6 +334,22 @@ class Findings(Record):
                              fix="re-run step 06 with this version of forensics") from None
 
 
+def contract_problem(findings: Mapping[str, Any]) -> str | None:
+    """Why a findings document does not follow this contract (first field and how many), or None.
+
+    For readers that must still show what they can of a broken file (the report) or report it among
+    other problems (``forensics verify``); :meth:`Findings.read` refuses such a file instead.
+    """
+    if findings.get("schema") != SCHEMA:
+        return f"it was written under findings schema {findings.get('schema')!r}, not {SCHEMA}"
+    try:
+        Findings.from_json(findings)
+    except ValidationError as error:
+        first = error.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']} ({error.error_count()} problems)"
+    return None
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of ``findings.json`` (what ``docs/findings.schema.json`` holds)."""
     schema = Findings.model_json_schema(by_alias=True, mode="serialization")

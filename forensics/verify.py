@@ -24,6 +24,7 @@ from typing import Any
 
 from forensics.custody import MANIFEST_NAME, sha256_file
 from forensics.errors import VerificationError
+from forensics.results import contract_problem
 
 LOGGER = logging.getLogger(__name__)
 
@@ -349,6 +350,9 @@ def verify_run(run_dir: str | Path, rerun: Rerun, *, workdir: str | Path | None 
                           n_inputs=sum(isinstance(i, dict) for i in manifest.get("inputs") or []))
     result.changed_inputs = check_inputs(manifest, case_file)
     result.changed_artifacts = check_artifacts(manifest, run_dir)
+    problem = contract_problem(recorded)
+    if problem:
+        result.errors.append(f"the recorded findings do not follow the findings contract: {_safe(problem)}")
     if case_file is None:
         result.errors.append("the manifest records no case file: the case cannot be re-executed")
     elif not case_file.is_file():

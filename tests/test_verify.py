@@ -16,15 +16,9 @@ from forensics.custody import RunFolder, sha256_file
 from forensics.errors import VerificationError
 from forensics.verify import Difference, compare_findings, json_path, verify_run
 
-FINDINGS = {
-    "case": "demo", "suspect": "s", "generated": "2026-11-25T15:00:00+00:00",
-    "teachers": [{"name": "t1", "log10_lr": 2.703, "supports": "Hp",
-                  "evidence": {"embedding": {"z": 3.41, "panel_values": {"r1": 0.78}}}},
-                 {"name": "t2", "log10_lr": -0.412, "supports": "inconclusive", "evidence": {}}],
-    "conclusion": {"attributed_teacher": "t1"},
-    "environment": {"forensics": "0.1.0", "platform": "Linux-a"},
-    "timings": {"embedding_seconds": 41.2},
-}
+#: findings.json of a real run (tests/data/make_findings_sample.py), so verify sees what step 06 writes.
+FINDINGS = json.loads((Path(__file__).parent / "data" / "findings_sample.json").read_text(encoding="utf-8"))
+LR = FINDINGS["teachers"][0]["log10_lr"]
 
 
 @pytest.fixture
@@ -93,18 +87,20 @@ def test_missing_input_is_reported_with_where_it_was_looked_for(run: Path) -> No
 
 
 def test_edited_finding_names_the_field_and_both_values(run: Path) -> None:
-    result = verify_run(run, stub(lambda f: f["teachers"][0].update(log10_lr=2.7030000000000003)))
+    drifted = LR + 2e-16 * max(abs(LR), 1.0)  # the next representable float or so: exact means exact
+    assert drifted != LR
+    result = verify_run(run, stub(lambda f: f["teachers"][0].update(log10_lr=drifted)))
     assert not result.ok
     assert [d.path for d in result.differences] == ["teachers[0].log10_lr"]
     line = result.differences[0].line()
-    assert "teachers[0].log10_lr" in line and "2.703," in line and "2.7030000000000003" in line
+    assert "teachers[0].log10_lr" in line and repr(LR) in line and repr(drifted) in line
 
 
 def test_timestamps_and_platform_are_ignored(run: Path) -> None:
     def edit(f: dict[str, Any]) -> None:
         f["generated"] = "2030-01-01T00:00:00+00:00"
         f["environment"]["platform"] = "Darwin"
-        f["timings"]["embedding_seconds"] = 12.0
+        f["environment"]["embedding_seconds"] = 12.0
         f["teachers"][0]["evidence"]["embedding"]["timestamp"] = "now"
     assert verify_run(run, stub(edit)).ok
 
@@ -116,6 +112,15 @@ def test_edited_findings_artifact_in_the_run_folder_is_caught(run: Path) -> None
     result = verify_run(run, stub())
     assert [c.path for c in result.changed_artifacts] == ["findings.json"]
     assert [d.path for d in result.differences] == ["teachers[0].log10_lr"]
+
+
+def test_recorded_findings_off_the_contract_are_reported(run: Path) -> None:
+    broken = copy.deepcopy(FINDINGS)
+    broken["conclusion"]["outcome"] = "guilty"
+    RunFolder(run).write_json("findings.json", broken, step="06_evidence")
+    result = verify_run(run, stub(lambda f: f["conclusion"].update(outcome="guilty")))
+    assert not result.ok and not result.differences
+    assert any("do not follow the findings contract" in e and "conclusion.outcome" in e for e in result.errors)
 
 
 def test_failed_rerun_is_a_result_not_a_crash(run: Path) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from forensics import __version__
 from forensics.escaping import RESPONSE_LIMIT, as_text
 from forensics.report.appendix import custody_view, timestamp
@@ -23,23 +21,7 @@ from forensics.report.method import (
 )
 from forensics.report.reading import mapping_of, records_of, short_name
 from forensics.report.sentences import answer_views, comparison_sentence, data_sentence, does_not_show, outcome_of
-from forensics.results import SCHEMA, Findings
-
-
-def contract_problem(findings: Mapping[str, Any]) -> str | None:
-    """Why the findings do not follow the contract (:class:`forensics.results.Findings`), or None.
-
-    The report still renders such a file (whatever can be read shows, the rest shows as missing), but says
-    on its cover that the file is not one step 06 of this version wrote, so nobody relies on it unawares.
-    """
-    if findings.get("schema") != SCHEMA:
-        return f"it was written under findings schema {findings.get('schema')!r}, not {SCHEMA}"
-    try:
-        Findings.from_json(findings)
-    except ValidationError as error:
-        first = error.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']} ({error.error_count()} problems)"
-    return None
+from forensics.results import contract_problem
 
 
 def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: FigureSet) -> dict[str, Any]:
