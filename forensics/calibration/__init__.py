@@ -26,7 +26,7 @@ import numpy as np
 
 from forensics.custody import atomic_write_json, sha256_file
 
-CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
+CALIBRATION_DIR = Path(__file__).resolve().parent  # the package folder holds the shipped calibration
 DEFAULT_CALIBRATION = CALIBRATION_DIR / "default.json"
 FORMAT_VERSION = 2
 #: The calibrated proposition pairs (module docstring).
