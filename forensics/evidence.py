@@ -177,8 +177,10 @@ def decide(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str
     high = float(band[1])
     supported_t = [t["name"] for t in teachers if t["supports"] == "Hp"]
     supported_f = [f["name"] for f in families if f["supports"] == "Hp"]
+    # every outcome carries every key (empty comparisons where none were made): one shape for readers
     base = {"candidates_supported": supported_t, "families_supported": supported_f,
-            "attributed_teacher": None, "attributed_family": None}
+            "attributed_teacher": None, "attributed_family": None, "family_comparisons": {},
+            "sibling_comparisons": {}}
     ranked = sorted((f for f in families if _finite(f["score"])), key=lambda f: -f["score"])
     if not ranked or ranked[0]["supports"] != "Hp":
         outcome = "inconclusive" if supported_f or supported_t else "no teacher supported"
