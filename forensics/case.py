@@ -85,6 +85,8 @@ class Parameters:
     """
 
     embedding_model: str | None = None
+    #: ``torch`` or ``onnx-int8`` (forensics.onnx_backend; the ``[onnx]`` extra).
+    embedding_backend: str = "torch"
     seed: int = 0
     max_response_chars: int = 20000
     min_prompts: int = 30
@@ -478,6 +480,8 @@ def _parse_parameters(data: Any, doc: _Doc, where: Key) -> Parameters:
         at = (*where, key)
         if key == "embedding_model":
             values[key] = _parse_model(value, at, doc)
+        elif key == "embedding_backend":
+            values[key] = _parse_backend(value, at, doc)
         elif key == "canaries":
             values[key] = _parse_canaries(value, at, doc)
         elif key == "inconclusive_band":
@@ -505,6 +509,17 @@ def _parse_model(value: Any, at: Key, doc: _Doc) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise doc.error(f"'embedding_model' must be a model name or path, got {value!r}", at,
                         "give an installed model name or a local path, or remove the key for the default")
+    return value
+
+
+def _parse_backend(value: Any, at: Key, doc: _Doc) -> str:
+    from forensics.onnx_backend import BACKENDS, DEFAULT_BACKEND
+
+    if value is None:
+        return DEFAULT_BACKEND
+    if value not in BACKENDS:
+        raise doc.error(f"'embedding_backend' must be one of {', '.join(BACKENDS)}, got {value!r}", at,
+                        f"write embedding_backend: {DEFAULT_BACKEND} (or remove the key)")
     return value
 
 

@@ -50,6 +50,7 @@ class ModelSpec:
     threads: int | None   # torch threads per worker; None: the worker's default (min(2, its CPUs))
     batch_size: int
     fingerprint: str
+    backend: str = "torch"
 
 
 _WORKER_EMBEDDERS: dict[tuple[Any, ...], Any] = {}
@@ -60,11 +61,11 @@ def _worker_embedder(spec: ModelSpec) -> Any:
     """The model of this worker process, loaded on first use and kept (one load per worker)."""
     from forensics.embeddings import Embedder
 
-    key = (spec.model, spec.base, spec.seed, spec.threads, spec.batch_size, threading.get_ident())
+    key = (spec.model, spec.base, spec.seed, spec.threads, spec.batch_size, spec.backend, threading.get_ident())
     with _WORKER_LOCK:
         if key not in _WORKER_EMBEDDERS:
             _WORKER_EMBEDDERS[key] = Embedder(spec.model, threads=spec.threads, batch_size=spec.batch_size,
-                                              cache=False, seed=spec.seed, base=spec.base)
+                                              cache=False, seed=spec.seed, base=spec.base, backend=spec.backend)
         return _WORKER_EMBEDDERS[key]
 
 
@@ -124,7 +125,7 @@ def fill_cache_on_cluster(embedder: Any, texts: Sequence[str], client: Any, prog
     text_of = {sha256_text(t): t for t in texts}
     missing = embedder.missing_from_cache(list(text_of))
     spec = ModelSpec(_model_arg(embedder), None, embedder.seed, threads, embedder.batch_size,
-                     embedder.fingerprint)
+                     embedder.fingerprint, getattr(embedder, "backend", "torch"))
     parts = slices([text_of[h] for h in missing])
     futures = {client.submit(embed_slice, spec, [text_of[missing[i]] for i in part], pure=False): part
                for part in parts}

@@ -20,6 +20,10 @@ Why this module looks the way it does:
 * **Any device.** The model runs on CUDA when torch sees a GPU (the default install is CPU-only), else on
   the CPU with a fixed thread count; the device is recorded in the manifest, since vectors computed on
   another device can differ in their last bits.
+* **Optionally int8.** ``embedding_backend: onnx-int8`` runs the model's transformer through ONNX Runtime
+  after a local export and int8 quantisation (:mod:`forensics.onnx_backend`); tokenising, windows and
+  pooling are unchanged. Its vectors are cached under a fingerprint of their own, never mixed with the
+  torch ones, and the manifest records the backend beside the device.
 
 Reproducibility, stated exactly: the same texts through the same cache state give the same bytes (the
 batches are deterministic). A text's vector can differ in the last float32 bits (|d| ~ 1e-7) depending
@@ -264,20 +268,44 @@ def default_device() -> str:
 
 
 class Embedder:
-    """A sentence-transformers model on the CPU that embeds whole texts (chunked) through the cache."""
+    """A sentence-transformers model that embeds whole texts (chunked) through the cache.
+
+    ``backend``: ``torch`` (default; CPU or CUDA) or ``onnx-int8`` (the ``[onnx]`` extra: the model's
+    transformer exported and quantised locally, run by ONNX Runtime on the CPU; see
+    :mod:`forensics.onnx_backend`). The int8 vectors are close to, not equal to, the torch ones, and are
+    cached under their own fingerprint.
+    """
 
     def __init__(self, model: str | Path | None = None, *, threads: int | None = None,
                  batch_size: int = 32, cache: EmbeddingCache | bool = True, seed: int = 0,
-                 base: str | Path | None = None, device: str | None = None) -> None:
+                 base: str | Path | None = None, device: str | None = None, backend: str | None = None) -> None:
+        from forensics import onnx_backend
+
+        self.backend = onnx_backend.check_backend(backend)
         self.name, self.path = resolve_model(model, base)
         self.files = model_files(self.path)
-        self.fingerprint = fingerprint_files(self.files)
+        #: The model files' fingerprint; :attr:`fingerprint` (the cache key) adds the backend when not torch.
+        self.model_fingerprint = fingerprint_files(self.files)
+        self.fingerprint = self.model_fingerprint
         self.threads = threads or default_threads()
         self.batch_size = int(batch_size)
         self.cache: EmbeddingCache | None = (EmbeddingCache() if cache is True else cache or None)
         self.seed = seed
-        self.device = device or default_device()
+        if self.backend != "torch":
+            onnx_backend.require()
+            if device not in (None, "cpu"):
+                raise ModelError(f"the {self.backend} embedding backend runs on the CPU, not on {device!r}",
+                                 path=self.path, fix="drop the device, or use embedding_backend: torch")
+        self.device = "cpu" if self.backend != "torch" else device or default_device()
         self._model = self._load()
+        self._int8: Any = None
+        self._session: Any = None
+        if self.backend == "onnx-int8":
+            folder = self.cache.folder if self.cache is not None else default_cache_folder()
+            self._int8 = onnx_backend.load_or_export(self._model, self.model_fingerprint, folder)
+            self._session = onnx_backend.session(self._int8.data, self.threads)
+            self._onnx_inputs = [i.name for i in self._session.get_inputs()]
+            self.fingerprint = onnx_backend.backend_fingerprint(self.model_fingerprint, self._int8.sha256)
         self._tokenizer = self._model.tokenizer
         self.max_seq_length = int(self._model.max_seq_length)
         self.dim = int(self._model.get_embedding_dimension())
@@ -335,10 +363,18 @@ class Embedder:
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records about the model: enough to find and re-check the exact files."""
-        return {"name": self.name, "path": str(self.path), "fingerprint": self.fingerprint,
-                "files": self.files, "dim": self.dim, "max_seq_length": self.max_seq_length,
-                "window_tokens": self.window, "pooling": POOLING_SCHEME, "device": self.device,
-                "threads": self.threads}
+        out = {"name": self.name, "path": str(self.path), "fingerprint": self.fingerprint,
+               "files": self.files, "dim": self.dim, "max_seq_length": self.max_seq_length,
+               "window_tokens": self.window, "pooling": POOLING_SCHEME, "device": self.device,
+               "threads": self.threads, "backend": self.backend}
+        if self._int8 is not None:
+            from forensics import onnx_backend
+
+            out["model_fingerprint"] = self.model_fingerprint
+            out["onnx"] = {"file": str(self._int8.path), "sha256": self._int8.sha256,
+                           "bytes": self._int8.record["bytes"], "recipe": onnx_backend.RECIPE,
+                           "exported_with": self._int8.record.get("versions"), "runtime": onnx_backend.versions()}
+        return out
 
     def embed(self, texts: Sequence[str], progress: bool | str = False) -> np.ndarray:
         """``(n, dim)`` float32, L2-normalised rows, in the order of ``texts``.
@@ -488,6 +524,8 @@ class Embedder:
 
         order = sorted(range(len(chunks)), key=lambda k: (-len(chunks[k].ids), k))
         out = np.empty((len(chunks), self.dim), dtype=np.float32)
+        if self._session is not None:
+            return self._embed_chunks_onnx(chunks, order, out, bar)
         with torch.inference_mode():
             for width, batch in self._fixed_shape_batches(order, chunks):
                 windows = [chunks[k].ids for k in batch]
@@ -497,6 +535,26 @@ class Embedder:
                 out[batch] = vectors[:len(batch)]
                 if bar is not None:
                     bar.update(len(batch))
+        return out
+
+    def _embed_chunks_onnx(self, chunks: list[_Chunk], order: list[int], out: np.ndarray, bar: Any) -> np.ndarray:
+        """The onnx-int8 forward pass: each window alone at its own length (see :mod:`forensics.onnx_backend`:
+        per-tensor activation scales would make a batched window depend on its neighbours), token
+        embeddings from ONNX Runtime, then the model's own pooling modules and the same normalisation."""
+        import torch
+
+        after = list(self._model)[1:]  # the sentence-transformers modules after the transformer
+        with torch.inference_mode():
+            for k in order:
+                features = self._features([chunks[k].ids])
+                feeds = {name: features[name].numpy() for name in self._onnx_inputs}
+                features["token_embeddings"] = torch.from_numpy(self._session.run(None, feeds)[0])
+                for module in after:
+                    features = module(features)
+                vector = torch.nn.functional.normalize(features["sentence_embedding"], p=2, dim=1)
+                out[k] = vector[0].float().numpy()
+                if bar is not None:
+                    bar.update(1)
         return out
 
     def _width(self, n_ids: int) -> int:
@@ -641,7 +699,7 @@ def run_step(case: Case, run: RunFolder, *, progress: bool | str = True) -> dict
     corpus = load_corpus(run, case)
     params = getattr(case, "parameters", None)
     embedder = Embedder(getattr(params, "embedding_model", None), seed=getattr(params, "seed", 0) or 0,
-                        base=_case_dir(case))
+                        base=_case_dir(case), backend=getattr(params, "embedding_backend", None))
     opening_words = getattr(params, "opening_words", None)
     full = corpus_texts(corpus)
     embedder.fill_cache(full + (corpus_texts(corpus, opening_words) if opening_words else full),

@@ -89,7 +89,8 @@ def prepare(case: Case, cluster: str | None = None, workers: int | None = None) 
 
     corpus = join_case(case).corpus()
     texts = texts_to_embed(corpus, case.parameters.opening_words)
-    embedder = Embedder(case.parameters.embedding_model, seed=case.parameters.seed, base=case.case_dir)
+    embedder = Embedder(case.parameters.embedding_model, seed=case.parameters.seed, base=case.case_dir,
+                        backend=case.parameters.embedding_backend)
     if cluster or workers:
         from forensics import cluster as dask_cluster
 

@@ -157,7 +157,8 @@ def load_benchmark(labels_csv: Path, max_response_chars: int = 20000) -> Benchma
                      origins=[origins.get(p, "") for p in common])
 
 
-def embed_benchmark(bench: Benchmark, model: str | None = None, opening_words: int | None = None) -> None:
+def embed_benchmark(bench: Benchmark, model: str | None = None, opening_words: int | None = None,
+                    backend: str | None = None) -> None:
     """Embed every labelled answer's opening, as the pipeline's step 01 does (the semantic line's input).
 
     Whole answers are not embedded: the fused score does not use them (the pipeline reports them beside
@@ -165,7 +166,7 @@ def embed_benchmark(bench: Benchmark, model: str | None = None, opening_words: i
     """
     from forensics.embeddings import Embedder, corpus_texts, split_by_source
 
-    embedder = Embedder(model)
+    embedder = Embedder(model, backend=backend)
     names = sorted(bench.responses)
     every = AlignedCorpus(bench.prompt_keys, bench.prompts, {n: bench.responses[n] for n in names},
                           names[0], [], names[1:])
@@ -569,7 +570,7 @@ class ValidationReport:
 def validate(labels_csv: Path, params: Parameters | None = None, model: str | None = None) -> ValidationReport:
     params = params or Parameters()
     bench = load_benchmark(Path(labels_csv), params.max_response_chars)
-    embed_benchmark(bench, model, params.opening_words)
+    embed_benchmark(bench, model, params.opening_words, params.embedding_backend)
     pairs = pair_table(bench, params)
     families = family_table(pairs)
     tables = LevelTables(pairs, families, comparison_table(families))

@@ -77,7 +77,8 @@ def test_parameters_parsed_and_frozen(tmp_path: Path) -> None:
 def test_empty_parameters_mean_defaults(tmp_path: Path) -> None:
     case = load_case(make_case(tmp_path, "parameters:\n"))
     assert case.parameters == Parameters() and case.embedding_model_path is None
-    assert Parameters().to_dict() == {"embedding_model": None, "seed": 0, "max_response_chars": 20000,
+    assert Parameters().to_dict() == {"embedding_model": None, "embedding_backend": "torch", "seed": 0,
+                                      "max_response_chars": 20000,
                                       "min_prompts": 30, "bootstrap": 500, "permutations": 2000,
                                       "mfw": 300, "opening_words": 40, "umap_max_points": 4000, "canaries": [],
                                       "inconclusive_band": [-0.30103, 0.30103]}

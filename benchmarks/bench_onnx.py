@@ -1,0 +1,255 @@
+"""The onnx-int8 embedding backend against torch fp32: throughput, and the verdicts it would change.
+
+Why: the int8 backend (forensics/onnx_backend.py) is only worth having if it is clearly faster on a CPU
+and changes no conclusion. Two measurements, in one process, written to benchmarks/results/onnx.txt:
+
+* **throughput** - the same demo answers (same windows) through ``Embedder.embed`` with no cache: torch
+  fp32 (the default path: fixed-shape batches of 32), ONNX fp32 and ONNX int8 (one window per run, see
+  the backend's docstring), the same thread count for all; rounds interleaved, best round of each kept
+  (the machine may be shared). ONNX fp32 runs the int8 path's schedule on the unquantised export, so
+  the table separates what quantisation gives from what the schedule gives. Also: whether a second
+  export gives the same bytes.
+* **verdicts** - the development benchmark (LABELS.csv) embedded as ``forensics calibrate`` embeds it
+  (openings only), once per backend; every case (student or control, every prompt set) scored with the
+  pipeline's fused lines and decided with the *shipped* calibration (not refitted); then every case whose
+  conclusion (attributed teacher, attributed family, outcome) differs between the backends is listed.
+
+    python benchmarks/bench_onnx.py                       # both parts
+    python benchmarks/bench_onnx.py --part throughput --texts 200 --rounds 2
+    python benchmarks/bench_onnx.py --part verdicts --labels ../shared/data/alpaca_eval/LABELS.csv
+
+The verdict part uses the user's embedding store (``$FORENSICS_CACHE`` or the per-user folder): torch
+vectors already there are reused, the int8 ones are added under their own fingerprint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from forensics import onnx_backend  # noqa: E402
+from forensics.embeddings import Embedder  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "data" / "demo" / "exchanges"
+DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "alpaca_eval" / "LABELS.csv"
+RESULTS = ROOT / "benchmarks" / "results" / "onnx.txt"
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+    LINES.append(line)
+
+
+LINES: list[str] = []
+
+
+# ----------------------------------------------------------------------------------------- throughput
+
+def demo_answers(n: int) -> list[str]:
+    """The first answers of every demo .jsonl file in turn (short and long), ``n`` of them."""
+    per_file = []
+    for path in sorted(DEMO.glob("*.jsonl")):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        per_file.append([r["response"] for r in rows if (r.get("response") or "").strip()])
+    texts: list[str] = []
+    for i in range(max(len(f) for f in per_file)):
+        texts += [f[i] for f in per_file if i < len(f)]
+    return texts[:n]
+
+
+class OnnxFp32(Embedder):
+    """The int8 path's schedule (one window per run) on the unquantised export: attribution only."""
+
+    def __init__(self, fp32_path: Path, threads: int) -> None:
+        super().__init__(cache=False, threads=threads)
+        self._session = onnx_backend.session(fp32_path.read_bytes(), self.threads)
+        self._onnx_inputs = [i.name for i in self._session.get_inputs()]
+
+
+def timed(fn: Any) -> tuple[Any, float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def throughput(n_texts: int, rounds: int, threads: int) -> None:
+    texts = demo_answers(n_texts)
+    with tempfile.TemporaryDirectory() as tmp:
+        torch_e = Embedder(cache=False, threads=threads)
+        int8_e = Embedder(cache=False, threads=threads, backend="onnx-int8")
+        chunks = torch_e.chunk(texts)
+        tokens = sum(len(c.ids) for c in chunks)
+        say(f"## throughput: {len(texts)} demo answers, {len(chunks)} windows, {tokens} tokens; "
+            f"{threads} threads; best of {rounds} interleaved rounds; no cache")
+        # Reproducibility of the export: a second export in a fresh folder, same bytes?
+        again, export_s, _ = timed(lambda: onnx_backend.load_or_export(torch_e._model, torch_e.model_fingerprint,
+                                                                       Path(tmp) / "again"))
+        same = again.sha256 == int8_e._int8.sha256
+        say(f"int8 file {int8_e._int8.sha256[:16]} ({int8_e._int8.record['bytes'] / 1e6:.1f} MB); a second "
+            f"export ({export_s:.0f} s) gives {'the same bytes' if same else 'OTHER bytes: ' + again.sha256[:16]}")
+        fp32_path = Path(tmp) / "fp32.onnx"
+        onnx_backend.export_fp32(torch_e._model, fp32_path)
+        fp32_e = OnnxFp32(fp32_path, threads)
+        runs = {"torch fp32 (fixed batches)": torch_e, "onnx fp32 (one window/run)": fp32_e,
+                "onnx int8 (one window/run)": int8_e}
+        for e in runs.values():
+            e.embed(texts[:4])  # first-call overhead out of the timings
+        best: dict[str, tuple[float, float]] = {}
+        out: dict[str, np.ndarray] = {}
+        for _ in range(rounds):
+            for name, e in runs.items():
+                out[name], wall, cpu = timed(lambda e=e: e.embed(texts))
+                w, c = best.get(name, (float("inf"), float("inf")))
+                best[name] = (min(w, wall), min(c, cpu))
+    ref_name = "torch fp32 (fixed batches)"
+    say(f"{'backend':<28} {'wall s':>7} {'cpu s':>7} {'texts/s':>8} {'vs torch':>8} {'cos min':>8} {'cos mean':>8}")
+    for name, (wall, cpu) in best.items():
+        cos = (out[name] * out[ref_name]).sum(axis=1)
+        say(f"{name:<28} {wall:>7.2f} {cpu:>7.2f} {len(texts) / wall:>8.1f} {best[ref_name][0] / wall:>7.2f}x "
+            f"{cos.min():>8.4f} {cos.mean():>8.4f}")
+    ratio = best[ref_name][0] / best["onnx int8 (one window/run)"][0]
+    say(f"ONNX int8 / torch fp32 throughput: {ratio:.2f}x (wall); "
+        f"{best[ref_name][1] / best['onnx int8 (one window/run)'][1]:.2f}x (cpu)")
+
+
+# ----------------------------------------------------------------------------------------- verdicts
+
+def fused_pairs(bench: Any, params: Any) -> Any:
+    """:func:`forensics.validation.pair_table` restricted to what a decision needs (the fused score)."""
+    import pandas as pd
+
+    from forensics import validation as v
+
+    labels = bench.labels.set_index("name")
+    family = v.family_of_teachers(bench.labels)
+    formatting = v.formatting_matrices(bench)
+    rows = []
+    for prompt_set, idx in bench.prompt_sets().items():
+        for corpus in v.benchmark_cases(bench, idx):
+            openings = {s: bench.openings[s][idx] for s in corpus.sources}
+            fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
+            scored = v.score_fused_lines(corpus, openings, fmt, params)
+            documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
+            role = labels.loc[corpus.suspect, "role"]
+            for t in corpus.teachers:
+                rows.append({"set": prompt_set, "n_prompts": len(idx), "suspect": corpus.suspect, "teacher": t,
+                             "family": family[t], "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
+                             "hp": int(role == "student"
+                                       and v.teacher_matches(documented, labels.loc[t, "teacher_name"])),
+                             "score": scored["fused"][t], "scheme": "shipped"})
+    return pd.DataFrame(rows)
+
+
+def decide_with_shipped(pairs: Any, params: Any) -> Any:
+    import pandas as pd
+
+    from forensics import validation as v
+    from forensics.calibration import CalibrationSet, supports
+
+    cal = CalibrationSet.load()
+    band = params.inconclusive_band
+    families = v.family_table(pairs)
+    families["scheme"] = "shipped"
+    for frame, level in ((pairs, "teacher"), (families, "family")):
+        frame["log10_lr"] = cal[level].transform(frame["score"].to_numpy())
+        frame["supports"] = [supports(x, band) for x in frame["log10_lr"]]
+    return pd.DataFrame(v.case_outcomes(pairs, families, cal["comparison"], band))
+
+
+def verdicts(labels: Path) -> None:
+    from forensics.case import Parameters
+    from forensics.validation import load_benchmark
+
+    params = Parameters()
+    bench = load_benchmark(labels, params.max_response_chars)
+    say(f"## verdicts: {labels} ({len(bench.responses)} models, {len(bench.prompt_keys)} prompts, "
+        f"prompt sets {', '.join(f'{k} ({len(v)})' for k, v in bench.prompt_sets().items())}); openings of "
+        f"{params.opening_words} words embedded as `forensics calibrate` does; shipped calibration, not refitted")
+    outcomes, openings = {}, {}
+    for backend in ("torch", "onnx-int8"):
+        started = time.perf_counter()
+        embed(bench, params, backend)
+        openings[backend] = dict(bench.openings)
+        pairs = fused_pairs(bench, params)
+        outcomes[backend] = (pairs, decide_with_shipped(pairs, params))
+        say(f"{backend}: embedded and decided in {time.perf_counter() - started:.0f} s")
+    cos = np.concatenate([(openings["torch"][s] * openings["onnx-int8"][s]).sum(axis=1) for s in openings["torch"]])
+    say(f"openings: {cos.size} vectors, cosine int8 vs torch min {cos.min():.4f}, 1st percentile "
+        f"{np.percentile(cos, 1):.4f}, mean {cos.mean():.4f}")
+    (p_t, c_t), (p_q, c_q) = outcomes["torch"], outcomes["onnx-int8"]
+    delta = (p_q["score"] - p_t["score"]).abs()
+    say(f"fused scores (z): {len(p_t)} (set, suspect, teacher) pairs, |int8 - torch| max {delta.max():.3f}, "
+        f"mean {delta.mean():.3f}")
+    keys = ["set", "suspect"]
+    merged = c_t.merge(c_q, on=keys, suffixes=("_torch", "_int8"))
+    assert len(merged) == len(c_t) == len(c_q)
+    verdict = ["attributed", "attributed_family", "outcome"]
+    changed = merged[np.logical_or.reduce([merged[f"{c}_torch"] != merged[f"{c}_int8"] for c in verdict])]
+    support = merged[np.logical_or.reduce([merged[f"{c}_torch"] != merged[f"{c}_int8"]
+                                           for c in ("supported", "families_supported")])]
+    all_set = merged[merged["set"] == "all"]
+    say(f"cases: {len(merged)} ({len(all_set)} on all prompts); correct (torch / int8): teacher "
+        f"{int(c_t['correct'].sum())} / {int(c_q['correct'].sum())}, family {int(c_t['correct_family'].sum())} / "
+        f"{int(c_q['correct_family'].sum())}")
+    say(f"changed verdicts (attributed teacher, attributed family or outcome): {len(changed)} of {len(merged)}")
+    for row in changed.itertuples():
+        say("  " + "; ".join(f"{c}: {getattr(row, c + '_torch')} -> {getattr(row, c + '_int8')}" for c in verdict)
+            + f"  [{row.set}, {row.suspect}]")
+    say(f"cases whose set of supported teachers or families changed (not a verdict): {len(support)}")
+    for row in support.itertuples():
+        say(f"  [{row.set}, {row.suspect}] teachers {row.supported_torch} -> {row.supported_int8}; families "
+            f"{row.families_supported_torch} -> {row.families_supported_int8}")
+
+
+def embed(bench: Any, params: Any, backend: str) -> None:
+    from forensics.validation import embed_benchmark
+
+    embed_benchmark(bench, None, params.opening_words, backend)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=("throughput", "verdicts", "both"), default="both")
+    parser.add_argument("--texts", type=int, default=200, help="demo answers timed (default 200)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds (default 2)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="append the output here (default %(default)s)")
+    args = parser.parse_args(argv)
+    import platform
+
+    import onnxruntime
+    import torch
+
+    say(f"# bench_onnx.py {time.strftime('%Y-%m-%d %H:%M')} on {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; load average "
+        f"{os.getloadavg()[0]:.1f} at start")
+    say(f"recipe: {onnx_backend.RECIPE}")
+    if args.part in ("throughput", "both"):
+        throughput(args.texts, args.rounds, args.threads)
+    if args.part in ("verdicts", "both"):
+        verdicts(args.labels)
+    say(f"load average at end {os.getloadavg()[0]:.1f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("a", encoding="utf-8") as handle:
+        handle.write("\n".join(LINES) + "\n\n")
+    digest = hashlib.sha256(args.out.read_bytes()).hexdigest()[:16]
+    print(f"appended to {args.out} (sha256 {digest})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
