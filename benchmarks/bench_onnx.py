@@ -169,13 +169,21 @@ def decide_with_shipped(pairs: Any, params: Any) -> Any:
     return pd.DataFrame(v.case_outcomes(pairs, families, cal["comparison"], band))
 
 
+def _shown(path: Path) -> str:
+    """The path relative to the repository where it can be (no machine's absolute path in the results)."""
+    try:
+        return str(Path(os.path.relpath(path.resolve(), ROOT)))
+    except ValueError:
+        return path.name
+
+
 def verdicts(labels: Path) -> None:
     from forensics.case import Parameters
     from forensics.validation import load_benchmark
 
     params = Parameters()
     bench = load_benchmark(labels, params.max_response_chars)
-    say(f"## verdicts: {labels} ({len(bench.responses)} models, {len(bench.prompt_keys)} prompts, "
+    say(f"## verdicts: {_shown(labels)} ({len(bench.responses)} models, {len(bench.prompt_keys)} prompts, "
         f"prompt sets {', '.join(f'{k} ({len(v)})' for k, v in bench.prompt_sets().items())}); openings of "
         f"{params.opening_words} words embedded as `forensics calibrate` does; shipped calibration, not refitted")
     outcomes, openings = {}, {}

@@ -1,8 +1,9 @@
 """The typed contract of ``findings.json``: one home for its shape (docs/FINDINGS.md, docs/findings.schema.json).
 
-Step 06 builds these objects and writes their JSON; validation scores benchmark cases into the same
-:class:`LineScores`; the report, ``forensics verify`` and the notebooks read a findings file back with
-:meth:`Findings.from_json`. Every model forbids unknown keys, so a writer that drifts from the contract
+Step 06 builds its findings through these classes and writes their JSON; step 06 and the validation
+score into the same :class:`LineScores`; the notebooks and ``forensics schema FILE`` read a findings
+file back with :meth:`Findings.read`, and the report and ``forensics verify`` state any departure from
+the contract (:func:`contract_problem`). Every model forbids unknown keys, so a writer that drifts from the contract
 fails in the tests instead of writing a file its readers silently misread. The JSON Schema in
 ``docs/findings.schema.json`` is generated from these classes (``forensics schema``) and every real run's
 findings are validated against it in the tests.
