@@ -1,9 +1,10 @@
 """The typed contract of ``findings.json``: one home for its shape (docs/FINDINGS.md, docs/findings.schema.json).
 
 Step 06 builds its findings through these classes and writes their JSON; step 06 and the validation
-score into the same :class:`LineScores`; the notebooks and ``forensics schema FILE`` read a findings
-file back with :meth:`Findings.read`, and the report and ``forensics verify`` state any departure from
-the contract (:func:`contract_problem`). Every model forbids unknown keys, so a writer that drifts from the contract
+score into the same :class:`LineScores`; notebook 06 reads the findings back through
+:meth:`Findings.from_json` (after the run folder checked their bytes), ``forensics schema FILE`` through
+:meth:`Findings.read`, and the report and ``forensics verify`` state any departure from the contract
+(:func:`contract_problem`). Every model forbids unknown keys, so a writer that drifts from the contract
 fails in the tests instead of writing a file its readers silently misread. The JSON Schema in
 ``docs/findings.schema.json`` is generated from these classes (``forensics schema``) and every real run's
 findings are validated against it in the tests.
