@@ -149,7 +149,7 @@ def fused_pairs(bench: Any, params: Any) -> Any:
                              "family": family[t], "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
                              "hp": int(role == "student"
                                        and v.teacher_matches(documented, labels.loc[t, "teacher_name"])),
-                             "score": scored["fused"][t], "scheme": "shipped"})
+                             "score": scored.fused[t], "scheme": "shipped"})
     return pd.DataFrame(rows)
 
 

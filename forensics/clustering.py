@@ -35,7 +35,7 @@ from forensics.errors import CaseFileError, InputError
 from forensics.escaping import escaped_html
 from forensics.exchanges import CorpusLike
 from forensics.roles import roles_of
-from forensics.scoring import bootstrap_indices, jsonable, percentile_interval, rate_z, rounded
+from forensics.scoring import bootstrap_indices, bootstrap_weights, jsonable, percentile_interval, rate_z, rounded
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -306,12 +306,17 @@ def _variant(labels: Mapping[str, np.ndarray], suspect: str, teacher: str, refer
 
 
 def _boot_rates(matches: np.ndarray, replicates: int, seed: int) -> np.ndarray:
-    """(sources, B) co-clustering rates on the case's prompt resamples (:func:`bootstrap_indices`)."""
+    """(sources, B) co-clustering rates on resamples of the clustered prompts (:func:`bootstrap_indices`).
+
+    These are the case's own resamples when every prompt is clustered; when the map is drawn on a seeded
+    sample of prompts (``umap_max_points``), resamples of that sample. Counted through (B, n) weights, so
+    memory does not grow with the number of sources times B times n.
+    """
     n = matches.shape[1]
     if replicates < 1 or n == 0:
         return np.empty((matches.shape[0], 0))
-    idx = bootstrap_indices(n, replicates, seed)
-    return matches.astype(np.float64)[:, idx].mean(axis=2)
+    weights = bootstrap_weights(bootstrap_indices(n, replicates, seed), n).astype(np.float64)
+    return (weights @ matches.T.astype(np.float64)).T / n
 
 
 def co_clustering_test(labels: Mapping[str, np.ndarray], suspect: str, teacher: str,
@@ -371,7 +376,8 @@ def co_clustering(result: ClusterResult, corpus: CorpusLike,
 
     The z of each teacher (and its bootstrap interval ``z_ci95``) is :func:`forensics.scoring.rate_z` over
     every candidate at once, like the marker line's: the spread of the references' rates is pooled over
-    the candidates, and the replicates are the case's prompt resamples, the same draws as every line.
+    the candidates, and the replicates are the case's prompt resamples (the same draws as every line)
+    when every prompt is clustered, or resamples of the seeded sample the map was drawn on.
     """
     params = params or result.params
     labels = {s: result.labels_of(s) for s in result.sources}

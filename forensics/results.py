@@ -26,8 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from forensics.errors import InputError
 
-#: Version of the findings contract; bumped whenever a reader would have to change.
-SCHEMA = 2
+#: Version of the findings contract; bumped whenever a reader would have to change (3: the conclusion always
+#: carries both comparison maps, co-clustering has z_ci95, and the contract is typed and enforced).
+SCHEMA = 3
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "findings.schema.json"
 
 Interval = Annotated[list[float | None], Field(min_length=2, max_length=2,
@@ -39,7 +40,8 @@ Outcome = Literal["attributed", "family attributed", "inconclusive", "no teacher
 class Record(BaseModel):
     """A part of the findings: unknown keys are refused, keys the writer left out stay out on output."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: "40" is not 40 and "yes" is not true (ints still stand for floats), as in the JSON Schema
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object (only the fields that were given, so a read-back file is written unchanged)."""
@@ -205,7 +207,7 @@ class PanelMember(Record):
 
 
 class Warning_(Record):
-    model_config = ConfigDict(extra="allow", title="Warning")
+    model_config = ConfigDict(extra="allow", strict=True, title="Warning")
 
     code: str
     count: int
@@ -215,7 +217,7 @@ class Warning_(Record):
 class Coverage(Record):
     """How the sources' prompts were joined (step 00); per-source counts are kept as written."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     prompts_total: int
     prompts_shared: int
@@ -266,7 +268,7 @@ class EmbeddingModel(Record):
 class Validation(Record):
     """The shipped calibration's record and its validated performance (docs/FINDINGS.md "validation")."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     calibration_file: str
     calibration_sha256: str
@@ -276,7 +278,7 @@ class Validation(Record):
 class Findings(Record):
     """``findings.json``: everything the report states, recomputed from the case's artifacts."""
 
-    model_config = ConfigDict(extra="forbid", title="findings.json")
+    model_config = ConfigDict(extra="forbid", strict=True, title="findings.json")
 
     schema_: int = Field(alias="schema", description="version of this contract")
     case: str

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: Below this many references the panel cannot show how much independent models vary.
 MIN_PANEL = 2
+#: A spread of the reference rates below this (relative to their size) is rounding noise, not spread.
+NO_SPREAD = 1e-12
 
 
 def bootstrap_indices(n_prompts: int, replicates: int, seed: int) -> np.ndarray:
@@ -114,8 +116,10 @@ def rate_z(suspect_rates: Mapping[str, float | None], reference_rates: Mapping[s
     centred = refs - means
     dof = int(np.isfinite(centred).sum()) - int(np.isfinite(means).sum())
     sd = float(np.sqrt(np.nansum(centred ** 2) / max(dof, 1)))
-    return {t: (_nan(suspect_rates[t]) - float(means[i, 0])) / sd if sd > 0 else float("nan")
-            for i, t in enumerate(teachers)}
+    # equal rates leave rounding noise (1e-17), not spread: dividing by it would give z of 1e16
+    if not sd > NO_SPREAD * max(1.0, float(np.nanmax(np.abs(means)))):
+        return {t: float("nan") for t in teachers}
+    return {t: (_nan(suspect_rates[t]) - float(means[i, 0])) / sd for i, t in enumerate(teachers)}
 
 
 def _nan(value: Any) -> float:
@@ -132,7 +136,7 @@ def line_entry(full: dict[str, Any], boot: dict[str, Any] | None, panel: Sequenc
         "z": rounded(full["z"]),
         "n_prompts": int(n_prompts),
     }
-    if boot is not None and np.size(boot["z"]) > 1:
+    if boot is not None:  # [None, None] below two replicates: an interval of one replicate is a point
         entry["ci95"] = percentile_interval(boot["suspect"])  # of suspect_value, as drawn in the figures
         entry["z_ci95"] = percentile_interval(boot["z"])
     return entry

@@ -292,7 +292,7 @@ def pair_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
                 if every is not None:
                     row["z_markers"] = every.line_z["markers"][t]
                     row.update({f"z_family_{fam}": v["z"]
-                                for fam, v in sorted(every["stylometry"][t]["families"].items())})
+                                for fam, v in sorted(every.stylometry[t]["families"].items())})
                 rows.append(row)
     return pd.DataFrame(rows)
 

@@ -63,6 +63,12 @@ def test_rate_z_without_spread_is_nan() -> None:
     assert math.isnan(rate_z({"T1": 3.0}, rates, REFS)["T1"])
 
 
+def test_rate_z_of_equal_rates_with_rounding_noise_is_nan() -> None:
+    """0.1, 0.1, 0.1 centre to 1e-17 residues, not to zero: that is no spread, not a z of 1e16."""
+    equal = {"T1": {r: 0.1 for r in REFS}, "T2": {r: 0.7 for r in REFS}}
+    assert all(math.isnan(z) for z in rate_z({"T1": 0.3, "T2": 0.9}, equal, REFS).values())
+
+
 def test_rate_z_of_an_unknown_suspect_rate_is_nan() -> None:
     assert math.isnan(rate_z({"T1": None, "T2": 5.0}, REF_RATES, REFS)["T1"])
 

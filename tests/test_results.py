@@ -50,6 +50,8 @@ def test_real_findings_validate_and_round_trip_unchanged(sample: dict[str, Any])
     (("conclusion", "outcome"), "guilty"),
     (("teachers", 0, "evidence", "embedding", "ci95"), [0.1]),
     (("families", 0, "unexpected_key"), 1),
+    (("teachers", 0, "evidence", "embedding", "n_prompts"), "40"),  # no coercion: "40" is not 40
+    (("teachers", 0, "beats_other_candidates"), "yes"),
 ])
 def test_off_contract_findings_are_refused_by_both_validators(sample: dict[str, Any], where: tuple[Any, ...],
                                                                value: Any) -> None:
@@ -103,3 +105,17 @@ def test_schema_command_prints_the_schema_and_checks_files(sample: dict[str, Any
     assert main(["schema", str(bad)]) != 0
     err = capsys.readouterr().err
     assert str(bad) in err and "conclusion" in err
+
+
+def test_a_line_with_one_bootstrap_replicate_still_follows_the_contract() -> None:
+    """bootstrap: 1 is a valid case parameter: the intervals are then unknown, not missing."""
+    import numpy as np
+
+    from forensics.results import EmbeddingEvidence
+    from forensics.scoring import line_entry
+
+    full = {"suspect": 0.1, "references": np.array([0.0, 0.2]), "z": 1.0}
+    one = {"suspect": np.array([0.1]), "z": np.array([1.0])}
+    entry = line_entry(full, one, ["a", "b"], 10, "statistic")
+    assert entry["ci95"] == [None, None] and entry["z_ci95"] == [None, None]
+    EmbeddingEvidence.from_json({**entry, "naive_z": None, "raw_similarity": {}})

@@ -23,6 +23,7 @@ from forensics.validation import (
     lineage_of,
     load_benchmark,
     load_labels,
+    pair_table,
     score_case,
     score_fused_lines,
     summarise_scheme,
@@ -389,3 +390,17 @@ def test_the_fused_fast_path_equals_the_full_scoring(demo_bench: Benchmark) -> N
             assert fast.fused[t] == pytest.approx(full.fused[t], abs=1e-12)
             for line in fast.line_z:
                 assert fast.line_z[line][t] == pytest.approx(full.line_z[line][t], abs=1e-12)
+
+
+def test_the_pair_table_has_a_row_per_set_suspect_and_teacher(demo_bench: Benchmark) -> None:
+    """The table `forensics calibrate` fits on: every fused line's z and the fused score on every prompt set,
+    and the reported lines (markers, stylometric families) on the all-prompts set."""
+    pairs = pair_table(demo_bench, Parameters())
+    sets = demo_bench.prompt_sets()
+    suspects = {c.suspect for c in benchmark_cases(demo_bench, np.arange(len(demo_bench.prompt_keys)))}
+    assert len(pairs) == len(sets) * len(suspects) * 3
+    assert set(pairs["set"]) == set(sets)
+    assert pairs["score"].notna().all()
+    assert (pairs["score"] == pairs[["z_embedding", "z_stylometry"]].min(axis=1)).all()
+    full = pairs[pairs["set"] == "all"]
+    assert full["z_markers"].notna().all() and full.filter(like="z_family_").shape[1] >= 1
