@@ -80,11 +80,11 @@ def marker_lines(markers: Mapping[str, Any], teachers: Sequence[str],
     """Per teacher: z of the suspect's teacher-marker rate against the references' leave-one-out rates."""
     data = markers["teachers"]
     full = rate_z({t: data[t]["suspect"] for t in teachers},
-                     {t: data[t]["references"] for t in teachers}, references)
+                  {t: data[t]["references"] for t in teachers}, references)
     n_boot = min(np.size(_array(data[t].get("boot_suspect"))) for t in teachers)
     boots = [rate_z({t: data[t]["boot_suspect"][b] for t in teachers},
-                       {t: {r: data[t]["boot_references"][r][b] for r in references} for t in teachers},
-                       references) for b in range(n_boot)]
+                    {t: {r: data[t]["boot_references"][r][b] for r in references} for t in teachers},
+                    references) for b in range(n_boot)]
     return {t: {"z": full[t], "boot_z": np.array([b[t] for b in boots]),
                 "boot_suspect": _array(data[t].get("boot_suspect")),
                 "suspect": data[t]["suspect"], "references": data[t]["references"]} for t in teachers}

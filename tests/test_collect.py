@@ -135,13 +135,16 @@ def test_killed_collection_resumes_to_exactly_one_answer_per_prompt(tmp_path: Pa
 
 def test_sigint_stops_cleanly_keeping_written_answers(tmp_path: Path) -> None:
     """Ctrl-C: one line on stderr, exit 130, only complete records on disk."""
-    # 200 prompts at 0.2 s each over 4 connections: about 10 s, so a loaded machine still interrupts mid-way
+    # 200 prompts at 0.2 s each over 4 connections: about 10 s, so even a loaded machine interrupts mid-way
     src = write_prompts(tmp_path / "prompts.jsonl", [f"p {i}" for i in range(200)])
     out = tmp_path / "answers.jsonl"
     with FaultServer(delay_s=0.2) as server:
+        # a shell starting the test suite in the background hands its children SIGINT ignored, and Python
+        # keeps an ignored SIGINT ignored: restore the default, as a terminal's Ctrl-C would find it
         proc = subprocess.Popen([sys.executable, "-m", "forensics.cli", "collect", str(src), "--endpoint",
                                  server.url, "--model", "m", "--out", str(out), "--quiet"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not out.exists() or len(records(out)) < 3):
             time.sleep(0.05)
