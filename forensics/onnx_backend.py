@@ -28,7 +28,6 @@ Why this module looks the way it does:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import importlib.util
 import io
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forensics.custody import sha256_bytes, sha256_text
 from forensics.errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -91,12 +91,12 @@ def versions() -> dict[str, str | None]:
 
 
 def recipe_id() -> str:
-    return hashlib.sha256(RECIPE.encode()).hexdigest()
+    return sha256_text(RECIPE)
 
 
 def backend_fingerprint(model_fingerprint: str, file_sha256: str) -> str:
     """The cache key of the int8 backend's vectors: model files, recipe and the exact quantised bytes."""
-    return hashlib.sha256(f"onnx-int8\0{model_fingerprint}\0{RECIPE}\0{file_sha256}\n".encode()).hexdigest()
+    return sha256_text(f"onnx-int8\0{model_fingerprint}\0{RECIPE}\0{file_sha256}\n")
 
 
 def export_folder(cache_folder: str | Path, model_fingerprint: str) -> Path:
@@ -140,12 +140,14 @@ def export_fp32(st_model: Any, path: Path) -> None:
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level
     exporter_log.setLevel(logging.ERROR)  # notes about opset conversion and absent torchvision ops
-    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_Encoder().eval(), tuple(args[n] for n in names), str(path), input_names=names,
-                          output_names=["last_hidden_state"], opset_version=OPSET, dynamo=True,
-                          external_data=False, dynamic_shapes=[{0: batch, 1: sequence} for _ in names])
-    exporter_log.setLevel(level)
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Encoder().eval(), tuple(args[n] for n in names), str(path), input_names=names,
+                              output_names=["last_hidden_state"], opset_version=OPSET, dynamo=True,
+                              external_data=False, dynamic_shapes=[{0: batch, 1: sequence} for _ in names])
+    finally:
+        exporter_log.setLevel(level)
 
 
 def quantize_int8(source: Path, target: Path) -> None:
@@ -174,10 +176,6 @@ def quantize_int8(source: Path, target: Path) -> None:
             logging.root.removeHandler(placeholder)
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 @dataclass
 class Int8Model:
     """The quantised file's bytes (as hashed), its record, and whether it was exported by this call."""
@@ -201,7 +199,7 @@ def cached_int8(folder: Path, model_fingerprint: str) -> Int8Model | None:
     except (OSError, ValueError):
         return None
     if (record.get("recipe") != RECIPE or record.get("model_fingerprint") != model_fingerprint
-            or record.get("sha256") != _sha256(data)):
+            or record.get("sha256") != sha256_bytes(data)):
         logger.warning("onnx-int8: cached export %s does not match its record; exporting again", path)
         return None
     return Int8Model(path, data, record, exported=False)
@@ -229,7 +227,7 @@ def load_or_export(st_model: Any, model_fingerprint: str, cache_folder: str | Pa
             raise ModelError(f"cannot export the embedding model to ONNX: {type(exc).__name__}: {exc}",
                              path=folder, fix="use embedding_backend: torch") from exc
         data = int8.read_bytes()
-        record = {"file": MODEL_FILE, "sha256": _sha256(data), "bytes": len(data), "recipe": RECIPE,
+        record = {"file": MODEL_FILE, "sha256": sha256_bytes(data), "bytes": len(data), "recipe": RECIPE,
                   "model_fingerprint": model_fingerprint, "versions": versions()}
         os.replace(int8, folder / MODEL_FILE)
         (Path(tmp) / RECORD_FILE).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
