@@ -129,28 +129,9 @@ def throughput(n_texts: int, rounds: int, threads: int) -> None:
 
 def fused_pairs(bench: Any, params: Any) -> Any:
     """:func:`forensics.validation.pair_table` restricted to what a decision needs (the fused score)."""
-    import pandas as pd
-
     from forensics import validation as v
 
-    labels = bench.labels.set_index("name")
-    family = v.family_of_teachers(bench.labels)
-    formatting = v.formatting_matrices(bench)
-    rows = []
-    for prompt_set, idx in bench.prompt_sets().items():
-        for corpus in v.benchmark_cases(bench, idx):
-            openings = {s: bench.openings[s][idx] for s in corpus.sources}
-            fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
-            scored = v.score_fused_lines(corpus, openings, fmt, params)
-            documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
-            role = labels.loc[corpus.suspect, "role"]
-            for t in corpus.teachers:
-                rows.append({"set": prompt_set, "n_prompts": len(idx), "suspect": corpus.suspect, "teacher": t,
-                             "family": family[t], "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
-                             "hp": int(role == "student"
-                                       and v.teacher_matches(documented, labels.loc[t, "teacher_name"])),
-                             "score": scored.fused[t], "scheme": "shipped"})
-    return pd.DataFrame(rows)
+    return v.pair_table(bench, params, every_line=False).assign(scheme="shipped")
 
 
 def decide_with_shipped(pairs: Any, params: Any) -> Any:

@@ -264,11 +264,11 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
                       fused_boot=evidence.fuse_boot(line_boot, corpus.teachers))
 
 
-def pair_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
+def pair_table(bench: Benchmark, params: Parameters, every_line: bool = True) -> pd.DataFrame:
     """One row per (prompt set, suspect, teacher): label, lineage, family, line z, the fused score.
 
-    Every prompt set gets the fused lines; the all-prompts set also every reported line (markers, word
-    and character families), for the diagnosis of misses (:func:`line_leanings`).
+    Every prompt set gets the fused lines; with ``every_line``, the all-prompts set also every reported
+    line (markers, word and character families), for the diagnosis of misses (:func:`line_leanings`).
     """
     labels = bench.labels.set_index("name")
     family = family_of_teachers(bench.labels)
@@ -280,7 +280,7 @@ def pair_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
             openings = {s: bench.openings[s][idx] for s in corpus.sources}
             fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
             scored = score_fused_lines(corpus, openings, fmt, params)
-            every = score_case(corpus, openings, params) if prompt_set == ALL_PROMPTS else None
+            every = score_case(corpus, openings, params) if every_line and prompt_set == ALL_PROMPTS else None
             documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
             role = labels.loc[corpus.suspect, "role"]
             for t in corpus.teachers:
