@@ -45,7 +45,7 @@ class Record(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object (only the fields that were given, so a read-back file is written unchanged)."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        return self.model_dump(mode="json", exclude_unset=True, by_alias=True)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
@@ -305,9 +305,6 @@ class Findings(Record):
     environment: dict[str, Any]
     generated: str
 
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_unset=True, by_alias=True)
-
     def teacher(self, name: str) -> TeacherResult:
         """The named teacher's result (KeyError when the case has no such candidate)."""
         for t in self.teachers:
@@ -325,17 +322,11 @@ class Findings(Record):
             raise InputError("file not found", path=path, fix="run step 06 of the case first") from None
         except (UnicodeDecodeError, ValueError) as error:
             raise InputError(f"not valid JSON ({error})", path=path, fix="re-run step 06") from None
-        version = data.get("schema") if isinstance(data, dict) else None
-        if version != SCHEMA:
-            raise InputError(f"written under findings schema {version!r}; this version of forensics reads "
-                             f"schema {SCHEMA}", path=path, fix="re-run the case with this version of forensics")
-        try:
-            return cls.from_json(data)
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InputError(f"does not follow the findings contract: {where}: {first['msg']}", path=path,
-                             fix="re-run step 06 with this version of forensics") from None
+        findings, problem = _checked(data)
+        if findings is None:
+            raise InputError(f"does not follow the findings contract: {problem}", path=path,
+                             fix="re-run the case with this version of forensics")
+        return findings
 
 
 def contract_problem(findings: Mapping[str, Any]) -> str | None:
@@ -344,14 +335,20 @@ def contract_problem(findings: Mapping[str, Any]) -> str | None:
     For readers that must still show what they can of a broken file (the report) or report it among
     other problems (``forensics verify``); :meth:`Findings.read` refuses such a file instead.
     """
-    if findings.get("schema") != SCHEMA:
-        return f"it was written under findings schema {findings.get('schema')!r}, not {SCHEMA}"
+    return _checked(findings)[1]
+
+
+def _checked(data: Any) -> tuple[Findings | None, str | None]:
+    """The typed findings, or why the document does not follow the contract (the one wording of it)."""
+    version = data.get("schema") if isinstance(data, Mapping) else None
+    if version != SCHEMA:
+        return None, f"it was written under findings schema {version!r}, not {SCHEMA}"
     try:
-        Findings.from_json(findings)
+        return Findings.from_json(data), None
     except ValidationError as error:
         first = error.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']} ({error.error_count()} problems)"
-    return None
+        where = ".".join(str(p) for p in first["loc"])
+        return None, f"{where}: {first['msg']} ({error.error_count()} problems)"
 
 
 def json_schema() -> dict[str, Any]:
