@@ -656,17 +656,6 @@ def split_by_source(corpus: AlignedCorpus, vectors: np.ndarray) -> dict[str, np.
     return {source: vectors[i * n:(i + 1) * n] for i, source in enumerate(corpus.sources)}
 
 
-def embed_corpus(corpus: AlignedCorpus, embedder: Embedder, progress: bool | str = False,
-                 opening_words: int | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """``source -> (n_prompts, dim)`` for the full answers and for their openings, in one ``embed`` call
-    so that texts shared between sources (or an answer no longer than its opening) are embedded once.
-    Without ``opening_words`` the openings are the full answers."""
-    full = corpus_texts(corpus)
-    openings = corpus_texts(corpus, opening_words) if opening_words else full
-    vectors = embedder.embed(full + openings, progress=progress)
-    return split_by_source(corpus, vectors[:len(full)]), split_by_source(corpus, vectors[len(full):])
-
-
 def _case_dir(case: Case) -> Path | None:
     """The case file's folder, against which a relative ``embedding_model`` path is resolved."""
     folder = getattr(case, "case_dir", None)

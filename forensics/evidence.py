@@ -21,11 +21,14 @@ for the validation's many cases, so the calibration could not cover it).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forensics.scoring import panel_relative, rate_z
+from forensics.scoring import naive_z, panel_relative, rate_z, rounded
+
+if TYPE_CHECKING:
+    from forensics.semantic import SemanticMatrices
 
 #: Lines whose z-scores enter the fused score (order = report order); the fused score is their minimum
 #: (module docstring). The marker line is computed and reported but not fused: human-data controls whose
@@ -53,6 +56,23 @@ def matrix_line(sim: np.ndarray, boot: np.ndarray | None, sources: Sequence[str]
         out[t] = {"suspect": float(full[t]["suspect"]), "references": np.ravel(full[t]["references"]),
                   "z": float(full[t]["z"]), "boot_z": reps[t]["z"] if reps else np.empty(0),
                   "boot_suspect": reps[t]["suspect"] if reps else np.empty(0)}
+    return out
+
+
+def embedding_lines(matrices: SemanticMatrices) -> dict[str, dict[str, Any]]:
+    """Per teacher: the semantic line's panel-relative z (openings, full and bootstrap), the naive z and
+    raw similarities beside it, and the whole-answer statistic (``whole``, reported, not fused)."""
+    sources, suspect, references = list(matrices.sources), matrices.suspect, list(matrices.references)
+    teachers = list(matrices.teachers)
+    out = matrix_line(matrices.openings, matrices.openings_boot, sources, suspect, teachers, references)
+    whole = matrix_line(matrices.whole, None, sources, suspect, teachers, references) \
+        if matrices.whole is not None else None
+    for t in teachers:
+        out[t]["naive_z"] = naive_z(matrices.openings, sources, suspect, t, references)
+        out[t]["raw_similarity"] = {s: rounded(matrices.openings[sources.index(s), sources.index(t)])
+                                    for s in [suspect, *references]}
+        out[t]["whole"] = {**whole[t], "naive_z": naive_z(matrices.whole, sources, suspect, t, references)} \
+            if whole is not None else None
     return out
 
 

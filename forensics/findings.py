@@ -26,7 +26,8 @@ from forensics.calibration import (
 )
 from forensics.custody import environment, utc_now
 from forensics.results import SCHEMA, Findings, LineScores
-from forensics.scoring import percentile_interval, rounded
+from forensics.scoring import line_entry, percentile_interval, rounded
+from forensics.semantic import FULL_STATISTIC, SemanticMatrices, read_matrices
 
 if TYPE_CHECKING:
     from forensics.case import Case
@@ -38,34 +39,37 @@ N_EXHIBITS = 3
 EXHIBIT_CHARS = 1500
 MIN_EXHIBIT_WORDS = 25
 MAX_LEAKS = 20
+#: Each line's figure: (line, value axis, title).
+LINE_FIGURES = (
+    ("embedding", "affinity (cosine)", "Semantic line (answer openings): lean towards each teacher"),
+    ("stylometry", "affinity (negative Cosine Delta, formatting habits)",
+     "Formatting habits (stylometry line): suspect against the panel"),
+    ("markers", "teacher-marker phrases per 100 words", "Markers line: suspect against the panel"),
+)
 
 
 # ----------------------------------------------------------------------------------------- scoring
 
-def score_lines(semantic: Mapping[str, Any], stylo: Mapping[str, Any], markers: Mapping[str, Any],
+def score_lines(semantic: SemanticMatrices, stylo: Mapping[str, Any], markers: Mapping[str, Any],
                 suspect: str, teachers: Sequence[str], references: Sequence[str]) -> LineScores:
     """Line z (full and bootstrap) per teacher, the fused score and how often each teacher wins.
 
-    Shared by the pipeline (from the artifacts) and by validation (from the same dicts in memory), so the
-    validated method is exactly the reported one.
+    Every line's raw per-source values (the semantic and stylometric similarity matrices, the marker
+    rates) go through the panel-relative scorer here, in one place. Shared by the pipeline (from the
+    artifacts) and by validation (from the same values in memory), so the validated method is exactly the
+    reported one.
     """
+    embedding_lines = evidence.embedding_lines(semantic)
     stylo_lines = evidence.stylometry_lines(stylo, suspect, teachers, references)
     marker_lines = evidence.marker_lines(markers, teachers, references)
-    line_z = {"embedding": {t: _f(semantic["entries"][t]["z"]) for t in teachers},
-              "stylometry": {t: stylo_lines[t]["z"] for t in teachers},
-              "markers": {t: marker_lines[t]["z"] for t in teachers}}
-    line_boot = {"embedding": {t: np.asarray(semantic.get("boot_z", {}).get(t, []), dtype=float)
-                               for t in teachers},
-                 "stylometry": {t: stylo_lines[t]["boot_z"] for t in teachers},
-                 "markers": {t: marker_lines[t]["boot_z"] for t in teachers}}
+    lines = {"embedding": embedding_lines, "stylometry": stylo_lines, "markers": marker_lines}
+    line_z = {name: {t: line[t]["z"] for t in teachers} for name, line in lines.items()}
+    line_boot = {name: {t: line[t]["boot_z"] for t in teachers} for name, line in lines.items()}
     fused = evidence.fuse(line_z, teachers)
     fused_boot = evidence.fuse_boot(line_boot, teachers)
     return LineScores(line_z=line_z, line_boot=line_boot, fused=fused, fused_boot=fused_boot,
-                      beats=evidence.beats_others(fused_boot, fused), stylometry=stylo_lines, markers=marker_lines)
-
-
-def _f(value: Any) -> float:
-    return float("nan") if value is None else float(value)
+                      beats=evidence.beats_others(fused_boot, fused), embedding=embedding_lines,
+                      stylometry=stylo_lines, markers=marker_lines)
 
 
 # ----------------------------------------------------------------------------------------- entries
@@ -79,12 +83,12 @@ def lr_fields(score: float, cal: Calibration, band: Sequence[float]) -> dict[str
 
 
 def teacher_entry(verdict: Mapping[str, Any], family: str, scored: LineScores,
-                  semantic: Mapping[str, Any], markers: Mapping[str, Any], clusters: Mapping[str, Any] | None,
+                  semantic: SemanticMatrices, markers: Mapping[str, Any], clusters: Mapping[str, Any] | None,
                   references: Sequence[str], n_prompts: int) -> dict[str, Any]:
     """A teacher's findings entry: its verdict (score, LR; :func:`conclude`) and every line's evidence."""
     name = verdict["name"]
     lines = {
-        "embedding": semantic["entries"][name],
+        "embedding": _embedding_entry(scored.embedding[name], semantic, n_prompts),
         "stylometry": _stylometry_entry(scored.stylometry[name], references, n_prompts),
         "markers": _marker_entry(scored.markers[name], scored.line_z["markers"][name], markers["teachers"][name],
                                  n_prompts),
@@ -99,6 +103,17 @@ def teacher_entry(verdict: Mapping[str, Any], family: str, scored: LineScores,
         "beats_share": round(scored.beats[name], 6),
         "evidence": lines,
     }
+
+
+def _embedding_entry(line: Mapping[str, Any], semantic: SemanticMatrices, n_prompts: int) -> dict[str, Any]:
+    refs = list(semantic.references)
+    boot = {"suspect": line["boot_suspect"], "z": line["boot_z"]} if np.size(line["boot_z"]) else None
+    entry = {**line_entry(line, boot, refs, n_prompts, semantic.statistic()), "naive_z": line["naive_z"],
+             "raw_similarity": line["raw_similarity"]}
+    if line["whole"] is not None:
+        entry["full_answers"] = {**line_entry(line["whole"], None, refs, n_prompts, FULL_STATISTIC),
+                                 "naive_z": line["whole"]["naive_z"]}
+    return entry
 
 
 def _stylometry_entry(line: Mapping[str, Any], references: Sequence[str], n_prompts: int) -> dict[str, Any]:
@@ -334,8 +349,8 @@ def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     from forensics.exchanges import load_corpus
 
     corpus = load_corpus(run, case)
-    art = {name: run.read_json(f"artifacts/{name}.json")
-           for name in ("semantic", "stylometry", "markers", "coverage")}
+    art = {name: run.read_json(f"artifacts/{name}.json") for name in ("stylometry", "markers", "coverage")}
+    art["semantic"] = read_matrices(run)
     clusters = run.read_json("artifacts/clusters.json") if run.path("artifacts/clusters.json").exists() else None
     per_prompt = run.read_parquet("artifacts/semantic_prompts.parquet")
     findings = build_findings(case, corpus, art, clusters, per_prompt, run.manifest().data)
@@ -411,20 +426,18 @@ def write_figures(run: RunFolder, corpus: AlignedCorpus, findings: Findings, art
     from forensics import figures
 
     teachers = findings.teachers
-    for line, label in (("stylometry", "affinity (negative Cosine Delta, formatting habits)"),
-                        ("markers", "teacher-marker phrases per 100 words")):
+    for line, label, title in LINE_FIGURES:
         entries = {t.name: getattr(t.evidence, line).to_json() for t in teachers}
         run.write_figure(f"figures/line_{line}", figures.line_summary(
-            entries, title=f"{line.capitalize()} line: suspect against the panel", value_label=label,
-            suspect=corpus.suspect), step=STEP)
+            entries, title=title, value_label=label, suspect=corpus.suspect), step=STEP)
     conclusion = findings.conclusion
     head = next((t for t in teachers if t.name == conclusion.attributed_teacher),
                 next((f for f in findings.families if f.name == conclusion.attributed_family),
                      max(teachers, key=lambda t: t.log10_lr)))
     run.write_figure("figures/lr_scale", figures.lr_scale_figure(
         head.log10_lr, findings.parameters["inconclusive_band"], head.verbal, bounds=head.lr_bounds), step=STEP)
-    sources = art["semantic"]["sources"]
-    emb = pd.DataFrame(art["semantic"]["matrix"], index=sources, columns=sources)
+    semantic: SemanticMatrices = art["semantic"]
+    emb = pd.DataFrame(np.round(semantic.openings, 6), index=semantic.sources, columns=semantic.sources)
     sty_src = art["stylometry"]["sources"]
     sty = pd.DataFrame(art["stylometry"]["families"]["mfw_cosine_delta"]["sim"], index=sty_src, columns=sty_src)
     roles = figures.Roles.of(corpus)

@@ -34,7 +34,6 @@ import io
 import json
 import logging
 import os
-import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -233,11 +232,6 @@ def load_or_export(st_model: Any, model_fingerprint: str, cache_folder: str | Pa
         (Path(tmp) / RECORD_FILE).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(Path(tmp) / RECORD_FILE, folder / RECORD_FILE)
     return Int8Model(folder / MODEL_FILE, data, record, exported=True)
-
-
-def remove_exports(cache_folder: str | Path) -> None:
-    """Delete every cached export (they are rebuilt on next use)."""
-    shutil.rmtree(Path(cache_folder) / "onnx", ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -369,8 +369,8 @@ class LineScores:
     """Every candidate's line z (full data and bootstrap), fused score and bootstrap wins.
 
     What :func:`forensics.findings.score_lines` returns to step 06 and to the validation alike, so the
-    validated method is the reported one. ``stylometry`` and ``markers`` hold the lines' raw values for the
-    findings entries (empty when only the fused lines were scored, as the validation's fast path does).
+    validated method is the reported one. ``embedding``, ``stylometry`` and ``markers`` hold the lines' scored
+    values for the findings entries (empty when only the fused lines were scored, as the validation's fast path does).
     """
 
     line_z: Mapping[str, Mapping[str, float]]
@@ -378,5 +378,6 @@ class LineScores:
     fused: Mapping[str, float]
     fused_boot: Mapping[str, np.ndarray]
     beats: Mapping[str, float] = field(default_factory=dict)
+    embedding: Mapping[str, Any] = field(default_factory=dict)
     stylometry: Mapping[str, Any] = field(default_factory=dict)
     markers: Mapping[str, Any] = field(default_factory=dict)

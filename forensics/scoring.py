@@ -97,6 +97,20 @@ def panel_relative(sim: np.ndarray, sources: Sequence[str], suspect: str, teache
     return out
 
 
+def naive_z(sim: np.ndarray, sources: Sequence[str], suspect: str, teacher: str,
+            references: Sequence[str]) -> float | None:
+    """The uncontrolled statistic most tools use: sim(S, T) z-scored against sim(R, T) of the panel.
+
+    Reported beside the controlled z so an investigator can see how much the control for each model's
+    general closeness to everything (length, register) changes the result.
+    """
+    t = sources.index(teacher)
+    panel = np.array([sim[sources.index(r), t] for r in references])
+    if len(panel) < 2 or panel.std(ddof=1) == 0:
+        return None
+    return rounded((sim[sources.index(suspect), t] - panel.mean()) / panel.std(ddof=1))
+
+
 def rate_z(suspect_rates: Mapping[str, float | None], reference_rates: Mapping[str, Mapping[str, float | None]],
            references: Sequence[str]) -> dict[str, float]:
     """Panel-relative z of a per-teacher rate: the suspect's rate against each reference's, per teacher.

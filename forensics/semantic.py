@@ -18,13 +18,14 @@ reader sees how much the control changes the result.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from forensics.roles import roles_of
-from forensics.scoring import case_bootstrap, line_entry, panel_relative, rounded
+from forensics.scoring import case_bootstrap, percentile_interval, rounded
 
 if TYPE_CHECKING:
     from forensics.case import Case
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 STEP = "02_semantic"
 ARTIFACT = "artifacts/semantic.json"
 PROMPTS_ARTIFACT = "artifacts/semantic_prompts.parquet"
+MATRICES_ARTIFACT = "artifacts/semantic_matrices.parquet"
 STATISTIC = ("mean cosine similarity of paired answer openings (first {n} words, same prompt), as the "
              "suspect's lean towards the teacher beyond the panel's (affinity), z-scored against the panel")
 FULL_STATISTIC = "the same statistic on whole answers (not fused: answer length confounds it)"
@@ -53,66 +55,110 @@ def similarity_matrices(per_prompt: np.ndarray, boot_idx: np.ndarray) -> tuple[n
     return full, boot
 
 
-def semantic_line(corpus: AlignedCorpus, vectors: Mapping[str, np.ndarray], boot_idx: np.ndarray,
-                  full_vectors: Mapping[str, np.ndarray] | None = None,
-                  opening_words: int | None = None) -> dict[str, Any]:
-    """Everything the semantic line reports: matrix, per-teacher entries, bootstrap z per teacher.
+@dataclass(frozen=True)
+class SemanticMatrices:
+    """The semantic line's raw per-source values: what step 02 measures and step 06 scores.
 
-    ``vectors`` are the answer openings (the line's statistic); ``full_vectors``, when given, the whole
-    answers, reported in each entry as ``full_answers``.
+    ``openings`` is the (S, S) mean similarity of paired answer openings over every prompt, ``openings_boot``
+    the same on each prompt resample (B, S, S), ``whole`` the whole-answer matrix (reported, not fused).
+    Step 06 hands them to the panel-relative scorer (:func:`forensics.evidence.embedding_lines`) like every
+    other line's raw values, so z, intervals and replicates mean the same thing on every line. Stored at
+    full precision (``artifacts/semantic_matrices.parquet``): the scores are computed from the same bits
+    the step measured.
     """
-    sources = corpus.sources
-    per_prompt = per_prompt_similarity(vectors, sources)
+
+    sources: tuple[str, ...]
+    suspect: str
+    teachers: tuple[str, ...]
+    references: tuple[str, ...]
+    openings: np.ndarray
+    openings_boot: np.ndarray
+    whole: np.ndarray | None = None
+    opening_words: int | None = None
+
+    def statistic(self) -> str:
+        return STATISTIC.format(n=self.opening_words if self.opening_words else "all")
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table (measure, replicate, source, other, similarity); replicate 0 is every prompt."""
+        parts = [("openings", np.concatenate([self.openings[None], self.openings_boot]))]
+        if self.whole is not None:
+            parts.append(("whole_answers", self.whole[None]))
+        n = len(self.sources)
+        frames = []
+        for measure, stack in parts:
+            rep, a, b = np.indices(stack.shape).reshape(3, -1)
+            frames.append(pd.DataFrame({"measure": measure, "replicate": rep.astype(np.int64),
+                                        "source": np.asarray(self.sources, dtype=object)[a],
+                                        "other": np.asarray(self.sources, dtype=object)[b],
+                                        "similarity": stack.reshape(-1).astype(np.float64)}))
+            assert stack.shape[1:] == (n, n)
+        return pd.concat(frames, ignore_index=True)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, meta: Mapping[str, Any]) -> SemanticMatrices:
+        """Back from :meth:`to_frame` and the roles recorded in ``artifacts/semantic.json``."""
+        sources = tuple(meta["sources"])
+        index = {s: i for i, s in enumerate(sources)}
+
+        def stack(measure: str) -> np.ndarray | None:
+            rows = frame[frame["measure"] == measure]
+            if rows.empty:
+                return None
+            out = np.full((int(rows["replicate"].max()) + 1, len(sources), len(sources)), np.nan)
+            out[rows["replicate"].to_numpy(), rows["source"].map(index).to_numpy(),
+                rows["other"].map(index).to_numpy()] = rows["similarity"].to_numpy(dtype=np.float64)
+            return out
+
+        openings, whole = stack("openings"), stack("whole_answers")
+        if openings is None:
+            raise ValueError("the semantic matrices hold no 'openings' rows")
+        return cls(sources=sources, suspect=meta["suspect"], teachers=tuple(meta["teachers"]),
+                   references=tuple(meta["references"]), openings=openings[0], openings_boot=openings[1:],
+                   whole=None if whole is None else whole[0], opening_words=meta.get("opening_words"))
+
+    def meta(self) -> dict[str, Any]:
+        """What ``artifacts/semantic.json`` records beside the matrices (the rounded matrix is for figures)."""
+        return {"sources": list(self.sources), "suspect": self.suspect, "teachers": list(self.teachers),
+                "references": list(self.references), "opening_words": self.opening_words,
+                "statistic": self.statistic(), "n_bootstrap": int(len(self.openings_boot)),
+                "matrix": np.round(self.openings, 6).tolist()}
+
+
+def semantic_matrices(corpus: AlignedCorpus, per_prompt: np.ndarray, boot_idx: np.ndarray,
+                      per_prompt_whole: np.ndarray | None = None,
+                      opening_words: int | None = None) -> SemanticMatrices:
+    """The line's matrices from the per-prompt similarities of openings (and whole answers, when given)."""
     full, boot = similarity_matrices(per_prompt, boot_idx)
-    rel_full = panel_relative(full, sources, corpus.suspect, corpus.teachers, corpus.references)
-    rel_boot = panel_relative(boot, sources, corpus.suspect, corpus.teachers, corpus.references) \
-        if len(boot) else None
-    statistic = STATISTIC.format(n=opening_words if opening_words else "all")
-    entries = {t: line_entry(rel_full[t], rel_boot[t] if rel_boot else None, corpus.references,
-                             len(corpus.prompt_keys), statistic) for t in corpus.teachers}
-    for t in corpus.teachers:
-        entries[t]["naive_z"] = naive_z(full, sources, corpus.suspect, t, corpus.references)
-        entries[t]["raw_similarity"] = {s: rounded(full[sources.index(s), sources.index(t)])
-                                        for s in [corpus.suspect, *corpus.references]}
-    per_prompt_whole = None
-    if full_vectors is not None:
-        per_prompt_whole = per_prompt_similarity(full_vectors, sources)
-        whole = per_prompt_whole.mean(axis=-1)
-        rel_whole = panel_relative(whole, sources, corpus.suspect, corpus.teachers, corpus.references)
-        for t in corpus.teachers:
-            entries[t]["full_answers"] = {
-                **line_entry(rel_whole[t], None, corpus.references, len(corpus.prompt_keys), FULL_STATISTIC),
-                "naive_z": naive_z(whole, sources, corpus.suspect, t, corpus.references)}
-    boot_z = {t: np.round(rel_boot[t]["z"], 6).tolist() for t in corpus.teachers} if rel_boot else {}
-    return {"sources": list(sources), "matrix": np.round(full, 6).tolist(), "entries": entries,
-            "boot_z": boot_z, "opening_words": opening_words, "per_prompt": per_prompt,
-            "per_prompt_full_answers": per_prompt_whole}
+    whole = per_prompt_whole.mean(axis=-1) if per_prompt_whole is not None else None
+    return SemanticMatrices(sources=tuple(corpus.sources), suspect=corpus.suspect, teachers=tuple(corpus.teachers),
+                            references=tuple(corpus.references), openings=full, openings_boot=boot, whole=whole,
+                            opening_words=opening_words)
 
 
-def naive_z(sim: np.ndarray, sources: Sequence[str], suspect: str, teacher: str,
-            references: Sequence[str]) -> float | None:
-    """The uncontrolled statistic most tools use: sim(S, T) z-scored against sim(R, T) of the panel.
+def read_matrices(run: RunFolder) -> SemanticMatrices:
+    """The matrices step 02 wrote (both files verified against the manifest on read)."""
+    return SemanticMatrices.from_frame(run.read_parquet(MATRICES_ARTIFACT), run.read_json(ARTIFACT))
 
-    Reported beside the controlled z so an investigator can see how much the control for each model's
-    general closeness to everything (length, register) changes the result.
+
+def controls_table(matrices: SemanticMatrices) -> pd.DataFrame:
+    """Per teacher: raw similarity, the naive z and the panel-relative (controlled) z, side by side.
+
+    The controlled z are the scorer's (:func:`forensics.evidence.embedding_lines`), as step 06 reports them.
     """
-    t = sources.index(teacher)
-    panel = np.array([sim[sources.index(r), t] for r in references])
-    if len(panel) < 2 or panel.std(ddof=1) == 0:
-        return None
-    return rounded((sim[sources.index(suspect), t] - panel.mean()) / panel.std(ddof=1))
+    from forensics.evidence import embedding_lines
 
-
-def controls_table(line: dict[str, Any]) -> pd.DataFrame:
-    """Per teacher: raw similarity, the naive z and the panel-relative (controlled) z, side by side."""
+    lines = embedding_lines(matrices)
     rows = []
-    for teacher, e in line["entries"].items():
-        whole = e.get("full_answers", {})
-        rows.append({"teacher": teacher, "suspect similarity": next(iter(e["raw_similarity"].values())),
+    for teacher, e in lines.items():
+        whole = e.get("whole") or {}
+        rows.append({"teacher": teacher, "suspect similarity": e["raw_similarity"][matrices.suspect],
+                     "suspect affinity": rounded(e["suspect"]),
                      "naive z (similarity vs panel)": e["naive_z"],
-                     "controlled z (affinity vs panel)": e["z"],
+                     "controlled z (affinity vs panel)": rounded(e["z"]),
+                     "controlled z, 95% interval": percentile_interval(e["boot_z"]),
                      "whole answers: naive z": whole.get("naive_z"),
-                     "whole answers: controlled z": whole.get("z")})
+                     "whole answers: controlled z": rounded(whole["z"]) if whole else None})
     return pd.DataFrame(rows).set_index("teacher")
 
 
@@ -135,25 +181,22 @@ def per_prompt_frame(corpus: AlignedCorpus, per_prompt: np.ndarray, per_prompt_f
 
 
 def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
-    """Step 02: compute the semantic line and its figures from the embeddings artifact."""
+    """Step 02: measure the semantic line (per-prompt similarities and the matrices step 06 scores)."""
     from forensics import figures
     from forensics.embeddings import OPENINGS_ARTIFACT, load_vectors
     from forensics.exchanges import load_corpus
 
     corpus = load_corpus(run, case)
-    openings = load_vectors(run, corpus, OPENINGS_ARTIFACT)
-    vectors = load_vectors(run, corpus)
-    boot_idx = case_bootstrap(corpus, case.parameters)
-    line = semantic_line(corpus, openings, boot_idx, full_vectors=vectors,
-                         opening_words=case.parameters.opening_words)
-    frame = per_prompt_frame(corpus, line.pop("per_prompt"), line.pop("per_prompt_full_answers"))
+    per_prompt = per_prompt_similarity(load_vectors(run, corpus, OPENINGS_ARTIFACT), corpus.sources)
+    per_prompt_whole = per_prompt_similarity(load_vectors(run, corpus), corpus.sources)
+    matrices = semantic_matrices(corpus, per_prompt, case_bootstrap(corpus, case.parameters), per_prompt_whole,
+                                 opening_words=case.parameters.opening_words)
+    frame = per_prompt_frame(corpus, per_prompt, per_prompt_whole)
     run.write_parquet(PROMPTS_ARTIFACT, frame, step=STEP)
-    run.write_json(ARTIFACT, line, step=STEP)
+    run.write_parquet(MATRICES_ARTIFACT, matrices.to_frame(), step=STEP)
+    run.write_json(ARTIFACT, matrices.meta(), step=STEP)
     roles = figures.Roles.of(corpus)
     run.write_figure("figures/similarity_distributions", figures.similarity_distributions(frame, roles),
                      step=STEP)
-    run.write_figure("figures/line_embedding",
-                     figures.line_summary(line["entries"], value_label="affinity (cosine)", suspect=corpus.suspect,
-                                          title="Semantic line (answer openings): lean towards each teacher"),
-                     step=STEP)
-    return {"n_prompts": len(corpus.prompt_keys), "z": {t: e["z"] for t, e in line["entries"].items()}}
+    return {"n_prompts": len(corpus.prompt_keys), "sources": len(corpus.sources),
+            "bootstrap": int(len(matrices.openings_boot))}

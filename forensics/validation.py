@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
 from forensics.exchanges import AlignedCorpus
 from forensics.results import LineScores
+
+if TYPE_CHECKING:
+    from forensics.semantic import SemanticMatrices
 
 REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
@@ -209,15 +212,22 @@ def score_case(corpus: AlignedCorpus, openings: dict[str, np.ndarray], params: P
     """
     from forensics.findings import score_lines
     from forensics.markers import marker_rates
-    from forensics.semantic import semantic_line
     from forensics.stylometry import stylometric_similarities
 
     no_boot = np.empty((0, len(corpus.prompt_keys)), dtype=int)
-    semantic = semantic_line(corpus, {s: openings[s] for s in corpus.sources}, no_boot,
-                             opening_words=params.opening_words)
+    semantic = _semantic(corpus, openings, no_boot, params)
     stylo = {"sources": corpus.sources, "families": stylometric_similarities(corpus, None, params)}
     markers = {"teachers": marker_rates(corpus, None, params)}
     return score_lines(semantic, stylo, markers, corpus.suspect, corpus.teachers, corpus.references)
+
+
+def _semantic(corpus: AlignedCorpus, openings: dict[str, np.ndarray], boot_idx: np.ndarray,
+              params: Parameters) -> SemanticMatrices:
+    """Step 02's measurement in memory: the openings' similarity matrices of one benchmark case."""
+    from forensics.semantic import per_prompt_similarity, semantic_matrices
+
+    per_prompt = per_prompt_similarity(openings, corpus.sources)
+    return semantic_matrices(corpus, per_prompt, boot_idx, opening_words=params.opening_words)
 
 
 def formatting_matrices(bench: Benchmark) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -240,11 +250,10 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
     from scipy import sparse
 
     from forensics import stylometry
-    from forensics.semantic import semantic_line
 
     sources, n = corpus.sources, len(corpus.prompt_keys)
     boot_idx = np.empty((0, n), dtype=int) if boot_idx is None else boot_idx
-    semantic = semantic_line(corpus, {s: openings[s] for s in sources}, boot_idx, opening_words=params.opening_words)
+    embedding = evidence.embedding_lines(_semantic(corpus, openings, boot_idx, params))
     names = [f.name for f in stylometry.FORMATTING_FEATURES]
     block = stylometry.FeatureBlock(names=names, counts={s: sparse.csr_matrix(formatting[s][0]) for s in sources},
                                     totals={s: formatting[s][1] for s in sources},
@@ -255,11 +264,9 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
     stylo = evidence.stylometry_lines({"sources": sources, "families": {"formatting": {"sim": sim[0],
                                                                                       "boot": sim[1:]}}},
                                       corpus.suspect, corpus.teachers, corpus.references)
-    line_z = {"embedding": {t: float("nan") if semantic["entries"][t]["z"] is None
-                            else float(semantic["entries"][t]["z"]) for t in corpus.teachers},
-              "stylometry": {t: stylo[t]["z"] for t in corpus.teachers}}
-    line_boot = {"embedding": {t: np.asarray(semantic["boot_z"].get(t, []), dtype=float) for t in corpus.teachers},
-                 "stylometry": {t: stylo[t]["boot_z"] for t in corpus.teachers}}
+    lines = {"embedding": embedding, "stylometry": stylo}
+    line_z = {name: {t: line[t]["z"] for t in corpus.teachers} for name, line in lines.items()}
+    line_boot = {name: {t: line[t]["boot_z"] for t in corpus.teachers} for name, line in lines.items()}
     return LineScores(line_z=line_z, line_boot=line_boot, fused=evidence.fuse(line_z, corpus.teachers),
                       fused_boot=evidence.fuse_boot(line_boot, corpus.teachers))
 

@@ -128,8 +128,7 @@ def test_the_evidence_step_refuses_an_edited_json_artifact_of_a_finished_step(
         run_notebook_step(module, case, run, name)
     edited = run.path("artifacts/semantic.json")
     line = json.loads(edited.read_text(encoding="utf-8"))
-    teacher = next(iter(line["entries"]))
-    line["entries"][teacher]["z"] = 9.0  # a stronger semantic line than the one computed
+    line["matrix"][0][1] = 0.99  # the suspect much closer to the first teacher than measured
     edited.write_text(json.dumps(line), encoding="utf-8")
     with pytest.raises(VerificationError, match="artifact changed since it was written") as refused:
         run_notebook_step(findings, case, run, "06_evidence")

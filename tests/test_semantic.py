@@ -1,12 +1,20 @@
-"""The semantic line: openings carry the statistic, whole answers are reported beside it."""
+"""The semantic line: openings carry the statistic, whole answers are reported beside it; step 02 measures,
+the shared scorer (step 06) scores."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from forensics.evidence import embedding_lines
 from forensics.exchanges import AlignedCorpus
-from forensics.scoring import bootstrap_indices
-from forensics.semantic import controls_table, per_prompt_frame, semantic_line
+from forensics.scoring import bootstrap_indices, panel_relative
+from forensics.semantic import (
+    SemanticMatrices,
+    controls_table,
+    per_prompt_frame,
+    per_prompt_similarity,
+    semantic_matrices,
+)
 
 SOURCES = ["S", "T", "R1", "R2", "R3"]
 
@@ -29,30 +37,66 @@ def _vectors(rng: np.random.Generator, n: int, lean: float) -> dict[str, np.ndar
     return {s: (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32) for s, v in out.items()}
 
 
+def _matrices(corpus: AlignedCorpus, openings: dict[str, np.ndarray], boot: np.ndarray,
+              whole: dict[str, np.ndarray] | None = None) -> SemanticMatrices:
+    per_prompt_whole = per_prompt_similarity(whole, corpus.sources) if whole is not None else None
+    return semantic_matrices(corpus, per_prompt_similarity(openings, corpus.sources), boot, per_prompt_whole,
+                             opening_words=40)
+
+
 def test_the_line_scores_the_openings_and_reports_whole_answers_beside_them() -> None:
     rng = np.random.default_rng(7)
     n = 60
     corpus = _corpus(n)
     openings = _vectors(rng, n, lean=1.5)  # the openings lean towards T ...
     whole = _vectors(rng, n, lean=0.0)  # ... the whole answers do not
-    line = semantic_line(corpus, openings, bootstrap_indices(n, 20, 0), full_vectors=whole, opening_words=40)
-    entry = line["entries"]["T"]
-    assert entry["z"] > 2 and "first 40 words" in entry["statistic"]
-    assert entry["full_answers"]["z"] < entry["z"] - 1
-    assert len(line["boot_z"]["T"]) == 20 and line["opening_words"] == 40
-    table = controls_table(line)
-    assert table.loc["T", "controlled z (affinity vs panel)"] == entry["z"]
-    assert table.loc["T", "whole answers: controlled z"] == entry["full_answers"]["z"]
-    frame = per_prompt_frame(corpus, line["per_prompt"], line["per_prompt_full_answers"])
+    matrices = _matrices(corpus, openings, bootstrap_indices(n, 20, 0), whole)
+    line = embedding_lines(matrices)["T"]
+    assert line["z"] > 2 and "first 40 words" in matrices.statistic()
+    assert line["whole"]["z"] < line["z"] - 1
+    assert len(line["boot_z"]) == 20 and matrices.opening_words == 40
+    table = controls_table(matrices)
+    assert table.loc["T", "controlled z (affinity vs panel)"] == round(line["z"], 6)
+    assert table.loc["T", "whole answers: controlled z"] == round(line["whole"]["z"], 6)
+    frame = per_prompt_frame(corpus, per_prompt_similarity(openings, SOURCES), per_prompt_similarity(whole, SOURCES))
     assert list(frame.columns[-2:]) == ["similarity", "similarity_full_answers"] and len(frame) == 4 * n
+
+
+def test_the_scorer_gives_the_panel_relative_z_of_the_mean_similarities() -> None:
+    """The line's z is scoring.panel_relative of the prompt-mean matrix, full data and every resample."""
+    rng = np.random.default_rng(5)
+    n = 40
+    corpus = _corpus(n)
+    openings = _vectors(rng, n, lean=1.0)
+    boot = bootstrap_indices(n, 7, 1)
+    line = embedding_lines(_matrices(corpus, openings, boot))["T"]
+    per_prompt = per_prompt_similarity(openings, SOURCES)
+    expected = panel_relative(per_prompt.mean(axis=-1), SOURCES, "S", ["T"], ["R1", "R2", "R3"])["T"]
+    assert line["z"] == float(expected["z"])
+    third = panel_relative(per_prompt[:, :, boot[2]].mean(axis=-1), SOURCES, "S", ["T"], ["R1", "R2", "R3"])["T"]
+    assert line["boot_z"][2] == float(third["z"])
 
 
 def test_without_whole_answers_the_line_is_unchanged_and_says_so() -> None:
     rng = np.random.default_rng(3)
     corpus = _corpus(30)
     vectors = _vectors(rng, 30, lean=1.0)
-    line = semantic_line(corpus, vectors, bootstrap_indices(30, 5, 0))
-    again = semantic_line(corpus, vectors, bootstrap_indices(30, 5, 0), full_vectors=vectors)
-    assert line["entries"]["T"]["z"] == again["entries"]["T"]["z"]
-    assert "full_answers" not in line["entries"]["T"] and line["per_prompt_full_answers"] is None
-    assert again["entries"]["T"]["full_answers"]["z"] == again["entries"]["T"]["z"]
+    line = embedding_lines(_matrices(corpus, vectors, bootstrap_indices(30, 5, 0)))["T"]
+    again = embedding_lines(_matrices(corpus, vectors, bootstrap_indices(30, 5, 0), whole=vectors))["T"]
+    assert line["z"] == again["z"]
+    assert line["whole"] is None
+    assert again["whole"]["z"] == again["z"]
+
+
+def test_the_matrices_survive_their_artifact_bit_for_bit() -> None:
+    """Step 06 scores what step 02 measured: the Parquet round trip keeps every float64 bit."""
+    rng = np.random.default_rng(11)
+    corpus = _corpus(25)
+    vectors = _vectors(rng, 25, lean=0.5)
+    matrices = _matrices(corpus, vectors, bootstrap_indices(25, 4, 0), whole=_vectors(rng, 25, lean=0.0))
+    back = SemanticMatrices.from_frame(matrices.to_frame(), matrices.meta())
+    assert back.sources == matrices.sources and back.references == matrices.references
+    np.testing.assert_array_equal(back.openings, matrices.openings)
+    np.testing.assert_array_equal(back.openings_boot, matrices.openings_boot)
+    np.testing.assert_array_equal(back.whole, matrices.whole)
+    assert embedding_lines(back)["T"]["z"] == embedding_lines(matrices)["T"]["z"]

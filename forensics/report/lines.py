@@ -18,10 +18,11 @@ LINES = {
     "embedding": ("Semantic similarity (sentence embeddings)",
                   "How close the meaning and wording of the opening of each response (its first words) is "
                   "to the opening of the candidate teacher's response to the same prompt."),
-    "stylometry": ("Writing style (stylometry)",
-                   "Formatting habits (lists, headers, emphasis, openings and closings, sentence length), with "
-                   "function-word frequencies, character n-grams and topic-masked text shown beside them: "
-                   "habits a model picks up from the text it was trained on, largely independent of topic."),
+    "stylometry": ("Formatting habits (stylometry)",
+                   "Formatting habits (lists, headers, emphasis, openings and closings, sentence length): habits a "
+                   "model picks up from the text it was trained on, largely independent of topic. Only they make "
+                   "the score; function-word frequencies, character n-grams and topic-masked text are shown "
+                   "beside them as components and do not enter it."),
     "markers": ("Teacher-specific phrases and identity markers",
                 "Phrases typical of the candidate teacher and rare elsewhere, self-identification as another "
                 "model, and investigator-supplied canary strings."),
