@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -267,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
         kept = " (the answers already written are kept)" if args.command == "collect" else " from the cache"
         print(f"forensics: interrupted; re-run the same command to resume{kept}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (`forensics compare a b | head`): not an error of ours; stop quietly
+        # and keep Python from reporting the pipe again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -168,3 +168,23 @@ def test_lines_are_terminal_safe() -> None:
 def test_json_path() -> None:
     assert json_path(("teachers", 0, "evidence", "embedding", "z")) == "teachers[0].evidence.embedding.z"
     assert json_path(()) == "(whole file)"
+
+
+def test_compare_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    """`forensics compare a b | head -1`: the reader goes away after one line; no traceback, exit 141."""
+    import subprocess
+    import sys
+
+    changed = copy.deepcopy(FINDINGS)
+    for i, teacher in enumerate(changed["teachers"]):
+        teacher["log10_lr"] = i + 10.0
+    changed["limitations"] = [f"limitation {i}" for i in range(5000)]  # more lines than a pipe buffer holds
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(FINDINGS), encoding="utf-8")
+    b.write_text(json.dumps(changed), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "forensics.cli", "compare", str(a), str(b)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().startswith(b"finding differs")
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141 and b"Traceback" not in err, err.decode(errors="replace")
