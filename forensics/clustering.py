@@ -35,7 +35,7 @@ from forensics.errors import CaseFileError, InputError
 from forensics.escaping import escaped_html
 from forensics.exchanges import CorpusLike
 from forensics.roles import roles_of
-from forensics.scoring import bootstrap_indices, bootstrap_weights, jsonable, percentile_interval, rate_z, rounded
+from forensics.scoring import bootstrap_indices, bootstrap_weights, jsonable, percentile_interval, rounded
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -277,22 +277,6 @@ def exchangeability_p_value(matches: np.ndarray, permutations: int, seed: int) -
     return (1 + at_least) / (1 + permutations)
 
 
-def panel_z(value: float, panel: Sequence[float]) -> float | None:
-    """``(value - mean) / sd`` against one teacher's panel (:func:`forensics.scoring.rate_z` for one teacher).
-
-    None rather than infinity or NaN (JSON forbids both): with fewer than two references, or a panel
-    whose values are all equal, a z-score is undefined, and the p-value carries the evidence instead.
-    """
-    if len(panel) < 2:
-        return None
-    refs = [str(i) for i in range(len(panel))]
-    return _none(rate_z({"t": value}, {"t": dict(zip(refs, panel, strict=True))}, refs)["t"])
-
-
-def _none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
 def _variant(labels: Mapping[str, np.ndarray], suspect: str, teacher: str, references: Sequence[str],
              include_noise: bool, permutations: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     rows = [co_clustered(labels[s], labels[teacher], include_noise) for s in [suspect, *references]]
@@ -300,28 +284,36 @@ def _variant(labels: Mapping[str, np.ndarray], suspect: str, teacher: str, refer
     rates = matches.mean(axis=1)
     panel = {r: float(v) for r, v in zip(references, rates[1:], strict=True)}
     p_value = exchangeability_p_value(matches, permutations, seed) if references else None
-    entry = {"suspect_value": float(rates[0]), "panel_values": panel,
-             "z": panel_z(float(rates[0]), list(panel.values())), "p_value": p_value}
-    return matches, entry
+    return matches, {"suspect_value": float(rates[0]), "panel_values": panel, "p_value": p_value}
 
 
-def _boot_rates(matches: np.ndarray, replicates: int, seed: int) -> np.ndarray:
-    """(sources, B) co-clustering rates on resamples of the clustered prompts (:func:`bootstrap_indices`).
+def _boot_counts(matches: np.ndarray, replicates: int, seed: int) -> np.ndarray:
+    """(sources, B) co-clustering counts on resamples of the clustered prompts (:func:`bootstrap_indices`).
 
     These are the case's own resamples when every prompt is clustered; when the map is drawn on a seeded
     sample of prompts (``umap_max_points``), resamples of that sample. Counted through (B, n) weights, so
-    memory does not grow with the number of sources times B times n.
+    memory does not grow with the number of sources times B times n. Integers: divided by the number of
+    clustered prompts they are the rates, bit for bit, wherever that division is made.
     """
     n = matches.shape[1]
     if replicates < 1 or n == 0:
-        return np.empty((matches.shape[0], 0))
+        return np.empty((matches.shape[0], 0), dtype=np.int64)
     weights = bootstrap_weights(bootstrap_indices(n, replicates, seed), n).astype(np.float64)
-    return (weights @ matches.T.astype(np.float64)).T / n
+    return np.rint(weights @ matches.T.astype(np.float64)).T.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class CoClustering:
+    """One teacher's co-clustering test: the entry the findings report (rates, interval, p-value) and the
+    exact counts the panel-relative scorer turns into z in step 06 (:func:`rates_from_counts`)."""
+
+    entry: dict[str, Any]
+    counts: dict[str, Any]
 
 
 def co_clustering_test(labels: Mapping[str, np.ndarray], suspect: str, teacher: str,
                        references: Sequence[str], *, permutations: int = 2000, seed: int = 0,
-                       bootstrap: int = 500) -> dict[str, Any]:
+                       bootstrap: int = 500) -> CoClustering:
     """Co-clustering rate of the suspect with ``teacher`` against the panel, with a paired permutation test.
 
     ``labels`` maps each source to its cluster label per prompt (same prompt order for all; -1 noise).
@@ -340,64 +332,79 @@ def co_clustering_test(labels: Mapping[str, np.ndarray], suspect: str, teacher: 
     fitting it on all sources does not break exchangeability. Caveat: a reference sharing the suspect's
     base model still counts as independent of the teacher; that is a question of panel choice.
 
-    Returns the per-line evidence entry: statistic, suspect_value, panel_values, z (vs the panel),
-    ci95 (bootstrap over prompts of suspect_value), p_value, n_prompts, noise_share (share of the
-    teacher's answers that are noise, i.e. prompts on which nothing can co-cluster with it), and
-    ``noise_included`` (the same numbers when noise counts as one more cluster).
+    The entry holds statistic, suspect_value, panel_values, ci95 (bootstrap over prompts of
+    suspect_value), p_value, n_prompts, noise_share (share of the teacher's answers that are noise, i.e.
+    prompts on which nothing can co-cluster with it), and ``noise_included`` (the same numbers when noise
+    counts as one more cluster). The z against the panel is not here: it is pooled over every candidate
+    teacher by the scorer every line shares, in step 06 (:func:`forensics.weighing.cluster_lines`).
     """
-    return _co_clustering(labels, suspect, teacher, references, permutations, seed, bootstrap)[0]
-
-
-def _co_clustering(labels: Mapping[str, np.ndarray], suspect: str, teacher: str, references: Sequence[str],
-                   permutations: int, seed: int, bootstrap: int) -> tuple[dict[str, Any], np.ndarray]:
-    """:func:`co_clustering_test`'s entry and the (sources, B) bootstrap rates it was drawn from."""
     matches, entry = _variant(labels, suspect, teacher, references, False, permutations, seed)
-    _, with_noise = _variant(labels, suspect, teacher, references, True, permutations, seed)
+    noisy, with_noise = _variant(labels, suspect, teacher, references, True, permutations, seed)
     teacher_labels = np.asarray(labels[teacher])
-    boot = _boot_rates(matches, bootstrap, seed)
-    return ({
+    boot = _boot_counts(matches, bootstrap, seed)
+    n = int(matches.shape[1])
+    entry = {
         "statistic": "co-clustering rate",
         "description": (f"share of prompts on which the suspect's answer and {teacher}'s answer fall in the "
                         "same (non-noise) cluster; p-value: paired per-prompt permutation of the suspect's "
                         "role with the reference models"),
         **entry,
-        "ci95": (percentile_interval(boot[0], min_values=1) if boot.size
+        "ci95": (percentile_interval(boot[0] / n, min_values=1) if boot.size
                  else [rounded(entry["suspect_value"])] * 2),
         "n_prompts": int(teacher_labels.size),
         "permutations": permutations,
         "noise_share": float(np.mean(teacher_labels == NOISE)) if teacher_labels.size else 0.0,
         "noise_included": with_noise,
-    }, boot)
+    }
+    count = matches.sum(axis=1)
+    noisy_count = noisy.sum(axis=1)
+    counts = {"n": n, "suspect": int(count[0]), "references": dict(zip(references, count[1:].tolist(), strict=True)),
+              "boot_suspect": boot[0].tolist() if boot.size else [],
+              "boot_references": {r: boot[k + 1].tolist() if boot.size else [] for k, r in enumerate(references)},
+              "noise_included": {"suspect": int(noisy_count[0]),
+                                 "references": dict(zip(references, noisy_count[1:].tolist(), strict=True))}}
+    return CoClustering(entry, counts)
 
 
 def co_clustering(result: ClusterResult, corpus: CorpusLike,
-                  params: ClusterParams | None = None) -> dict[str, dict[str, Any]]:
-    """:func:`co_clustering_test` for every candidate teacher, with z from the one panel-relative scorer.
-
-    The z of each teacher (and its bootstrap interval ``z_ci95``) is :func:`forensics.scoring.rate_z` over
-    every candidate at once, like the marker line's: the spread of the references' rates is pooled over
-    the candidates, and the replicates are the case's prompt resamples (the same draws as every line)
-    when every prompt is clustered, or resamples of the seeded sample the map was drawn on.
-    """
+                  params: ClusterParams | None = None) -> dict[str, CoClustering]:
+    """:func:`co_clustering_test` for every candidate teacher (case order)."""
     params = params or result.params
     labels = {s: result.labels_of(s) for s in result.sources}
-    refs = list(corpus.references)
-    tested = {t: _co_clustering(labels, corpus.suspect, t, refs, params.permutations, params.seed,
-                                params.bootstrap) for t in corpus.teachers}
-    entries = {t: entry for t, (entry, _) in tested.items()}
-    boots = {t: boot for t, (_, boot) in tested.items()}
-    for variant in (entries, {t: e["noise_included"] for t, e in entries.items()}):
-        z = rate_z({t: e["suspect_value"] for t, e in variant.items()},
-                   {t: e["panel_values"] for t, e in variant.items()}, refs)
-        for t, e in variant.items():
-            e["z"] = _none(z[t])
-    n_boot = min((b.shape[1] for b in boots.values()), default=0)
-    reps = [rate_z({t: b[0, i] for t, b in boots.items()},
-                   {t: dict(zip(refs, b[1:, i], strict=True)) for t, b in boots.items()}, refs)
-            for i in range(n_boot)]
-    for t, e in entries.items():
-        e["z_ci95"] = percentile_interval(np.array([r[t] for r in reps]))
-    return entries
+    return {t: co_clustering_test(labels, corpus.suspect, t, list(corpus.references),
+                                  permutations=params.permutations, seed=params.seed, bootstrap=params.bootstrap)
+            for t in corpus.teachers}
+
+
+def rates_from_counts(counts: Mapping[str, Any]) -> dict[str, Any]:
+    """One teacher's counts (``clusters.json``: ``co_clustering_counts``) as rates for the scorer.
+
+    The shape of a marker line's rates (suspect, references, boot_suspect, boot_references), plus the
+    rates with noise counted as a cluster (``noise_included``).
+    """
+    n = float(counts["n"]) or float("nan")
+    noisy = counts["noise_included"]
+    return {"suspect": counts["suspect"] / n, "references": {r: c / n for r, c in counts["references"].items()},
+            "boot_suspect": np.asarray(counts["boot_suspect"], dtype=np.float64) / n,
+            "boot_references": {r: np.asarray(v, dtype=np.float64) / n for r, v in counts["boot_references"].items()},
+            "noise_included": {"suspect": noisy["suspect"] / n,
+                               "references": {r: c / n for r, c in noisy["references"].items()}}}
+
+
+def co_clustering_table(clusters: Mapping[str, Any]) -> pd.DataFrame:
+    """Per teacher: the suspect's co-clustering rate, the panel's mean and range, and the permutation p-value.
+
+    The z against the panel is computed in step 06 with every other line (pooled over the candidates)."""
+    import pandas as pd
+
+    rows = {}
+    for teacher, e in clusters.get("co_clustering", {}).items():
+        panel = [v for v in e.get("panel_values", {}).values() if v is not None]
+        rows[teacher] = {"suspect rate": e.get("suspect_value"),
+                         "panel mean": rounded(np.mean(panel)) if panel else None,
+                         "panel range": [min(panel), max(panel)] if panel else None,
+                         "p-value (permutation)": e.get("p_value")}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -421,6 +428,7 @@ def cluster_case(corpus: CorpusLike, vectors: Mapping[str, np.ndarray],
     params = params or ClusterParams()
     result = project_and_cluster(vectors, corpus, params)
     noise_by_source = {s: float(np.mean(result.labels_of(s) == NOISE)) for s in result.sources}
+    tested = co_clustering(result, corpus, params)
     summary = {
         "params": asdict(params),
         "sample": {"sampled": result.sampled, "n_prompts": result.n_prompts,
@@ -429,7 +437,8 @@ def cluster_case(corpus: CorpusLike, vectors: Mapping[str, np.ndarray],
         "n_clusters": result.n_clusters,
         "noise_share": result.noise_share,
         "noise_share_by_source": noise_by_source,
-        "co_clustering": co_clustering(result, corpus, params),
+        "co_clustering": {t: c.entry for t, c in tested.items()},
+        "co_clustering_counts": {t: c.counts for t, c in tested.items()},
     }
     return result, jsonable(summary, sort_keys=False)
 
@@ -445,11 +454,6 @@ def write_step(corpus: CorpusLike, vectors: Mapping[str, np.ndarray], params: Cl
     run.write_parquet("artifacts/umap.parquet", coords, step=STEP)
     run.write_json("artifacts/clusters.json", summary, step=STEP)
     run.write_figure("figures/umap_map", figures.umap_map(coords, corpus), step=STEP)
-    line = figures.line_summary(summary["co_clustering"], suspect=corpus.suspect,
-                                title="Co-clustering with each candidate teacher",
-                                value_label="Share of prompts where the answer shares the teacher's cluster",
-                                xlim=(-0.02, 1.02))
-    run.write_figure("figures/line_clusters", line, step=STEP)
     return summary
 
 

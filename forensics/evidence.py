@@ -1,232 +1,477 @@
-"""From the lines of evidence to findings: panel-relative z per line, fusion, families, decision.
+"""Step 06: assemble ``findings.json`` from the lines' artifacts (docs/FINDINGS.md).
 
-Each line (semantic, stylometric, markers) yields, per candidate teacher T, a z-score of the suspect's
-lean towards T beyond the reference panel's (:mod:`forensics.scoring`).
-
-**Fusion by agreement.** The fused score is the *smaller* of the semantic and the formatting z: both the
-way the suspect opens its answers and the way it formats them must lean towards T beyond the panel. A
-teacher's outputs shape both; the confounds that fool one line rarely move the other (terse human answers
-read like a terse teacher's openings but not like its formatting; shared markdown habits of chat-tuned
-models move formatting, not what an answer says first). A mean lets one confounded line carry the
-score: that is how an unseen human-data control was once attributed on its semantic line alone.
-
-**Families and candidates.** A family's score is its best member's. The calibrations
-(:mod:`forensics.calibration`) turn teacher and family scores into LRs against independence, and the
-difference of two candidates' scores into an LR for "trained on A rather than B"; :func:`decide` names the
-most specific candidate those LRs support.
-The co-clustering line is reported beside the others but not fused (its UMAP/HDBSCAN cost is too high
-for the validation's many cases, so the calibration could not cover it).
+Reads what steps 00-05 wrote, scores every candidate teacher with :mod:`forensics.weighing`, converts
+scores to likelihood ratios with the shipped calibration, picks exhibits, writes limitations generated
+from the case, and copies the chain-of-custody facts from the manifest. Every number is recomputed from
+the artifacts on each run; nothing is typed by hand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
-from forensics.scoring import naive_z, panel_relative, rate_z, rounded
+from forensics import weighing
+from forensics.calibration import (
+    DEFAULT_CALIBRATION,
+    Calibration,
+    CalibrationSet,
+    calibration_record,
+    supports,
+    verbal,
+)
+from forensics.custody import environment, utc_now
+from forensics.errors import ForensicsError
+from forensics.lr_words import lr_value
+from forensics.results import SCHEMA, Findings, LineScores
+from forensics.scoring import line_entry, percentile_interval, rounded
+from forensics.semantic import ARTIFACT, FULL_STATISTIC, SemanticMatrices, read_matrices
 
 if TYPE_CHECKING:
-    from forensics.semantic import SemanticMatrices
+    from forensics.case import Case
+    from forensics.custody import RunFolder
+    from forensics.exchanges import AlignedCorpus
 
-#: Lines whose z-scores enter the fused score (order = report order); the fused score is their minimum
-#: (module docstring). The marker line is computed and reported but not fused: human-data controls whose
-#: crowd-written answers borrow a teacher's phrases (a known impurity of such data) reach marker z of 5-9.
-FUSED_LINES = ("embedding", "stylometry")
-#: Stylometric families whose z makes the stylometric line: formatting habits. Burrows' and Cosine Delta on
-#: the most frequent words, character 3-grams and topic-masked n-grams are computed and reported, not
-#: fused: on the development benchmark they followed register (human-written prose reads like the terse
-#: teacher) and the panel's composition (near-twin references made the spread tiny) more than lineage.
-STYLO_FAMILIES = ("formatting",)
-#: Share of bootstrap replicates in which a teacher must out-score every other candidate.
-BEATS_LEVEL = 0.95
-
-
-# ----------------------------------------------------------------------------------------- lines
-
-def matrix_line(sim: np.ndarray, boot: np.ndarray | None, sources: Sequence[str], suspect: str,
-                teachers: Sequence[str], references: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Panel-relative z of one similarity matrix (full and bootstrap) per teacher."""
-    full = panel_relative(np.asarray(sim, dtype=float), sources, suspect, teachers, references)
-    reps = panel_relative(np.asarray(boot, dtype=float), sources, suspect, teachers, references) \
-        if boot is not None and np.size(boot) else None
-    out = {}
-    for t in teachers:
-        out[t] = {"suspect": float(full[t]["suspect"]), "references": np.ravel(full[t]["references"]),
-                  "z": float(full[t]["z"]), "boot_z": reps[t]["z"] if reps else np.empty(0),
-                  "boot_suspect": reps[t]["suspect"] if reps else np.empty(0)}
-    return out
+STEP = "06_evidence"
+N_EXHIBITS = 3
+EXHIBIT_CHARS = 1500
+MIN_EXHIBIT_WORDS = 25
+MAX_LEAKS = 20
+#: Each line's figure: (line, value axis, title).
+LINE_FIGURES = (
+    ("embedding", "affinity (cosine)", "Semantic line (answer openings): lean towards each teacher"),
+    ("stylometry", "affinity (negative Cosine Delta, formatting habits)",
+     "Formatting habits (stylometry line): suspect against the panel"),
+    ("markers", "teacher-marker phrases per 100 words", "Markers line: suspect against the panel"),
+    ("clusters", "Share of prompts where the answer shares the teacher's cluster",
+     "Co-clustering with each candidate teacher"),
+)
 
 
-def embedding_lines(matrices: SemanticMatrices) -> dict[str, dict[str, Any]]:
-    """Per teacher: the semantic line's panel-relative z (openings, full and bootstrap), the naive z and
-    raw similarities beside it, and the whole-answer statistic (``whole``, reported, not fused)."""
-    sources, suspect, references = list(matrices.sources), matrices.suspect, list(matrices.references)
-    teachers = list(matrices.teachers)
-    out = matrix_line(matrices.openings, matrices.openings_boot, sources, suspect, teachers, references)
-    whole = matrix_line(matrices.whole, None, sources, suspect, teachers, references) \
-        if matrices.whole is not None else None
-    for t in teachers:
-        out[t]["naive_z"] = naive_z(matrices.openings, sources, suspect, t, references)
-        out[t]["raw_similarity"] = {s: rounded(matrices.openings[sources.index(s), sources.index(t)])
-                                    for s in [suspect, *references]}
-        out[t]["whole"] = {**whole[t], "naive_z": naive_z(matrices.whole, sources, suspect, t, references)} \
-            if whole is not None else None
-    return out
+# ----------------------------------------------------------------------------------------- scoring
 
+def score_lines(semantic: SemanticMatrices, stylo: Mapping[str, Any], markers: Mapping[str, Any],
+                suspect: str, teachers: Sequence[str], references: Sequence[str]) -> LineScores:
+    """Line z (full and bootstrap) per teacher, the fused score and how often each teacher wins.
 
-def stylometry_lines(stylo: Mapping[str, Any], suspect: str, teachers: Sequence[str],
-                     references: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per teacher: each family's panel-relative z and the stylometric line (mean of the fused families)."""
-    sources = stylo["sources"]
-    fams = {f: matrix_line(np.asarray(stylo["families"][f]["sim"]),
-                           np.asarray(stylo["families"][f].get("boot", [])), sources, suspect, teachers,
-                           references)
-            for f in sorted(stylo["families"])}
-    out = {}
-    for t in teachers:
-        used = [fams[f][t] for f in STYLO_FAMILIES if f in fams]
-        boot = [u["boot_z"] for u in used if np.size(u["boot_z"])]
-        out[t] = {"z": float(np.mean([u["z"] for u in used])),
-                  "boot_z": np.mean(boot, axis=0) if boot else np.empty(0),
-                  "families": {f: fams[f][t] for f in fams},
-                  "boot_suspect": fams[STYLO_FAMILIES[0]][t]["boot_suspect"]}
-    return out
-
-
-def marker_lines(markers: Mapping[str, Any], teachers: Sequence[str],
-                 references: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per teacher: z of the suspect's teacher-marker rate against the references' leave-one-out rates."""
-    data = markers["teachers"]
-    full = rate_z({t: data[t]["suspect"] for t in teachers},
-                  {t: data[t]["references"] for t in teachers}, references)
-    n_boot = min(np.size(_array(data[t].get("boot_suspect"))) for t in teachers)
-    boots = [rate_z({t: data[t]["boot_suspect"][b] for t in teachers},
-                    {t: {r: data[t]["boot_references"][r][b] for r in references} for t in teachers},
-                    references) for b in range(n_boot)]
-    return {t: {"z": full[t], "boot_z": np.array([b[t] for b in boots]),
-                "boot_suspect": _array(data[t].get("boot_suspect")),
-                "suspect": data[t]["suspect"], "references": data[t]["references"]} for t in teachers}
-
-
-# ----------------------------------------------------------------------------------------- fusion
-
-def fuse(line_z: Mapping[str, Mapping[str, float]], teachers: Sequence[str]) -> dict[str, float]:
-    """The smallest of the fused lines' z per teacher (a line that could not be computed is left out)."""
-    out = {}
-    for t in teachers:
-        values = [line_z[line][t] for line in FUSED_LINES if line in line_z and np.isfinite(line_z[line][t])]
-        out[t] = float(np.min(values)) if values else float("nan")
-    return out
-
-
-def fuse_boot(line_boot: Mapping[str, Mapping[str, np.ndarray]],
-              teachers: Sequence[str]) -> dict[str, np.ndarray]:
-    """Fused score (:func:`fuse`) per bootstrap replicate (lines without replicates are left out)."""
-    out = {}
-    for t in teachers:
-        reps = [np.asarray(line_boot[line][t], dtype=float) for line in FUSED_LINES
-                if line in line_boot and np.size(line_boot[line][t])]
-        if not reps:
-            out[t] = np.empty(0)
-            continue
-        n = min(len(r) for r in reps)
-        out[t] = np.nanmin(np.stack([r[:n] for r in reps]), axis=0)
-    return out
-
-
-def beats_others(boot_scores: Mapping[str, np.ndarray], full_scores: Mapping[str, float]) -> dict[str, float]:
-    """Share of replicates in which each teacher's fused score is strictly above every other's.
-
-    With one candidate there is nothing to beat (share 1); without replicates the full-data ranking
-    decides (share 1 or 0).
+    Every line's raw per-source values (the semantic and stylometric similarity matrices, the marker
+    rates) go through the panel-relative scorer here, in one place. Shared by the pipeline (from the
+    artifacts) and by validation (from the same values in memory), so the validated method is exactly the
+    reported one.
     """
-    teachers = list(full_scores)
-    if len(teachers) == 1:
-        return {teachers[0]: 1.0}
-    if any(np.size(boot_scores[t]) == 0 for t in teachers):
-        best = max(teachers, key=lambda t: full_scores[t])
-        return {t: float(t == best) for t in teachers}
-    n = min(len(boot_scores[t]) for t in teachers)
-    stack = np.stack([boot_scores[t][:n] for t in teachers])
-    out = {}
-    for i, t in enumerate(teachers):
-        others = np.delete(stack, i, axis=0)
-        out[t] = float(np.mean(stack[i] > others.max(axis=0)))
+    roles = (semantic.suspect, tuple(semantic.teachers), tuple(semantic.references))
+    if roles != (suspect, tuple(teachers), tuple(references)):
+        raise ForensicsError(f"the semantic matrices were measured for suspect, teachers, references {roles}, "
+                             f"not for this case's {(suspect, tuple(teachers), tuple(references))}",
+                             path=ARTIFACT, fix="re-run the case from step 02 (forensics run)")
+    return assemble({"embedding": weighing.embedding_lines(semantic),
+                     "stylometry": weighing.stylometry_lines(stylo, suspect, teachers, references),
+                     "markers": weighing.rate_lines(markers["teachers"], teachers, references)}, teachers)
+
+
+def score_clusters(clusters: Mapping[str, Any] | None, teachers: Sequence[str],
+                   references: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The co-clustering line through the same scorer (empty without step 05's artifact)."""
+    from forensics.clustering import rates_from_counts
+
+    counts = (clusters or {}).get("co_clustering_counts", {})
+    if not clusters or any(t not in counts for t in teachers):
+        return {}
+    return weighing.cluster_lines({t: rates_from_counts(counts[t]) for t in teachers}, teachers, references)
+
+
+def assemble(lines: Mapping[str, Mapping[str, Mapping[str, Any]]], teachers: Sequence[str]) -> LineScores:
+    """The scored lines (line -> teacher -> z, boot_z, ...) fused, with each teacher's bootstrap wins."""
+    line_z = {name: {t: line[t]["z"] for t in teachers} for name, line in lines.items()}
+    line_boot = {name: {t: line[t]["boot_z"] for t in teachers} for name, line in lines.items()}
+    fused = weighing.fuse(line_z, teachers)
+    fused_boot = weighing.fuse_boot(line_boot, teachers)
+    return LineScores(line_z=line_z, line_boot=line_boot, fused=fused, fused_boot=fused_boot,
+                      beats=weighing.beats_others(fused_boot, fused), embedding=lines.get("embedding", {}),
+                      stylometry=lines.get("stylometry", {}), markers=lines.get("markers", {}))
+
+
+# ----------------------------------------------------------------------------------------- entries
+
+def lr_fields(score: float, cal: Calibration, band: Sequence[float]) -> dict[str, Any]:
+    """A score's calibrated log10 LR with its bounds, verbal equivalent and the proposition it supports."""
+    log10_lr = cal.log10_lr(score) if np.isfinite(score) else 0.0
+    return {"log10_lr": rounded(log10_lr), "lr_bounds": [rounded(cal.lower), rounded(cal.upper)],
+            "at_bound": bool(log10_lr in (cal.lower, cal.upper)), "verbal": verbal(log10_lr),
+            "supports": supports(log10_lr, tuple(band))}
+
+
+def teacher_entry(verdict: Mapping[str, Any], family: str, scored: LineScores,
+                  semantic: SemanticMatrices, markers: Mapping[str, Any], clusters: Mapping[str, Any] | None,
+                  cluster_lines: Mapping[str, Mapping[str, Any]], references: Sequence[str],
+                  n_prompts: int) -> dict[str, Any]:
+    """A teacher's findings entry: its verdict (score, LR; :func:`conclude`) and every line's evidence."""
+    name = verdict["name"]
+    lines = {
+        "embedding": _embedding_entry(scored.embedding[name], semantic, n_prompts),
+        "stylometry": _stylometry_entry(scored.stylometry[name], references, n_prompts),
+        "markers": _marker_entry(scored.markers[name], scored.line_z["markers"][name], markers["teachers"][name],
+                                 n_prompts),
+    }
+    if clusters is not None and name in cluster_lines:
+        lines["clusters"] = _cluster_entry(clusters["co_clustering"][name], cluster_lines[name])
+    return {
+        **verdict,
+        "family": family,
+        "score_ci95": percentile_interval(scored.fused_boot[name]),
+        "beats_other_candidates": bool(scored.beats[name] >= weighing.BEATS_LEVEL),
+        "beats_share": rounded(scored.beats[name]),
+        "evidence": lines,
+    }
+
+
+def _embedding_entry(line: Mapping[str, Any], semantic: SemanticMatrices, n_prompts: int) -> dict[str, Any]:
+    refs = list(semantic.references)
+    boot = {"suspect": line["boot_suspect"], "z": line["boot_z"]} if np.size(line["boot_z"]) else None
+    entry = {**line_entry(line, boot, refs, n_prompts, semantic.statistic()), "naive_z": line["naive_z"],
+             "raw_similarity": line["raw_similarity"]}
+    if line["full_answers"] is not None:
+        entry["full_answers"] = {**line_entry(line["full_answers"], None, refs, n_prompts, FULL_STATISTIC),
+                                 "naive_z": line["full_answers"]["naive_z"]}
+    return entry
+
+
+def _cluster_entry(entry: Mapping[str, Any], line: Mapping[str, Any]) -> dict[str, Any]:
+    """Step 05's co-clustering entry with its z against the panel (pooled over the candidates) and the
+    interval of that z, scored here like every other line; reported, never fused."""
+    return {**entry, "z": rounded(line["z"]), "z_ci95": percentile_interval(line["boot_z"]),
+            "noise_included": {**entry["noise_included"], "z": rounded(line["noise_z"])}}
+
+
+def _stylometry_entry(line: Mapping[str, Any], references: Sequence[str], n_prompts: int) -> dict[str, Any]:
+    fams = {}
+    for fam, v in line["families"].items():
+        fams[fam] = {"suspect_value": rounded(v["suspect"]),
+                     "panel_values": {r: rounded(x) for r, x in zip(references, v["references"], strict=True)},
+                     "z": rounded(v["z"]), "ci95": percentile_interval(v["boot_suspect"]),
+                     "z_ci95": percentile_interval(v["boot_z"]), "fused": fam in weighing.STYLO_FAMILIES}
+    main = line["families"][weighing.STYLO_FAMILIES[0]]
+    return {"statistic": "panel-relative affinity of formatting habits (headers, lists, bold, code, "
+                         "openings and closings, refusals, length of lines and sentences: Cosine Delta on "
+                         "their z-scored rates); the word and character families are listed as components",
+            "suspect_value": rounded(main["suspect"]),
+            "panel_values": {r: rounded(x) for r, x in zip(references, main["references"], strict=True)},
+            "z": rounded(line["z"]), "ci95": percentile_interval(line["boot_suspect"]),
+            "z_ci95": percentile_interval(line["boot_z"]), "n_prompts": n_prompts, "families": fams}
+
+
+def _marker_entry(line: Mapping[str, Any], z: float, data: Mapping[str, Any], n_prompts: int) -> dict[str, Any]:
+    return {"statistic": "rate of the teacher's over-used phrases in the suspect's answers against each "
+                         "reference's rate (each reference measured on phrases chosen without it), "
+                         f"{data.get('unit', '')}",
+            "suspect_value": rounded(line["suspect"]),
+            "panel_values": {r: (None if v is None else rounded(v)) for r, v in line["references"].items()},
+            "teacher_value": rounded(data["teacher"]),
+            "z": rounded(z), "ci95": percentile_interval(line["boot_suspect"]),
+            "z_ci95": percentile_interval(line["boot_z"]), "n_prompts": n_prompts, "n_markers": data["n_markers"],
+            "top_markers": [{k: row.get(k) for k in ("phrase", "z", "teacher_rate", "suspect_rate",
+                                                     "panel_rate")} for row in data["markers"][:15]]}
+
+
+def family_entries(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]], cal: Calibration,
+                   band: Sequence[float]) -> list[dict[str, Any]]:
+    """Per family (case order): members, the best member and its score, and the family-level LR."""
+    out = []
+    for name, (score, best) in weighing.family_scores(scores, groups).items():
+        out.append({"name": name, "members": list(groups[name]), "best_member": best, "score": rounded(score),
+                    **lr_fields(score, cal, band)})
     return out
 
 
-def family_groups(teachers: Sequence[str], family_of: Mapping[str, str | None]) -> dict[str, list[str]]:
-    """Family name -> its members (case order); a teacher without a family is a family of its own."""
-    groups: dict[str, list[str]] = {}
-    for t in teachers:
-        groups.setdefault(family_of.get(t) or t, []).append(t)
-    return groups
+def conclude(suspect: str, scores: Mapping[str, float], groups: Mapping[str, Sequence[str]], cal: CalibrationSet,
+             band: Sequence[float]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """From the fused scores to the verdict: each teacher's and family's LR, and the conclusion.
 
-
-def family_scores(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]]) -> dict[str, tuple[float, str]]:
-    """Per family: the best member's score and that member.
-
-    Hp for a family is "trained on outputs of *some* model of it", so the member the suspect resembles most
-    carries it; the family calibration is fitted on exactly this statistic, so the advantage a family of
-    several members gets from taking a maximum is part of what is calibrated, not a bias.
+    ``groups`` maps each family to its members (:func:`forensics.weighing.family_groups`). Returns the
+    teachers' verdicts (name, score, LR fields), the family entries and the conclusion with its statement.
     """
-    out = {}
-    for family, members in groups.items():
-        finite = [m for m in members if np.isfinite(scores[m])]
-        best = max(finite, key=lambda m: scores[m]) if finite else members[0]
-        out[family] = (float(scores[best]) if finite else float("nan"), best)
+    members = [m for ms in groups.values() for m in ms]
+    teachers = [{"name": t, "score": rounded(scores[t]), **lr_fields(scores[t], cal["teacher"], band)}
+                for t in members]
+    families = family_entries(scores, groups, cal["family"], band)
+    conclusion = weighing.decide(teachers, families, comparison(cal["comparison"]), band)
+    conclusion["statement"] = statement(suspect, teachers, families, conclusion)
+    return teachers, families, conclusion
+
+
+def comparison(cal: Calibration) -> Callable[[float, float], float]:
+    """log10 LR of "trained on A rather than B" from the two candidates' scores (the comparison level)."""
+    def compare(score_a: float, score_b: float) -> float:
+        diff = float(score_a) - float(score_b) if score_a is not None and score_b is not None else float("nan")
+        return cal.log10_lr(diff) if np.isfinite(diff) else 0.0
+    return compare
+
+
+# ----------------------------------------------------------------------------------------- conclusion
+
+def statement(suspect: str, teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
+              conclusion: Mapping[str, Any]) -> str:
+    """One plain-language sentence for the legal reader: the most specific statement the evidence supports."""
+    outcome = conclusion["outcome"]
+    family = next((f for f in families if f["name"] == conclusion.get("attributed_family")), None)
+    lead = _lead_factor(conclusion.get("family_comparisons", {}))
+    if outcome == "attributed":
+        name = conclusion["attributed_teacher"]
+        t = next(t for t in teachers if t["name"] == name)
+        return (f"The evidence supports the proposition that {suspect} was trained on outputs of {name}: "
+                f"the observations are about {lr_value(t['log10_lr'])} times more probable if it was than if "
+                f"it was developed independently ({t['verbal']}){lead}.")
+    if outcome == "family attributed" and family is not None:
+        members = ", ".join(family["members"])
+        return (f"The evidence supports the proposition that {suspect} was trained on outputs of a model of "
+                f"the {family['name']} family ({members}): the observations are about "
+                f"{lr_value(family['log10_lr'])} times more probable if it was than if it was developed "
+                f"independently of that family ({family['verbal']}){lead}; it does not single out one "
+                f"member of the family.")
+    if outcome == "inconclusive":
+        names = ", ".join(conclusion.get("families_supported") or conclusion.get("candidates_supported") or [])
+        return (f"Inconclusive: the evidence leans towards training on outputs of {names or 'a candidate'}, "
+                f"but does not single out one candidate over the others.")
+    return (f"No candidate teacher or family is supported: for none of them is {suspect}'s resemblance, beyond "
+            f"what the reference panel shows, strong enough to favour training on its outputs.")
+
+
+def _lead_factor(comparisons: Mapping[str, float]) -> str:
+    """", and ... favour it over every other candidate family by a factor of at least N" (or nothing)."""
+    if not comparisons:
+        return ""
+    weakest = min(comparisons.values())
+    return (f", and the observations favour it over every other candidate family by a factor of at least "
+            f"{lr_value(weakest)}")
+
+
+# ----------------------------------------------------------------------------------------- exhibits
+
+def exhibits(corpus: AlignedCorpus, per_prompt: pd.DataFrame, teacher: str, marker_rows: Sequence[Mapping[str, Any]],
+             n: int = N_EXHIBITS) -> list[dict[str, Any]]:
+    """The prompts where the suspect is closest to the teacher beyond the closest reference.
+
+    Each exhibit shows the same prompt's answers from the teacher, the suspect and the reference closest
+    to the teacher on that prompt, with the teacher's marker phrases found in both answers and their base
+    rate across the panel.
+    """
+    rows = per_prompt[per_prompt["teacher"] == teacher]
+    wide = rows.pivot(index="prompt_key", columns="source", values="similarity")
+    refs = list(corpus.references)
+    index = {k: i for i, k in enumerate(corpus.prompt_keys)}
+    words = pd.Series({k: len(corpus.responses[corpus.suspect][index[k]].split()) for k in wide.index})
+    # one-line answers ("Hello world") are alike for every model: exhibits show habits, so need some text
+    eligible = wide[words.reindex(wide.index) >= MIN_EXHIBIT_WORDS] if (words >= MIN_EXHIBIT_WORDS).any() else wide
+    margin = (eligible[corpus.suspect] - eligible[refs].max(axis=1)).sort_values(ascending=False, kind="stable")
+    out = []
+    for key in list(margin.index[:n]):
+        i = index[key]
+        closest = str(wide.loc[key, refs].astype(float).idxmax())
+        suspect_text, teacher_text = corpus.responses[corpus.suspect][i], corpus.responses[teacher][i]
+        both = (_padded_words(suspect_text), _padded_words(teacher_text))
+        phrases = [{"phrase": m["phrase"], "panel_base_rate": m.get("panel_rate")}
+                   for m in marker_rows if all(f" {m['phrase']} " in words for words in both)][:8]
+        out.append({"prompt_key": key, "prompt": corpus.prompts[i], "teacher_name": teacher,
+                    "teacher": teacher_text[:EXHIBIT_CHARS], "suspect": suspect_text[:EXHIBIT_CHARS],
+                    "reference": corpus.responses[closest][i][:EXHIBIT_CHARS], "reference_name": closest,
+                    "similarity_suspect_teacher": rounded(wide.loc[key, corpus.suspect]),
+                    "similarity_reference_teacher": rounded(wide.loc[key, closest]), "phrases": phrases})
     return out
 
 
-def decide(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
-           compare: Callable[[float, float], float], band: Sequence[float]) -> dict[str, Any]:
-    """The conclusion at family and teacher level: the most specific statement the evidence supports.
+def _padded_words(text: str) -> str:
+    """The text's words (the markers' tokenizer) joined by spaces and padded, for whole-phrase lookup."""
+    from forensics.stylometry import tokenize
 
-    ``teachers`` and ``families`` carry ``name``, ``score``, ``log10_lr`` and ``supports`` (families also
-    ``members``); ``compare(score_a, score_b)`` is the calibrated log10 LR of "trained on A rather than B".
+    return f" {' '.join(tokenize(text))} "
 
-    - A **family** is attributed when its LR supports Hp and it is favoured over *every* other candidate
-      family by the candidate-vs-candidate LR (provenance testing: the other candidates are controls too).
-      A clear lead is thereby named even when a second family also resembles the suspect more than the
-      panel does, and two families that cannot be told apart give "inconclusive", naming both.
-    - A **teacher** is attributed when its family is, its own LR supports Hp, and (in a family of several
-      members) it is favoured over every sibling by the same comparison; otherwise the family stands alone.
+
+def identity_leaks(markers: Mapping[str, Any], sources: Sequence[str]) -> list[dict[str, Any]]:
+    """The suspect's identity statements verbatim (at most :data:`MAX_LEAKS`; counts cover every source)."""
+    leaks = markers.get("identity", {}).get("transcripts", [])
+    return [dict(t) for t in leaks if t["source"] in sources][:MAX_LEAKS]
+
+
+# ----------------------------------------------------------------------------------------- limitations
+
+def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], teachers: Sequence[Mapping[str, Any]],
+                families: Sequence[Mapping[str, Any]], cal: CalibrationSet) -> list[str]:
+    """Limitations and alternative explanations that apply to *this* case, generated from its facts."""
+    out = []
+    refs = corpus.references
+    n = len(corpus.prompt_keys)
+    if len(refs) < 5:
+        out.append(f"The reference panel has only {len(refs)} models; the spread of independent models is "
+                   f"estimated from few of them, so panel-relative scores are uncertain.")
+    if n < 300:
+        out.append(f"Only {n} prompts were analysed; stylometric profiles are more reliable with more text "
+                   f"(thousands of words per model).")
+    small = below_validated_size(n, cal.metrics.get("summary", {}).get("per_prompt_set", {}))
+    if small:
+        out.append(small)
+    base = case.suspect.base_model
+    shared = [r.name for r in case.references if base and r.base_model and r.base_model == base]
+    if shared:
+        out.append(f"{', '.join(shared)} share the suspect's base model ({base}): resemblance inherited from "
+                   f"the base model is absorbed by the panel for them, which can mask or mimic teacher signal.")
+    elif not base:
+        out.append("The suspect's base model is not stated in the case file; resemblance inherited from a "
+                   "shared base model cannot be ruled out as an alternative explanation.")
+    close = sorted((t for t in teachers if t["supports"] == "Hp"), key=lambda t: -t["log10_lr"])
+    if len(close) > 1:
+        out.append(f"More than one candidate teacher is supported ({', '.join(t['name'] for t in close)}); "
+                   f"candidates that resemble each other cannot always be told apart.")
+    if any(len(f["members"]) > 1 for f in families):
+        out.append("Members of one family (snapshots or versions of one model line) are told apart with the "
+                   "candidate-versus-candidate calibration, which was fitted on candidates of different "
+                   "families: the labelled data rarely document which snapshot a student learned from, so "
+                   "naming one member is less validated than naming the family.")
+    out.append("The teachers' outputs were sampled at one point in time; a student trained on an earlier "
+               "snapshot of a teacher may resemble the sampled outputs less (or another candidate more).")
+    out.append("The evidence cannot distinguish direct collection of a teacher's outputs from training on a "
+               "public dataset generated with that teacher, or on text written by people who used it.")
+    t, f = cal["teacher"], cal["family"]
+    out.append(f"The likelihood ratios are calibrated on labelled pairs ({t.n_hp} trained-on and {t.n_hd} "
+               f"independent suspect/teacher pairs; {f.n_hp} and {f.n_hd} suspect/family pairs, over several "
+               f"prompt sets). They are bounded to [{t.lower:+.2f}, {t.upper:+.2f}] (teacher) and "
+               f"[{f.lower:+.2f}, {f.upper:+.2f}] (family) in log10: with this many labelled models, stronger "
+               f"values would claim more than the calibration data can show (empirical lower and upper "
+               f"bounds); more labelled students and controls are what would raise them.")
+    excluded = coverage.get("excluded") or []
+    if excluded:
+        out.append(f"{len(excluded)} prompts were excluded because a source lacked a (non-empty) answer; "
+                   f"see the data warnings.")
+    return out
+
+
+def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """A sentence when the case is smaller than every validated prompt set that attributed no control.
+
+    The validation measures outcomes on prompt sets of several sizes; the smallest size from which on no
+    human-data control was attributed a teacher is what the method is known to be safe at.
     """
-    high = float(band[1])
-    supported_t = [t["name"] for t in teachers if t["supports"] == "Hp"]
-    supported_f = [f["name"] for f in families if f["supports"] == "Hp"]
-    # every outcome carries every key (empty comparisons where none were made): one shape for readers
-    base = {"candidates_supported": supported_t, "families_supported": supported_f,
-            "attributed_teacher": None, "attributed_family": None, "family_comparisons": {},
-            "sibling_comparisons": {}}
-    ranked = sorted((f for f in families if _finite(f["score"])), key=lambda f: -f["score"])
-    if not ranked or ranked[0]["supports"] != "Hp":
-        outcome = "inconclusive" if supported_f or supported_t else "no teacher supported"
-        return {**base, "outcome": outcome}
-    top = ranked[0]
-    rivals = {f["name"]: compare(top["score"], f["score"]) for f in ranked[1:]}
-    if any(v <= high for v in rivals.values()):
-        return {**base, "outcome": "inconclusive", "family_comparisons": _rounded_map(rivals)}
-    base.update(attributed_family=top["name"], family_comparisons=_rounded_map(rivals))
-    members = [t for t in teachers if t["name"] in top["members"] and _finite(t["score"])]
-    best = max(members, key=lambda t: t["score"])
-    siblings = {t["name"]: compare(best["score"], t["score"]) for t in members if t is not best}
-    base["sibling_comparisons"] = _rounded_map(siblings)
-    if best["supports"] == "Hp" and all(v > high for v in siblings.values()):
-        return {**base, "outcome": "attributed", "attributed_teacher": best["name"]}
-    return {**base, "outcome": "family attributed"}
+    sets = sorted(per_prompt_set.values(), key=lambda v: v["n_prompts"])
+    unsafe = [v for v in sets if v["false_attributions_controls"]]
+    safe_from = min((v["n_prompts"] for v in sets if not unsafe or v["n_prompts"] > max(
+        u["n_prompts"] for u in unsafe)), default=None)
+    if safe_from is None or n >= safe_from:
+        return None
+    worst = max(unsafe, key=lambda v: v["n_prompts"]) if unsafe else None
+    detail = (f" (with {worst['n_prompts']} prompts, {worst['false_attributions_controls']} of "
+              f"{worst['n_controls']} human-data controls were attributed a teacher)") if worst else ""
+    return (f"Only {n} prompts were analysed, fewer than the {safe_from} from which on the validation "
+            f"attributed no human-data control{detail}: an attribution in a case this small is less reliable "
+            f"than the validated error rates suggest; collect more prompts.")
 
 
-def _finite(value: Any) -> bool:
-    return value is not None and bool(np.isfinite(value))
+# ----------------------------------------------------------------------------------------- step 06
+
+def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
+    """Step 06: score, calibrate, decide, and write ``findings.json`` and the evidence figures."""
+    from forensics.exchanges import load_corpus
+
+    corpus = load_corpus(run, case)
+    art = {name: run.read_json(f"artifacts/{name}.json") for name in ("stylometry", "markers", "coverage")}
+    art["semantic"] = read_matrices(run)
+    clusters = run.read_json("artifacts/clusters.json") if run.path("artifacts/clusters.json").exists() else None
+    per_prompt = run.read_parquet("artifacts/semantic_prompts.parquet")
+    findings = build_findings(case, corpus, art, clusters, per_prompt, run.manifest().data)
+    run.write_json("findings.json", findings.to_json(), step=STEP)
+    write_figures(run, corpus, findings, art)
+    return {"conclusion": findings.conclusion.to_json(),
+            "teachers": {t.name: {"log10_lr": t.log10_lr, "verbal": t.verbal, "supports": t.supports}
+                         for t in findings.teachers}}
 
 
-def _rounded_map(values: Mapping[str, float]) -> dict[str, float]:
-    return {k: round(float(v), 6) for k, v in sorted(values.items())}
+def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], clusters: Mapping[str, Any] | None,
+                   per_prompt: pd.DataFrame, manifest: Mapping[str, Any],
+                   calibration_path: str | Path | None = None) -> Findings:
+    """The findings of a case from its artifacts, checked against the contract (:class:`Findings`)."""
+
+    cal_path = calibration_path or DEFAULT_CALIBRATION
+    cal = CalibrationSet.load(cal_path)
+    band = case.parameters.inconclusive_band
+    refs, n = list(corpus.references), len(corpus.prompt_keys)
+    scored = score_lines(art["semantic"], art["stylometry"], art["markers"], corpus.suspect,
+                         corpus.teachers, refs)
+    groups = weighing.family_groups(corpus.teachers, {s.name: s.family for s in case.teachers})
+    family_of = {m: f for f, members in groups.items() for m in members}
+    verdicts, families, conclusion = conclude(corpus.suspect, scored.fused, groups, cal, band)
+    verdict_of = {v["name"]: v for v in verdicts}
+    clustered = score_clusters(clusters, corpus.teachers, refs)
+    teachers = [teacher_entry(verdict_of[t], family_of[t], scored, art["semantic"], art["markers"], clusters,
+                              clustered, refs, n) for t in corpus.teachers]
+    shown = conclusion["attributed_teacher"] or max(teachers, key=lambda t: t["score"] or -np.inf)["name"]
+    marker_rows = art["markers"]["teachers"][shown]["markers"]
+    return Findings.from_json({
+        "schema": SCHEMA,
+        "case": case.case_id,
+        "title": case.title,
+        "suspect": corpus.suspect,
+        "propositions": {
+            "Hp": f"{corpus.suspect} was trained on outputs of the candidate teacher",
+            "Hd": f"{corpus.suspect} was developed independently of the candidate teacher"},
+        "candidates": [{"name": s.name, "why": s.why} for s in case.teachers],
+        "panel": [{"name": s.name, "role": "reference", "why": s.why, "base_model": s.base_model}
+                  for s in case.references],
+        "data": _data_block(art["coverage"], n, case.warnings),
+        "fused_lines": list(weighing.FUSED_LINES),
+        "teachers": teachers,
+        "families": families,
+        "conclusion": conclusion,
+        "exhibits": exhibits(corpus, per_prompt, shown, marker_rows),
+        "identity_leaks": identity_leaks(art["markers"], [corpus.suspect]),
+        "identity_counts": art["markers"].get("identity", {}).get("sources", {}),
+        "canaries": art["markers"].get("canaries"),
+        "limitations": limitations(case, corpus, art["coverage"], teachers, families, cal),
+        "validation": {**calibration_record(cal_path), **cal.metrics.get("summary", {}),
+                       "cross_source": cal.metrics.get("cross_source")},
+        "inputs": [{**{k: i.get(k) for k in ("name", "role", "path", "sha256")},
+                    **({"collection": i["collection"]} if i.get("collection") else {})}
+                   for i in manifest.get("inputs", [])],
+        "model": {k: manifest.get("model", {}).get(k) for k in ("name", "fingerprint")},
+        "parameters": manifest.get("parameters", case.parameters.to_dict()),
+        "parameters_sha256": manifest.get("parameters_sha256"),
+        "environment": environment(),
+        "generated": utc_now(),
+    })
 
 
-def _array(value: Any) -> np.ndarray:
-    """Bootstrap replicates as a float array, whether they come from JSON (list/None) or memory."""
-    return np.empty(0) if value is None else np.asarray(value, dtype=float)
+def _data_block(coverage: Mapping[str, Any], n: int, case_warnings: Sequence[str]) -> dict[str, Any]:
+    warnings = [dict(w) for w in coverage.get("warnings", [])]
+    warnings += [{"code": "case", "count": 1, "message": w} for w in case_warnings]
+    return {"n_prompts_analysed": n, "coverage": {k: v for k, v in coverage.items() if k != "warnings"},
+            "warnings": warnings}
+
+
+def write_figures(run: RunFolder, corpus: AlignedCorpus, findings: Findings, art: Mapping[str, Any]) -> None:
+    """Per-line figures, the LR scale of the headline teacher, the source heatmaps and the Tippett plot."""
+    from forensics import figures
+
+    teachers = findings.teachers
+    for line, label, title in LINE_FIGURES:
+        entries = {t.name: getattr(t.evidence, line).to_json() for t in teachers
+                   if getattr(t.evidence, line, None) is not None}
+        if entries:
+            run.write_figure(f"figures/line_{line}", figures.line_summary(
+                entries, title=title, value_label=label, suspect=corpus.suspect,
+                xlim=(-0.02, 1.02) if line == "clusters" else None), step=STEP)
+    conclusion = findings.conclusion
+    head = next((t for t in teachers if t.name == conclusion.attributed_teacher),
+                next((f for f in findings.families if f.name == conclusion.attributed_family),
+                     max(teachers, key=lambda t: t.log10_lr)))
+    run.write_figure("figures/lr_scale", figures.lr_scale_figure(
+        head.log10_lr, findings.parameters["inconclusive_band"], head.verbal, bounds=head.lr_bounds), step=STEP)
+    semantic: SemanticMatrices = art["semantic"]
+    emb = pd.DataFrame(semantic.openings, index=semantic.sources, columns=semantic.sources)
+    sty_src = art["stylometry"]["sources"]
+    sty = pd.DataFrame(art["stylometry"]["families"]["mfw_cosine_delta"]["sim"], index=sty_src, columns=sty_src)
+    roles = figures.Roles.of(corpus)
+    run.write_figure("figures/similarity_heatmaps", figures.similarity_heatmaps(emb, sty, roles), step=STEP)
+    tippett = (findings.validation.model_extra or {}).get("tippett")
+    if tippett:
+        run.write_figure("figures/tippett", figures.tippett_plot(tippett["hp"], tippett["hd"]), step=STEP)

@@ -368,9 +368,10 @@ def schema_text() -> str:
 class LineScores:
     """Every candidate's line z (full data and bootstrap), fused score and bootstrap wins.
 
-    What :func:`forensics.findings.score_lines` returns to step 06 and to the validation alike, so the
+    What :func:`forensics.evidence.score_lines` returns to step 06 and to the validation alike, so the
     validated method is the reported one. ``embedding``, ``stylometry`` and ``markers`` hold the lines' scored
-    values for the findings entries (empty when only the fused lines were scored, as the validation's fast path does).
+    values for the findings entries (a line that was not scored, as ``markers`` on the validation's fast path,
+    is empty).
     """
 
     line_z: Mapping[str, Mapping[str, float]]

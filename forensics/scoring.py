@@ -171,10 +171,15 @@ def percentile_interval(values: np.ndarray, level: float = 0.95, min_values: int
     return [rounded(low), rounded(high)]
 
 
+#: Decimals of every number written to JSON or CSV (far below any difference the method can resolve).
+DECIMALS = 6
+
+
 def rounded(value: Any) -> float | None:
-    """A scalar as it goes into JSON: 6 decimals, and None for NaN or infinity (JSON has neither)."""
+    """A scalar as it goes into JSON: :data:`DECIMALS` decimals, None for NaN or infinity (JSON has
+    neither), and 0.0 for a negative zero (a rounding artefact that would read as a change)."""
     value = float(np.asarray(value).reshape(()))
-    return round(value, 6) if np.isfinite(value) else None
+    return round(value, DECIMALS) + 0.0 if np.isfinite(value) else None
 
 
 def jsonable(x: Any, sort_keys: bool = True) -> Any:

@@ -60,8 +60,8 @@ class SemanticMatrices:
     """The semantic line's raw per-source values: what step 02 measures and step 06 scores.
 
     ``openings`` is the (S, S) mean similarity of paired answer openings over every prompt, ``openings_boot``
-    the same on each prompt resample (B, S, S), ``whole`` the whole-answer matrix (reported, not fused).
-    Step 06 hands them to the panel-relative scorer (:func:`forensics.evidence.embedding_lines`) like every
+    the same on each prompt resample (B, S, S), ``full_answers`` the whole-answer matrix (reported, not fused).
+    Step 06 hands them to the panel-relative scorer (:func:`forensics.weighing.embedding_lines`) like every
     other line's raw values, so z, intervals and replicates mean the same thing on every line. Stored at
     full precision (``artifacts/semantic_matrices.parquet``): the scores are computed from the same bits
     the step measured.
@@ -73,7 +73,7 @@ class SemanticMatrices:
     references: tuple[str, ...]
     openings: np.ndarray
     openings_boot: np.ndarray
-    whole: np.ndarray | None = None
+    full_answers: np.ndarray | None = None
     opening_words: int | None = None
 
     def statistic(self) -> str:
@@ -82,9 +82,11 @@ class SemanticMatrices:
     def to_frame(self) -> pd.DataFrame:
         """Long table (measure, replicate, source, other, similarity); replicate 0 is every prompt."""
         parts = [("openings", np.concatenate([self.openings[None], self.openings_boot]))]
-        if self.whole is not None:
-            parts.append(("whole_answers", self.whole[None]))
+        if self.full_answers is not None:
+            parts.append(("full_answers", self.full_answers[None]))
         n = len(self.sources)
+        if any(stack.shape[1:] != (n, n) for _, stack in parts):
+            raise ValueError(f"the semantic matrices must be {n} x {n} (one row and column per source)")
         frames = []
         for measure, stack in parts:
             rep, a, b = np.indices(stack.shape).reshape(3, -1)
@@ -92,7 +94,6 @@ class SemanticMatrices:
                                         "source": np.asarray(self.sources, dtype=object)[a],
                                         "other": np.asarray(self.sources, dtype=object)[b],
                                         "similarity": stack.reshape(-1).astype(np.float64)}))
-            assert stack.shape[1:] == (n, n)
         return pd.concat(frames, ignore_index=True)
 
     @classmethod
@@ -110,30 +111,30 @@ class SemanticMatrices:
                 rows["other"].map(index).to_numpy()] = rows["similarity"].to_numpy(dtype=np.float64)
             return out
 
-        openings, whole = stack("openings"), stack("whole_answers")
+        openings, full_answers = stack("openings"), stack("full_answers")
         if openings is None:
             raise ValueError("the semantic matrices hold no 'openings' rows")
         return cls(sources=sources, suspect=meta["suspect"], teachers=tuple(meta["teachers"]),
                    references=tuple(meta["references"]), openings=openings[0], openings_boot=openings[1:],
-                   whole=None if whole is None else whole[0], opening_words=meta.get("opening_words"))
+                   full_answers=None if full_answers is None else full_answers[0],
+                   opening_words=meta.get("opening_words"))
 
     def meta(self) -> dict[str, Any]:
-        """What ``artifacts/semantic.json`` records beside the matrices (the rounded matrix is for figures)."""
+        """What ``artifacts/semantic.json`` records beside the matrices: the roles and how they were measured."""
         return {"sources": list(self.sources), "suspect": self.suspect, "teachers": list(self.teachers),
                 "references": list(self.references), "opening_words": self.opening_words,
-                "statistic": self.statistic(), "n_bootstrap": int(len(self.openings_boot)),
-                "matrix": np.round(self.openings, 6).tolist()}
+                "statistic": self.statistic(), "n_bootstrap": int(len(self.openings_boot))}
 
 
 def semantic_matrices(corpus: AlignedCorpus, per_prompt: np.ndarray, boot_idx: np.ndarray,
-                      per_prompt_whole: np.ndarray | None = None,
+                      per_prompt_full_answers: np.ndarray | None = None,
                       opening_words: int | None = None) -> SemanticMatrices:
     """The line's matrices from the per-prompt similarities of openings (and whole answers, when given)."""
     full, boot = similarity_matrices(per_prompt, boot_idx)
-    whole = per_prompt_whole.mean(axis=-1) if per_prompt_whole is not None else None
+    full_answers = per_prompt_full_answers.mean(axis=-1) if per_prompt_full_answers is not None else None
     return SemanticMatrices(sources=tuple(corpus.sources), suspect=corpus.suspect, teachers=tuple(corpus.teachers),
-                            references=tuple(corpus.references), openings=full, openings_boot=boot, whole=whole,
-                            opening_words=opening_words)
+                            references=tuple(corpus.references), openings=full, openings_boot=boot,
+                            full_answers=full_answers, opening_words=opening_words)
 
 
 def read_matrices(run: RunFolder) -> SemanticMatrices:
@@ -144,14 +145,14 @@ def read_matrices(run: RunFolder) -> SemanticMatrices:
 def controls_table(matrices: SemanticMatrices) -> pd.DataFrame:
     """Per teacher: raw similarity, the naive z and the panel-relative (controlled) z, side by side.
 
-    The controlled z are the scorer's (:func:`forensics.evidence.embedding_lines`), as step 06 reports them.
+    The controlled z are the scorer's (:func:`forensics.weighing.embedding_lines`), as step 06 reports them.
     """
-    from forensics.evidence import embedding_lines
+    from forensics.weighing import embedding_lines
 
     lines = embedding_lines(matrices)
     rows = []
     for teacher, e in lines.items():
-        whole = e.get("whole") or {}
+        whole = e.get("full_answers") or {}
         rows.append({"teacher": teacher, "suspect similarity": e["raw_similarity"][matrices.suspect],
                      "suspect affinity": rounded(e["suspect"]),
                      "naive z (similarity vs panel)": e["naive_z"],

@@ -37,13 +37,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from forensics import evidence
+from forensics import weighing
 from forensics.calibration import DEFAULT_CALIBRATION, LEVELS, Calibration, CalibrationSet, cllr, supports
 from forensics.case import Parameters
 from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
 from forensics.exchanges import AlignedCorpus
 from forensics.results import LineScores
+from forensics.scoring import DECIMALS, rounded
 
 if TYPE_CHECKING:
     from forensics.semantic import SemanticMatrices
@@ -210,7 +211,7 @@ def score_case(corpus: AlignedCorpus, openings: dict[str, np.ndarray], params: P
     No bootstrap: the decision rests on calibrated LRs, not on resampling, so the validation skips the
     replicates a case run draws for its intervals.
     """
-    from forensics.findings import score_lines
+    from forensics.evidence import score_lines
     from forensics.markers import marker_rates
     from forensics.stylometry import stylometric_similarities
 
@@ -253,7 +254,7 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
 
     sources, n = corpus.sources, len(corpus.prompt_keys)
     boot_idx = np.empty((0, n), dtype=int) if boot_idx is None else boot_idx
-    embedding = evidence.embedding_lines(_semantic(corpus, openings, boot_idx, params))
+    embedding = weighing.embedding_lines(_semantic(corpus, openings, boot_idx, params))
     names = [f.name for f in stylometry.FORMATTING_FEATURES]
     block = stylometry.FeatureBlock(names=names, counts={s: sparse.csr_matrix(formatting[s][0]) for s in sources},
                                     totals={s: formatting[s][1] for s in sources},
@@ -261,14 +262,12 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
     weights = np.vstack([np.ones((1, n)), stylometry.bootstrap_weights(boot_idx, n).astype(np.float64)])
     pooled = stylometry.pooled_profiles(block, sources, weights)
     sim = -stylometry.cosine_delta(stylometry.zscore(pooled, stylometry.StyloParams().z_ddof))
-    stylo = evidence.stylometry_lines({"sources": sources, "families": {"formatting": {"sim": sim[0],
+    stylo = weighing.stylometry_lines({"sources": sources, "families": {"formatting": {"sim": sim[0],
                                                                                       "boot": sim[1:]}}},
                                       corpus.suspect, corpus.teachers, corpus.references)
-    lines = {"embedding": embedding, "stylometry": stylo}
-    line_z = {name: {t: line[t]["z"] for t in corpus.teachers} for name, line in lines.items()}
-    line_boot = {name: {t: line[t]["boot_z"] for t in corpus.teachers} for name, line in lines.items()}
-    return LineScores(line_z=line_z, line_boot=line_boot, fused=evidence.fuse(line_z, corpus.teachers),
-                      fused_boot=evidence.fuse_boot(line_boot, corpus.teachers))
+    from forensics.evidence import assemble
+
+    return assemble({"embedding": embedding, "stylometry": stylo}, corpus.teachers)
 
 
 def pair_table(bench: Benchmark, params: Parameters, every_line: bool = True) -> pd.DataFrame:
@@ -309,11 +308,11 @@ def family_table(pairs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (prompt_set, suspect), group in pairs.groupby(["set", "suspect"], sort=True):
         scores = dict(zip(group["teacher"], group["score"], strict=True))
-        groups = evidence.family_groups(list(group["teacher"]), dict(zip(group["teacher"], group["family"],
+        groups = weighing.family_groups(list(group["teacher"]), dict(zip(group["teacher"], group["family"],
                                                                              strict=True)))
         hp = dict(zip(group["teacher"], group["hp"], strict=True))
         first = group.iloc[0]
-        for fam, (score, best) in evidence.family_scores(scores, groups).items():
+        for fam, (score, best) in weighing.family_scores(scores, groups).items():
             rows.append({"set": prompt_set, "n_prompts": first["n_prompts"], "suspect": suspect, "family": fam,
                          "members": ", ".join(groups[fam]), "best_member": best, "role": first["role"],
                          "lineage": first["lineage"], "hp": int(any(hp[m] for m in groups[fam])),
@@ -422,7 +421,7 @@ def case_outcomes(teachers: pd.DataFrame, families: pd.DataFrame, comparison: Ca
         t_entries = [{"name": r.teacher, "score": r.score, "supports": r.supports} for r in group.itertuples()]
         f_entries = [{"name": r.family, "score": r.score, "supports": r.supports,
                       "members": r.members.split(", ")} for r in fams.itertuples()]
-        decision = evidence.decide(t_entries, f_entries, compare, band)
+        decision = weighing.decide(t_entries, f_entries, compare, band)
         documented_t = set(group.loc[group["hp"] == 1, "teacher"])
         documented_f = set(fams.loc[fams["hp"] == 1, "family"])
         first = group.iloc[0]
@@ -477,12 +476,12 @@ def level_metrics(rows: pd.DataFrame, column: str) -> dict[str, Any]:
     hp, hd = rows[rows["hp"] == 1], rows[rows["hp"] == 0]
     c, c_min = cllr(rows["log10_lr"].to_numpy(), rows["hp"].to_numpy())
     return {"n_pairs": len(rows), "n_hp_pairs": len(hp), "n_hd_pairs": len(hd),
-            "pair_auc": round(float(roc_auc_score(rows["hp"], rows[column])), 6),
-            "cllr": round(c, 6), "cllr_min": round(c_min, 6),
-            "rate_misleading_hp": round(float((hp["log10_lr"] < 0).mean()), 6),
-            "rate_misleading_hd": round(float((hd["log10_lr"] > 0).mean()), 6),
-            "max_log10_lr": round(float(rows["log10_lr"].max()), 6),
-            "min_log10_lr": round(float(rows["log10_lr"].min()), 6)}
+            "pair_auc": rounded(roc_auc_score(rows["hp"], rows[column])),
+            "cllr": rounded(c), "cllr_min": rounded(c_min),
+            "rate_misleading_hp": rounded((hp["log10_lr"] < 0).mean()),
+            "rate_misleading_hd": rounded((hd["log10_lr"] > 0).mean()),
+            "max_log10_lr": rounded(rows["log10_lr"].max()),
+            "min_log10_lr": rounded(rows["log10_lr"].min())}
 
 
 def case_metrics(cases: pd.DataFrame) -> dict[str, Any]:
@@ -525,7 +524,7 @@ def summarise(schemes: dict[str, tuple[LevelTables, pd.DataFrame]], bench: Bench
         "n_suspects": int(first["suspect"].nunique()),
         "data_sha256": bench.data_sha256,
         "files": bench.files,
-        "calibration": {level: {"lower": round(c.lower, 6), "upper": round(c.upper, 6), "n_hp": c.n_hp,
+        "calibration": {level: {"lower": rounded(c.lower), "upper": rounded(c.upper), "n_hp": c.n_hp,
                                 "n_hd": c.n_hd} for level, c in final.items()},
         "schemes": {name: summarise_scheme(tables, cases) for name, (tables, cases) in schemes.items()},
     }
@@ -591,8 +590,8 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
                                      f"over every prompt set")
     fam = schemes["lolo"][0].family
     fam = fam[fam["set"] == ALL_PROMPTS]
-    tippett = {"level": "family", "hp": [round(float(v), 6) for v in sorted(fam.loc[fam["hp"] == 1, "log10_lr"])],
-               "hd": [round(float(v), 6) for v in sorted(fam.loc[fam["hp"] == 0, "log10_lr"])]}
+    tippett = {"level": "family", "hp": [rounded(v) for v in sorted(fam.loc[fam["hp"] == 1, "log10_lr"])],
+               "hd": [rounded(v) for v in sorted(fam.loc[fam["hp"] == 0, "log10_lr"])]}
     sizes = {k: {f: v[f] for f in ("n_prompts", "n_controls", "false_attributions_controls", "n_students",
                                     "students_family_attributed_correctly")}
              for k, v in summary["schemes"]["lolo"]["per_prompt_set"].items()}
@@ -615,7 +614,7 @@ def write_report(report: ValidationReport, out_dir: Path) -> None:
               for level in LEVELS}
     names = {"teacher": "pairs.csv", "family": "families.csv", "comparison": "comparisons.csv"}
     for level, frame in tables.items():
-        atomic_write_text(out_dir / names[level], frame.round(6).to_csv(index=False))
+        atomic_write_text(out_dir / names[level], frame.round(DECIMALS).to_csv(index=False))
     cases = pd.concat([c for _, c in report.schemes.values()], ignore_index=True)
     atomic_write_text(out_dir / "cases.csv", cases.to_csv(index=False))
     lolo = report.schemes["lolo"][0].teacher

@@ -24,9 +24,9 @@ from forensics.clustering import (
     co_clustering_test,
     exchangeability_p_value,
     pairs_html,
-    panel_z,
     params_from_case,
     project_and_cluster,
+    rates_from_counts,
     relabel_by_size,
     run_step,
     sample_prompts,
@@ -35,6 +35,7 @@ from forensics.clustering import (
 from forensics.custody import RunFolder
 from forensics.escaping import inert
 from forensics.exchanges import AlignedCorpus
+from forensics.weighing import rate_lines
 
 Corpus = AlignedCorpus  # the real class: its checks catch a malformed test corpus
 
@@ -75,11 +76,10 @@ def test_suspect_copying_teacher_labels_gives_smallest_p() -> None:
     rng = np.random.default_rng(1)
     t = random_labels(rng, 200)
     labels = {"T": t, "S": t.copy(), "R1": random_labels(rng, 200), "R2": random_labels(rng, 200)}
-    entry = co_clustering_test(labels, "S", "T", ["R1", "R2"], permutations=999, seed=0)
+    entry = co_clustering_test(labels, "S", "T", ["R1", "R2"], permutations=999, seed=0).entry
     assert entry["suspect_value"] == 1.0
     assert entry["p_value"] == pytest.approx(1 / 1000)
     assert all(v < 0.35 for v in entry["panel_values"].values())
-    assert entry["z"] > 10
     assert entry["ci95"] == [1.0, 1.0]
     assert entry["n_prompts"] == 200 and entry["statistic"] == "co-clustering rate"
 
@@ -90,7 +90,7 @@ def test_suspect_exchangeable_with_panel_gives_large_p() -> None:
     labels = {"T": t}
     for s in ("S", "R1", "R2", "R3"):  # every source copies T's label with the same probability
         labels[s] = np.where(rng.random(150) < 0.4, t, random_labels(rng, 150))
-    entry = co_clustering_test(labels, "S", "T", ["R1", "R2", "R3"], permutations=999, seed=0)
+    entry = co_clustering_test(labels, "S", "T", ["R1", "R2", "R3"], permutations=999, seed=0).entry
     assert entry["p_value"] > 0.1
 
 
@@ -111,7 +111,7 @@ def test_noise_never_counts_as_co_clustering_unless_asked() -> None:
     assert co_clustered(both_noise, both_noise).tolist() == [False, False, True]
     assert co_clustered(both_noise, both_noise, include_noise=True).tolist() == [True, True, True]
     labels = {"T": np.full(10, NOISE), "S": np.full(10, NOISE), "R": np.zeros(10, dtype=int)}
-    entry = co_clustering_test(labels, "S", "T", ["R"], permutations=99)
+    entry = co_clustering_test(labels, "S", "T", ["R"], permutations=99).entry
     assert entry["suspect_value"] == 0.0 and entry["noise_share"] == 1.0
     assert entry["noise_included"]["suspect_value"] == 1.0
 
@@ -120,23 +120,31 @@ def test_single_reference_and_empty_panel() -> None:
     rng = np.random.default_rng(4)
     t = random_labels(rng, 60)
     one = co_clustering_test({"T": t, "S": t, "R": random_labels(rng, 60)}, "S", "T", ["R"], permutations=199)
-    assert one["z"] is None and one["p_value"] < 0.01
-    none = co_clustering_test({"T": t, "S": t}, "S", "T", [], permutations=199)
+    assert one.entry["p_value"] < 0.01  # the permutation test works with one reference; a z cannot:
+    line = rate_lines({"T": rates_from_counts(one.counts)}, ["T"], ["R"])["T"]
+    assert not np.isfinite(line["z"])  # one reference shows no spread (written as null)
+    none = co_clustering_test({"T": t, "S": t}, "S", "T", [], permutations=199).entry
     assert none["p_value"] is None and none["panel_values"] == {}
 
 
 def test_statistic_is_seeded() -> None:
     rng = np.random.default_rng(5)
     labels = {s: random_labels(rng, 100) for s in ("T", "S", "R1", "R2")}
-    a = co_clustering_test(labels, "S", "T", ["R1", "R2"], seed=7)
-    assert a == co_clustering_test(labels, "S", "T", ["R1", "R2"], seed=7)
+    a = co_clustering_test(labels, "S", "T", ["R1", "R2"], seed=7).entry
+    assert a == co_clustering_test(labels, "S", "T", ["R1", "R2"], seed=7).entry
     json.dumps(a, allow_nan=False)
 
 
-def test_panel_z() -> None:
-    assert panel_z(3.0, [1.0, 2.0, 3.0]) == pytest.approx(1.0)
-    assert panel_z(1.0, [0.5, 0.5]) is None
-    assert panel_z(1.0, [0.5]) is None
+def test_counts_give_the_rates_bit_for_bit() -> None:
+    """Step 06 scores the counts step 05 wrote: divided by n they are the reported rates exactly."""
+    rng = np.random.default_rng(6)
+    labels = {s: random_labels(rng, 77, k=3) for s in ("T", "S", "R1", "R2")}
+    tested = co_clustering_test(labels, "S", "T", ["R1", "R2"], permutations=99, bootstrap=30)
+    rates = rates_from_counts(json.loads(json.dumps(tested.counts)))
+    assert rates["suspect"] == tested.entry["suspect_value"]
+    assert rates["references"] == tested.entry["panel_values"]
+    assert rates["noise_included"]["suspect"] == tested.entry["noise_included"]["suspect_value"]
+    assert len(rates["boot_suspect"]) == 30 and set(rates["boot_references"]) == {"R1", "R2"}
 
 
 # ---------------------------------------------------------------------------- sampling and labels
@@ -178,7 +186,7 @@ def test_blobs_become_clusters_and_copying_is_detected(fitted) -> None:
     corpus, _, result, _ = fitted
     assert result.n_clusters == 4 and result.noise_share < 0.1
     labels = {s: result.labels_of(s) for s in result.sources}
-    entry = co_clustering_test(labels, "S", "T", ["R1", "R2"], permutations=499)
+    entry = co_clustering_test(labels, "S", "T", ["R1", "R2"], permutations=499).entry
     assert entry["suspect_value"] > 0.9 > 0.5 > max(entry["panel_values"].values())
     assert entry["p_value"] < 0.01
 
@@ -208,9 +216,9 @@ def test_write_step_artifacts(fitted, tmp_path, monkeypatch) -> None:
     assert saved["sample"]["n_points"] == 4 * 48 and not saved["sample"]["sampled"]
     frame = pd.read_parquet(tmp_path / "run/artifacts/umap.parquet")
     assert {"prompt_key", "source", "x", "y", "cluster"} <= set(frame.columns) and len(frame) == 4 * 48
-    for stem in ("umap_map", "line_clusters"):
-        for ext in ("png", "svg"):
-            assert (tmp_path / f"run/figures/{stem}.{ext}").stat().st_size > 0
+    assert set(saved["co_clustering_counts"]) == {"T"} and "z" not in saved["co_clustering"]["T"]  # step 06 scores
+    for ext in ("png", "svg"):
+        assert (tmp_path / f"run/figures/umap_map.{ext}").stat().st_size > 0
     manifest = run.manifest().data["artifacts"]
     assert manifest["artifacts/clusters.json"]["step"] == "05_clusters"
 
@@ -252,11 +260,12 @@ def test_show_pairs_by_cluster_puts_co_clustered_first() -> None:
 
 
 def test_co_clustering_z_comes_from_the_one_panel_relative_scorer() -> None:
-    """Co-clustering z is rate_z over every candidate (spread pooled), like the marker line's, and its
-    bootstrap interval is drawn on the case's prompt resamples."""
+    """Co-clustering z is rate_z over every candidate (spread pooled), like the marker line's, computed in
+    step 06 from step 05's counts, and its bootstrap interval is drawn on the case's prompt resamples."""
     from types import SimpleNamespace
 
     from forensics.clustering import co_clustering
+    from forensics.evidence import score_clusters
     from forensics.scoring import rate_z
 
     rng = np.random.default_rng(3)
@@ -266,12 +275,14 @@ def test_co_clustering_z_comes_from_the_one_panel_relative_scorer() -> None:
     corpus = SimpleNamespace(suspect="S", teachers=["T1", "T2"], references=["R1", "R2", "R3"])
     result = SimpleNamespace(sources=list(labels), labels_of=lambda s: labels[s],
                              params=SimpleNamespace(permutations=99, seed=0, bootstrap=50))
-    entries = co_clustering(result, corpus)
+    tested = co_clustering(result, corpus)
+    entries = {t: c.entry for t, c in tested.items()}
+    clusters = {"co_clustering": entries, "co_clustering_counts": {t: c.counts for t, c in tested.items()}}
+    lines = score_clusters(json.loads(json.dumps(clusters)), corpus.teachers, corpus.references)
     expected = rate_z({t: e["suspect_value"] for t, e in entries.items()},
                       {t: e["panel_values"] for t, e in entries.items()}, corpus.references)
     for t in corpus.teachers:
-        assert entries[t]["z"] == pytest.approx(expected[t])
-        low, high = entries[t]["z_ci95"]
-        assert low is not None and low <= high
-    assert entries["T1"]["z"] > entries["T2"]["z"]
-    json.dumps(entries, allow_nan=False)
+        assert lines[t]["z"] == expected[t]
+        assert len(lines[t]["boot_z"]) == 50 and np.isfinite(lines[t]["noise_z"])
+    assert lines["T1"]["z"] > lines["T2"]["z"]
+    assert score_clusters(None, corpus.teachers, corpus.references) == {}

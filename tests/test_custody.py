@@ -117,7 +117,7 @@ def test_the_evidence_step_refuses_an_edited_json_artifact_of_a_finished_step(
     """A real small case: steps 00-04 run, then one number in ``artifacts/semantic.json`` is changed by
     hand; the evidence step, which reads it, refuses to go on and names the file. Step 05 (clusters) is
     skipped: its artifact is optional to the evidence step and its UMAP takes longest."""
-    from forensics import embeddings, exchanges, findings, markers, semantic, stylometry
+    from forensics import embeddings, evidence, exchanges, markers, semantic, stylometry
     from forensics.notebook import open_case
     from forensics.notebook import run_step as run_notebook_step
 
@@ -128,10 +128,10 @@ def test_the_evidence_step_refuses_an_edited_json_artifact_of_a_finished_step(
         run_notebook_step(module, case, run, name)
     edited = run.path("artifacts/semantic.json")
     line = json.loads(edited.read_text(encoding="utf-8"))
-    line["matrix"][0][1] = 0.99  # the suspect much closer to the first teacher than measured
+    line["references"] = line["references"][:-1]  # one reference quietly dropped from the panel
     edited.write_text(json.dumps(line), encoding="utf-8")
     with pytest.raises(VerificationError, match="artifact changed since it was written") as refused:
-        run_notebook_step(findings, case, run, "06_evidence")
+        run_notebook_step(evidence, case, run, "06_evidence")
     message = str(refused.value)
     assert "artifacts/semantic.json" in message and "\n" not in message
     assert not run.path("findings.json").exists()

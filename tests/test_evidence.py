@@ -1,4 +1,4 @@
-"""forensics.evidence (rate z, fusion, candidate comparison, decision) and findings' sentences."""
+"""forensics.weighing (rate z, fusion, candidate comparison, decision) and step 06's sentences (forensics.evidence)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from forensics import evidence, findings
+from forensics import evidence, weighing
 from forensics.calibration import Calibration, CalibrationSet
-from forensics.evidence import BEATS_LEVEL, beats_others, decide, fuse, fuse_boot
 from forensics.scoring import rate_z
+from forensics.weighing import BEATS_LEVEL, beats_others, decide, fuse, fuse_boot
 
 # --------------------------------------------------------------------------------------------------
 # rate_z: a per-teacher rate, suspect vs references, spread pooled over teachers
@@ -74,10 +74,10 @@ def test_rate_z_of_an_unknown_suspect_rate_is_nan() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Fusion (written against evidence.FUSED_LINES, whichever lines the method fuses)
+# Fusion (written against weighing.FUSED_LINES, whichever lines the method fuses)
 # --------------------------------------------------------------------------------------------------
 
-FUSED = list(evidence.FUSED_LINES)
+FUSED = list(weighing.FUSED_LINES)
 NOT_FUSED = [line for line in ("embedding", "stylometry", "markers", "clusters") if line not in FUSED]
 
 
@@ -207,12 +207,12 @@ def singles(*teachers: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_family_groups_put_teachers_without_a_family_on_their_own() -> None:
-    got = evidence.family_groups(["a1", "b", "a2"], {"a1": "A", "a2": "A", "b": None})
+    got = weighing.family_groups(["a1", "b", "a2"], {"a1": "A", "a2": "A", "b": None})
     assert got == {"A": ["a1", "a2"], "b": ["b"]}
 
 
 def test_a_family_scores_as_its_best_member() -> None:
-    got = evidence.family_scores({"a1": 0.4, "a2": 1.7, "b": float("nan")}, {"A": ["a1", "a2"], "B": ["b"]})
+    got = weighing.family_scores({"a1": 0.4, "a2": 1.7, "b": float("nan")}, {"A": ["a1", "a2"], "B": ["b"]})
     assert got["A"] == (1.7, "a2")
     assert math.isnan(got["B"][0])
 
@@ -291,7 +291,7 @@ def conclusion(outcome: str, teacher_name: str | None = None, family_name: str |
 
 def test_statement_attributed() -> None:
     teachers = [teacher("T", "Hp", 2.0), teacher("U", "Hd", -1.0)]
-    text = findings.statement("S", teachers, singles(*teachers),
+    text = evidence.statement("S", teachers, singles(*teachers),
                               conclusion("attributed", "T", "T", family_comparisons={"U": 3.0}))
     assert text.startswith("The evidence supports the proposition that S was trained on outputs of T")
     assert "about 100 times more probable" in text
@@ -302,21 +302,21 @@ def test_statement_attributed() -> None:
 
 def test_statement_attributed_with_a_small_lr_keeps_a_decimal() -> None:
     teachers = [teacher("T", "Hp", math.log10(3.2))]
-    text = findings.statement("S", teachers, singles(*teachers), conclusion("attributed", "T", "T"))
+    text = evidence.statement("S", teachers, singles(*teachers), conclusion("attributed", "T", "T"))
     assert "about 3.2 times more probable" in text
 
 
 def test_statement_family_names_the_family_and_its_members() -> None:
     teachers = [teacher("a1", "Hp", 1.6), teacher("a2", "Hp", 1.5)]
     fams = [family("Fam A", ["a1", "a2"], "Hp", 1.6)]
-    text = findings.statement("S", teachers, fams, conclusion("family attributed", None, "Fam A"))
+    text = evidence.statement("S", teachers, fams, conclusion("family attributed", None, "Fam A"))
     assert "a model of the Fam A family (a1, a2)" in text
     assert "does not single out one member" in text
 
 
 def test_statement_inconclusive_names_the_supported_candidates() -> None:
     teachers = [teacher("T", "Hp", 1.5), teacher("U", "Hp", 1.4), teacher("V", "Hd", -2)]
-    text = findings.statement("S", teachers, singles(*teachers),
+    text = evidence.statement("S", teachers, singles(*teachers),
                               conclusion("inconclusive", families_supported=["T", "U"]))
     assert text.startswith("Inconclusive:")
     assert "T, U" in text
@@ -326,7 +326,7 @@ def test_statement_inconclusive_names_the_supported_candidates() -> None:
 
 def test_statement_no_teacher_supported() -> None:
     teachers = [teacher("T", "Hd", -1.5), teacher("U", "inconclusive", 0.1)]
-    text = findings.statement("S", teachers, singles(*teachers), conclusion("no teacher supported"))
+    text = evidence.statement("S", teachers, singles(*teachers), conclusion("no teacher supported"))
     assert text.startswith("No candidate teacher or family is supported")
     assert "S's resemblance" in text
 
@@ -355,7 +355,7 @@ def limitations(refs: list[tuple[str, str | None]], suspect_base: str | None = "
                 teachers: list[dict[str, Any]] | None = None, coverage: dict[str, Any] | None = None,
                 families: list[dict[str, Any]] | None = None) -> list[str]:
     teachers = teachers or [teacher("T", "Hd", -1.0)]
-    return findings.limitations(make_case(refs, suspect_base), make_corpus([n for n, _ in refs], n_prompts),
+    return evidence.limitations(make_case(refs, suspect_base), make_corpus([n for n, _ in refs], n_prompts),
                                 coverage or {}, teachers, families or singles(*teachers), CAL)
 
 
@@ -443,15 +443,15 @@ SIZES = {"all": {"n_prompts": 800, "false_attributions_controls": 0, "n_controls
 
 
 def test_a_case_smaller_than_the_safely_validated_sizes_says_so() -> None:
-    text = findings.below_validated_size(100, SIZES)
+    text = evidence.below_validated_size(100, SIZES)
     assert text is not None and "Only 100 prompts" in text and "fewer than the 130" in text
     assert "with 80 prompts, 3 of 5 human-data controls" in text
-    assert findings.below_validated_size(130, SIZES) is None
-    assert findings.below_validated_size(5000, SIZES) is None
+    assert evidence.below_validated_size(130, SIZES) is None
+    assert evidence.below_validated_size(5000, SIZES) is None
 
 
 def test_without_any_unsafe_size_the_smallest_validated_size_is_the_floor() -> None:
     safe = {k: {**v, "false_attributions_controls": 0} for k, v in SIZES.items()}
-    assert "fewer than the 80" in findings.below_validated_size(50, safe)
-    assert findings.below_validated_size(80, safe) is None
-    assert findings.below_validated_size(10, {}) is None
+    assert "fewer than the 80" in evidence.below_validated_size(50, safe)
+    assert evidence.below_validated_size(80, safe) is None
+    assert evidence.below_validated_size(10, {}) is None

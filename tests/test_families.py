@@ -3,7 +3,7 @@ two snapshots is attributed to the family without a snapshot; a human-data contr
 
 The cases come from the development benchmark (one prompt source, 128 prompts, real answers), are scored
 with the pipeline's fused lines (:func:`forensics.validation.score_fused_lines`, tested equal to the full
-scoring) on real embeddings of the answer openings, and concluded by :func:`forensics.findings.conclude`,
+scoring) on real embeddings of the answer openings, and concluded by :func:`forensics.evidence.conclude`,
 the function ``findings.json`` is written from. The shipped calibration saw these models (it is fitted on
 every labelled case); the held-out figures are in ``validation/``.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forensics import evidence
+from forensics import weighing
 from forensics.calibration import CalibrationSet
 from forensics.case import Parameters
 from forensics.embeddings import Embedder, corpus_texts, split_by_source
-from forensics.findings import conclude
+from forensics.evidence import conclude
 from forensics.stylometry import formatting_matrix
 from forensics.validation import (
     benchmark_cases,
@@ -47,7 +47,7 @@ def verdicts(benchmark_dir: Path, forensics_cache: Path) -> dict[str, dict]:
             openings = split_by_source(corpus, Embedder().embed(corpus_texts(corpus, params.opening_words)))
             fmt = {s: formatting_matrix(corpus.responses[s], corpus.prompts) for s in corpus.sources}
             scores = score_fused_lines(corpus, openings, fmt, params).fused
-            groups = evidence.family_groups(corpus.teachers, family)
+            groups = weighing.family_groups(corpus.teachers, family)
             teachers, families, conclusion = conclude(corpus.suspect, scores, groups, cal,
                                                       params.inconclusive_band)
             out[corpus.suspect] = {"scores": scores, "families": families, "conclusion": conclusion}

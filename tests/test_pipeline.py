@@ -29,11 +29,11 @@ import pytest
 
 from forensics.calibration import DEFAULT_CALIBRATION, Calibration, CalibrationSet, supports, verbal
 from forensics.custody import sha256_file
-from forensics.evidence import FUSED_LINES
 from forensics.exchanges import normalise_prompt, read_exchanges
 from forensics.pipeline import notebooks
 from forensics.results import SCHEMA, SCHEMA_PATH, Findings
 from forensics.verify import compare_findings
+from forensics.weighing import FUSED_LINES
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "exchanges"
 N_PROMPTS = 60

@@ -235,7 +235,7 @@ def test_first_page_answers_the_question(sample: SimpleNamespace) -> None:
 
 
 def test_the_conclusion_is_stated_once_in_the_findings_words(sample: SimpleNamespace) -> None:
-    """findings.py words the conclusion; the report quotes it and adds no sentence of its own beside it."""
+    """evidence.py (step 06) words the conclusion; the report quotes it and adds no sentence of its own beside it."""
     text = words(" ".join(parse(sample.html).text))
     assert text.count(words(sample.findings["conclusion"]["statement"])) == 1
     assert 'class="headline"' in sample.html and 'class="statement"' not in sample.html
@@ -306,7 +306,7 @@ def test_html_is_deterministic(sample: SimpleNamespace) -> None:
 @pytest.mark.parametrize("outcome", ["no teacher supported", "inconclusive"])
 def test_negative_outcomes_are_said_plainly(sample_findings: dict[str, Any], tmp_path: Path, outcome: str) -> None:
     findings = copy.deepcopy(sample_findings)
-    said = f"{outcome.upper()}: the statement findings.py wrote for this outcome."
+    said = f"{outcome.upper()}: the statement step 06 wrote for this outcome."
     findings["conclusion"].update(outcome=outcome, attributed_teacher=None, statement=said)
     for teacher in findings["teachers"]:
         teacher.update(supports="Hd" if outcome != "inconclusive" else "inconclusive")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from forensics.evidence import embedding_lines
 from forensics.exchanges import AlignedCorpus
 from forensics.scoring import bootstrap_indices, panel_relative
 from forensics.semantic import (
@@ -15,6 +14,7 @@ from forensics.semantic import (
     per_prompt_similarity,
     semantic_matrices,
 )
+from forensics.weighing import embedding_lines
 
 SOURCES = ["S", "T", "R1", "R2", "R3"]
 
@@ -53,11 +53,11 @@ def test_the_line_scores_the_openings_and_reports_whole_answers_beside_them() ->
     matrices = _matrices(corpus, openings, bootstrap_indices(n, 20, 0), whole)
     line = embedding_lines(matrices)["T"]
     assert line["z"] > 2 and "first 40 words" in matrices.statistic()
-    assert line["whole"]["z"] < line["z"] - 1
+    assert line["full_answers"]["z"] < line["z"] - 1
     assert len(line["boot_z"]) == 20 and matrices.opening_words == 40
     table = controls_table(matrices)
     assert table.loc["T", "controlled z (affinity vs panel)"] == round(line["z"], 6)
-    assert table.loc["T", "whole answers: controlled z"] == round(line["whole"]["z"], 6)
+    assert table.loc["T", "whole answers: controlled z"] == round(line["full_answers"]["z"], 6)
     frame = per_prompt_frame(corpus, per_prompt_similarity(openings, SOURCES), per_prompt_similarity(whole, SOURCES))
     assert list(frame.columns[-2:]) == ["similarity", "similarity_full_answers"] and len(frame) == 4 * n
 
@@ -84,8 +84,8 @@ def test_without_whole_answers_the_line_is_unchanged_and_says_so() -> None:
     line = embedding_lines(_matrices(corpus, vectors, bootstrap_indices(30, 5, 0)))["T"]
     again = embedding_lines(_matrices(corpus, vectors, bootstrap_indices(30, 5, 0), whole=vectors))["T"]
     assert line["z"] == again["z"]
-    assert line["whole"] is None
-    assert again["whole"]["z"] == again["z"]
+    assert line["full_answers"] is None
+    assert again["full_answers"]["z"] == again["z"]
 
 
 def test_the_matrices_survive_their_artifact_bit_for_bit() -> None:
@@ -98,5 +98,19 @@ def test_the_matrices_survive_their_artifact_bit_for_bit() -> None:
     assert back.sources == matrices.sources and back.references == matrices.references
     np.testing.assert_array_equal(back.openings, matrices.openings)
     np.testing.assert_array_equal(back.openings_boot, matrices.openings_boot)
-    np.testing.assert_array_equal(back.whole, matrices.whole)
+    np.testing.assert_array_equal(back.full_answers, matrices.full_answers)
     assert embedding_lines(back)["T"]["z"] == embedding_lines(matrices)["T"]["z"]
+
+
+def test_step_06_refuses_matrices_measured_for_another_panel() -> None:
+    """The semantic matrices carry the roles they were measured for; scoring them for other roles stops."""
+    import pytest
+
+    from forensics.errors import ForensicsError
+    from forensics.evidence import score_lines
+
+    rng = np.random.default_rng(2)
+    corpus = _corpus(20)
+    matrices = _matrices(corpus, _vectors(rng, 20, lean=0.5), bootstrap_indices(20, 3, 0))
+    with pytest.raises(ForensicsError, match="semantic.json.*measured for"):
+        score_lines(matrices, {}, {}, "S", ["T"], ["R1", "R2"])

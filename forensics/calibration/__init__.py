@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from forensics.custody import atomic_write_json, sha256_file
+from forensics.scoring import jsonable
 
 CALIBRATION_DIR = Path(__file__).resolve().parent  # the package folder holds the shipped calibration
 DEFAULT_CALIBRATION = CALIBRATION_DIR / "default.json"
@@ -148,7 +149,7 @@ class CalibrationSet:
                 "format_version": self.format_version}
 
     def save(self, path: str | Path) -> Path:
-        atomic_write_json(path, _rounded(self.to_dict()))
+        atomic_write_json(path, jsonable(self.to_dict(), sort_keys=False))
         return Path(path)
 
     @classmethod
@@ -182,13 +183,3 @@ def cllr(log10_lrs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
     data = LLRData(features=np.asarray(log10_lrs, dtype=float), labels=np.asarray(labels, dtype=int))
     return float(_cllr(data)), float(_cllr_min(data))
-
-
-def _rounded(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return round(obj, 6)
-    if isinstance(obj, dict):
-        return {k: _rounded(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_rounded(v) for v in obj]
-    return obj

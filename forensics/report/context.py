@@ -40,7 +40,7 @@ def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: F
         "version": as_text(mapping_of(findings.get("environment")).get("forensics")) or __version__,
         "outcome_class": {"attributed": "attributed", "family attributed": "attributed",
                           "inconclusive": "inconclusive"}.get(outcome, "none"),
-        # The conclusion is worded once, by findings.py; the report quotes it rather than rewording it.
+        # The conclusion is worded once, by step 06 (evidence.py); the report quotes it rather than rewording it.
         "statement": as_text(mapping_of(findings.get("conclusion")).get("statement"))
         or "No conclusion statement was recorded in the findings.",
         "answers": teacher_answers, "family_answers": family_answers,

@@ -164,7 +164,7 @@ def comparison_sentence(findings: Mapping[str, Any]) -> str:
 def data_sentence(data: Mapping[str, Any]) -> str:
     """How many prompts were analysed, of how many, and why the others were left out.
 
-    Reads what findings.py writes: ``n_prompts_analysed`` and the step-00 coverage under ``coverage``
+    Reads what step 06 (evidence.py) writes: ``n_prompts_analysed`` and the step-00 coverage under ``coverage``
     (``prompts_total``, and ``excluded``, one record per prompt with the sources it was missing from or
     empty in).
     """

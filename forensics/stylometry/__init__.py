@@ -1,7 +1,7 @@
 """Line 2 of evidence: stylometry (how the sources write, not what they say).
 
 Five families of style features, each turned into a source-by-source similarity matrix, with bootstrap
-replicates over prompts, for the evidence engine (``evidence.py``), which does the panel-relative scoring:
+replicates over prompts, for the evidence engine (``weighing.py``), which does the panel-relative scoring:
 
 =====================  ==================================================================================
 family                 what it measures
@@ -58,7 +58,6 @@ from forensics.stylometry.formatting import FORMATTING_FEATURES, FormatFeature, 
 from forensics.stylometry.ngrams import (
     FeatureBlock,
     encode_texts,
-    encode_tokens,
     ngram_occurrences,
     pooled_profiles,
 )
@@ -85,7 +84,6 @@ __all__ = [
     "cosine_delta",
     "distort",
     "encode_texts",
-    "encode_tokens",
     "format_scale",
     "formatting_matrix",
     "is_word",

@@ -6,7 +6,6 @@ Everything here is exact (no hashing) and streamed, so memory grows with the kep
 from __future__ import annotations
 
 import array
-import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,22 +17,11 @@ from scipy import sparse
 from forensics.stylometry.tokens import normalise
 
 
-def encode_tokens(docs: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Token ids (in order of first appearance), the document index of each token, the id -> token list.
-
-    Hash-based (pandas.factorize), so ids do not depend on anything but the token sequence.
-    """
-    flat = np.fromiter(itertools.chain.from_iterable(docs), dtype=object, count=sum(len(d) for d in docs))
-    codes, uniques = pd.factorize(flat)
-    doc = np.repeat(np.arange(len(docs), dtype=np.int64), [len(d) for d in docs])
-    return codes.astype(np.int64), doc, [str(u) for u in uniques]
-
-
 def encode_texts(texts: Iterable[str],
                  tokenizer: Callable[[str], list[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """:func:`encode_tokens` of ``[tokenizer(t) for t in texts]``, streamed: each text is tokenised and
-    its tokens turned into ids at once (ids in order of first appearance, as ``pandas.factorize``), so
-    the token strings of the whole corpus are never held together. Same three results, same values."""
+    """Token ids (in order of first appearance), the document index of each token, the id -> token list,
+    for ``[tokenizer(t) for t in texts]``, streamed: each text is tokenised and its tokens turned into ids
+    at once, so the token strings of the whole corpus are never held together."""
     ids: dict[str, int] = {}
     setdefault = ids.setdefault
     buf = array.array("q")

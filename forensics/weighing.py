@@ -1,0 +1,249 @@
+"""Weighing the evidence: each line's panel-relative z, fusion, families, the decision (a library; step 06,
+:mod:`forensics.evidence`, calls it and writes ``findings.json``).
+
+Each line (semantic, stylometric, markers) yields, per candidate teacher T, a z-score of the suspect's
+lean towards T beyond the reference panel's (:mod:`forensics.scoring`).
+
+**Fusion by agreement.** The fused score is the *smaller* of the semantic and the formatting z: both the
+way the suspect opens its answers and the way it formats them must lean towards T beyond the panel. A
+teacher's outputs shape both; the confounds that fool one line rarely move the other (terse human answers
+read like a terse teacher's openings but not like its formatting; shared markdown habits of chat-tuned
+models move formatting, not what an answer says first). A mean lets one confounded line carry the
+score: that is how an unseen human-data control was once attributed on its semantic line alone.
+
+**Families and candidates.** A family's score is its best member's. The calibrations
+(:mod:`forensics.calibration`) turn teacher and family scores into LRs against independence, and the
+difference of two candidates' scores into an LR for "trained on A rather than B"; :func:`decide` names the
+most specific candidate those LRs support.
+The co-clustering line is reported beside the others but not fused (its UMAP/HDBSCAN cost is too high
+for the validation's many cases, so the calibration could not cover it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from forensics.scoring import naive_z, panel_relative, rate_z, rounded
+
+if TYPE_CHECKING:
+    from forensics.semantic import SemanticMatrices
+
+#: Lines whose z-scores enter the fused score (order = report order); the fused score is their minimum
+#: (module docstring). The marker line is computed and reported but not fused: human-data controls whose
+#: crowd-written answers borrow a teacher's phrases (a known impurity of such data) reach marker z of 5-9.
+FUSED_LINES = ("embedding", "stylometry")
+#: Stylometric families whose z makes the stylometric line: formatting habits. Burrows' and Cosine Delta on
+#: the most frequent words, character 3-grams and topic-masked n-grams are computed and reported, not
+#: fused: on the development benchmark they followed register (human-written prose reads like the terse
+#: teacher) and the panel's composition (near-twin references made the spread tiny) more than lineage.
+STYLO_FAMILIES = ("formatting",)
+#: Share of bootstrap replicates in which a teacher must out-score every other candidate.
+BEATS_LEVEL = 0.95
+
+
+# ----------------------------------------------------------------------------------------- lines
+
+def matrix_line(sim: np.ndarray, boot: np.ndarray | None, sources: Sequence[str], suspect: str,
+                teachers: Sequence[str], references: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Panel-relative z of one similarity matrix (full and bootstrap) per teacher."""
+    full = panel_relative(np.asarray(sim, dtype=float), sources, suspect, teachers, references)
+    reps = panel_relative(np.asarray(boot, dtype=float), sources, suspect, teachers, references) \
+        if boot is not None and np.size(boot) else None
+    out = {}
+    for t in teachers:
+        out[t] = {"suspect": float(full[t]["suspect"]), "references": np.ravel(full[t]["references"]),
+                  "z": float(full[t]["z"]), "boot_z": reps[t]["z"] if reps else np.empty(0),
+                  "boot_suspect": reps[t]["suspect"] if reps else np.empty(0)}
+    return out
+
+
+def embedding_lines(matrices: SemanticMatrices) -> dict[str, dict[str, Any]]:
+    """Per teacher: the semantic line's panel-relative z (openings, full and bootstrap), the naive z and
+    raw similarities beside it, and the whole-answer statistic (``full_answers``, reported, not fused)."""
+    sources, suspect, references = list(matrices.sources), matrices.suspect, list(matrices.references)
+    teachers = list(matrices.teachers)
+    out = matrix_line(matrices.openings, matrices.openings_boot, sources, suspect, teachers, references)
+    whole = matrix_line(matrices.full_answers, None, sources, suspect, teachers, references) \
+        if matrices.full_answers is not None else None
+    for t in teachers:
+        out[t]["naive_z"] = naive_z(matrices.openings, sources, suspect, t, references)
+        out[t]["raw_similarity"] = {s: rounded(matrices.openings[sources.index(s), sources.index(t)])
+                                    for s in [suspect, *references]}
+        out[t]["full_answers"] = {**whole[t], "naive_z": naive_z(matrices.full_answers, sources, suspect, t,
+                                                                 references)} if whole is not None else None
+    return out
+
+
+def stylometry_lines(stylo: Mapping[str, Any], suspect: str, teachers: Sequence[str],
+                     references: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per teacher: each family's panel-relative z and the stylometric line (mean of the fused families)."""
+    sources = stylo["sources"]
+    fams = {f: matrix_line(np.asarray(stylo["families"][f]["sim"]),
+                           np.asarray(stylo["families"][f].get("boot", [])), sources, suspect, teachers,
+                           references)
+            for f in sorted(stylo["families"])}
+    out = {}
+    for t in teachers:
+        used = [fams[f][t] for f in STYLO_FAMILIES if f in fams]
+        boot = [u["boot_z"] for u in used if np.size(u["boot_z"])]
+        out[t] = {"z": float(np.mean([u["z"] for u in used])),
+                  "boot_z": np.mean(boot, axis=0) if boot else np.empty(0),
+                  "families": {f: fams[f][t] for f in fams},
+                  "boot_suspect": fams[STYLO_FAMILIES[0]][t]["boot_suspect"]}
+    return out
+
+
+def rate_lines(data: Mapping[str, Mapping[str, Any]], teachers: Sequence[str],
+               references: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per teacher: z of the suspect's rate against the references' rates (full data and every replicate).
+
+    For lines whose raw values are one rate per source and teacher: the marker line (teacher-marker
+    phrases, each reference measured on phrases chosen without it) and co-clustering. ``data[t]`` holds
+    ``suspect``, ``references`` (per reference), ``boot_suspect`` and ``boot_references`` (per replicate).
+    """
+    full = rate_z({t: data[t]["suspect"] for t in teachers},
+                  {t: data[t]["references"] for t in teachers}, references)
+    n_boot = min(np.size(_array(data[t].get("boot_suspect"))) for t in teachers)
+    boots = [rate_z({t: data[t]["boot_suspect"][b] for t in teachers},
+                    {t: {r: data[t]["boot_references"][r][b] for r in references} for t in teachers},
+                    references) for b in range(n_boot)]
+    return {t: {"z": full[t], "boot_z": np.array([b[t] for b in boots]),
+                "boot_suspect": _array(data[t].get("boot_suspect")),
+                "suspect": data[t]["suspect"], "references": data[t]["references"]} for t in teachers}
+
+
+def cluster_lines(rates: Mapping[str, Mapping[str, Any]], teachers: Sequence[str],
+                  references: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """:func:`rate_lines` of the co-clustering rates, with the z of the rates counting noise as a cluster
+    (``noise_z``, no replicates); ``rates[t]`` as :func:`forensics.clustering.rates_from_counts` gives it."""
+    out = rate_lines(rates, teachers, references)
+    noisy = rate_z({t: rates[t]["noise_included"]["suspect"] for t in teachers},
+                   {t: rates[t]["noise_included"]["references"] for t in teachers}, references)
+    for t in teachers:
+        out[t]["noise_z"] = noisy[t]
+    return out
+
+
+# ----------------------------------------------------------------------------------------- fusion
+
+def fuse(line_z: Mapping[str, Mapping[str, float]], teachers: Sequence[str]) -> dict[str, float]:
+    """The smallest of the fused lines' z per teacher (a line that could not be computed is left out)."""
+    out = {}
+    for t in teachers:
+        values = [line_z[line][t] for line in FUSED_LINES if line in line_z and np.isfinite(line_z[line][t])]
+        out[t] = float(np.min(values)) if values else float("nan")
+    return out
+
+
+def fuse_boot(line_boot: Mapping[str, Mapping[str, np.ndarray]],
+              teachers: Sequence[str]) -> dict[str, np.ndarray]:
+    """Fused score (:func:`fuse`) per bootstrap replicate (lines without replicates are left out)."""
+    out = {}
+    for t in teachers:
+        reps = [np.asarray(line_boot[line][t], dtype=float) for line in FUSED_LINES
+                if line in line_boot and np.size(line_boot[line][t])]
+        if not reps:
+            out[t] = np.empty(0)
+            continue
+        n = min(len(r) for r in reps)
+        out[t] = np.nanmin(np.stack([r[:n] for r in reps]), axis=0)
+    return out
+
+
+def beats_others(boot_scores: Mapping[str, np.ndarray], full_scores: Mapping[str, float]) -> dict[str, float]:
+    """Share of replicates in which each teacher's fused score is strictly above every other's.
+
+    With one candidate there is nothing to beat (share 1); without replicates the full-data ranking
+    decides (share 1 or 0).
+    """
+    teachers = list(full_scores)
+    if len(teachers) == 1:
+        return {teachers[0]: 1.0}
+    if any(np.size(boot_scores[t]) == 0 for t in teachers):
+        best = max(teachers, key=lambda t: full_scores[t])
+        return {t: float(t == best) for t in teachers}
+    n = min(len(boot_scores[t]) for t in teachers)
+    stack = np.stack([boot_scores[t][:n] for t in teachers])
+    out = {}
+    for i, t in enumerate(teachers):
+        others = np.delete(stack, i, axis=0)
+        out[t] = float(np.mean(stack[i] > others.max(axis=0)))
+    return out
+
+
+def family_groups(teachers: Sequence[str], family_of: Mapping[str, str | None]) -> dict[str, list[str]]:
+    """Family name -> its members (case order); a teacher without a family is a family of its own."""
+    groups: dict[str, list[str]] = {}
+    for t in teachers:
+        groups.setdefault(family_of.get(t) or t, []).append(t)
+    return groups
+
+
+def family_scores(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]]) -> dict[str, tuple[float, str]]:
+    """Per family: the best member's score and that member.
+
+    Hp for a family is "trained on outputs of *some* model of it", so the member the suspect resembles most
+    carries it; the family calibration is fitted on exactly this statistic, so the advantage a family of
+    several members gets from taking a maximum is part of what is calibrated, not a bias.
+    """
+    out = {}
+    for family, members in groups.items():
+        finite = [m for m in members if np.isfinite(scores[m])]
+        best = max(finite, key=lambda m: scores[m]) if finite else members[0]
+        out[family] = (float(scores[best]) if finite else float("nan"), best)
+    return out
+
+
+def decide(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
+           compare: Callable[[float, float], float], band: Sequence[float]) -> dict[str, Any]:
+    """The conclusion at family and teacher level: the most specific statement the evidence supports.
+
+    ``teachers`` and ``families`` carry ``name``, ``score``, ``log10_lr`` and ``supports`` (families also
+    ``members``); ``compare(score_a, score_b)`` is the calibrated log10 LR of "trained on A rather than B".
+
+    - A **family** is attributed when its LR supports Hp and it is favoured over *every* other candidate
+      family by the candidate-vs-candidate LR (provenance testing: the other candidates are controls too).
+      A clear lead is thereby named even when a second family also resembles the suspect more than the
+      panel does, and two families that cannot be told apart give "inconclusive", naming both.
+    - A **teacher** is attributed when its family is, its own LR supports Hp, and (in a family of several
+      members) it is favoured over every sibling by the same comparison; otherwise the family stands alone.
+    """
+    high = float(band[1])
+    supported_t = [t["name"] for t in teachers if t["supports"] == "Hp"]
+    supported_f = [f["name"] for f in families if f["supports"] == "Hp"]
+    # every outcome carries every key (empty comparisons where none were made): one shape for readers
+    base = {"candidates_supported": supported_t, "families_supported": supported_f,
+            "attributed_teacher": None, "attributed_family": None, "family_comparisons": {},
+            "sibling_comparisons": {}}
+    ranked = sorted((f for f in families if _finite(f["score"])), key=lambda f: -f["score"])
+    if not ranked or ranked[0]["supports"] != "Hp":
+        outcome = "inconclusive" if supported_f or supported_t else "no teacher supported"
+        return {**base, "outcome": outcome}
+    top = ranked[0]
+    rivals = {f["name"]: compare(top["score"], f["score"]) for f in ranked[1:]}
+    if any(v <= high for v in rivals.values()):
+        return {**base, "outcome": "inconclusive", "family_comparisons": _rounded_map(rivals)}
+    base.update(attributed_family=top["name"], family_comparisons=_rounded_map(rivals))
+    members = [t for t in teachers if t["name"] in top["members"] and _finite(t["score"])]
+    best = max(members, key=lambda t: t["score"])
+    siblings = {t["name"]: compare(best["score"], t["score"]) for t in members if t is not best}
+    base["sibling_comparisons"] = _rounded_map(siblings)
+    if best["supports"] == "Hp" and all(v > high for v in siblings.values()):
+        return {**base, "outcome": "attributed", "attributed_teacher": best["name"]}
+    return {**base, "outcome": "family attributed"}
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and bool(np.isfinite(value))
+
+
+def _rounded_map(values: Mapping[str, float]) -> dict[str, float]:
+    return {k: rounded(v) for k, v in sorted(values.items())}
+
+
+def _array(value: Any) -> np.ndarray:
+    """Bootstrap replicates as a float array, whether they come from JSON (list/None) or memory."""
+    return np.empty(0) if value is None else np.asarray(value, dtype=float)
