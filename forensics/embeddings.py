@@ -718,7 +718,8 @@ def load_vectors(run: RunFolder, corpus: AlignedCorpus, artifact: str = ARTIFACT
     """``source -> (n, dim)`` float32 read back from one of the step's artifacts (hash-checked by the run
     folder), aligned with ``corpus.prompt_keys``; a missing prompt or source is an error, never a gap.
 
-    Read with pyarrow, one source at a time, the list column flattened straight into a float32 matrix:
+    Read with pyarrow, one source at a time (row groups of other sources skipped), the list column
+    flattened straight into a float32 matrix:
     no Python object per vector (pandas held one numpy array per row, several times the vectors' size
     on a large case). The values are the stored float32 bits either way.
     """
@@ -727,10 +728,12 @@ def load_vectors(run: RunFolder, corpus: AlignedCorpus, artifact: str = ARTIFACT
 
     run.check(artifact)
     where = run.path(artifact)
-    table = pq.read_table(where, columns=["prompt_key", "source", "vector"])
     out = {}
     for source in corpus.sources:
-        rows = table.filter(pc.equal(table["source"], source))
+        # one source read at a time: step 01 writes source by source, so the filter skips the other
+        # sources' row groups and never holds the whole case's vectors in Arrow beside the matrices
+        rows = pq.read_table(where, columns=["prompt_key", "source", "vector"], filters=[("source", "==", source)])
+        rows = rows.filter(pc.equal(rows["source"], source))
         keys, matrix = rows["prompt_key"].to_pylist(), _matrix(rows["vector"].combine_chunks())
         position = {k: i for i, k in enumerate(keys)}
         missing = [k for k in corpus.prompt_keys if k not in position]

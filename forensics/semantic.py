@@ -41,10 +41,24 @@ STATISTIC = ("mean cosine similarity of paired answer openings (first {n} words,
 FULL_STATISTIC = "the same statistic on whole answers (not fused: answer length confounds it)"
 
 
+#: Prompts whose vectors are widened to float64 at once: bounds the step's memory on a large case.
+PROMPT_SLICE = 4096
+
+
 def per_prompt_similarity(vectors: Mapping[str, np.ndarray], sources: Sequence[str]) -> np.ndarray:
-    """(S, S, n) cosine similarity of the two sources' answers to each prompt (rows are unit vectors)."""
-    stack = np.stack([np.asarray(vectors[s], dtype=np.float64) for s in sources])  # (S, n, d)
-    return np.einsum("ind,jnd->ijn", stack, stack)
+    """(S, S, n) cosine similarity of the two sources' answers to each prompt (rows are unit vectors).
+
+    Computed a slice of prompts at a time, so only :data:`PROMPT_SLICE` prompts' vectors are held in
+    float64 beside the float32 ones (a whole case widened at once is twice the vectors' size again).
+    ``np.einsum`` without path optimisation sums each element over the vector's dimensions in the same
+    order whatever the slice, so the result is the same bits as one call on every prompt.
+    """
+    n = len(vectors[sources[0]]) if sources else 0
+    out = np.empty((len(sources), len(sources), n), dtype=np.float64)
+    for start in range(0, n, PROMPT_SLICE):
+        part = np.stack([np.asarray(vectors[s][start:start + PROMPT_SLICE], dtype=np.float64) for s in sources])
+        out[:, :, start:start + PROMPT_SLICE] = np.einsum("ind,jnd->ijn", part, part)
+    return out
 
 
 def similarity_matrices(per_prompt: np.ndarray, boot_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -114,3 +114,14 @@ def test_step_06_refuses_matrices_measured_for_another_panel() -> None:
     matrices = _matrices(corpus, _vectors(rng, 20, lean=0.5), bootstrap_indices(20, 3, 0))
     with pytest.raises(ForensicsError, match="semantic.json.*measured for"):
         score_lines(matrices, {}, {}, "S", ["T"], ["R1", "R2"])
+
+
+def test_per_prompt_similarity_in_slices_is_the_same_bits(monkeypatch) -> None:
+    """Slicing the prompts bounds memory on a large case and changes no bit of the result."""
+    import forensics.semantic as semantic
+
+    rng = np.random.default_rng(9)
+    vectors = _vectors(rng, 50, lean=0.7)
+    whole = per_prompt_similarity(vectors, SOURCES)
+    monkeypatch.setattr(semantic, "PROMPT_SLICE", 7)
+    np.testing.assert_array_equal(per_prompt_similarity(vectors, SOURCES), whole)
