@@ -60,8 +60,9 @@ def score_lines(semantic: SemanticMatrices, stylo: Mapping[str, Any], markers: M
 
     Every line's raw per-source values (the semantic and stylometric similarity matrices, the marker
     rates) go through the panel-relative scorer here, in one place. Shared by the pipeline (from the
-    artifacts) and by validation (from the same values in memory), so the validated method is exactly the
-    reported one.
+    artifacts) and by validation (from the same measurements in memory), so the validated method is the
+    reported one (the JSON artifacts round the stylometric and marker values to 6 decimals; the
+    validation does not).
     """
     roles = (semantic.suspect, tuple(semantic.teachers), tuple(semantic.references))
     if roles != (suspect, tuple(teachers), tuple(references)):
@@ -78,9 +79,15 @@ def score_clusters(clusters: Mapping[str, Any] | None, teachers: Sequence[str],
     """The co-clustering line through the same scorer (empty without step 05's artifact)."""
     from forensics.clustering import rates_from_counts
 
-    counts = (clusters or {}).get("co_clustering_counts", {})
-    if not clusters or any(t not in counts for t in teachers):
+    if not clusters:
         return {}
+    counts = clusters.get("co_clustering_counts") or {}
+    complete = all(t in counts and sorted(counts[t].get("references", {})) == sorted(references)
+                   and sorted(counts[t].get("boot_references", {})) == sorted(references) for t in teachers)
+    if not complete:
+        raise ForensicsError("artifacts/clusters.json lacks the co-clustering counts of this case's teachers "
+                             "and references", path="artifacts/clusters.json",
+                             fix="re-run the case from step 05 (forensics run)")
     return weighing.cluster_lines({t: rates_from_counts(counts[t]) for t in teachers}, teachers, references)
 
 
@@ -405,7 +412,8 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
     clustered = score_clusters(clusters, corpus.teachers, refs)
     teachers = [teacher_entry(verdict_of[t], family_of[t], scored, art["semantic"], art["markers"], clusters,
                               clustered, refs, n) for t in corpus.teachers]
-    shown = conclusion["attributed_teacher"] or max(teachers, key=lambda t: t["score"] or -np.inf)["name"]
+    best = max(teachers, key=lambda t: -np.inf if t["score"] is None else t["score"])
+    shown = conclusion["attributed_teacher"] or best["name"]
     marker_rows = art["markers"]["teachers"][shown]["markers"]
     return Findings.from_json({
         "schema": SCHEMA,

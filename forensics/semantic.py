@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from forensics.errors import InputError
 from forensics.roles import roles_of
 from forensics.scoring import case_bootstrap, percentile_interval, rounded
 
@@ -78,7 +79,9 @@ class SemanticMatrices:
     Step 06 hands them to the panel-relative scorer (:func:`forensics.weighing.embedding_lines`) like every
     other line's raw values, so z, intervals and replicates mean the same thing on every line. Stored at
     full precision (``artifacts/semantic_matrices.parquet``): the scores are computed from the same bits
-    the step measured.
+    the step measured, as the validation computes them in memory. (The stylometric matrices and marker
+    rates reach step 06 through JSON, rounded to 6 decimals; the validation scores them unrounded, a
+    difference of the order of 1e-6 / the panel's spread in z.)
     """
 
     sources: tuple[str, ...]
@@ -113,8 +116,16 @@ class SemanticMatrices:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, meta: Mapping[str, Any]) -> SemanticMatrices:
         """Back from :meth:`to_frame` and the roles recorded in ``artifacts/semantic.json``."""
+        missing = [k for k in ("sources", "suspect", "teachers", "references") if k not in meta]
+        if missing:
+            raise InputError(f"the semantic line's record lacks {', '.join(missing)}", path=ARTIFACT,
+                             fix="re-run the case from step 02 (forensics run)")
         sources = tuple(meta["sources"])
         index = {s: i for i, s in enumerate(sources)}
+        strangers = sorted((set(frame["source"]) | set(frame["other"])) - set(sources))
+        if strangers:
+            raise InputError(f"the semantic matrices name sources the record does not: {strangers[:3]}",
+                             path=MATRICES_ARTIFACT, fix="re-run the case from step 02 (forensics run)")
 
         def stack(measure: str) -> np.ndarray | None:
             rows = frame[frame["measure"] == measure]
@@ -126,8 +137,9 @@ class SemanticMatrices:
             return out
 
         openings, full_answers = stack("openings"), stack("full_answers")
-        if openings is None:
-            raise ValueError("the semantic matrices hold no 'openings' rows")
+        if openings is None or np.isnan(openings).any() or (full_answers is not None and np.isnan(full_answers).any()):
+            raise InputError("the semantic matrices are incomplete (a source pair or a replicate is missing)",
+                             path=MATRICES_ARTIFACT, fix="re-run the case from step 02 (forensics run)")
         return cls(sources=sources, suspect=meta["suspect"], teachers=tuple(meta["teachers"]),
                    references=tuple(meta["references"]), openings=openings[0], openings_boot=openings[1:],
                    full_answers=None if full_answers is None else full_answers[0],

@@ -286,3 +286,10 @@ def test_co_clustering_z_comes_from_the_one_panel_relative_scorer() -> None:
         assert len(lines[t]["boot_z"]) == 50 and np.isfinite(lines[t]["noise_z"])
     assert lines["T1"]["z"] > lines["T2"]["z"]
     assert score_clusters(None, corpus.teachers, corpus.references) == {}
+    from forensics.errors import ForensicsError
+
+    stale = {"co_clustering": entries}  # a clusters.json written before the counts existed
+    with pytest.raises(ForensicsError, match="re-run the case from step 05"):
+        score_clusters(stale, corpus.teachers, corpus.references)
+    with pytest.raises(ForensicsError, match="clusters.json"):
+        score_clusters(clusters, corpus.teachers, ["R1", "R2"])  # measured against another panel

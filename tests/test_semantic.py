@@ -125,3 +125,23 @@ def test_per_prompt_similarity_in_slices_is_the_same_bits(monkeypatch) -> None:
     whole = per_prompt_similarity(vectors, SOURCES)
     monkeypatch.setattr(semantic, "PROMPT_SLICE", 7)
     np.testing.assert_array_equal(per_prompt_similarity(vectors, SOURCES), whole)
+
+
+def test_incomplete_or_foreign_matrices_are_refused_in_one_line() -> None:
+    """A matrices artifact missing a cell, naming a stranger, or a record without roles: InputError."""
+    import pytest
+
+    from forensics.errors import InputError
+
+    rng = np.random.default_rng(4)
+    corpus = _corpus(15)
+    matrices = _matrices(corpus, _vectors(rng, 15, lean=0.3), bootstrap_indices(15, 2, 0))
+    frame, meta = matrices.to_frame(), matrices.meta()
+    with pytest.raises(InputError, match="incomplete"):
+        SemanticMatrices.from_frame(frame.iloc[1:], meta)
+    stranger = frame.copy()
+    stranger.loc[0, "source"] = "X"
+    with pytest.raises(InputError, match="name sources"):
+        SemanticMatrices.from_frame(stranger, meta)
+    with pytest.raises(InputError, match="lacks suspect"):
+        SemanticMatrices.from_frame(frame, {k: v for k, v in meta.items() if k != "suspect"})

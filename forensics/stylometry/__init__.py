@@ -1,7 +1,7 @@
 """Line 2 of evidence: stylometry (how the sources write, not what they say).
 
 Five families of style features, each turned into a source-by-source similarity matrix, with bootstrap
-replicates over prompts, for the evidence engine (``weighing.py``), which does the panel-relative scoring:
+replicates over prompts; step 06 (``evidence.py``, through ``weighing.py``) does the panel-relative scoring:
 
 =====================  ==================================================================================
 family                 what it measures
