@@ -350,8 +350,9 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
                f"bounds); more labelled students and controls are what would raise them.")
     excluded = coverage.get("excluded") or []
     if excluded:
-        out.append(f"{len(excluded)} prompts were excluded because a source lacked a (non-empty) answer; "
-                   f"see the data warnings.")
+        many = len(excluded) != 1
+        out.append(f"{len(excluded)} prompt{'s were' if many else ' was'} excluded because a source lacked a "
+                   "(non-empty) answer; see the data warnings.")
     return out
 
 
