@@ -1,18 +1,24 @@
-"""The onnx-int8 embedding backend against torch fp32: throughput, and the verdicts it would change.
+"""The onnx-int8 embedding backend against torch fp32: throughput, and the verdicts it changes.
 
 Why: the int8 backend (forensics/onnx_backend.py) is only worth having if it is clearly faster on a CPU
-and changes no conclusion. Two measurements, in one process, written to benchmarks/results/onnx.txt:
+and changes no conclusion. The pipeline runs it where no verdict rests on it: whole answers (most of the
+tokens) go through int8, the answer openings (the fused semantic line) through torch fp32 whatever the
+backend (``forensics.embeddings.CaseEmbedders``). Two measurements, in one process, appended to
+benchmarks/results/onnx.txt:
 
 * **throughput** - the same demo answers (same windows) through ``Embedder.embed`` with no cache: torch
   fp32 (the default path: fixed-shape batches of 32), ONNX fp32 and ONNX int8 (one window per run, see
   the backend's docstring), the same thread count for all; rounds interleaved, best round of each kept
   (the machine may be shared). ONNX fp32 runs the int8 path's schedule on the unquantised export, so
-  the table separates what quantisation gives from what the schedule gives. Also: whether a second
-  export gives the same bytes.
+  the table separates what quantisation gives from what the schedule gives. Then the **embedding
+  stage** as a case runs it (those answers and their openings): torch for both against the case
+  embedders of ``embedding_backend: onnx-int8``. Also: whether a second export gives the same bytes.
 * **verdicts** - the development benchmark (LABELS.csv) embedded as ``forensics calibrate`` embeds it
-  (openings only), once per backend; every case (student or control, every prompt set) scored with the
-  pipeline's fused lines and decided with the *shipped* calibration (not refitted); then every case whose
-  conclusion (attributed teacher, attributed family, outcome) differs between the backends is listed.
+  (openings only): with torch; with the openings embedder that a case with ``embedding_backend:
+  onnx-int8`` uses; and, as a what-if, with int8 openings (why the pipeline keeps them fp32). Every case
+  (student or control, every prompt set) is scored with the pipeline's fused lines and decided with the
+  *shipped* calibration (not refitted); every case whose conclusion (attributed teacher, attributed
+  family, outcome) differs from torch's is listed.
 
     python benchmarks/bench_onnx.py                       # both parts
     python benchmarks/bench_onnx.py --part throughput --texts 200 --rounds 2
@@ -40,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from forensics import onnx_backend  # noqa: E402
-from forensics.embeddings import Embedder  # noqa: E402
+from forensics.embeddings import CaseEmbedders, Embedder, opening  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo" / "exchanges"
@@ -123,6 +129,34 @@ def throughput(n_texts: int, rounds: int, threads: int) -> None:
     ratio = best[ref_name][0] / best["onnx int8 (one window/run)"][0]
     say(f"ONNX int8 / torch fp32 throughput: {ratio:.2f}x (wall); "
         f"{best[ref_name][1] / best['onnx int8 (one window/run)'][1]:.2f}x (cpu)")
+    stage(texts, best[ref_name], best["onnx int8 (one window/run)"], rounds, threads)
+
+
+def stage(texts: list[str], torch_answers: tuple[float, float], int8_answers: tuple[float, float],
+          rounds: int, threads: int) -> None:
+    """The embedding stage of a case on these answers: answers plus their openings, torch for both
+    against the case embedders of ``embedding_backend: onnx-int8`` (int8 answers, torch openings)."""
+    from forensics.case import Parameters
+
+    words = Parameters().opening_words
+    openings = [opening(t, words) for t in texts]
+    embedders = CaseEmbedders.for_case(backend="onnx-int8", cache=False, threads=threads)
+    assert embedders.openings.backend == "torch" and embedders.answers.backend == "onnx-int8"
+    embedders.openings.embed(openings[:4])
+    best = (float("inf"), float("inf"))
+    for _ in range(rounds):
+        _, wall, cpu = timed(lambda: embedders.openings.embed(openings))
+        best = (min(best[0], wall), min(best[1], cpu))
+    torch_stage = [a + b for a, b in zip(torch_answers, best, strict=True)]
+    mixed_stage = [a + b for a, b in zip(int8_answers, best, strict=True)]
+    tokens = sum(len(c.ids) for c in embedders.openings.chunk(openings))
+    say(f"## embedding stage of a case: the {len(texts)} answers and their {len(openings)} openings of {words} "
+        f"words ({tokens} tokens), best of {rounds}")
+    say(f"openings, torch fp32 (every backend): {best[0]:.2f} s wall, {best[1]:.2f} s cpu")
+    say(f"stage with embedding_backend: torch      {torch_stage[0]:>7.2f} s wall {torch_stage[1]:>7.2f} s cpu")
+    say(f"stage with embedding_backend: onnx-int8  {mixed_stage[0]:>7.2f} s wall {mixed_stage[1]:>7.2f} s cpu")
+    say(f"embedding stage, onnx-int8 / torch throughput: {torch_stage[0] / mixed_stage[0]:.2f}x (wall); "
+        f"{torch_stage[1] / mixed_stage[1]:.2f}x (cpu)")
 
 
 # ----------------------------------------------------------------------------------------- verdicts
@@ -167,40 +201,51 @@ def verdicts(labels: Path) -> None:
     say(f"## verdicts: {_shown(labels)} ({len(bench.responses)} models, {len(bench.prompt_keys)} prompts, "
         f"prompt sets {', '.join(f'{k} ({len(v)})' for k, v in bench.prompt_sets().items())}); openings of "
         f"{params.opening_words} words embedded as `forensics calibrate` does; shipped calibration, not refitted")
+    pipeline_backend = CaseEmbedders.for_case(backend="onnx-int8").openings.backend
+    runs = {"torch": "torch", "onnx-int8 (pipeline: openings by its openings embedder)": pipeline_backend,
+            "int8 openings (what-if)": "onnx-int8"}
     outcomes, openings = {}, {}
-    for backend in ("torch", "onnx-int8"):
+    for name, backend in runs.items():
         started = time.perf_counter()
         embed(bench, params, backend)
-        openings[backend] = dict(bench.openings)
+        openings[name] = dict(bench.openings)
         pairs = fused_pairs(bench, params)
-        outcomes[backend] = (pairs, decide_with_shipped(pairs, params))
-        say(f"{backend}: embedded and decided in {time.perf_counter() - started:.0f} s")
-    cos = np.concatenate([(openings["torch"][s] * openings["onnx-int8"][s]).sum(axis=1) for s in openings["torch"]])
-    say(f"openings: {cos.size} vectors, cosine int8 vs torch min {cos.min():.4f}, 1st percentile "
-        f"{np.percentile(cos, 1):.4f}, mean {cos.mean():.4f}")
-    (p_t, c_t), (p_q, c_q) = outcomes["torch"], outcomes["onnx-int8"]
+        outcomes[name] = (pairs, decide_with_shipped(pairs, params))
+        say(f"{name}: openings embedded with {backend}, decided in {time.perf_counter() - started:.0f} s")
+    for name in list(runs)[1:]:
+        say(f"### {name} against torch")
+        compare_runs(openings["torch"], openings[name], outcomes["torch"], outcomes[name])
+
+
+def compare_runs(torch_openings: dict[str, np.ndarray], other_openings: dict[str, np.ndarray],
+                 torch_outcomes: tuple[Any, Any], other_outcomes: tuple[Any, Any]) -> None:
+    cos = np.concatenate([(torch_openings[s] * other_openings[s]).sum(axis=1) for s in torch_openings])
+    identical = all(np.array_equal(torch_openings[s], other_openings[s]) for s in torch_openings)
+    say(f"openings: {cos.size} vectors, {'bit for bit the torch ones' if identical else 'not the torch bits'}; "
+        f"cosine with torch min {cos.min():.4f}, 1st percentile {np.percentile(cos, 1):.4f}, mean {cos.mean():.4f}")
+    (p_t, c_t), (p_q, c_q) = torch_outcomes, other_outcomes
     delta = (p_q["score"] - p_t["score"]).abs()
-    say(f"fused scores (z): {len(p_t)} (set, suspect, teacher) pairs, |int8 - torch| max {delta.max():.3f}, "
+    say(f"fused scores (z): {len(p_t)} (set, suspect, teacher) pairs, |this - torch| max {delta.max():.3f}, "
         f"mean {delta.mean():.3f}")
     keys = ["set", "suspect"]
-    merged = c_t.merge(c_q, on=keys, suffixes=("_torch", "_int8"))
+    merged = c_t.merge(c_q, on=keys, suffixes=("_torch", "_this"))
     assert len(merged) == len(c_t) == len(c_q)
     verdict = ["attributed", "attributed_family", "outcome"]
-    changed = merged[np.logical_or.reduce([merged[f"{c}_torch"] != merged[f"{c}_int8"] for c in verdict])]
-    support = merged[np.logical_or.reduce([merged[f"{c}_torch"] != merged[f"{c}_int8"]
+    changed = merged[np.logical_or.reduce([merged[f"{c}_torch"] != merged[f"{c}_this"] for c in verdict])]
+    support = merged[np.logical_or.reduce([merged[f"{c}_torch"] != merged[f"{c}_this"]
                                            for c in ("supported", "families_supported")])]
     all_set = merged[merged["set"] == "all"]
-    say(f"cases: {len(merged)} ({len(all_set)} on all prompts); correct (torch / int8): teacher "
+    say(f"cases: {len(merged)} ({len(all_set)} on all prompts); correct (torch / this): teacher "
         f"{int(c_t['correct'].sum())} / {int(c_q['correct'].sum())}, family {int(c_t['correct_family'].sum())} / "
         f"{int(c_q['correct_family'].sum())}")
     say(f"changed verdicts (attributed teacher, attributed family or outcome): {len(changed)} of {len(merged)}")
     for row in changed.itertuples():
-        say("  " + "; ".join(f"{c}: {getattr(row, c + '_torch')} -> {getattr(row, c + '_int8')}" for c in verdict)
+        say("  " + "; ".join(f"{c}: {getattr(row, c + '_torch')} -> {getattr(row, c + '_this')}" for c in verdict)
             + f"  [{row.set}, {row.suspect}]")
     say(f"cases whose set of supported teachers or families changed (not a verdict): {len(support)}")
     for row in support.itertuples():
-        say(f"  [{row.set}, {row.suspect}] teachers {row.supported_torch} -> {row.supported_int8}; families "
-            f"{row.families_supported_torch} -> {row.families_supported_int8}")
+        say(f"  [{row.set}, {row.suspect}] teachers {row.supported_torch} -> {row.supported_this}; families "
+            f"{row.families_supported_torch} -> {row.families_supported_this}")
 
 
 def embed(bench: Any, params: Any, backend: str) -> None:

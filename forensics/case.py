@@ -85,7 +85,8 @@ class Parameters:
     """
 
     embedding_model: str | None = None
-    #: ``torch`` or ``onnx-int8`` (forensics.onnx_backend; the ``[onnx]`` extra).
+    #: ``torch`` or ``onnx-int8`` (forensics.onnx_backend; the ``[onnx]`` extra) for the whole answers; the
+    #: openings, the fused semantic line's input, are embedded by torch either way.
     embedding_backend: str = "torch"
     seed: int = 0
     max_response_chars: int = 20000

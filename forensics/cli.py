@@ -158,9 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no step-by-step progress")
     where = run.add_mutually_exclusive_group()
     where.add_argument("--cluster", metavar="ADDRESS",
-                       help="embed on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786)")
+                       help="embed and compute per-prompt statistics on the Dask cluster whose scheduler is "
+                            "at ADDRESS (e.g. tcp://host:8786)")
     where.add_argument("--workers", type=int, metavar="N",
-                       help="embed on a local Dask cluster of N worker processes")
+                       help="embed and compute per-prompt statistics on a local Dask cluster of N worker "
+                            "processes")
     run.set_defaults(func=_cmd_run)
 
     verify = sub.add_parser("verify", help="re-hash the inputs of a run, re-execute it, compare findings")

@@ -1,12 +1,18 @@
-"""Embedding on a Dask cluster: ``forensics run --cluster ADDRESS`` or ``--workers N`` (a local cluster).
+"""Work on a Dask cluster: ``forensics run --cluster ADDRESS`` or ``--workers N`` (a local cluster).
 
 Why this shape:
 
-* **Only the slow step moves.** Embedding is where the hours go (about 27 long texts/s on two cores); it
-  splits into independent slices of texts. Each worker loads the model once (kept per worker process)
-  and returns the vectors of its slices; the client alone writes them into its packed store
+* **The slow, independent parts move.** Embedding is where the hours go (about 27 long texts/s on two
+  cores); it splits into independent slices of texts. Each worker loads the model once (kept per worker
+  process) and returns the vectors of its slices; the client alone writes them into its packed store
   (:mod:`forensics.store`), so no worker needs the client's disk and SQLite never runs over a network
   file system. The notebooks then find every vector in the store, exactly as after a local run.
+* **Per-prompt statistics too.** While the notebooks run, ``forensics run`` keeps the cluster and names
+  its scheduler in ``$FORENSICS_DASK_SCHEDULER``; the steps' per-prompt and per-text computations
+  (step 02's paired similarities, step 03's formatting features) go through :func:`on_slices`, which
+  sends consecutive slices to that cluster, or computes them here when no cluster is named. A slice's
+  result does not depend on the other slices, and they are put back in order, so the artifacts are the
+  same bits either way.
 * **Identical findings.** A text's vector does not depend on which texts share its batch (fixed-shape
   batches, see :meth:`forensics.embeddings.Embedder._embed_chunks`), so slicing changes no bit. Every
   worker loads the model named by the case and reports the model's fingerprint; a worker with different
@@ -24,9 +30,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -38,6 +44,12 @@ logger = logging.getLogger(__name__)
 #: Texts per task: enough to keep a worker's batches full, small enough to spread a case over workers.
 SLICE_TEXTS = 256
 _FIX_DASK = "pip install 'forensics[dask]' (or drop --cluster/--workers to run in one process)"
+#: The scheduler address :func:`on_slices` sends work to (set by ``forensics run`` for its notebooks).
+SCHEDULER_ENV = "FORENSICS_DASK_SCHEDULER"
+#: Slices in flight at once: bounds what the client holds of the slices' inputs and results.
+IN_FLIGHT = 8
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,56 @@ def connect(address: str | None = None, workers: int | None = None, processes: b
                                   dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
             distributed.Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def shared(client: Any) -> Iterator[None]:
+    """Name ``client``'s scheduler in :data:`SCHEDULER_ENV` for the block (the notebooks' kernels inherit
+    it), and restore what was there after."""
+    before = os.environ.get(SCHEDULER_ENV)
+    os.environ[SCHEDULER_ENV] = client.scheduler.address
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SCHEDULER_ENV, None)
+        else:
+            os.environ[SCHEDULER_ENV] = before
+
+
+def on_slices(fn: Callable[..., T], n: int, size: int, args_of: Callable[[slice], tuple[Any, ...]]) -> list[T]:
+    """``[fn(*args_of(part)) for part in consecutive slices of range(n)]``, in order.
+
+    On the cluster named by :data:`SCHEDULER_ENV` when it is set (at most :data:`IN_FLIGHT` slices
+    submitted at a time), else in this process. ``fn`` must be a module-level function whose result for a
+    slice depends only on that slice's arguments: then both ways give the same results.
+    """
+    parts = [slice(start, min(start + size, n)) for start in range(0, n, size)]
+    address = os.environ.get(SCHEDULER_ENV)
+    if not address:
+        return [fn(*args_of(part)) for part in parts]
+    distributed = _import_distributed()
+    out: list[Any] = [None] * len(parts)
+    queue = iter(enumerate(parts))
+    with distributed.Client(address, timeout="60s") as client:
+        index: dict[Any, int] = {}
+
+        def submit() -> Any:
+            k, part = next(queue, (None, None))
+            if k is None:
+                return None
+            future = client.submit(fn, *args_of(part), pure=False)
+            index[future] = k
+            return future
+
+        done = distributed.as_completed([f for f in (submit() for _ in range(IN_FLIGHT)) if f is not None])
+        for future in done:
+            out[index.pop(future)] = future.result()
+            following = submit()
+            if following is not None:
+                done.add(following)
+    logger.info("%s: %d slice(s) computed on the cluster at %s", getattr(fn, "__name__", fn), len(parts), address)
+    return out
 
 
 def slices(texts: Sequence[str], size: int | None = None) -> list[list[int]]:

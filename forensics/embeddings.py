@@ -20,10 +20,15 @@ Why this module looks the way it does:
 * **Any device.** The model runs on CUDA when torch sees a GPU (the default install is CPU-only), else on
   the CPU with a fixed thread count; the device is recorded in the manifest, since vectors computed on
   another device can differ in their last bits.
-* **Optionally int8.** ``embedding_backend: onnx-int8`` runs the model's transformer through ONNX Runtime
-  after a local export and int8 quantisation (:mod:`forensics.onnx_backend`); tokenising, windows and
-  pooling are unchanged. Its vectors are cached under a fingerprint of their own, never mixed with the
-  torch ones, and the manifest records the backend beside the device.
+* **Optionally int8, where no verdict rests on it.** ``embedding_backend: onnx-int8`` runs the model's
+  transformer through ONNX Runtime after a local export and int8 quantisation (:mod:`forensics.onnx_backend`)
+  for the whole answers: most of the tokens, and the vectors of the reported, never fused statistics (the
+  whole-answer similarity, co-clustering, the map). The answer openings, which carry the fused semantic
+  line and so the verdict, are always embedded by torch in fp32 (:class:`CaseEmbedders`): the calibration
+  was fitted on fp32 vectors, and int8 openings moved 3 of 126 development verdicts
+  (``benchmarks/results/onnx.txt``). Tokenising, windows and pooling are the same for both; int8 vectors
+  are cached under a fingerprint of their own, never mixed with the torch ones, and the manifest records
+  each embedder's backend beside the device.
 
 Reproducibility, stated exactly: the same texts through the same cache state give the same bytes (the
 batches are deterministic). A text's vector can differ in the last float32 bits (|d| ~ 1e-7) depending
@@ -614,6 +619,63 @@ class Embedder:
         return pooled
 
 
+#: The backend of the answer openings whatever the case's ``embedding_backend`` (module docstring).
+OPENINGS_BACKEND = "torch"
+
+
+@dataclass(frozen=True)
+class CaseEmbedders:
+    """A case's two embedders: ``answers`` (whole answers, the case's backend) and ``openings`` (the fused
+    semantic line's input, always :data:`OPENINGS_BACKEND`). With the torch backend they are one object."""
+
+    answers: Embedder
+    openings: Embedder
+
+    @classmethod
+    def for_case(cls, model: str | Path | None = None, *, backend: str | None = None, seed: int = 0,
+                 base: str | Path | None = None, **kwargs: Any) -> CaseEmbedders:
+        openings = Embedder(model, seed=seed, base=base, backend=OPENINGS_BACKEND, **kwargs)
+        if (backend or OPENINGS_BACKEND) == OPENINGS_BACKEND:
+            return cls(openings, openings)
+        return cls(Embedder(model, seed=seed, base=base, backend=backend, **kwargs), openings)
+
+    @property
+    def distinct(self) -> list[Embedder]:
+        return [self.answers] if self.answers is self.openings else [self.answers, self.openings]
+
+    def jobs(self, corpus: AlignedCorpus, opening_words: int | None) -> list[tuple[Embedder, list[str]]]:
+        """Which embedder embeds which distinct texts (sorted): one job when the embedders are one."""
+        answers, openings = corpus_texts(corpus), corpus_texts(corpus, opening_words)
+        if self.answers is self.openings:
+            return [(self.answers, sorted({*answers, *openings}))]
+        return [(self.answers, sorted(set(answers))), (self.openings, sorted(set(openings)))]
+
+    def fill_cache(self, corpus: AlignedCorpus, opening_words: int | None, progress: bool | str = False) -> None:
+        """:meth:`Embedder.fill_cache` for every job."""
+        for embedder, texts in self.jobs(corpus, opening_words):
+            embedder.fill_cache(texts, progress=progress)
+
+    @property
+    def last_stats(self) -> dict[str, Any]:
+        """The jobs' ``last_stats`` summed (the counts and seconds of one fill)."""
+        keys = ("texts", "unique", "from_cache", "embedded", "chunks", "seconds")
+        return {k: sum(e.last_stats.get(k, 0) for e in self.distinct) for k in keys}
+
+    def stats_line(self) -> str:
+        """:meth:`Embedder.stats_line` of the jobs together."""
+        stats = self.last_stats
+        return (f"embeddings: {stats['texts']} texts, {stats['from_cache']} from the cache, "
+                f"{stats['embedded']} embedded now")
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's model record: the openings' embedder (the vectors the verdict rests on), with the
+        answers' embedder under ``answers`` when it differs."""
+        out = self.openings.describe()
+        if self.answers is not self.openings:
+            out["answers"] = self.answers.describe()
+        return out
+
+
 def _checked(text: Any, index: int) -> str:
     if not isinstance(text, str):
         raise InputError(f"text #{index} is {type(text).__name__}, not a string",
@@ -687,23 +749,30 @@ def run_step(case: Case, run: RunFolder, *, progress: bool | str = True) -> dict
 
     corpus = load_corpus(run, case)
     params = getattr(case, "parameters", None)
-    embedder = Embedder(getattr(params, "embedding_model", None), seed=getattr(params, "seed", 0) or 0,
-                        base=_case_dir(case), backend=getattr(params, "embedding_backend", None))
+    embedders = case_embedders(case)
     opening_words = getattr(params, "opening_words", None)
-    full = corpus_texts(corpus)
-    embedder.fill_cache(full + (corpus_texts(corpus, opening_words) if opening_words else full),
-                        progress=progress)
-    stats = dict(embedder.last_stats)
+    embedders.fill_cache(corpus, opening_words, progress=progress)
+    stats = dict(embedders.last_stats)
     # One source at a time from the store, one row group each: memory holds one source's vectors.
-    for artifact, words in ((ARTIFACT, None), (OPENINGS_ARTIFACT, opening_words)):
+    for artifact, embedder, words in ((ARTIFACT, embedders.answers, None),
+                                      (OPENINGS_ARTIFACT, embedders.openings, opening_words)):
         run.write_parquet_parts(artifact, (_source_frame(corpus, source, embedder, words)
                                            for source in corpus.sources), step=STEP)
     manifest = run.manifest()
-    manifest.set("model", embedder.describe())
+    manifest.set("model", embedders.describe())
     manifest.save()
-    stats.update(model=embedder.name, fingerprint=embedder.fingerprint, sources=len(corpus.sources),
-                 prompts=len(corpus.prompt_keys))
+    stats.update(model=embedders.openings.name, fingerprint=embedders.openings.fingerprint,
+                 sources=len(corpus.sources), prompts=len(corpus.prompt_keys))
     return stats
+
+
+def case_embedders(case: Case) -> CaseEmbedders:
+    """The case's embedders, from its parameters (model, backend, seed; a relative model path is taken
+    from the case file's folder)."""
+    params = getattr(case, "parameters", None)
+    return CaseEmbedders.for_case(getattr(params, "embedding_model", None),
+                                  backend=getattr(params, "embedding_backend", None),
+                                  seed=getattr(params, "seed", 0) or 0, base=_case_dir(case))
 
 
 def _source_frame(corpus: AlignedCorpus, source: str, embedder: Embedder, opening_words: int | None) -> Any:

@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,31 +76,42 @@ def _deterministic_env() -> None:
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 
 
-def prepare(case: Case, cluster: str | None = None, workers: int | None = None) -> None:
+def prepare(case: Case, client: Any = None, threads: int | None = None) -> None:
     """Validate the case and embed every analysable response here, with a progress bar on the terminal.
 
     The notebooks then find every vector in the cache. Errors in the input surface here as one line.
-    With ``cluster`` (a Dask scheduler address) or ``workers`` (a local Dask cluster of that many worker
-    processes) the missing vectors are computed on the cluster (:mod:`forensics.cluster`), bit for bit
-    the same as here.
+    With a Dask ``client`` (:func:`compute_cluster`) the missing vectors are computed on its cluster
+    (:mod:`forensics.cluster`; ``threads`` torch threads per worker), bit for bit the same as here.
     """
-    from forensics.embeddings import Embedder, texts_to_embed
+    from forensics.embeddings import case_embedders
     from forensics.exchanges import join_case
 
     corpus = join_case(case).corpus()
-    texts = texts_to_embed(corpus, case.parameters.opening_words)
-    embedder = Embedder(case.parameters.embedding_model, seed=case.parameters.seed, base=case.case_dir,
-                        backend=case.parameters.embedding_backend)
-    if cluster or workers:
-        from forensics import cluster as dask_cluster
+    embedders = case_embedders(case)
+    for embedder, texts in embedders.jobs(corpus, case.parameters.opening_words):
+        if client is not None:
+            from forensics import cluster as dask_cluster
 
-        threads = None if cluster else dask_cluster.local_threads(workers or 2)
-        with dask_cluster.connect(cluster, workers) as client:
             dask_cluster.fill_cache_on_cluster(embedder, texts, client, progress="embedding on the cluster",
                                                threads=threads)
-    else:
-        embedder.fill_cache(texts, progress="embedding responses")
-    print(embedder.stats_line(), file=sys.stderr)
+        else:
+            embedder.fill_cache(texts, progress="embedding responses")
+    print(embedders.stats_line(), file=sys.stderr)
+
+
+@contextlib.contextmanager
+def compute_cluster(cluster: str | None, workers: int | None) -> Iterator[tuple[Any, int | None]]:
+    """``(client, torch threads per worker)`` of the Dask cluster at ``cluster`` or of a local one of
+    ``workers`` processes, named to the notebooks for the per-prompt statistics
+    (:func:`forensics.cluster.shared`); ``(None, None)`` when neither is given (one process)."""
+    if not (cluster or workers):
+        yield None, None
+        return
+    from forensics import cluster as dask_cluster
+
+    threads = None if cluster else dask_cluster.local_threads(workers or 2)
+    with dask_cluster.connect(cluster, workers) as client, dask_cluster.shared(client):
+        yield client, threads
 
 
 def execute_notebooks(case_file: Path, run_dir: Path, kernel: str,
@@ -147,8 +158,8 @@ def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet:
     """Run the whole case headless and return the run folder.
 
     Work happens in ``<out>.partial``; on success it replaces ``<out>`` in one rename, so ``<out>`` is
-    always either the previous complete run or the new complete run. ``cluster``/``workers``: embed on
-    Dask (see :func:`prepare`); the rest is unchanged.
+    always either the previous complete run or the new complete run. ``cluster``/``workers``: embedding
+    and the steps' per-prompt statistics run on Dask (:func:`compute_cluster`); the findings are the same.
     """
     from forensics.case import load_case
 
@@ -159,15 +170,15 @@ def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet:
     out = out.resolve()
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    prepare(case, cluster, workers)
-    staging.mkdir(parents=True)
-    kernel = ensure_kernel()
 
     def say(step: str) -> None:
         if not quiet:
             print(f"running {step}", file=sys.stderr, flush=True)
 
-    execute_notebooks(case_file, staging, kernel, on_step=say)
+    with compute_cluster(cluster, workers) as (client, threads):
+        prepare(case, client, threads)
+        staging.mkdir(parents=True)
+        execute_notebooks(case_file, staging, ensure_kernel(), on_step=say)
     missing = [name for name in REQUIRED_OUTPUTS if not (staging / name).exists()]
     if missing:
         raise ForensicsError(f"the run finished without {', '.join(missing)}", path=staging,

@@ -50,16 +50,26 @@ def per_prompt_similarity(vectors: Mapping[str, np.ndarray], sources: Sequence[s
     """(S, S, n) cosine similarity of the two sources' answers to each prompt (rows are unit vectors).
 
     Computed a slice of prompts at a time, so only :data:`PROMPT_SLICE` prompts' vectors are held in
-    float64 beside the float32 ones (a whole case widened at once is twice the vectors' size again).
-    ``np.einsum`` without path optimisation sums each element over the vector's dimensions in the same
-    order whatever the slice, so the result is the same bits as one call on every prompt.
+    float64 beside the float32 ones (a whole case widened at once is twice the vectors' size again); the
+    slices go to the Dask cluster of ``forensics run --cluster/--workers`` when there is one
+    (:func:`forensics.cluster.on_slices`). ``np.einsum`` without path optimisation sums each element over
+    the vector's dimensions in the same order whatever the slice, so the result is the same bits as one
+    call on every prompt.
     """
+    from forensics.cluster import on_slices
+
     n = len(vectors[sources[0]]) if sources else 0
     out = np.empty((len(sources), len(sources), n), dtype=np.float64)
-    for start in range(0, n, PROMPT_SLICE):
-        part = np.stack([np.asarray(vectors[s][start:start + PROMPT_SLICE], dtype=np.float64) for s in sources])
-        out[:, :, start:start + PROMPT_SLICE] = np.einsum("ind,jnd->ijn", part, part)
+    parts = on_slices(slice_similarity, n, PROMPT_SLICE, lambda part: ([vectors[s][part] for s in sources],))
+    for start, part in zip(range(0, n, PROMPT_SLICE), parts, strict=True):
+        out[:, :, start:start + part.shape[-1]] = part
     return out
+
+
+def slice_similarity(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """(S, S, k) paired cosine similarity of one slice of prompts (one (k, dim) array per source)."""
+    part = np.stack([np.asarray(r, dtype=np.float64) for r in rows])
+    return np.einsum("ind,jnd->ijn", part, part)
 
 
 def similarity_matrices(per_prompt: np.ndarray, boot_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -166,11 +166,13 @@ def embed_benchmark(bench: Benchmark, model: str | None = None, opening_words: i
     """Embed every labelled answer's opening, as the pipeline's step 01 does (the semantic line's input).
 
     Whole answers are not embedded: the fused score does not use them (the pipeline reports them beside
-    the line), and they are most of the embedding cost.
+    the line), and they are most of the embedding cost. ``backend`` defaults to the one the pipeline
+    embeds openings with whatever the case's backend (:data:`forensics.embeddings.OPENINGS_BACKEND`);
+    another is for what-if measurements (``benchmarks/bench_onnx.py``).
     """
-    from forensics.embeddings import Embedder, corpus_texts, split_by_source
+    from forensics.embeddings import OPENINGS_BACKEND, Embedder, corpus_texts, split_by_source
 
-    embedder = Embedder(model, backend=backend)
+    embedder = Embedder(model, backend=backend or OPENINGS_BACKEND)
     names = sorted(bench.responses)
     every = AlignedCorpus(bench.prompt_keys, bench.prompts, {n: bench.responses[n] for n in names},
                           names[0], [], names[1:])
@@ -576,7 +578,7 @@ class ValidationReport:
 def validate(labels_csv: Path, params: Parameters | None = None, model: str | None = None) -> ValidationReport:
     params = params or Parameters()
     bench = load_benchmark(Path(labels_csv), params.max_response_chars)
-    embed_benchmark(bench, model, params.opening_words, params.embedding_backend)
+    embed_benchmark(bench, model, params.opening_words)
     pairs = pair_table(bench, params)
     families = family_table(pairs)
     tables = LevelTables(pairs, families, comparison_table(families))

@@ -231,7 +231,8 @@ def test_run_step_writes_artifact_and_manifest(fresh: Embedder, tmp_path: Path,
     run = RunFolder(tmp_path / "run")
     stats = emb.run_step(case, run, progress=False)
     # 4 answers and their 4 openings; "One." and "Two." are their own openings: SHORT, its opening, One, Two
-    assert stats["texts"] == 8 and stats["unique"] == 4
+    # (one job: the torch backend embeds answers and openings together, each distinct text once)
+    assert stats["texts"] == 4 and stats["unique"] == 4 and stats["embedded"] == 4
     manifest = run.manifest().data
     assert manifest["model"]["fingerprint"] == fresh.fingerprint
     assert emb.ARTIFACT in manifest["artifacts"] and emb.OPENINGS_ARTIFACT in manifest["artifacts"]

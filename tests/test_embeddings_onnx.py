@@ -3,12 +3,15 @@
 What must hold: its vectors stay close to the torch ones on real answers (cosine > 0.98 for every text;
 measured on these 50 demo answers: min 0.993, mean 0.996), it has its own fingerprint so the store never
 serves one backend's vectors for the other, the export is cached (a second embedder re-uses the file,
-after checking its sha256), and a window's vector does not depend on the other texts of the call.
+after checking its sha256), a window's vector does not depend on the other texts of the call, and a case
+run with the backend embeds its answer openings (the verdict's input) with torch, bit for bit.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +20,10 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from forensics import embeddings as emb  # noqa: E402
 from forensics import onnx_backend  # noqa: E402
 from forensics.case import Parameters  # noqa: E402
+from forensics.custody import RunFolder  # noqa: E402
 from forensics.embeddings import Embedder, EmbeddingCache  # noqa: E402
 from forensics.errors import CaseFileError, ModelError  # noqa: E402
 
@@ -125,6 +130,20 @@ def test_export_is_cached_and_checked(int8: Embedder, folder: Path, monkeypatch:
     assert onnx_backend.cached_int8(path.parent, "another model") is None
 
 
+def test_the_export_does_not_depend_on_its_caller(int8: Embedder, tmp_path: Path) -> None:
+    """The exporter notes each node's Python stack trace; stripped, the same versions give the same bytes
+    from any caller (they differed between the tests, a benchmark and a run before)."""
+    import onnx
+
+    def another_caller() -> onnx_backend.Int8Model:  # another Python stack than the fixture's
+        return onnx_backend.load_or_export(int8._model, int8.model_fingerprint, tmp_path)
+
+    again = another_caller()
+    assert again.exported and again.sha256 == int8._int8.sha256
+    model = onnx.load(str(again.path))
+    assert not any(node.metadata_props for node in model.graph.node)
+
+
 def test_vector_does_not_depend_on_the_other_texts(int8: Embedder, texts: list[str]) -> None:
     saved, int8.cache = int8.cache, None  # computed, not read back
     try:
@@ -144,3 +163,29 @@ def test_backend_choices_are_checked() -> None:
         Embedder(cache=False, backend="tensorrt")
     with pytest.raises(ModelError, match="runs on the CPU"):
         Embedder(cache=False, backend="onnx-int8", device="cuda")
+
+
+def test_a_case_embeds_openings_with_torch_and_answers_with_int8(int8: Embedder, torch_embedder: Embedder,
+                                                                 folder: Path, texts: list[str], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step 01 of a case with ``embedding_backend: onnx-int8``: the openings, which carry the fused line and
+    so the verdict, are the torch bits; only the whole answers (reported statistics) are int8."""
+    corpus = types.SimpleNamespace(prompt_keys=[f"p{i}" for i in range(4)], sources=["suspect", "teacher"],
+                                   responses={"suspect": texts[:4], "teacher": texts[4:8]})
+    monkeypatch.setenv("FORENSICS_CACHE", str(folder))  # the module's export is found there, not redone
+    monkeypatch.setitem(sys.modules, "forensics.exchanges",
+                        types.SimpleNamespace(load_corpus=lambda run_, case_: corpus))
+    params = types.SimpleNamespace(embedding_model=None, seed=0, opening_words=12, embedding_backend="onnx-int8")
+    run = RunFolder(tmp_path / "run")
+    emb.run_step(types.SimpleNamespace(parameters=params), run, progress=False)
+    openings = emb.load_vectors(run, corpus, emb.OPENINGS_ARTIFACT)
+    answers = emb.load_vectors(run, corpus)
+    for source in corpus.sources:
+        said = corpus.responses[source]
+        assert openings[source].tobytes() == torch_embedder.embed([emb.opening(t, 12) for t in said]).tobytes()
+        assert answers[source].tobytes() == int8.embed(said).tobytes()
+        assert answers[source].tobytes() != torch_embedder.embed(said).tobytes()
+    model = run.manifest().data["model"]
+    assert (model["backend"], model["fingerprint"]) == ("torch", torch_embedder.fingerprint)
+    assert (model["answers"]["backend"], model["answers"]["fingerprint"]) == ("onnx-int8", int8.fingerprint)
+    assert emb.CaseEmbedders.for_case(backend="torch", cache=False).distinct[0].backend == "torch"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,10 +67,26 @@ def stylometric_features(corpus: CorpusLike, params: Any = None) -> StyloFeature
                        p.char_word_boundary)
     fmt_counts, fmt_totals = {}, {}
     for s in sources:
-        num, den = formatting_matrix(corpus.responses[s], corpus.prompts)
+        num, den = _formatting(corpus.responses[s], corpus.prompts)
         fmt_counts[s] = sparse.csr_matrix(num)
         fmt_totals[s] = den
     formatting = FeatureBlock(names=[f.name for f in FORMATTING_FEATURES], counts=fmt_counts,
                               totals=fmt_totals, scale=format_scale(FORMATTING_FEATURES))
     return StyloFeatures(sources=sources, n_prompts=n, lengths=lengths, mfw=mfw, char=char,
                          distorted=distorted, formatting=formatting, params=p)
+
+
+#: Answers whose formatting features are computed at a time (a task each on a Dask cluster).
+FORMAT_SLICE = 2048
+
+
+def _formatting(responses: Sequence[str], prompts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`formatting_matrix` by slices of answers, on the run's Dask cluster when there is one
+    (:func:`forensics.cluster.on_slices`); each answer's row depends on that answer alone: the same values."""
+    from forensics.cluster import on_slices
+
+    parts = on_slices(formatting_matrix, len(responses), FORMAT_SLICE,
+                      lambda part: (list(responses[part]), list(prompts[part])))
+    if not parts:
+        return formatting_matrix([], [])
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
