@@ -657,9 +657,11 @@ class CaseEmbedders:
 
     @property
     def last_stats(self) -> dict[str, Any]:
-        """The jobs' ``last_stats`` summed (the counts and seconds of one fill)."""
+        """The jobs' ``last_stats`` summed (the counts and seconds of one fill; a count a job did not keep,
+        such as the chunks of a fill on a Dask cluster, is None)."""
         keys = ("texts", "unique", "from_cache", "embedded", "chunks", "seconds")
-        return {k: sum(e.last_stats.get(k, 0) for e in self.distinct) for k in keys}
+        values = {k: [e.last_stats.get(k) for e in self.distinct] for k in keys}
+        return {k: None if any(v is None for v in vs) else sum(vs) for k, vs in values.items()}
 
     def stats_line(self) -> str:
         """:meth:`Embedder.stats_line` of the jobs together."""
@@ -792,7 +794,6 @@ def load_vectors(run: RunFolder, corpus: AlignedCorpus, artifact: str = ARTIFACT
     no Python object per vector (pandas held one numpy array per row, several times the vectors' size
     on a large case). The values are the stored float32 bits either way.
     """
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     run.check(artifact)
@@ -800,9 +801,9 @@ def load_vectors(run: RunFolder, corpus: AlignedCorpus, artifact: str = ARTIFACT
     out = {}
     for source in corpus.sources:
         # one source read at a time: step 01 writes source by source, so the filter skips the other
-        # sources' row groups and never holds the whole case's vectors in Arrow beside the matrices
+        # sources' row groups (and drops any other row) and never holds the whole case's vectors in
+        # Arrow beside the matrices
         rows = pq.read_table(where, columns=["prompt_key", "source", "vector"], filters=[("source", "==", source)])
-        rows = rows.filter(pc.equal(rows["source"], source))
         keys, matrix = rows["prompt_key"].to_pylist(), _matrix(rows["vector"].combine_chunks())
         position = {k: i for i, k in enumerate(keys)}
         missing = [k for k in corpus.prompt_keys if k not in position]

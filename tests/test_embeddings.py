@@ -313,3 +313,17 @@ def test_fill_cache_stores_what_embed_would_return(fresh: Embedder) -> None:
     assert stored.tobytes() == Embedder.embed(fresh, texts).tobytes()
     fresh.cache = None
     assert stored.tobytes() == fresh.embed(texts).tobytes()  # the same bits as computing them afresh
+
+
+def test_case_embedders_sum_their_jobs_stats() -> None:
+    """Two jobs (int8 answers, torch openings) are one line on the terminal; a count a job did not keep (the
+    chunks of a fill on a Dask cluster) makes the sum unknown, not a crash."""
+    answers = types.SimpleNamespace(last_stats={"texts": 3, "unique": 3, "from_cache": 1, "embedded": 2,
+                                                "chunks": None, "seconds": 1.5})
+    openings = types.SimpleNamespace(last_stats={"texts": 2, "unique": 2, "from_cache": 2, "embedded": 0,
+                                                 "chunks": 0, "seconds": 0.5})
+    both = emb.CaseEmbedders(answers, openings)  # type: ignore[arg-type]
+    assert both.last_stats == {"texts": 5, "unique": 5, "from_cache": 3, "embedded": 2, "chunks": None,
+                               "seconds": 2.0}
+    assert both.stats_line() == "embeddings: 5 texts, 3 from the cache, 2 embedded now"
+    assert emb.CaseEmbedders(answers, answers).distinct == [answers]  # type: ignore[arg-type]
