@@ -362,9 +362,7 @@ class Embedder:
     def stats_line(self) -> str:
         """The one-line account of the last ``embed`` call that the command line prints (the robustness
         tests parse it): how many texts came from the cache and how many were embedded now."""
-        stats = self.last_stats
-        return (f"embeddings: {stats['texts']} texts, {stats['from_cache']} from the cache, "
-                f"{stats['embedded']} embedded now")
+        return stats_line(self.last_stats)
 
     def describe(self) -> dict[str, Any]:
         """What the manifest records about the model: enough to find and re-check the exact files."""
@@ -645,10 +643,10 @@ class CaseEmbedders:
 
     def jobs(self, corpus: AlignedCorpus, opening_words: int | None) -> list[tuple[Embedder, list[str]]]:
         """Which embedder embeds which distinct texts (sorted): one job when the embedders are one."""
-        answers, openings = corpus_texts(corpus), corpus_texts(corpus, opening_words)
         if self.answers is self.openings:
-            return [(self.answers, sorted({*answers, *openings}))]
-        return [(self.answers, sorted(set(answers))), (self.openings, sorted(set(openings)))]
+            return [(self.answers, texts_to_embed(corpus, opening_words))]
+        return [(self.answers, sorted(set(corpus_texts(corpus)))),
+                (self.openings, sorted(set(corpus_texts(corpus, opening_words))))]
 
     def fill_cache(self, corpus: AlignedCorpus, opening_words: int | None, progress: bool | str = False) -> None:
         """:meth:`Embedder.fill_cache` for every job."""
@@ -665,9 +663,7 @@ class CaseEmbedders:
 
     def stats_line(self) -> str:
         """:meth:`Embedder.stats_line` of the jobs together."""
-        stats = self.last_stats
-        return (f"embeddings: {stats['texts']} texts, {stats['from_cache']} from the cache, "
-                f"{stats['embedded']} embedded now")
+        return stats_line(self.last_stats)
 
     def describe(self) -> dict[str, Any]:
         """The manifest's model record: the openings' embedder (the vectors the verdict rests on), with the
@@ -676,6 +672,12 @@ class CaseEmbedders:
         if self.answers is not self.openings:
             out["answers"] = self.answers.describe()
         return out
+
+
+def stats_line(stats: dict[str, Any]) -> str:
+    """``last_stats`` as the one line the command line prints (the robustness tests parse it)."""
+    return (f"embeddings: {stats['texts']} texts, {stats['from_cache']} from the cache, "
+            f"{stats['embedded']} embedded now")
 
 
 def _checked(text: Any, index: int) -> str:

@@ -88,14 +88,14 @@ def prepare(case: Case, client: Any = None, threads: int | None = None) -> None:
 
     corpus = join_case(case).corpus()
     embedders = case_embedders(case)
-    for embedder, texts in embedders.jobs(corpus, case.parameters.opening_words):
-        if client is not None:
-            from forensics import cluster as dask_cluster
+    if client is None:
+        embedders.fill_cache(corpus, case.parameters.opening_words, progress="embedding responses")
+    else:
+        from forensics import cluster as dask_cluster
 
+        for embedder, texts in embedders.jobs(corpus, case.parameters.opening_words):
             dask_cluster.fill_cache_on_cluster(embedder, texts, client, progress="embedding on the cluster",
                                                threads=threads)
-        else:
-            embedder.fill_cache(texts, progress="embedding responses")
     print(embedders.stats_line(), file=sys.stderr)
 
 
