@@ -10,8 +10,10 @@ teacher without one is a family of its own.
 
 Every student and control becomes a case: the teachers are the candidates, and the panel is every
 reference and control outside the suspect's lineage. The case is scored with exactly the functions the
-pipeline uses, on every **prompt set**: all prompts, and each prompt source separately when the files
-say where each prompt comes from (a ``dataset`` field), so cases of several sizes are seen. Three
+pipeline uses, on every **prompt set**: all prompts, each prompt source separately when the files say
+where each prompt comes from (a ``dataset`` field), and seeded random samples of 150 and 300 prompts
+(:data:`SAMPLE_SIZES`), so cases of the sizes investigators hold are seen. The samples are only tested:
+every calibration is fitted on the all-prompts set and the prompt sources. Three
 calibrations are fitted (:mod:`forensics.calibration`: teacher, family, candidate-vs-candidate), and
 two validation schemes give every pair a likelihood ratio from calibrations that never saw it:
 
@@ -54,8 +56,15 @@ SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
 #: Bumped whenever the scoring changes, so an old calibration file is recognisably stale.
 METHOD_VERSION = "panel-relative-fused-v3"
-#: The prompt set holding every prompt; the others are named after their prompt source.
+#: The prompt set holding every prompt; the others are named after their prompt source, or are samples.
 ALL_PROMPTS = "all"
+#: Random prompt samples validated besides the prompt sources, at sizes real cases have (a case holds from
+#: about 150 prompts up), a few seeded draws each where the benchmark has at least twice as many prompts.
+#: Their pairs are tested (held out like every pair) but never fitted on: they re-use the all-prompts
+#: set's answers, so fitting on them would count the same models' evidence again.
+SAMPLE_SIZES = (150, 300)
+SAMPLE_DRAWS = 3
+SAMPLE_PREFIX = "sample-"
 SCHEMES = ("lolo", "cross_source")
 
 
@@ -71,14 +80,37 @@ class Benchmark:
     openings: dict[str, np.ndarray] = field(default_factory=dict)
 
     def prompt_sets(self) -> dict[str, np.ndarray]:
-        """Prompt indices per prompt set: every prompt, and each prompt source that has at least two."""
+        """Prompt indices per prompt set: every prompt, each prompt source when there are at least two, and
+        :data:`SAMPLE_DRAWS` seeded random samples of each of :data:`SAMPLE_SIZES` prompts (sorted indices;
+        named ``sample-<size>-<draw>``) where the benchmark holds at least twice that many."""
         n = len(self.prompt_keys)
         sets = {ALL_PROMPTS: np.arange(n)}
         origins = np.asarray(self.origins if len(self.origins) == n else [""] * n)
         if len(set(origins.tolist()) - {""}) > 1:
             for origin in sorted(set(origins.tolist()) - {""}):
                 sets[origin] = np.flatnonzero(origins == origin)
+        for size in SAMPLE_SIZES:
+            if 2 * size > n:
+                continue
+            for draw in range(1, SAMPLE_DRAWS + 1):
+                chosen = np.random.default_rng([size, draw]).choice(n, size=size, replace=False)
+                sets[f"{SAMPLE_PREFIX}{size}-{draw}"] = np.sort(chosen)
         return sets
+
+
+def is_sample(prompt_set: str) -> bool:
+    """Whether a prompt set is a random sample (tested, never fitted on; see :data:`SAMPLE_SIZES`)."""
+    return prompt_set.startswith(SAMPLE_PREFIX)
+
+
+def size_group(prompt_set: str) -> str:
+    """The name a prompt set is reported under: its own, or ``sample-<size>`` for every draw of a size."""
+    return prompt_set.rsplit("-", 1)[0] if is_sample(prompt_set) else prompt_set
+
+
+def prompt_sources(prompt_sets: list[str]) -> list[str]:
+    """The prompt sets that are prompt sources (neither every prompt nor a random sample), sorted."""
+    return sorted(s for s in prompt_sets if s != ALL_PROMPTS and not is_sample(s))
 
 
 # ----------------------------------------------------------------------------------------- loading
@@ -359,10 +391,11 @@ class LevelTables:
 
 
 def fit_levels(tables: LevelTables, keep: Callable[[pd.DataFrame], pd.Series]) -> dict[str, Calibration]:
-    """One calibration per level on the rows ``keep`` selects; ELUB bounds from one prompt set's worth."""
+    """One calibration per level on the rows ``keep`` selects, random samples excepted (they are tested,
+    never fitted on); ELUB bounds from one prompt set's worth."""
     out = {}
     for level, (frame, column) in tables.tables().items():
-        train = frame[keep(frame)]
+        train = frame[keep(frame) & ~frame["set"].map(is_sample).astype(bool)]
         sets = [(g[column].to_numpy(), g["hp"].to_numpy()) for _, g in train.groupby("set", sort=True)]
         out[level] = Calibration.fit(train[column].to_numpy(), train["hp"].to_numpy(), bound_sets=sets)
     return out
@@ -372,8 +405,7 @@ def folds(tables: LevelTables, scheme: str) -> list[tuple[Callable[[pd.DataFrame
                                                           Callable[[pd.DataFrame], pd.Series]]]:
     """(train, test) row selectors of a validation scheme (module docstring)."""
     lineages = sorted(tables.teacher["lineage"].unique())
-    sets = sorted(tables.teacher["set"].unique())
-    sources = [s for s in sets if s != ALL_PROMPTS]
+    sources = prompt_sources(list(tables.teacher["set"].unique()))
     out = []
     for lineage in lineages:
         if scheme == "lolo":
@@ -502,16 +534,21 @@ def case_metrics(cases: pd.DataFrame) -> dict[str, Any]:
 
 
 def summarise_scheme(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]:
-    """A scheme's figures: per level, and per case; overall and per prompt set (case size)."""
-    out: dict[str, Any] = {"levels": {level: level_metrics(frame, column)
+    """A scheme's figures: per level and per case over the all-prompts set and the prompt sources, then per
+    prompt set (case size), the draws of one sample size together under ``sample-<size>`` (``n_draws``
+    says how many; 1 for the other sets)."""
+    def pooled(frame: pd.DataFrame) -> pd.DataFrame:  # samples re-use the pooled sets' answers: apart
+        return frame[~frame["set"].map(is_sample).astype(bool)]
+
+    out: dict[str, Any] = {"levels": {level: level_metrics(pooled(frame), column)
                                       for level, (frame, column) in tables.tables().items()},
-                           "cases": case_metrics(cases), "per_prompt_set": {}}
-    for prompt_set, group in cases.groupby("set", sort=True):
-        fam = tables.family[tables.family["set"] == prompt_set]
-        out["per_prompt_set"][prompt_set] = {
-            "n_prompts": int(group["n_prompts"].iloc[0]), **case_metrics(group),
-            "family_pair_auc": level_metrics(fam, "score")["pair_auc"],
-            "family_cllr": level_metrics(fam, "score")["cllr"]}
+                           "cases": case_metrics(pooled(cases)), "per_prompt_set": {}}
+    for name, group in cases.groupby(cases["set"].map(size_group), sort=True):
+        sets = sorted(set(group["set"]))
+        fam = level_metrics(tables.family[tables.family["set"].isin(sets)], "score")
+        out["per_prompt_set"][name] = {
+            "n_prompts": int(group["n_prompts"].iloc[0]), "n_draws": len(sets), **case_metrics(group),
+            "family_pair_auc": fam["pair_auc"], "family_cllr": fam["cllr"]}
     return out
 
 
@@ -551,7 +588,7 @@ class ValidationReport:
         s = self.summary
         out = [f"validation ({s['method']}): {s['n_suspects']} labelled suspects, {s['n_lineages']} lineages, "
                f"{s['n_prompts']} prompts; prompt sets: "
-               + ", ".join(f"{k} ({v})" for k, v in s["prompt_sets"].items())]
+               + ", ".join(f"{k} ({v}{f' x{n}' if n > 1 else ''})" for k, (v, n) in _sizes(s["prompt_sets"]).items())]
         for name, sch in s["schemes"].items():
             title = {"lolo": "leave one lineage out", "cross_source": "leave one lineage out, each prompt "
                      "source held out (calibrated on the other sources)"}.get(name, name)
@@ -562,7 +599,8 @@ class ValidationReport:
                            f"of Hp / {m['rate_misleading_hd']:.1%} of Hd, log10 LR "
                            f"[{m['min_log10_lr']:+.2f}, {m['max_log10_lr']:+.2f}]")
             for prompt_set, c in sch["per_prompt_set"].items():
-                out.append(f"{prompt_set:>14} ({c['n_prompts']} prompts): students -> documented family "
+                draws = f", {c['n_draws']} random draws" if c.get("n_draws", 1) > 1 else ""
+                out.append(f"{prompt_set:>14} ({c['n_prompts']} prompts{draws}): students -> documented family "
                            f"{c['students_family_attributed_correctly']}/{c['n_students']}, -> documented "
                            f"teacher {c['students_attributed_correctly']}/{c['n_students']}, wrong family "
                            f"{c['students_misattributed_family']}; controls attributed "
@@ -571,8 +609,17 @@ class ValidationReport:
                            f"{c['family_pair_auc']:.3f}")
         for level, c in s["calibration"].items():
             out.append(f"shipped {level} calibration: log10 LR bounded to [{c['lower']:+.2f}, {c['upper']:+.2f}] "
-                       f"({c['n_hp']} Hp / {c['n_hd']} Hd pairs over every prompt set)")
+                       f"({c['n_hp']} Hp / {c['n_hd']} Hd pairs over the all-prompts set and each prompt "
+                       f"source)")
         return out
+
+
+def _sizes(prompt_sets: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Prompt set sizes as reported: each sample size once, with its number of draws."""
+    out: dict[str, tuple[int, int]] = {}
+    for name, n in prompt_sets.items():
+        out[size_group(name)] = (n, out.get(size_group(name), (n, 0))[1] + 1)
+    return out
 
 
 def validate(labels_csv: Path, params: Parameters | None = None, model: str | None = None) -> ValidationReport:
@@ -584,18 +631,18 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
     tables = LevelTables(pairs, families, comparison_table(families))
     band = params.inconclusive_band
     schemes = {scheme: held_out(tables, scheme, band) for scheme in SCHEMES
-               if scheme == "lolo" or len(bench.prompt_sets()) > 2}
+               if scheme == "lolo" or len(prompt_sources(list(bench.prompt_sets()))) >= 2}
     final = fit_levels(tables, lambda f: pd.Series(True, index=f.index))
     summary = summarise(schemes, bench, final)
     cal = CalibrationSet(levels=final, data_sha256=bench.data_sha256,
                          description=f"{METHOD_VERSION}; fitted on every labelled pair of {labels_csv.name} "
-                                     f"over every prompt set")
+                                     f"over the all-prompts set and each prompt source")
     fam = schemes["lolo"][0].family
     fam = fam[fam["set"] == ALL_PROMPTS]
     tippett = {"level": "family", "hp": [rounded(v) for v in sorted(fam.loc[fam["hp"] == 1, "log10_lr"])],
                "hd": [rounded(v) for v in sorted(fam.loc[fam["hp"] == 0, "log10_lr"])]}
     sizes = {k: {f: v[f] for f in ("n_prompts", "n_controls", "false_attributions_controls", "n_students",
-                                    "students_family_attributed_correctly")}
+                                    "students_family_attributed_correctly", "students_misattributed_family")}
              for k, v in summary["schemes"]["lolo"]["per_prompt_set"].items()}
     cal.metrics = {"summary": {**headline(summary), "tippett": tippett, "per_prompt_set": sizes},
                    "cross_source": headline(summary, "cross_source") if "cross_source" in summary["schemes"]

@@ -265,6 +265,7 @@ def test_every_section_is_generated_from_findings_and_manifest(sample: SimpleNam
     assert f"Cllr_min = {report.fmt(validation['family']['cllr_min'])}" in text
     cases = validation["cases"]
     assert f"{cases['n_cases']} cases ({cases['n_students']} students of documented teachers" in text
+    assert words(report.size_sentence(validation, f["data"]["n_prompts_analysed"])) in text
     for family in f["families"]:
         if len(family["members"]) > 1:
             assert f"Candidate family: {family['name']}" in text
@@ -277,6 +278,34 @@ def test_every_section_is_generated_from_findings_and_manifest(sample: SimpleNam
     assert "00_case" in text
     for candidate in f["candidates"]:
         assert words(candidate["why"]) in text
+
+
+#: Validated outcomes per prompt-set size, as the calibration file records them.
+SIZES = {"all": {"n_prompts": 801, "n_students": 16, "students_family_attributed_correctly": 13,
+                 "students_misattributed_family": 0, "n_controls": 5, "false_attributions_controls": 0},
+         "sample-150": {"n_prompts": 150, "n_students": 48, "students_family_attributed_correctly": 32,
+                        "students_misattributed_family": 2, "n_controls": 15, "false_attributions_controls": 0},
+         "short": {"n_prompts": 80, "n_students": 16, "students_family_attributed_correctly": 11,
+                   "students_misattributed_family": 0, "n_controls": 5, "false_attributions_controls": 3}}
+
+
+@pytest.mark.parametrize(("n", "expected"), [
+    (200, "On the validation cases of 150 prompts, the validated size nearest this case's 200, the method "
+          "named a documented family for 32 of 48 students, a family it did not learn from for 2, and "
+          "attributed a teacher or family to 0 of 15 human-data controls."),
+    (90, "cases of 80 prompts"), (5000, "cases of 801 prompts"), (115, "cases of 150 prompts")])
+def test_the_report_quotes_the_validated_outcomes_at_the_nearest_size(n: int, expected: str) -> None:
+    assert expected in report.size_sentence({"per_prompt_set": SIZES}, n)
+
+
+def test_a_size_sentence_needs_the_size_and_sound_figures() -> None:
+    assert report.size_sentence({"per_prompt_set": SIZES}, None) == ""
+    assert report.size_sentence({}, 200) == ""
+    hostile = {"per_prompt_set": {"x": {**SIZES["all"], "n_students": "<script>"}, "y": "nonsense"}}
+    assert report.size_sentence(hostile, 200) == ""
+    older = {"per_prompt_set": {"all": {k: v for k, v in SIZES["all"].items()
+                                        if k != "students_misattributed_family"}}}
+    assert "13 of 16 students, and attributed" in report.size_sentence(older, 700)
 
 
 def test_figures_are_embedded_and_missing_ones_noted(sample: SimpleNamespace) -> None:

@@ -11,6 +11,8 @@ import pytest
 from forensics.case import Parameters
 from forensics.errors import InputError
 from forensics.validation import (
+    SAMPLE_DRAWS,
+    SAMPLE_SIZES,
     Benchmark,
     LevelTables,
     benchmark_cases,
@@ -20,12 +22,15 @@ from forensics.validation import (
     fit_levels,
     formatting_matrices,
     held_out,
+    is_sample,
     lineage_of,
     load_benchmark,
     load_labels,
     pair_table,
+    prompt_sources,
     score_case,
     score_fused_lines,
+    size_group,
     summarise_scheme,
     teacher_matches,
 )
@@ -280,6 +285,59 @@ def test_case_outcomes_and_their_summary() -> None:
     assert set(summary["per_prompt_set"]) == {"all"}
 
 
+def _bench(n: int, origins: list[str] | None = None) -> Benchmark:
+    keys = [f"k{i:04d}" for i in range(n)]
+    return Benchmark(labels=pd.DataFrame(), prompt_keys=keys, prompts=keys, responses={}, data_sha256="",
+                     origins=origins or [])
+
+
+def test_random_samples_are_seeded_sorted_distinct_draws_of_each_size() -> None:
+    sets = _bench(700, ["a"] * 350 + ["b"] * 350).prompt_sets()
+    samples = [s for s in sets if is_sample(s)]
+    assert samples == [f"sample-{k}-{d}" for k in SAMPLE_SIZES for d in range(1, SAMPLE_DRAWS + 1)]
+    assert [s for s in sets if not is_sample(s)] == ["all", "a", "b"]
+    again = _bench(700).prompt_sets()
+    for name in samples:
+        idx = sets[name]
+        size = int(name.split("-")[1])
+        assert len(idx) == len(set(idx.tolist())) == size and (np.diff(idx) > 0).all() and idx.max() < 700
+        np.testing.assert_array_equal(idx, again[name])  # the same draw whatever else the benchmark holds
+        assert size_group(name) == f"sample-{size}"
+    assert not np.array_equal(sets["sample-150-1"], sets["sample-150-2"])
+    assert prompt_sources(list(sets)) == ["a", "b"]
+
+
+def test_a_benchmark_too_small_for_a_size_is_not_sampled_at_it() -> None:
+    assert [s for s in _bench(2 * max(SAMPLE_SIZES) - 1).prompt_sets() if is_sample(s)] == \
+        [f"sample-{min(SAMPLE_SIZES)}-{d}" for d in range(1, SAMPLE_DRAWS + 1)]
+    assert list(_bench(2 * min(SAMPLE_SIZES) - 1).prompt_sets()) == ["all"]
+
+
+def test_samples_are_tested_but_never_fitted_on() -> None:
+    """Sample pairs get held-out LRs like every pair, but shifting them moves no calibration, and the
+    scheme's pooled figures leave them out (they re-use the all-prompts set's answers)."""
+    sets = ("all", "s1", "s2", "sample-150-1", "sample-150-2")
+    base = synthetic_tables(sets)
+    pairs = base.teacher.copy()
+    pairs.loc[pairs["set"].map(is_sample), "score"] += 5.0
+    families = family_table(pairs)
+    shifted = LevelTables(pairs, families, comparison_table(families))
+    everything = lambda f: pd.Series(True, index=f.index)  # noqa: E731
+    for level, cal in fit_levels(base, everything).items():
+        other = fit_levels(shifted, everything)[level]
+        assert (cal.intercept, cal.slope, cal.lower, cal.upper) == (other.intercept, other.slope, other.lower,
+                                                                    other.upper)
+    done, cases = held_out(shifted, "lolo", (-0.3, 0.3))
+    assert set(done.teacher["set"]) == set(sets) and set(cases["set"]) == set(sets)
+    summary = summarise_scheme(done, cases)
+    assert summary["levels"]["teacher"]["n_pairs"] == 3 * 21 and summary["cases"]["n_cases"] == 3 * 7
+    sample = summary["per_prompt_set"]["sample-150"]
+    assert sample["n_draws"] == 2 and sample["n_cases"] == 2 * 7 and summary["per_prompt_set"]["s1"]["n_draws"] == 1
+    assert set(summary["per_prompt_set"]) == {"all", "s1", "s2", "sample-150"}
+    crossed, _ = held_out(shifted, "cross_source", (-0.3, 0.3))
+    assert set(crossed.teacher["set"]) == {"s1", "s2"}
+
+
 def test_a_multi_word_model_name_is_matched_by_its_documented_label(tmp_path: Path) -> None:
     path = tmp_path / "LABELS.csv"
     path.write_text("file,model,role,trained_on_outputs_of\nclaude-2.json,Anthropic Claude 2,teacher,\n"
@@ -302,6 +360,8 @@ def test_the_committed_validation_is_complete_and_consistent() -> None:
 
     result = read_validation(VALIDATION_DIR)
     summary, cases, pairs = result["summary"], result["cases"], result["pairs"]
+    cases = cases[~cases["set"].map(is_sample)]  # the pooled figures leave the random samples out
+    pairs = pairs[~pairs["set"].map(is_sample)]
     for scheme, sch in summary["schemes"].items():
         mine = cases[cases["scheme"] == scheme]
         students = mine[mine["role"] == "student"]

@@ -52,6 +52,7 @@ from forensics.report.method import (
     exhibit_views,
     leak_views,
     scale_rows,
+    size_sentence,
     validation_rows,
     validation_sentence,
 )
@@ -78,6 +79,6 @@ __all__ = [
     "band_sentence", "build", "build_report", "clip", "context", "custody_view", "data_sentence",
     "describe_line", "does_not_show", "exhibit_views", "fmt", "fmt_p", "fmt_pct", "fmt_range", "fmt_signed",
     "highlight", "inert", "leak_views", "line_views", "lr_phrase", "lr_value", "outcome_of", "plain_text",
-    "render_html", "render_pdf", "render_text", "run_step", "scale_rows", "strength_sentence", "timestamp",
-    "validation_rows", "validation_sentence",
+    "render_html", "render_pdf", "render_text", "run_step", "scale_rows", "size_sentence", "strength_sentence",
+    "timestamp", "validation_rows", "validation_sentence",
 ]

@@ -57,7 +57,8 @@ def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: F
         "band_sentence": band_sentence(findings), "scale_rows": scale_rows(teachers),
         "validation": validation, "validation_rows": validation_rows(validation),
         "fused_lines": [str(x) for x in findings.get("fused_lines") or []],
-        "validation_sentence": validation_sentence(validation), "tippett": figures.take("tippett"),
+        "validation_sentence": validation_sentence(validation, data.get("n_prompts_analysed")),
+        "tippett": figures.take("tippett"),
         "limitations": (findings.get("limitations") if isinstance(findings.get("limitations"), list)
                         else [])[:MAX_ROWS],
         "warnings": records_of(data.get("warnings"))[:MAX_ROWS],

@@ -81,8 +81,9 @@ def band_sentence(findings: Mapping[str, Any]) -> str:
     return "The band of log10 LR reported as inconclusive was not recorded."
 
 
-def validation_sentence(validation: Mapping[str, Any]) -> str:
-    """What the validation numbers mean for this report, in two or three sentences."""
+def validation_sentence(validation: Mapping[str, Any], n_prompts: Any = None) -> str:
+    """What the validation numbers mean for this report, in two to four sentences, the last on validation
+    cases of about this case's size (:func:`size_sentence`)."""
     cases = mapping_of(validation.get("cases"))
     family = mapping_of(validation.get("family"))
     n_cases = cases.get("n_cases")
@@ -96,7 +97,32 @@ def validation_sentence(validation: Mapping[str, Any]) -> str:
                  f"{fmt(max(cllr - cllr_min, 0.0))} is calibration loss (Cllr_min = {fmt(cllr_min)}).")
     if (as_number(n_cases) or 0) and (as_number(n_cases) or 0) < 30:
         text += f" With only {fmt(n_cases)} validation cases these error rates are themselves uncertain."
-    return text
+    size = size_sentence(validation, n_prompts)
+    return f"{text} {size}" if size else text
+
+
+def size_sentence(validation: Mapping[str, Any], n_prompts: Any) -> str:
+    """The validated outcomes at the prompt-set size nearest this case's ('' when either is unknown).
+
+    Attribution rates depend on how many prompts a case has (fewer prompts, fewer students named), so the
+    reader gets the rates of validation cases of about this size, not only those of the whole benchmark.
+    """
+    n = as_number(n_prompts)
+    sizes = [mapping_of(v) for v in mapping_of(validation.get("per_prompt_set")).values()]
+    keys = ("n_prompts", "n_students", "students_family_attributed_correctly", "n_controls",
+            "false_attributions_controls")
+    sizes = [v for v in sizes if all(is_scalar(v.get(k)) and as_number(v.get(k)) is not None for k in keys)]
+    if n is None or not sizes:
+        return ""
+    near = min(sizes, key=lambda v: (abs(as_number(v["n_prompts"]) - n), -as_number(v["n_students"])))
+    wrong = near.get("students_misattributed_family")
+    wrong_part = (f", a family it did not learn from for {fmt(wrong)}"
+                  if is_scalar(wrong) and as_number(wrong) is not None else "")
+    return (f"On the validation cases of {fmt(near['n_prompts'])} prompts, the validated size nearest this "
+            f"case's {fmt(n_prompts)}, the method named a documented family for "
+            f"{fmt(near['students_family_attributed_correctly'])} of {fmt(near['n_students'])} students"
+            f"{wrong_part}, and attributed a teacher or family to {fmt(near['false_attributions_controls'])} "
+            f"of {fmt(near['n_controls'])} human-data controls.")
 
 
 def validation_rows(validation: Mapping[str, Any]) -> list[dict[str, str]]:
