@@ -1,8 +1,8 @@
 """Multi-turn conversations: the OpenAI ``messages`` layout and the ShareGPT ``conversations`` layout.
 
 Chat logs and distillation sets circulate as whole conversations, not prompt/response pairs. The suite
-compares answers to the *same* request, so each assistant turn becomes one exchange whose prompt is the
-conversation up to it, with a stable ``prompt_id`` (conversation id + ``:`` + the turn's number). The
+compares answers to the *same* request, so each assistant turn becomes one exchange whose prompt is what
+the user said up to it, with a stable ``prompt_id`` (conversation id + ``:`` + the turn's number). The
 same expansion is used to read a trace as a case source (the teacher's answers in it used as they are)
 and to replay its requests against another model (``forensics collect``), so the two sides carry the
 same ids and join exactly.
@@ -14,9 +14,14 @@ same ids and join exactly.
 
 The prompt text of a turn is the user's message when the context holds a single user message, so a
 one-turn conversation joins with a plain prompt file; otherwise it is the transcript of the context
-(``user: ...`` / ``assistant: ...`` paragraphs). System messages are not part of the prompt text (they
-are kept in the ``system`` column) because collectors add their own. A conversation without an id gets
-one from the hash of its content, so the id does not depend on where it sits in the file.
+(``user: ...`` / ``assistant: ...`` paragraphs) in which every earlier assistant message reads
+:data:`EARLIER_ANSWER`. The request a turn answers is what the *user* said so far: in a chat log each
+model's later turns follow its own earlier answers, so the histories of a suspect's and a teacher's logs of
+the same conversation differ, and a prompt that quoted them would be a different prompt in every file and
+join nothing. (A log replayed with ``forensics collect`` sends the trace's own history; its prompt text
+is the same.) System messages are not part of the prompt text either (they are kept in the ``system``
+column) because collectors add their own. A conversation without an id gets one from the hash of its
+user messages, so the id does not depend on where it sits in the file, nor on whose answers it holds.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ LAYOUT_KEYS = {"messages": "messages", "conversations": "sharegpt"}
 _ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "chatgpt": "assistant",
           "bard": "assistant", "bing": "assistant", "model": "assistant", "system": "system"}
 _ID_KEYS = ("id", "conversation_id", "prompt_id")
+#: What an earlier assistant message reads in a turn's prompt text (module docstring: why not its text).
+EARLIER_ANSWER = "[earlier answer]"
 
 
 @dataclass(frozen=True)
@@ -80,11 +87,13 @@ def turns(path: Path, line: int, obj: dict[str, Any]) -> list[Turn]:
 
 
 def prompt_text(context: list[dict[str, str]]) -> str:
-    """The context as one prompt: the bare user message for a single turn, else a role-tagged transcript."""
+    """The context as one prompt: the bare user message for a single turn, else a role-tagged transcript of
+    what the user said, each earlier answer standing as :data:`EARLIER_ANSWER` (module docstring)."""
     spoken = [m for m in context if m["role"] != "system"]
     if len(spoken) == 1:
         return spoken[0]["content"]
-    return "\n\n".join(f"{m['role']}: {m['content']}" for m in spoken)
+    return "\n\n".join(f"user: {m['content']}" if m["role"] == "user" else f"assistant: {EARLIER_ANSWER}"
+                       for m in spoken)
 
 
 def _turn(path: Path, line: int, cid: str, number: int, context: list[dict[str, str]],
@@ -136,7 +145,8 @@ def _conversation_id(path: Path, line: int, obj: dict[str, Any], messages: list[
             raise InputError(f"conversation '{key}' must be non-empty text or an integer, got {_kind(value)}",
                              path=path, line=line, fix="write the conversation id as a string")
         return str(value).strip()
-    canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    said = [m["content"] for m in messages if m["role"] == "user"]
+    canonical = json.dumps(said, ensure_ascii=False, separators=(",", ":"))
     return "c" + sha256_text(canonical)[:15]
 
 

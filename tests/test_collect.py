@@ -210,7 +210,7 @@ def test_conversations_are_replayed_turn_by_turn(tmp_path: Path) -> None:
     suspect = read_exchanges(out).frame.set_index("prompt_id")
     assert sorted(teacher.index) == sorted(suspect.index) == ["conv-1:1", "conv-1:2", "conv-2:1"]
     assert (teacher.loc[suspect.index, "prompt"] == suspect["prompt"]).all()
-    assert teacher.loc["conv-1:2", "prompt"] == "user: Name a colour.\n\nassistant: Blue.\n\nuser: Another?"
+    assert teacher.loc["conv-1:2", "prompt"] == "user: Name a colour.\n\nassistant: [earlier answer]\n\nuser: Another?"
     assert teacher.loc["conv-2:1", "prompt"] == "Say hi." and teacher.loc["conv-1:2", "response"] == "Red."
 
 

@@ -26,7 +26,8 @@ def test_openai_messages_jsonl(tmp_path: Path) -> None:
     frame = read.frame
     assert read.format == "jsonl-messages" and read.warning_counts() == {}
     assert list(frame["prompt_id"][:2]) == ["17:1", "17:2"] and list(frame["turn"]) == [1, 2, 1]
-    assert list(frame["prompt"]) == ["What is 2+2?", "user: What is 2+2?\n\nassistant: 4.\n\nuser: And 3+3?",
+    assert list(frame["prompt"]) == ["What is 2+2?", "user: What is 2+2?\n\nassistant: [earlier answer]\n\n"
+                                     "user: And 3+3?",
                                      "Say hi."]
     assert list(frame["response"]) == ["4.", "6.", "Hi."]
     assert list(frame["system"][:2]) == ["You are terse.", "You are terse."] and frame["system"].isna()[2]
@@ -60,3 +61,50 @@ def test_sharegpt_json_list_joins_with_a_plain_prompt_file(tmp_path: Path) -> No
     assert read_exchanges(sharegpt).format == "json-sharegpt"
     assert trace["prompt_norm"][0] == read_exchanges(plain).frame["prompt_norm"][0]
     assert (trace["prompt_id"][0], trace["response"][0]) == ("t1:1", "The Nile.")
+
+
+def _chat_log(path: Path, model: str, layout: str, with_ids: bool) -> None:
+    """Three two-turn conversations as one model logged them: its own answers in the history."""
+    lines = []
+    for n in range(3):
+        said = [f"Tell me about river {n}.", "Shorter, please."]
+        answers = [f"{model} on river {n}: it is long.", f"{model}: long river."]
+        if layout == "messages":
+            turns = [{"role": r, "content": c} for pair in zip(said, answers, strict=True)
+                     for r, c in zip(("user", "assistant"), pair, strict=True)]
+            obj: dict = {"messages": [{"role": "system", "content": f"You are {model}."}, *turns]}
+        else:
+            turns = [{"from": r, "value": c} for pair in zip(said, answers, strict=True)
+                     for r, c in zip(("human", "gpt"), pair, strict=True)]
+            obj = {"conversations": turns}
+        if with_ids:
+            obj["id"] = f"conv-{n}"
+        lines.append(json.dumps(obj))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("layout", ["messages", "sharegpt"])
+@pytest.mark.parametrize("with_ids", [True, False])
+def test_chat_logs_with_each_models_own_history_join_turn_by_turn(tmp_path: Path, layout: str,
+                                                                  with_ids: bool) -> None:
+    """Each model's log of a conversation carries its own earlier answers (and its own system prompt): the
+    turns still join exactly, on the same ids and the same prompt text, each with that model's answer."""
+    from forensics.case import load_case
+    from forensics.exchanges import join_case
+
+    models = ["suspect", "teacher", "ref-a", "ref-b"]
+    for model in models:
+        _chat_log(tmp_path / f"{model}.jsonl", model, layout, with_ids)
+    (tmp_path / "case.yaml").write_text(
+        "case: chats\nsuspect: {name: suspect, path: suspect.jsonl}\nteachers:\n  - {name: teacher, path: "
+        "teacher.jsonl}\nreferences:\n  - {name: ref-a, path: ref-a.jsonl}\n  - {name: ref-b, path: "
+        "ref-b.jsonl}\n", encoding="utf-8")
+    joined = join_case(load_case(tmp_path / "case.yaml"), enforce_minimum=False)
+    assert joined.join_on == "prompt_id" and joined.coverage["prompts_analysable"] == 6
+    corpus = joined.corpus()
+    second = [i for i, p in enumerate(corpus.prompts) if p.startswith("user: ")]
+    assert len(second) == 3 and all(p.endswith("assistant: [earlier answer]\n\nuser: Shorter, please.")
+                                    for p in (corpus.prompts[i] for i in second))
+    for model in models:
+        assert all(corpus.responses[model][i] == f"{model}: long river." for i in second)
+        assert not any("river" in p and model in p for p in corpus.prompts)  # no model's history in a prompt
