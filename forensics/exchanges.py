@@ -34,7 +34,7 @@ no shared prompts, fewer than ``min_prompts`` analysable prompts. What is well d
 knowing is a counted warning (code, count, first examples), reported in ``coverage.json``:
 ``empty_response`` (kept, flagged, excluded from the corpus), ``truncated_response`` (original hash
 kept), ``duplicate_row`` (identical repeat dropped), ``invisible_chars`` (ignored for joining),
-``renamed_column``, ``missing_prompts`` (per source) and ``join_on_text``.
+``renamed_column``, ``missing_prompts`` (per source), ``join_on_text`` and ``ids_unshared``.
 """
 
 from __future__ import annotations
@@ -111,6 +111,9 @@ REJECTS: list[tuple[str, str, str]] = [
      "kept as extra_<name>"),
     ("some files have prompt_id and others not", "warning: join_on_text",
      "joined on normalised prompt text; add prompt_id everywhere to join on ids"),
+    ("every file has prompt_id but no id is in all of them (ids of separate collections, e.g. each chat "
+     "log's own conversation ids)", "warning: ids_unshared",
+     "joined on normalised prompt text; give the files common ids to join on ids"),
     ("prompt_id used for different prompts across files, or one prompt under two ids",
      "error: InputError (names both places)", "make the ids agree, or drop prompt_id to join on text"),
     ("prompt absent from some sources", "warning: missing_prompts (per source)",
@@ -729,14 +732,27 @@ def join_case(case: Case, *, enforce_minimum: bool = True) -> JoinedCase:
     fewer than ``parameters.min_prompts`` prompts have a non-empty response from every source.
     """
     reads = _read_sources(case)
-    join_on = "prompt_id" if all(r.frame["prompt_id"].notna().all() for r in reads.values()) else \
-        "prompt_text"
+    with_ids = all(r.frame["prompt_id"].notna().all() for r in reads.values())
+    join_on = "prompt_id" if with_ids and _an_id_is_shared(reads) else "prompt_text"
     frames = {src.name: _keyed(reads[src.name].frame, join_on) for src in case.sources}
     _check_one_key_per_prompt(case, frames, join_on)
     exchanges = _long_frame(case, frames)
     coverage = _coverage(case, reads, frames, join_on)
     _check_enough(case, coverage, {n: set(f["prompt_key"]) for n, f in frames.items()}, enforce_minimum)
     return JoinedCase(case=case, join_on=join_on, exchanges=exchanges, coverage=coverage, reads=reads)
+
+
+def _an_id_is_shared(reads: dict[str, ReadResult]) -> bool:
+    """Whether some prompt_id appears in every file. Ids that match nothing across files were given by
+    separate collections (a chat log's own conversation ids, say): they say nothing about which prompts
+    are the same, so the join falls back to the prompt text (warning ``ids_unshared``)."""
+    shared: set[str] | None = None
+    for read in reads.values():
+        ids = set(read.frame["prompt_id"].astype(str))
+        shared = ids if shared is None else shared & ids
+        if not shared:
+            return False
+    return True
 
 
 def _read_sources(case: Case) -> dict[str, ReadResult]:
@@ -856,9 +872,15 @@ def _join_warnings(case: Case, reads: dict[str, ReadResult], present: dict[str, 
     with_ids = [s.name for s in case.sources if reads[s.name].frame["prompt_id"].notna().any()]
     if join_on == "prompt_text" and with_ids:
         lacking = [s.name for s in case.sources if not reads[s.name].frame["prompt_id"].notna().all()]
-        out.append({**CountedWarning("join_on_text", "some files have prompt_id and others do not (or not "
-                                     "on every row): joined on the normalised prompt text", len(lacking),
-                                     None, lacking[:MAX_EXAMPLES]).to_dict(), "source": None})
+        if lacking:
+            out.append({**CountedWarning("join_on_text", "some files have prompt_id and others do not (or "
+                                         "not on every row): joined on the normalised prompt text", len(lacking),
+                                         None, lacking[:MAX_EXAMPLES]).to_dict(), "source": None})
+        else:
+            out.append({**CountedWarning("ids_unshared", "every file has prompt_id but no id appears in all "
+                                         "of them (ids of separate collections): joined on the normalised "
+                                         "prompt text", len(with_ids), None, with_ids[:MAX_EXAMPLES]).to_dict(),
+                        "source": None})
     return out
 
 

@@ -63,7 +63,7 @@ def test_sharegpt_json_list_joins_with_a_plain_prompt_file(tmp_path: Path) -> No
     assert (trace["prompt_id"][0], trace["response"][0]) == ("t1:1", "The Nile.")
 
 
-def _chat_log(path: Path, model: str, layout: str, with_ids: bool) -> None:
+def _chat_log(path: Path, model: str, layout: str, ids: str) -> None:
     """Three two-turn conversations as one model logged them: its own answers in the history."""
     lines = []
     for n in range(3):
@@ -77,30 +77,31 @@ def _chat_log(path: Path, model: str, layout: str, with_ids: bool) -> None:
             turns = [{"from": r, "value": c} for pair in zip(said, answers, strict=True)
                      for r, c in zip(("human", "gpt"), pair, strict=True)]
             obj = {"conversations": turns}
-        if with_ids:
-            obj["id"] = f"conv-{n}"
+        if ids != "none":
+            obj["id"] = f"conv-{n}" if ids == "shared" else f"{model}-log-{n}"
         lines.append(json.dumps(obj))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 @pytest.mark.parametrize("layout", ["messages", "sharegpt"])
-@pytest.mark.parametrize("with_ids", [True, False])
-def test_chat_logs_with_each_models_own_history_join_turn_by_turn(tmp_path: Path, layout: str,
-                                                                  with_ids: bool) -> None:
+@pytest.mark.parametrize("ids", ["shared", "none", "own"])
+def test_chat_logs_with_each_models_own_history_join_turn_by_turn(tmp_path: Path, layout: str, ids: str) -> None:
     """Each model's log of a conversation carries its own earlier answers (and its own system prompt): the
-    turns still join exactly, on the same ids and the same prompt text, each with that model's answer."""
+    turns still join exactly, each with that model's answer: on the conversation ids when the logs share
+    them (given, or hashed from the user's messages), else on the prompt text (each log's own ids)."""
     from forensics.case import load_case
     from forensics.exchanges import join_case
 
     models = ["suspect", "teacher", "ref-a", "ref-b"]
     for model in models:
-        _chat_log(tmp_path / f"{model}.jsonl", model, layout, with_ids)
+        _chat_log(tmp_path / f"{model}.jsonl", model, layout, ids)
     (tmp_path / "case.yaml").write_text(
         "case: chats\nsuspect: {name: suspect, path: suspect.jsonl}\nteachers:\n  - {name: teacher, path: "
         "teacher.jsonl}\nreferences:\n  - {name: ref-a, path: ref-a.jsonl}\n  - {name: ref-b, path: "
         "ref-b.jsonl}\n", encoding="utf-8")
     joined = join_case(load_case(tmp_path / "case.yaml"), enforce_minimum=False)
-    assert joined.join_on == "prompt_id" and joined.coverage["prompts_analysable"] == 6
+    assert joined.join_on == ("prompt_text" if ids == "own" else "prompt_id")
+    assert joined.coverage["prompts_analysable"] == 6
     corpus = joined.corpus()
     second = [i for i, p in enumerate(corpus.prompts) if p.startswith("user: ")]
     assert len(second) == 3 and all(p.endswith("assistant: [earlier answer]\n\nuser: Shorter, please.")

@@ -197,6 +197,30 @@ def test_join_on_text_normalises_but_never_on_row_order(tmp_path: Path) -> None:
         assert corpus.responses["r"][i] == f"r on <{prompt}>"
 
 
+def test_ids_shared_by_no_file_fall_back_to_the_text_with_a_warning(tmp_path: Path) -> None:
+    """Each file numbered its own rows (a separate collection): the ids match nothing, the text matches."""
+    frames = []
+    for name, offset in (("s", 0), ("t", 100), ("r", 200)):
+        frame = model_frame(name, PROMPTS if name != "t" else PROMPTS[::-1])
+        frame["prompt_id"] = [f"{name}-{offset + i}" for i in range(len(frame))]
+        frames.append(frame)
+    sources = [("s", "suspect", "s.jsonl", frames[0]), ("t", "teacher", "t.csv", frames[1]),
+               ("r", "reference", "r.jsonl", frames[2])]
+    joined = join_case(write_case(tmp_path, sources, FEW))
+    assert joined.join_on == "prompt_text" and len(joined.corpus()) == len(PROMPTS)
+    warning = [w for w in joined.coverage["warnings"] if w["code"] == "ids_unshared"]
+    assert len(warning) == 1 and warning[0]["count"] == 3
+    assert not [w for w in joined.coverage["warnings"] if w["code"] == "join_on_text"]
+    corpus = joined.corpus()
+    assert all(corpus.responses["t"][i] == f"t on <{p}>" for i, p in enumerate(corpus.prompts))
+    frames[1]["prompt_id"] = [f"s-{i}" if i == 0 else v for i, v in enumerate(frames[1]["prompt_id"])]
+    frames[2]["prompt_id"] = [f"s-{i}" if i == 0 else v for i, v in enumerate(frames[2]["prompt_id"])]
+    # one id in every file: the ids are a common scheme, so they are joined on, and checked: here the
+    # teacher's 's-0' is another prompt than the suspect's, which stops the case rather than guessing
+    with pytest.raises(InputError, match=r"t.csv:2: prompt_id 's-0' names different prompts"):
+        join_case(write_case(tmp_path / "one", sources, FEW))
+
+
 def test_exchanges_frame_is_long_sorted_and_relative(tmp_path: Path) -> None:
     sources = [("s", "suspect", "s.jsonl", model_frame("s", PROMPTS)),
                ("t", "teacher", "t.jsonl", model_frame("t", PROMPTS[:8])),
