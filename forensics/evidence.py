@@ -320,6 +320,12 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
     small = below_validated_size(n, cal.metrics.get("summary", {}).get("per_prompt_set", {}))
     if small:
         out.append(small)
+    conversations = len(set(corpus.groups)) if corpus.groups is not None else n
+    if conversations < n:
+        out.append(f"The {n} prompts are turns of {conversations} conversations (a prompt outside any counts as "
+                   f"one): the intervals resample whole conversations, because turns of one conversation are "
+                   f"not independent evidence, and the likelihood ratios were calibrated on single-turn "
+                   f"prompts.")
     base = case.suspect.base_model
     shared = [r.name for r in case.references if base and r.base_model and r.base_model == base]
     if shared:

@@ -129,7 +129,7 @@ _DERIVED = ("prompt_norm", "response_sha256", "truncated", "empty", "file", "lin
 _BASE_COLUMNS = ["prompt_id", "prompt", "prompt_norm", "response", "response_sha256", "truncated",
                  "empty", "file", "line"]
 JOINED_COLUMNS = ["prompt_key", "prompt", "source", "role", "response", "response_sha256", "truncated",
-                  "empty", "file", "line"]
+                  "empty", "file", "line", "conversation_id"]
 
 # Characters that render as nothing (zero-width) or reorder what is displayed (bidi controls): removed
 # before joining, and reported, because they let two visibly equal prompts differ (or vice versa).
@@ -188,11 +188,16 @@ class AlignedCorpus:
     suspect: str
     teachers: list[str]
     references: list[str]
+    #: Each prompt's conversation when prompts are turns of conversations (turns of one conversation are
+    #: not independent: resamples keep them together, :func:`forensics.scoring.case_bootstrap`); else None.
+    groups: list[str] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.prompt_keys)
         if len(self.prompts) != n or any(len(v) != n for v in self.responses.values()):
             raise ValueError("AlignedCorpus lists must all have one entry per prompt key")
+        if self.groups is not None and len(self.groups) != n:
+            raise ValueError("AlignedCorpus groups must have one entry per prompt key")
         if set(self.responses) != set(self.sources):
             raise ValueError("AlignedCorpus needs responses for exactly the case's sources")
 
@@ -803,6 +808,9 @@ def _long_frame(case: Case, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     parts = []
     for order, src in enumerate(case.sources):
         part = frames[src.name].assign(source=src.name, role=src.role, file=src.rel_path, _order=order)
+        conversation = part["conversation_id"] if "conversation_id" in part else [None] * len(part)
+        part = part.assign(conversation_id=pd.array([None if pd.isna(c) else str(c) for c in conversation],
+                                                    dtype="string"))
         parts.append(part[[*JOINED_COLUMNS, "_order"]])
     long = pd.concat(parts, ignore_index=True)
     long = long.sort_values(["prompt_key", "_order"], kind="mergesort").drop(columns="_order")
@@ -925,7 +933,19 @@ def corpus_from_exchanges(exchanges: pd.DataFrame, case: Case) -> AlignedCorpus:
     return AlignedCorpus(prompt_keys=keys, prompts=prompts,
                          responses={n: [str(r) for r in table[n]] for n in names},
                          suspect=case.suspect.name, teachers=[s.name for s in case.teachers],
-                         references=[s.name for s in case.references])
+                         references=[s.name for s in case.references],
+                         groups=_conversations(suspect_rows, keys))
+
+
+def _conversations(suspect_rows: pd.DataFrame, keys: list[str]) -> list[str] | None:
+    """The suspect's conversation of each prompt (a prompt outside any is a group of its own, named by its
+    key), or None when no prompt is a turn of a conversation: then every prompt stands alone."""
+    if "conversation_id" not in suspect_rows or not keys:  # (a run folder of an earlier version)
+        return None
+    found = suspect_rows.loc[keys, "conversation_id"]
+    if found.isna().all():
+        return None
+    return [f"conversation {c}" if not pd.isna(c) else f"prompt {k}" for k, c in zip(keys, found, strict=True)]
 
 
 def parameters_sha256(parameters: Parameters) -> str:

@@ -39,6 +39,33 @@ def bootstrap_indices(n_prompts: int, replicates: int, seed: int) -> np.ndarray:
     return rng.integers(0, n_prompts, size=(replicates, n_prompts))
 
 
+def grouped_bootstrap_indices(groups: Sequence[str], replicates: int, seed: int) -> np.ndarray:
+    """(B, n) prompt indices that resample whole groups (the turns of one conversation) with replacement.
+
+    Turns of one conversation share its topic and context, so resampling them one by one would treat them
+    as independent evidence and make every interval too narrow. Groups are drawn with replacement and their
+    prompts laid end to end until ``n`` are drawn (the last group cut short), so every line keeps the (B, n)
+    shape of :func:`bootstrap_indices`.
+    """
+    n = len(groups)
+    names, codes = np.unique(np.asarray(list(groups), dtype=object), return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(len(names)))
+    sizes = np.bincount(codes, minlength=len(names))
+    rng = np.random.default_rng([seed, 0x5EED, 1])
+    out = np.empty((replicates, n), dtype=np.int64)
+    for b in range(replicates):
+        parts, drawn = [], 0
+        while drawn < n:
+            for g in rng.integers(0, len(names), size=len(names)):
+                parts.append(order[starts[g]:starts[g] + sizes[g]])
+                drawn += int(sizes[g])
+                if drawn >= n:
+                    break
+        out[b] = np.concatenate(parts)[:n]
+    return out
+
+
 def bootstrap_weights(boot_idx: np.ndarray | None, n: int) -> np.ndarray:
     """(B, n) integer weights from (B, m) resampled prompt indices: how often each prompt was drawn."""
     if boot_idx is None:
@@ -59,7 +86,10 @@ def all_weights(boot_idx: np.ndarray | None, n: int) -> np.ndarray:
 
 
 def case_bootstrap(corpus: AlignedCorpus, parameters: Parameters) -> np.ndarray:
-    """The case's prompt resamples (``parameters.bootstrap`` of them, seeded by ``parameters.seed``)."""
+    """The case's prompt resamples (``parameters.bootstrap`` of them, seeded by ``parameters.seed``): whole
+    conversations when the prompts are turns of conversations (:func:`grouped_bootstrap_indices`)."""
+    if corpus.groups is not None and len(set(corpus.groups)) < len(corpus.groups):
+        return grouped_bootstrap_indices(corpus.groups, parameters.bootstrap, parameters.seed)
     return bootstrap_indices(len(corpus.prompt_keys), parameters.bootstrap, parameters.seed)
 
 

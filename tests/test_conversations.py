@@ -89,7 +89,9 @@ def test_chat_logs_with_each_models_own_history_join_turn_by_turn(tmp_path: Path
     """Each model's log of a conversation carries its own earlier answers (and its own system prompt): the
     turns still join exactly, each with that model's answer: on the conversation ids when the logs share
     them (given, or hashed from the user's messages), else on the prompt text (each log's own ids)."""
+    from forensics import exchanges
     from forensics.case import load_case
+    from forensics.custody import RunFolder
     from forensics.exchanges import join_case
 
     models = ["suspect", "teacher", "ref-a", "ref-b"]
@@ -98,8 +100,9 @@ def test_chat_logs_with_each_models_own_history_join_turn_by_turn(tmp_path: Path
     (tmp_path / "case.yaml").write_text(
         "case: chats\nsuspect: {name: suspect, path: suspect.jsonl}\nteachers:\n  - {name: teacher, path: "
         "teacher.jsonl}\nreferences:\n  - {name: ref-a, path: ref-a.jsonl}\n  - {name: ref-b, path: "
-        "ref-b.jsonl}\n", encoding="utf-8")
-    joined = join_case(load_case(tmp_path / "case.yaml"), enforce_minimum=False)
+        "ref-b.jsonl}\nparameters: {min_prompts: 6}\n", encoding="utf-8")
+    case = load_case(tmp_path / "case.yaml")
+    joined = join_case(case)
     assert joined.join_on == ("prompt_text" if ids == "own" else "prompt_id")
     assert joined.coverage["prompts_analysable"] == 6
     corpus = joined.corpus()
@@ -109,3 +112,10 @@ def test_chat_logs_with_each_models_own_history_join_turn_by_turn(tmp_path: Path
     for model in models:
         assert all(corpus.responses[model][i] == f"{model}: long river." for i in second)
         assert not any("river" in p and model in p for p in corpus.prompts)  # no model's history in a prompt
+    # the suspect's conversations group the turns (resampled together), through the run folder too
+    assert corpus.groups is not None and len(set(corpus.groups)) == 3
+    assert all(corpus.groups[i] == corpus.groups[j] for i in second for j in range(len(corpus))
+               if corpus.prompts[j] == corpus.prompts[i].split("user: ")[1].split("\n\n")[0])
+    run = RunFolder(tmp_path / "run")
+    exchanges.run_step(case, run)
+    assert exchanges.load_corpus(run, case).groups == corpus.groups

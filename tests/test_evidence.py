@@ -347,16 +347,25 @@ def make_case(references: list[tuple[str, str | None]], suspect_base: str | None
         references=[SimpleNamespace(name=n, base_model=b) for n, b in references])
 
 
-def make_corpus(references: list[str], n_prompts: int) -> SimpleNamespace:
-    return SimpleNamespace(references=references, prompt_keys=[f"{i:04d}" for i in range(n_prompts)])
+def make_corpus(references: list[str], n_prompts: int, groups: list[str] | None = None) -> SimpleNamespace:
+    return SimpleNamespace(references=references, prompt_keys=[f"{i:04d}" for i in range(n_prompts)],
+                           groups=groups)
 
 
 def limitations(refs: list[tuple[str, str | None]], suspect_base: str | None = "Base-7B", n_prompts: int = 500,
                 teachers: list[dict[str, Any]] | None = None, coverage: dict[str, Any] | None = None,
-                families: list[dict[str, Any]] | None = None) -> list[str]:
+                families: list[dict[str, Any]] | None = None, groups: list[str] | None = None) -> list[str]:
     teachers = teachers or [teacher("T", "Hd", -1.0)]
-    return evidence.limitations(make_case(refs, suspect_base), make_corpus([n for n, _ in refs], n_prompts),
+    return evidence.limitations(make_case(refs, suspect_base), make_corpus([n for n, _ in refs], n_prompts, groups),
                                 coverage or {}, teachers, families or singles(*teachers), CAL)
+
+
+def test_turns_of_conversations_are_a_stated_limitation() -> None:
+    got = mentions(limitations(FIVE, n_prompts=6, groups=["a", "a", "b", "b", "c", "prompt x"]),
+                   "turns of 4 conversations")
+    assert len(got) == 1 and "resample whole conversations" in got[0] and "single-turn" in got[0]
+    assert not mentions(limitations(FIVE, n_prompts=3, groups=["a", "b", "c"]), "conversations")
+    assert not mentions(limitations(FIVE), "conversations")
 
 
 FIVE = [("R1", "X"), ("R2", "Y"), ("R3", "Z"), ("R4", None), ("R5", None)]

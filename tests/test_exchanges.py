@@ -192,6 +192,7 @@ def test_join_on_text_normalises_but_never_on_row_order(tmp_path: Path) -> None:
     corpus = joined.corpus()
     assert len(corpus) == len(PROMPTS)
     assert set(corpus.prompts) == set(PROMPTS)  # the suspect's own prompt text
+    assert corpus.groups is None  # no conversations: every prompt is resampled on its own
     for i, prompt in enumerate(corpus.prompts):
         assert corpus.responses["t"][i] == f"t on <{prompt}>"
         assert corpus.responses["r"][i] == f"r on <{prompt}>"

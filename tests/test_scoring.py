@@ -9,6 +9,8 @@ from forensics.scoring import (
     MIN_PANEL,
     affinities,
     bootstrap_indices,
+    case_bootstrap,
+    grouped_bootstrap_indices,
     line_entry,
     panel_relative,
     percentile_interval,
@@ -226,6 +228,46 @@ def test_bootstrap_indices_more_replicates_extend_the_same_stream() -> None:
 
 def test_bootstrap_indices_zero_replicates() -> None:
     assert bootstrap_indices(10, 0, seed=0).shape == (0, 10)
+
+
+def test_grouped_resamples_keep_each_conversations_turns_together() -> None:
+    groups = [f"c{i // 3}" for i in range(30)] + ["lone-1", "lone-2"]  # ten 3-turn conversations, two singles
+    boot = grouped_bootstrap_indices(groups, 200, seed=3)
+    assert boot.shape == (200, 32) and boot.min() >= 0 and boot.max() < 32
+    np.testing.assert_array_equal(boot, grouped_bootstrap_indices(groups, 200, seed=3))
+    assert not np.array_equal(boot, grouped_bootstrap_indices(groups, 200, seed=4))
+    for row in boot:
+        pos = 0
+        while pos < len(row):  # each drawn group's prompts lie end to end, in order (the last may be cut)
+            first = int(row[pos])
+            size = 1 if first >= 30 else 3
+            expected = np.arange(first, first + size)[: len(row) - pos]
+            assert first >= 30 or first % 3 == 0
+            np.testing.assert_array_equal(row[pos:pos + len(expected)], expected)
+            pos += len(expected)
+    # whole conversations drawn: more replicates repeat a conversation than a prompt-wise draw would make
+    # a conversation's turns co-occur; the spread of a conversation-level mean is the grouped one
+    values = np.repeat(np.arange(10.0), 3).tolist() + [4.5, 4.5]
+    grouped = np.asarray(values)[boot].mean(axis=1).std()
+    single = np.asarray(values)[bootstrap_indices(32, 200, seed=3)].mean(axis=1).std()
+    assert grouped > 1.3 * single
+
+
+def test_a_case_without_conversations_resamples_prompts_as_before() -> None:
+    from forensics.case import Parameters
+    from forensics.exchanges import AlignedCorpus
+
+    params = Parameters()
+    corpus = AlignedCorpus(["a", "b", "c"], ["p"] * 3, {"s": ["x"] * 3, "t": ["y"] * 3}, "s", ["t"], [])
+    expected = bootstrap_indices(3, params.bootstrap, params.seed)
+    np.testing.assert_array_equal(case_bootstrap(corpus, params), expected)
+    alone = AlignedCorpus(["a", "b", "c"], ["p"] * 3, {"s": ["x"] * 3, "t": ["y"] * 3}, "s", ["t"], [],
+                          groups=["g1", "g2", "g3"])  # every conversation of one turn: the same resamples
+    np.testing.assert_array_equal(case_bootstrap(alone, params), expected)
+    turns = AlignedCorpus(["a", "b", "c"], ["p"] * 3, {"s": ["x"] * 3, "t": ["y"] * 3}, "s", ["t"], [],
+                          groups=["g1", "g1", "g2"])
+    np.testing.assert_array_equal(case_bootstrap(turns, params),
+                                  grouped_bootstrap_indices(["g1", "g1", "g2"], params.bootstrap, params.seed))
 
 
 def test_percentile_interval_of_0_to_100() -> None:
