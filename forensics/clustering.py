@@ -35,7 +35,14 @@ from forensics.errors import CaseFileError, InputError
 from forensics.escaping import escaped_html
 from forensics.exchanges import CorpusLike
 from forensics.roles import roles_of
-from forensics.scoring import bootstrap_indices, bootstrap_weights, jsonable, percentile_interval, rounded
+from forensics.scoring import (
+    bootstrap_indices,
+    bootstrap_weights,
+    grouped_bootstrap_indices,
+    jsonable,
+    percentile_interval,
+    rounded,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -255,50 +262,60 @@ def co_clustered(a: np.ndarray, b: np.ndarray, include_noise: bool = False) -> n
     return same if include_noise else same & (b != NOISE)
 
 
-def exchangeability_p_value(matches: np.ndarray, permutations: int, seed: int) -> float:
+def exchangeability_p_value(matches: np.ndarray, permutations: int, seed: int,
+                            groups: Sequence[str] | None = None) -> float:
     """One-sided p-value that row 0 of ``matches`` (k+1 rows x n prompts, bool) is exchangeable with the rest.
 
     Each replicate picks, independently for every prompt, which of the k+1 sources plays the suspect,
     and counts that source's co-clustered prompts. p = (1 + #{replicate >= observed}) / (1 + B): the
-    usual add-one estimate, never zero. Vectorised in chunks of at most ~2M cells; seeded.
+    usual add-one estimate, never zero. Vectorised in chunks of at most ~2M cells; seeded. With
+    ``groups`` (the conversation of each prompt, when some hold several), one pick per conversation serves
+    all its turns: turns of one conversation are not independent, so they are not permuted apart.
     """
     matches = np.asarray(matches, dtype=np.int8)
     k1, n = matches.shape
     observed = int(matches[0].sum())
     rng = np.random.default_rng(seed)
     columns = np.arange(n)
+    grouped = groups is not None and len(set(groups)) < n
+    codes = np.unique(np.asarray(list(groups), dtype=object), return_inverse=True)[1] if grouped else columns
+    units = int(codes.max()) + 1 if n else 0
     chunk = max(1, _PERMUTATION_CELLS // max(n, 1))
     at_least = 0
     for start in range(0, permutations, chunk):
         b = min(chunk, permutations - start)
-        picks = rng.integers(0, k1, size=(b, n))
+        picks = rng.integers(0, k1, size=(b, units))[:, codes] if grouped else rng.integers(0, k1, size=(b, n))
         counts = matches[picks, columns].sum(axis=1, dtype=np.int64)
         at_least += int(np.count_nonzero(counts >= observed))
     return (1 + at_least) / (1 + permutations)
 
 
 def _variant(labels: Mapping[str, np.ndarray], suspect: str, teacher: str, references: Sequence[str],
-             include_noise: bool, permutations: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+             include_noise: bool, permutations: int, seed: int,
+             groups: Sequence[str] | None) -> tuple[np.ndarray, dict[str, Any]]:
     rows = [co_clustered(labels[s], labels[teacher], include_noise) for s in [suspect, *references]]
     matches = np.vstack(rows)
     rates = matches.mean(axis=1)
     panel = {r: float(v) for r, v in zip(references, rates[1:], strict=True)}
-    p_value = exchangeability_p_value(matches, permutations, seed) if references else None
+    p_value = exchangeability_p_value(matches, permutations, seed, groups) if references else None
     return matches, {"suspect_value": float(rates[0]), "panel_values": panel, "p_value": p_value}
 
 
-def _boot_counts(matches: np.ndarray, replicates: int, seed: int) -> np.ndarray:
+def _boot_counts(matches: np.ndarray, replicates: int, seed: int, groups: Sequence[str] | None) -> np.ndarray:
     """(sources, B) co-clustering counts on resamples of the clustered prompts (:func:`bootstrap_indices`).
 
     These are the case's own resamples when every prompt is clustered; when the map is drawn on a seeded
     sample of prompts (``umap_max_points``), resamples of that sample. Counted through (B, n) weights, so
     memory does not grow with the number of sources times B times n. Integers: divided by the number of
-    clustered prompts they are the rates, bit for bit, wherever that division is made.
+    clustered prompts they are the rates, bit for bit, wherever that division is made. With ``groups``
+    holding conversations of several turns, whole conversations are resampled (:func:`grouped_bootstrap_indices`).
     """
     n = matches.shape[1]
     if replicates < 1 or n == 0:
         return np.empty((matches.shape[0], 0), dtype=np.int64)
-    weights = bootstrap_weights(bootstrap_indices(n, replicates, seed), n).astype(np.float64)
+    drawn = grouped_bootstrap_indices(groups, replicates, seed) if groups is not None and len(set(groups)) < n \
+        else bootstrap_indices(n, replicates, seed)
+    weights = bootstrap_weights(drawn, n).astype(np.float64)
     return np.rint(weights @ matches.T.astype(np.float64)).T.astype(np.int64)
 
 
@@ -313,7 +330,7 @@ class CoClustering:
 
 def co_clustering_test(labels: Mapping[str, np.ndarray], suspect: str, teacher: str,
                        references: Sequence[str], *, permutations: int = 2000, seed: int = 0,
-                       bootstrap: int = 500) -> CoClustering:
+                       bootstrap: int = 500, groups: Sequence[str] | None = None) -> CoClustering:
     """Co-clustering rate of the suspect with ``teacher`` against the panel, with a paired permutation test.
 
     ``labels`` maps each source to its cluster label per prompt (same prompt order for all; -1 noise).
@@ -338,10 +355,10 @@ def co_clustering_test(labels: Mapping[str, np.ndarray], suspect: str, teacher: 
     counts as one more cluster). The z against the panel is not here: it is pooled over every candidate
     teacher by the scorer every line shares, in step 06 (:func:`forensics.weighing.cluster_lines`).
     """
-    matches, entry = _variant(labels, suspect, teacher, references, False, permutations, seed)
-    noisy, with_noise = _variant(labels, suspect, teacher, references, True, permutations, seed)
+    matches, entry = _variant(labels, suspect, teacher, references, False, permutations, seed, groups)
+    noisy, with_noise = _variant(labels, suspect, teacher, references, True, permutations, seed, groups)
     teacher_labels = np.asarray(labels[teacher])
-    boot = _boot_counts(matches, bootstrap, seed)
+    boot = _boot_counts(matches, bootstrap, seed, groups)
     n = int(matches.shape[1])
     entry = {
         "statistic": "co-clustering rate",
@@ -368,11 +385,17 @@ def co_clustering_test(labels: Mapping[str, np.ndarray], suspect: str, teacher: 
 
 def co_clustering(result: ClusterResult, corpus: CorpusLike,
                   params: ClusterParams | None = None) -> dict[str, CoClustering]:
-    """:func:`co_clustering_test` for every candidate teacher (case order)."""
+    """:func:`co_clustering_test` for every candidate teacher (case order); the clustered prompts'
+    conversations, when the corpus has some, keep their turns together in resamples and permutations."""
     params = params or result.params
     labels = {s: result.labels_of(s) for s in result.sources}
+    groups = None
+    if corpus.groups is not None:
+        of_key = dict(zip(corpus.prompt_keys, corpus.groups, strict=True))
+        groups = [of_key[k] for k in result.prompt_keys]
     return {t: co_clustering_test(labels, corpus.suspect, t, list(corpus.references),
-                                  permutations=params.permutations, seed=params.seed, bootstrap=params.bootstrap)
+                                  permutations=params.permutations, seed=params.seed, bootstrap=params.bootstrap,
+                                  groups=groups)
             for t in corpus.teachers}
 
 

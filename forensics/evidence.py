@@ -323,9 +323,9 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
     conversations = len(set(corpus.groups)) if corpus.groups is not None else n
     if conversations < n:
         out.append(f"The {n} prompts are turns of {conversations} conversations (a prompt outside any counts as "
-                   f"one): the intervals resample whole conversations, because turns of one conversation are "
-                   f"not independent evidence, and the likelihood ratios were calibrated on single-turn "
-                   f"prompts.")
+                   f"one): the intervals resample whole conversations and the co-clustering test permutes them "
+                   f"whole, because turns of one conversation are not independent evidence; the likelihood "
+                   f"ratios were calibrated on single-turn prompts.")
     base = case.suspect.base_model
     shared = [r.name for r in case.references if base and r.base_model and r.base_model == base]
     if shared:

@@ -106,6 +106,29 @@ def test_p_values_are_calibrated_under_h0() -> None:
     assert np.mean(np.array(ps) <= 0.5) == pytest.approx(0.5, abs=0.12)
 
 
+def test_turns_of_one_conversation_are_permuted_and_resampled_together() -> None:
+    """Five turns of each of 20 conversations that cluster alike are one conversation's evidence, not five:
+    permuted together the p-value is that of the 20 conversations, where turn by turn it is far smaller."""
+    rng = np.random.default_rng(8)
+    per_conversation = np.vstack([rng.random(20) < q for q in (0.75, 0.35, 0.4, 0.3)])
+    turns = np.repeat(per_conversation, 5, axis=1)
+    groups = [f"c{i:02d}" for i in range(20) for _ in range(5)]
+    grouped = exchangeability_p_value(turns, 999, seed=1, groups=groups)
+    assert grouped == exchangeability_p_value(per_conversation, 999, seed=1)
+    assert exchangeability_p_value(turns, 999, seed=1) < grouped / 3
+    assert exchangeability_p_value(turns, 999, seed=1, groups=[f"t{i}" for i in range(100)]) == \
+        exchangeability_p_value(turns, 999, seed=1)  # conversations of one turn: as before
+    labels = {"T": np.repeat(np.arange(20) % 3, 5)}
+    for name, row in zip(("S", "R1", "R2", "R3"), turns, strict=True):
+        labels[name] = np.where(row, labels["T"], 9)
+    alone = co_clustering_test(labels, "S", "T", ["R1", "R2", "R3"], permutations=199, bootstrap=400)
+    whole = co_clustering_test(labels, "S", "T", ["R1", "R2", "R3"], permutations=199, bootstrap=400,
+                               groups=groups)
+    assert whole.entry["suspect_value"] == alone.entry["suspect_value"]
+    width = {k: e.entry["ci95"][1] - e.entry["ci95"][0] for k, e in (("alone", alone), ("whole", whole))}
+    assert width["whole"] > 1.5 * width["alone"]  # five copies of a turn are not five observations
+
+
 def test_noise_never_counts_as_co_clustering_unless_asked() -> None:
     both_noise = np.array([NOISE, NOISE, 1])
     assert co_clustered(both_noise, both_noise).tolist() == [False, False, True]
@@ -272,7 +295,7 @@ def test_co_clustering_z_comes_from_the_one_panel_relative_scorer() -> None:
     n = 80
     labels = {s: random_labels(rng, n) for s in ("T1", "T2", "R1", "R2", "R3")}
     labels["S"] = np.where(rng.random(n) < 0.6, labels["T1"], random_labels(rng, n))
-    corpus = SimpleNamespace(suspect="S", teachers=["T1", "T2"], references=["R1", "R2", "R3"])
+    corpus = SimpleNamespace(suspect="S", teachers=["T1", "T2"], references=["R1", "R2", "R3"], groups=None)
     result = SimpleNamespace(sources=list(labels), labels_of=lambda s: labels[s],
                              params=SimpleNamespace(permutations=99, seed=0, bootstrap=50))
     tested = co_clustering(result, corpus)
