@@ -69,6 +69,10 @@ SOURCES = (
     ("reference-1", "reference", "json"),
     ("reference-2", "reference", "jsonl"),
     ("reference-3", "reference", "csv"),
+    ("reference-4", "reference", "jsonl"),
+    ("reference-5", "reference", "parquet"),
+    ("reference-6", "reference", "jsonl"),
+    ("reference-7", "reference", "csv"),
 )
 #: Source-specific habits (openers, closers, formatting), so the lines of evidence have signal to find.
 OPENERS = ("", "Certainly! ", "Sure, here is an overview. ", "Great question! ", "", "Here's what I found. ")

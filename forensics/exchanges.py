@@ -50,6 +50,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from forensics import collection_records, conversations
@@ -111,7 +112,7 @@ REJECTS: list[tuple[str, str, str]] = [
      "kept as extra_<name>"),
     ("some files have prompt_id and others not", "warning: join_on_text",
      "joined on normalised prompt text; add prompt_id everywhere to join on ids"),
-    ("every file has prompt_id but no id is in all of them (ids of separate collections, e.g. each chat "
+    ("every file has prompt_id but no two files share an id (ids of separate collections, e.g. each chat "
      "log's own conversation ids)", "warning: ids_unshared",
      "joined on normalised prompt text; give the files common ids to join on ids"),
     ("prompt_id used for different prompts across files, or one prompt under two ids",
@@ -738,7 +739,7 @@ def join_case(case: Case, *, enforce_minimum: bool = True) -> JoinedCase:
     """
     reads = _read_sources(case)
     with_ids = all(r.frame["prompt_id"].notna().all() for r in reads.values())
-    join_on = "prompt_id" if with_ids and _an_id_is_shared(reads) else "prompt_text"
+    join_on = "prompt_id" if with_ids and _ids_are_common(reads) else "prompt_text"
     frames = {src.name: _keyed(reads[src.name].frame, join_on) for src in case.sources}
     _check_one_key_per_prompt(case, frames, join_on)
     exchanges = _long_frame(case, frames)
@@ -747,17 +748,24 @@ def join_case(case: Case, *, enforce_minimum: bool = True) -> JoinedCase:
     return JoinedCase(case=case, join_on=join_on, exchanges=exchanges, coverage=coverage, reads=reads)
 
 
-def _an_id_is_shared(reads: dict[str, ReadResult]) -> bool:
-    """Whether some prompt_id appears in every file. Ids that match nothing across files were given by
-    separate collections (a chat log's own conversation ids, say): they say nothing about which prompts
-    are the same, so the join falls back to the prompt text (warning ``ids_unshared``)."""
-    shared: set[str] | None = None
-    for read in reads.values():
+def _ids_are_common(reads: dict[str, ReadResult]) -> bool:
+    """Whether the files' prompt_ids are one scheme: some id appears in two files (or one file is read).
+
+    Ids that no two files share were given by separate collections (each chat log's own conversation
+    ids, say): they say nothing about which prompts are the same, so the join falls back to the prompt
+    text (warning ``ids_unshared``). Where some files do share ids, a file that deviates from them is an
+    error of its own (:func:`_check_one_key_per_prompt`), not a reason to ignore the ids.
+    """
+    files = {read.path: read for read in reads.values()}
+    if len(files) < 2:
+        return True
+    seen: set[str] = set()
+    for read in files.values():
         ids = set(read.frame["prompt_id"].astype(str))
-        shared = ids if shared is None else shared & ids
-        if not shared:
-            return False
-    return True
+        if ids & seen:
+            return True
+        seen |= ids
+    return False
 
 
 def _read_sources(case: Case) -> dict[str, ReadResult]:
@@ -885,9 +893,9 @@ def _join_warnings(case: Case, reads: dict[str, ReadResult], present: dict[str, 
                                          "not on every row): joined on the normalised prompt text", len(lacking),
                                          None, lacking[:MAX_EXAMPLES]).to_dict(), "source": None})
         else:
-            out.append({**CountedWarning("ids_unshared", "every file has prompt_id but no id appears in all "
-                                         "of them (ids of separate collections): joined on the normalised "
-                                         "prompt text", len(with_ids), None, with_ids[:MAX_EXAMPLES]).to_dict(),
+            out.append({**CountedWarning("ids_unshared", "every file has prompt_id but no two files share an "
+                                         "id (ids of separate collections): joined on the normalised prompt "
+                                         "text", len(with_ids), None, with_ids[:MAX_EXAMPLES]).to_dict(),
                         "source": None})
     return out
 
@@ -921,29 +929,42 @@ def _check_enough(case: Case, coverage: dict[str, Any], present: dict[str, set[s
 # --------------------------------------------------------------------------------------------------
 
 def corpus_from_exchanges(exchanges: pd.DataFrame, case: Case) -> AlignedCorpus:
-    """Prompts where every source has a non-empty response, sorted by key; prompt text is the suspect's."""
+    """Prompts where every source has a non-empty response, sorted by key; prompt text is the suspect's.
+
+    Built one source at a time from row positions (no wide pivot, no filtered copy of the whole frame),
+    so the texts are held once more, as the corpus's lists, and not two or three times: at a million
+    exchanges that is gigabytes (``benchmarks/bench_memory.py``).
+    """
     names = [s.name for s in case.sources]
-    answered = exchanges.loc[~exchanges["empty"].astype(bool)]
-    table = answered.pivot(index="prompt_key", columns="source", values="response")
-    table = table.reindex(columns=names).dropna()
-    keys = sorted(str(k) for k in table.index)
-    table = table.loc[keys]
-    suspect_rows = answered.loc[answered["source"] == case.suspect.name].set_index("prompt_key")
-    prompts = [str(p) for p in suspect_rows.loc[keys, "prompt"]] if keys else []
-    return AlignedCorpus(prompt_keys=keys, prompts=prompts,
-                         responses={n: [str(r) for r in table[n]] for n in names},
-                         suspect=case.suspect.name, teachers=[s.name for s in case.teachers],
+    answered = ~exchanges["empty"].to_numpy(dtype=bool)
+    source = exchanges["source"].to_numpy(dtype=object)
+    key = exchanges["prompt_key"].to_numpy(dtype=object)
+    rows = {n: np.flatnonzero(answered & (source == n)) for n in names}
+    shared = set(key[rows[names[0]]].tolist())
+    for n in names[1:]:
+        shared &= set(key[rows[n]].tolist())
+    keys = sorted(str(k) for k in shared)
+
+    def column(name: str, field: str) -> list[Any]:
+        """``field`` of source ``name``'s row for each key, in key order."""
+        mine = rows[name]
+        position = pd.Series(mine, index=key[mine]).loc[keys].to_numpy() if keys else mine[:0]
+        return exchanges[field].take(position).tolist()
+
+    suspect = case.suspect.name
+    groups = column(suspect, "conversation_id") if "conversation_id" in exchanges else None
+    return AlignedCorpus(prompt_keys=keys, prompts=[str(p) for p in column(suspect, "prompt")],
+                         responses={n: [str(r) for r in column(n, "response")] for n in names},
+                         suspect=suspect, teachers=[s.name for s in case.teachers],
                          references=[s.name for s in case.references],
-                         groups=_conversations(suspect_rows, keys))
+                         groups=_conversations(keys, groups))
 
 
-def _conversations(suspect_rows: pd.DataFrame, keys: list[str]) -> list[str] | None:
+def _conversations(keys: list[str], found: list[Any] | None) -> list[str] | None:
     """The suspect's conversation of each prompt (a prompt outside any is a group of its own, named by its
-    key), or None when no prompt is a turn of a conversation: then every prompt stands alone."""
-    if "conversation_id" not in suspect_rows or not keys:  # (a run folder of an earlier version)
-        return None
-    found = suspect_rows.loc[keys, "conversation_id"]
-    if found.isna().all():
+    key), or None when no prompt is a turn of a conversation (or the run folder predates the column): then
+    every prompt stands alone."""
+    if found is None or all(pd.isna(c) for c in found):
         return None
     return [f"conversation {c}" if not pd.isna(c) else f"prompt {k}" for k, c in zip(keys, found, strict=True)]
 

@@ -198,7 +198,7 @@ def test_join_on_text_normalises_but_never_on_row_order(tmp_path: Path) -> None:
         assert corpus.responses["r"][i] == f"r on <{prompt}>"
 
 
-def test_ids_shared_by_no_file_fall_back_to_the_text_with_a_warning(tmp_path: Path) -> None:
+def test_ids_no_two_files_share_fall_back_to_the_text_with_a_warning(tmp_path: Path) -> None:
     """Each file numbered its own rows (a separate collection): the ids match nothing, the text matches."""
     frames = []
     for name, offset in (("s", 0), ("t", 100), ("r", 200)):
@@ -215,9 +215,8 @@ def test_ids_shared_by_no_file_fall_back_to_the_text_with_a_warning(tmp_path: Pa
     corpus = joined.corpus()
     assert all(corpus.responses["t"][i] == f"t on <{p}>" for i, p in enumerate(corpus.prompts))
     frames[1]["prompt_id"] = [f"s-{i}" if i == 0 else v for i, v in enumerate(frames[1]["prompt_id"])]
-    frames[2]["prompt_id"] = [f"s-{i}" if i == 0 else v for i, v in enumerate(frames[2]["prompt_id"])]
-    # one id in every file: the ids are a common scheme, so they are joined on, and checked: here the
-    # teacher's 's-0' is another prompt than the suspect's, which stops the case rather than guessing
+    # one id shared by two files: the ids are a common scheme, so they are joined on, and checked: here
+    # the teacher's 's-0' is another prompt than the suspect's, which stops the case rather than guessing
     with pytest.raises(InputError, match=r"t.csv:2: prompt_id 's-0' names different prompts"):
         join_case(write_case(tmp_path / "one", sources, FEW))
 
