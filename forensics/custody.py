@@ -243,16 +243,21 @@ class RunFolder:
         self.verify(rel, sha256_bytes(data))
         return json.loads(data.decode("utf-8"))
 
-    def read_parquet(self, rel: str) -> Any:
+    def read_parquet(self, rel: str, columns: list[str] | None = None) -> Any:
         """Read a Parquet artifact, refusing it when its bytes are not those the manifest recorded.
 
         Hashed by streaming, then read from the file: embeddings can be large, and holding their bytes
-        beside the frame would double the peak memory.
+        beside the frame would double the peak memory. ``columns``: only those of them the file has (a
+        reader that needs a few columns of a large artifact does not hold the others).
         """
         import pandas as pd
+        import pyarrow.parquet as pq
 
         self.check(rel)
-        return pd.read_parquet(self.path(rel))
+        if columns is None:
+            return pd.read_parquet(self.path(rel))
+        present = set(pq.read_schema(self.path(rel)).names)
+        return pd.read_parquet(self.path(rel), columns=[c for c in columns if c in present])
 
     def check(self, rel: str) -> None:
         """Refuse an artifact whose bytes differ from what the manifest recorded."""

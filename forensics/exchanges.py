@@ -131,6 +131,8 @@ _BASE_COLUMNS = ["prompt_id", "prompt", "prompt_norm", "response", "response_sha
                  "empty", "file", "line"]
 JOINED_COLUMNS = ["prompt_key", "prompt", "source", "role", "response", "response_sha256", "truncated",
                   "empty", "file", "line", "conversation_id"]
+#: The columns of ``exchanges.parquet`` the aligned corpus is built from (the later steps read only these).
+CORPUS_COLUMNS = ["prompt_key", "prompt", "source", "response", "empty", "conversation_id"]
 
 # Characters that render as nothing (zero-width) or reorder what is displayed (bidi controls): removed
 # before joining, and reported, because they let two visibly equal prompts differ (or vice versa).
@@ -1013,7 +1015,7 @@ def load_corpus(run: RunFolder, case: Case) -> AlignedCorpus:
     if recorded is not None and recorded != parameters_sha256(case.parameters):
         raise VerificationError("the case parameters differ from those step 00_case ran with",
                                 path=case.case_path, fix="re-run the case from step 00_case")
-    exchanges = run.read_parquet(EXCHANGES_ARTIFACT)
+    exchanges = run.read_parquet(EXCHANGES_ARTIFACT, columns=CORPUS_COLUMNS)
     found = list(dict.fromkeys(exchanges["source"]))
     expected = [s.name for s in case.sources]
     if sorted(found) != sorted(expected):

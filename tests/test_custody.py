@@ -70,6 +70,16 @@ def test_reading_a_tampered_artifact_is_refused(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     with pytest.raises(VerificationError, match="artifact changed"):
         run.read_parquet("artifacts/t.parquet")
+    with pytest.raises(VerificationError, match="artifact changed"):  # reading a few columns checks too
+        run.read_parquet("artifacts/t.parquet", columns=["k"])
+
+
+def test_reading_some_columns_skips_the_others_and_those_the_file_lacks(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    run.write_parquet("artifacts/t.parquet", pd.DataFrame({"k": [1, 2], "big": ["x", "y"], "z": [0, 1]}),
+                      step="00_case")
+    frame = run.read_parquet("artifacts/t.parquet", columns=["z", "k", "added-later"])
+    assert list(frame.columns) == ["z", "k"] and frame["k"].tolist() == [1, 2]
 
 
 def test_reading_an_edited_json_artifact_is_refused_naming_it(tmp_path: Path) -> None:
