@@ -291,8 +291,10 @@ SIZES = {"all": {"n_prompts": 801, "n_students": 16, "students_family_attributed
 
 @pytest.mark.parametrize(("n", "expected"), [
     (200, "On the validation cases of 150 prompts, the validated size nearest this case's 200, the method "
-          "named a documented family for 32 of 48 students, a family it did not learn from for 2, and "
-          "attributed a teacher or family to 0 of 15 human-data controls."),
+          "attributed 32 of 48 students to a documented family and 2 to a family they did not learn from, and "
+          "0 of 15 human-data controls to any teacher or family."),
+    (700, "attributed 13 of 16 students to a documented family and none to a family they did not learn from, "
+          "and 0 of 5 human-data controls"),
     (90, "cases of 80 prompts"), (5000, "cases of 801 prompts"), (115, "cases of 150 prompts")])
 def test_the_report_quotes_the_validated_outcomes_at_the_nearest_size(n: int, expected: str) -> None:
     assert expected in report.size_sentence({"per_prompt_set": SIZES}, n)
@@ -305,7 +307,7 @@ def test_a_size_sentence_needs_the_size_and_sound_figures() -> None:
     assert report.size_sentence(hostile, 200) == ""
     older = {"per_prompt_set": {"all": {k: v for k, v in SIZES["all"].items()
                                         if k != "students_misattributed_family"}}}
-    assert "13 of 16 students, and attributed" in report.size_sentence(older, 700)
+    assert "13 of 16 students to a documented family, and 0 of 5" in report.size_sentence(older, 700)
 
 
 def test_figures_are_embedded_and_missing_ones_noted(sample: SimpleNamespace) -> None:

@@ -116,13 +116,15 @@ def size_sentence(validation: Mapping[str, Any], n_prompts: Any) -> str:
         return ""
     near = min(sizes, key=lambda v: (abs(as_number(v["n_prompts"]) - n), -as_number(v["n_students"])))
     wrong = near.get("students_misattributed_family")
-    wrong_part = (f", a family it did not learn from for {fmt(wrong)}"
-                  if is_scalar(wrong) and as_number(wrong) is not None else "")
+    wrong_part = ""
+    if is_scalar(wrong) and as_number(wrong) is not None:
+        wrong_part = (" and none to a family they did not learn from" if as_number(wrong) == 0
+                      else f" and {fmt(wrong)} to a family they did not learn from")
     return (f"On the validation cases of {fmt(near['n_prompts'])} prompts, the validated size nearest this "
-            f"case's {fmt(n_prompts)}, the method named a documented family for "
-            f"{fmt(near['students_family_attributed_correctly'])} of {fmt(near['n_students'])} students"
-            f"{wrong_part}, and attributed a teacher or family to {fmt(near['false_attributions_controls'])} "
-            f"of {fmt(near['n_controls'])} human-data controls.")
+            f"case's {fmt(n_prompts)}, the method attributed {fmt(near['students_family_attributed_correctly'])} "
+            f"of {fmt(near['n_students'])} students to a documented family{wrong_part}, and "
+            f"{fmt(near['false_attributions_controls'])} of {fmt(near['n_controls'])} human-data controls to "
+            f"any teacher or family.")
 
 
 def validation_rows(validation: Mapping[str, Any]) -> list[dict[str, str]]:
