@@ -56,12 +56,15 @@ def grouped_bootstrap_indices(groups: Sequence[str], replicates: int, seed: int)
     out = np.empty((replicates, n), dtype=np.int64)
     for b in range(replicates):
         parts, drawn = [], 0
-        while drawn < n:
-            for g in rng.integers(0, len(names), size=len(names)):
-                parts.append(order[starts[g]:starts[g] + sizes[g]])
-                drawn += int(sizes[g])
-                if drawn >= n:
-                    break
+        while drawn < n:  # a batch of as many draws as there are groups; use them until n are drawn
+            chosen = rng.integers(0, len(names), size=len(names))
+            ends = np.cumsum(sizes[chosen])
+            used = chosen[:min(int(np.searchsorted(ends, n - drawn)) + 1, len(chosen))]
+            lengths = sizes[used]
+            first = np.cumsum(lengths) - lengths  # where each drawn group starts in this batch's run
+            total = int(lengths.sum())
+            parts.append(order[np.arange(total) + np.repeat(starts[used] - first, lengths)])
+            drawn += total
         out[b] = np.concatenate(parts)[:n]
     return out
 
