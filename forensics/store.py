@@ -259,25 +259,50 @@ class VectorStore:
         self.put_many(fingerprint, [(text_hash, vector)])
 
     def put_many(self, fingerprint: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        """Store entries in one transaction: all of them become visible together, or none."""
-        try:
-            ns, conn = self._namespace(fingerprint), self._connect()
-            rows = [(ns, h, encode_entry(self.scheme, fingerprint, h, v)) for h, v in items]
-            if not rows:
-                return
-            conn.execute("BEGIN IMMEDIATE")
+        """Store entries in one transaction: all of them become visible together, or none.
+
+        A write that finds the database busy is tried again until :data:`_BUSY_TIMEOUT_S` has passed:
+        SQLite's own wait does not cover every case (several processes opening a new store at once can be
+        told "database is locked" at once), and a store that gives up only costs speed, so it should not
+        give up on a neighbour's transaction.
+        """
+        items = list(items)
+        deadline, pause = time.monotonic() + _BUSY_TIMEOUT_S, 0.05
+        while True:
             try:
-                conn.executemany("INSERT OR REPLACE INTO vectors (ns, text_hash, entry) VALUES (?, ?, ?)", rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-        except (OSError, sqlite3.Error) as exc:
-            if not self._write_failed:
-                logger.warning("embedding store: cannot write %s (%s); continuing without caching",
-                               self.db_path, exc)
-            self._write_failed = True
+                self._write(fingerprint, items)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if busy and time.monotonic() + pause < deadline:
+                    time.sleep(pause)
+                    pause = min(pause * 2, 2.0)
+                    continue
+                self._give_up_writing(exc)
+                return
+            except (OSError, sqlite3.Error) as exc:
+                self._give_up_writing(exc)
+                return
+
+    def _write(self, fingerprint: str, items: list[tuple[str, np.ndarray]]) -> None:
+        ns, conn = self._namespace(fingerprint), self._connect()
+        rows = [(ns, h, encode_entry(self.scheme, fingerprint, h, v)) for h, v in items]
+        if not rows:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT OR REPLACE INTO vectors (ns, text_hash, entry) VALUES (?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    def _give_up_writing(self, exc: Exception) -> None:
+        if not self._write_failed:
+            logger.warning("embedding store: cannot write %s (%s); continuing without caching",
+                           self.db_path, exc)
+        self._write_failed = True
 
     def write_raw(self, fingerprint: str, text_hash: str, data: bytes) -> None:
         """Store ``data`` unchecked under a key: only for tests that forge damaged entries."""

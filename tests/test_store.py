@@ -7,6 +7,7 @@ No model here: vectors are synthetic, so these tests take a second or two. Write
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -78,6 +79,33 @@ def test_concurrent_writer_processes(tmp_path: Path) -> None:
     got = store.get_many(FP, [key(i) for i in range(1000)], DIM)
     assert len(got) == 1000 and store.rejected == 0 and store.integrity_ok()
     assert all(np.array_equal(got[key(i)], vector(i)) for i in range(1000))
+
+
+def test_a_busy_database_is_waited_for_not_given_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """SQLite can answer "database is locked" at once (several processes opening a new store together):
+    the write is tried again, and only an error that is not about a busy database ends caching."""
+    caplog.set_level("WARNING")
+    store = VectorStore(tmp_path, SCHEME)
+    real, calls = VectorStore._write, []
+
+    def busy_twice(self: VectorStore, fingerprint: str, items: list) -> None:
+        calls.append(len(items))
+        if len(calls) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        real(self, fingerprint, items)
+
+    monkeypatch.setattr(VectorStore, "_write", busy_twice)
+    store.put_many(FP, ((key(i), vector(i)) for i in range(3)))  # a generator: kept for the retries
+    assert calls == [3, 3, 3] and len(store.get_many(FP, [key(i) for i in range(3)], DIM)) == 3
+    assert "cannot write" not in caplog.text
+
+    def broken(self: VectorStore, fingerprint: str, items: list) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(VectorStore, "_write", broken)
+    store.put_many(FP, [(key(9), vector(9))])
+    assert "cannot write" in caplog.text and store.get(FP, key(9), DIM) is None
 
 
 def test_concurrent_threads_share_one_store(tmp_path: Path) -> None:
