@@ -36,11 +36,11 @@ from forensics.escaping import escaped_html
 from forensics.exchanges import CorpusLike
 from forensics.roles import roles_of
 from forensics.scoring import (
-    bootstrap_indices,
     bootstrap_weights,
-    grouped_bootstrap_indices,
+    groups_repeat,
     jsonable,
     percentile_interval,
+    resample_indices,
     rounded,
 )
 
@@ -277,7 +277,7 @@ def exchangeability_p_value(matches: np.ndarray, permutations: int, seed: int,
     observed = int(matches[0].sum())
     rng = np.random.default_rng(seed)
     columns = np.arange(n)
-    grouped = groups is not None and len(set(groups)) < n
+    grouped = groups_repeat(groups)
     codes = np.unique(np.asarray(list(groups), dtype=object), return_inverse=True)[1] if grouped else columns
     units = int(codes.max()) + 1 if n else 0
     chunk = max(1, _PERMUTATION_CELLS // max(n, 1))
@@ -302,20 +302,18 @@ def _variant(labels: Mapping[str, np.ndarray], suspect: str, teacher: str, refer
 
 
 def _boot_counts(matches: np.ndarray, replicates: int, seed: int, groups: Sequence[str] | None) -> np.ndarray:
-    """(sources, B) co-clustering counts on resamples of the clustered prompts (:func:`bootstrap_indices`).
+    """(sources, B) co-clustering counts on resamples of the clustered prompts (:func:`resample_indices`).
 
     These are the case's own resamples when every prompt is clustered; when the map is drawn on a seeded
     sample of prompts (``umap_max_points``), resamples of that sample. Counted through (B, n) weights, so
     memory does not grow with the number of sources times B times n. Integers: divided by the number of
     clustered prompts they are the rates, bit for bit, wherever that division is made. With ``groups``
-    holding conversations of several turns, whole conversations are resampled (:func:`grouped_bootstrap_indices`).
+    holding conversations of several turns, whole conversations are resampled.
     """
     n = matches.shape[1]
     if replicates < 1 or n == 0:
         return np.empty((matches.shape[0], 0), dtype=np.int64)
-    drawn = grouped_bootstrap_indices(groups, replicates, seed) if groups is not None and len(set(groups)) < n \
-        else bootstrap_indices(n, replicates, seed)
-    weights = bootstrap_weights(drawn, n).astype(np.float64)
+    weights = bootstrap_weights(resample_indices(n, replicates, seed, groups), n).astype(np.float64)
     return np.rint(weights @ matches.T.astype(np.float64)).T.astype(np.int64)
 
 

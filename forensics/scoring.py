@@ -69,6 +69,20 @@ def grouped_bootstrap_indices(groups: Sequence[str], replicates: int, seed: int)
     return out
 
 
+def groups_repeat(groups: Sequence[str] | None) -> bool:
+    """Whether some group holds several prompts (turns of one conversation): then they resample together."""
+    return groups is not None and len(set(groups)) < len(groups)
+
+
+def resample_indices(n_prompts: int, replicates: int, seed: int,
+                     groups: Sequence[str] | None = None) -> np.ndarray:
+    """(B, n) resamples of the prompts: whole groups when some group holds several prompts
+    (:func:`grouped_bootstrap_indices`), else prompt by prompt (:func:`bootstrap_indices`)."""
+    if groups_repeat(groups):
+        return grouped_bootstrap_indices(groups, replicates, seed)
+    return bootstrap_indices(n_prompts, replicates, seed)
+
+
 def bootstrap_weights(boot_idx: np.ndarray | None, n: int) -> np.ndarray:
     """(B, n) integer weights from (B, m) resampled prompt indices: how often each prompt was drawn."""
     if boot_idx is None:
@@ -91,9 +105,7 @@ def all_weights(boot_idx: np.ndarray | None, n: int) -> np.ndarray:
 def case_bootstrap(corpus: AlignedCorpus, parameters: Parameters) -> np.ndarray:
     """The case's prompt resamples (``parameters.bootstrap`` of them, seeded by ``parameters.seed``): whole
     conversations when the prompts are turns of conversations (:func:`grouped_bootstrap_indices`)."""
-    if corpus.groups is not None and len(set(corpus.groups)) < len(corpus.groups):
-        return grouped_bootstrap_indices(corpus.groups, parameters.bootstrap, parameters.seed)
-    return bootstrap_indices(len(corpus.prompt_keys), parameters.bootstrap, parameters.seed)
+    return resample_indices(len(corpus.prompt_keys), parameters.bootstrap, parameters.seed, corpus.groups)
 
 
 def affinities(sim: np.ndarray, sources: Sequence[str], teacher: str, panel: Sequence[str],

@@ -272,17 +272,16 @@ class VectorStore:
             try:
                 self._write(fingerprint, items)
                 return
-            except sqlite3.OperationalError as exc:
-                busy = "locked" in str(exc) or "busy" in str(exc)
-                if busy and time.monotonic() + pause < deadline:
-                    time.sleep(pause)
-                    pause = min(pause * 2, 2.0)
-                    continue
-                self._give_up_writing(exc)
-                return
             except (OSError, sqlite3.Error) as exc:
-                self._give_up_writing(exc)
-                return
+                busy = isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+                if not busy or time.monotonic() + pause >= deadline:
+                    if not self._write_failed:
+                        logger.warning("embedding store: cannot write %s (%s); continuing without caching",
+                                       self.db_path, exc)
+                    self._write_failed = True
+                    return
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def _write(self, fingerprint: str, items: list[tuple[str, np.ndarray]]) -> None:
         ns, conn = self._namespace(fingerprint), self._connect()
@@ -297,12 +296,6 @@ class VectorStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-
-    def _give_up_writing(self, exc: Exception) -> None:
-        if not self._write_failed:
-            logger.warning("embedding store: cannot write %s (%s); continuing without caching",
-                           self.db_path, exc)
-        self._write_failed = True
 
     def write_raw(self, fingerprint: str, text_hash: str, data: bytes) -> None:
         """Store ``data`` unchecked under a key: only for tests that forge damaged entries."""

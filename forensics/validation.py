@@ -103,6 +103,11 @@ def is_sample(prompt_set: str) -> bool:
     return prompt_set.startswith(SAMPLE_PREFIX)
 
 
+def sample_rows(frame: pd.DataFrame) -> pd.Series:
+    """Which rows of a pair or case table belong to a random sample (see :func:`is_sample`)."""
+    return frame["set"].map(is_sample).astype(bool)
+
+
 def size_group(prompt_set: str) -> str:
     """The name a prompt set is reported under: its own, or ``sample-<size>`` for every draw of a size."""
     return prompt_set.rsplit("-", 1)[0] if is_sample(prompt_set) else prompt_set
@@ -395,7 +400,7 @@ def fit_levels(tables: LevelTables, keep: Callable[[pd.DataFrame], pd.Series]) -
     never fitted on); ELUB bounds from one prompt set's worth."""
     out = {}
     for level, (frame, column) in tables.tables().items():
-        train = frame[keep(frame) & ~frame["set"].map(is_sample).astype(bool)]
+        train = frame[keep(frame) & ~sample_rows(frame)]
         sets = [(g[column].to_numpy(), g["hp"].to_numpy()) for _, g in train.groupby("set", sort=True)]
         out[level] = Calibration.fit(train[column].to_numpy(), train["hp"].to_numpy(), bound_sets=sets)
     return out
@@ -538,7 +543,7 @@ def summarise_scheme(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]
     prompt set (case size), the draws of one sample size together under ``sample-<size>`` (``n_draws``
     says how many; 1 for the other sets)."""
     def pooled(frame: pd.DataFrame) -> pd.DataFrame:  # samples re-use the pooled sets' answers: apart
-        return frame[~frame["set"].map(is_sample).astype(bool)]
+        return frame[~sample_rows(frame)]
 
     out: dict[str, Any] = {"levels": {level: level_metrics(pooled(frame), column)
                                       for level, (frame, column) in tables.tables().items()},
