@@ -311,7 +311,10 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
     out = []
     refs = corpus.references
     n = len(corpus.prompt_keys)
-    if len(refs) < 5:
+    panel = small_panel(len(refs), cal.metrics.get("summary", {}).get("per_panel_size", {}))
+    if panel:
+        out.append(panel)
+    elif len(refs) < 5:
         out.append(f"The reference panel has only {len(refs)} models; the spread of independent models is "
                    f"estimated from few of them, so panel-relative scores are uncertain.")
     if n < 300:
@@ -380,6 +383,31 @@ def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]
     return (f"Only {n} prompts were analysed, fewer than the {safe_from} from which on the validation "
             f"attributed no human-data control{detail}: an attribution in a case this small is less reliable "
             f"than the validated error rates suggest; collect more prompts.")
+
+
+def small_panel(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """A sentence quoting the validated outcomes with panels of this case's size, when it is one of the
+    sub-panel sizes the validation measured (None otherwise, and for calibrations without them).
+
+    The panel-relative z and its calibration rest on the panel: with two or three references the panel's
+    mean and spread are poorly estimated (two versions of one model make it look uniform), and the
+    validation measured how often controls and students were then attributed.
+    """
+    entry = next((v for v in per_panel_size.values() if v.get("n_panel") == n_panel), None)
+    if entry is None:
+        return None
+    full = entry.get("full_panels") or ["?", "?"]
+    controls = entry["false_attributions_controls"]
+    return (f"The reference panel has only {n_panel} models. On the validation cases scored with panels of "
+            f"{n_panel} references (drawn from their full panels of {full[0]} to {full[1]}), the method "
+            f"attributed {entry['students_family_attributed_correctly']} of {entry['n_students']} students to a "
+            f"documented family, {entry['students_misattributed_family']} to a family they did not learn from, "
+            f"and {controls} of {entry['n_controls']} human-data controls to a teacher or family"
+            + (": with a panel this small an attribution is less reliable than the likelihood ratio says."
+               if controls else ".")
+            + " More independent references (other developers, other training data; not versions of one "
+              "model, which make the panel look more uniform than independent models are) make the findings "
+              "firmer.")
 
 
 # ----------------------------------------------------------------------------------------- step 06

@@ -11,6 +11,12 @@ suspect S is to a teacher T, but how much more S leans towards T than the panel'
   measured against the panel without itself), ``z = (a(S,T) - mean_R a(R,T)) / sd``, where ``sd`` is the
   spread of the references' affinities pooled over every candidate teacher (each teacher's affinities
   centred first): a 3-model panel cannot estimate a spread per teacher, 3 x k values can.
+- that raw z is read for the panel's size (:func:`panel_size_z`): the panel's mean and spread are
+  estimated from its R models, so the suspect is judged as one more model against a prediction interval
+  (Student's t with R - 1 degrees of freedom) and the result is put back on the normal scale. A 2- or
+  3-model panel estimates both badly (two near-twin references make the spread tiny and the raw z
+  explode), and without this a small panel gave human-data controls fused scores several times those of
+  a large one; a 7-model panel's z is changed little.
 
 The same function serves every line and every bootstrap replicate, so a line's confidence interval and
 the candidates' comparison use the same prompt resamples.
@@ -22,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import stats
 
 if TYPE_CHECKING:
     from forensics.case import Parameters
@@ -123,7 +130,8 @@ def affinities(sim: np.ndarray, sources: Sequence[str], teacher: str, panel: Seq
 
 def panel_relative(sim: np.ndarray, sources: Sequence[str], suspect: str, teachers: Sequence[str],
                    panel: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per teacher: the suspect's affinity, each reference's affinity, and the panel-relative z.
+    """Per teacher: the suspect's affinity, each reference's affinity, the pooled spread, the raw z and the
+    panel-relative z (the raw one read for the panel's size, :func:`panel_size_z`).
 
     ``sim`` is (S, S) or (B, S, S); the returned arrays keep the leading replicate axis.
     """
@@ -137,9 +145,28 @@ def panel_relative(sim: np.ndarray, sources: Sequence[str], suspect: str, teache
     out = {}
     for t in teachers:
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = (sus_aff[t] - ref_aff[t].mean(axis=-1)) / sd
-        out[t] = {"suspect": sus_aff[t], "references": ref_aff[t], "z": z, "sd": sd}
+            raw = (sus_aff[t] - ref_aff[t].mean(axis=-1)) / sd
+        out[t] = {"suspect": sus_aff[t], "references": ref_aff[t], "raw_z": raw, "z": panel_size_z(raw, len(panel)),
+                  "sd": sd}
     return out
+
+
+def panel_size_z(raw_z: Any, n_panel: int) -> np.ndarray:
+    """The raw z of the suspect against a panel of ``n_panel`` models, read for the panel's size.
+
+    The panel's mean and spread are estimates from ``n_panel`` models, so how unusual the suspect is, as
+    one more model beside them, is a prediction-interval question: ``t = z / sqrt(1 + 1/R)`` against
+    Student's t with ``R - 1`` degrees of freedom, turned back into the normal deviate of the same tail
+    probability. Conservative on purpose: the spread is pooled over the candidates, but a reference's
+    affinities to different candidates are not independent, so the degrees of freedom are the panel's.
+    Monotone in z and odd (sign kept); NaN stays NaN.
+    """
+    z = np.asarray(raw_z, dtype=float)
+    if n_panel < MIN_PANEL:
+        return np.full_like(z, np.nan)
+    t = np.abs(z) / np.sqrt(1.0 + 1.0 / n_panel)
+    with np.errstate(invalid="ignore"):
+        return np.sign(z) * stats.norm.isf(stats.t.sf(t, n_panel - 1))
 
 
 def naive_z(sim: np.ndarray, sources: Sequence[str], suspect: str, teacher: str,
@@ -163,7 +190,8 @@ def rate_z(suspect_rates: Mapping[str, float | None], reference_rates: Mapping[s
     The counterpart of :func:`panel_relative` for lines whose statistic is already one number per source
     and teacher (marker rates, co-clustering rates): ``z = (rate(S) - mean_R rate(R)) / sd``, with the
     spread pooled over every candidate teacher (each teacher's reference rates centred first), as for the
-    affinities. A missing rate (None) is left out; NaN where the panel shows no spread.
+    affinities, and read for the panel's size (:func:`panel_size_z`, R = the references with a rate for
+    that teacher). A missing rate (None) is left out; NaN where the panel shows no spread.
     """
     teachers = list(suspect_rates)
     refs = np.array([[_nan(reference_rates[t].get(r)) for r in references] for t in teachers], dtype=float)
@@ -178,7 +206,9 @@ def rate_z(suspect_rates: Mapping[str, float | None], reference_rates: Mapping[s
     # equal rates leave rounding noise (1e-17), not spread: dividing by it would give z of 1e16
     if not sd > NO_SPREAD * max(1.0, float(np.nanmax(np.abs(means)))):
         return {t: float("nan") for t in teachers}
-    return {t: (_nan(suspect_rates[t]) - float(means[i, 0])) / sd for i, t in enumerate(teachers)}
+    return {t: float(panel_size_z((_nan(suspect_rates[t]) - float(means[i, 0])) / sd,
+                                  int(np.isfinite(refs[i]).sum())))
+            for i, t in enumerate(teachers)}
 
 
 def _nan(value: Any) -> float:

@@ -12,8 +12,11 @@ Every student and control becomes a case: the teachers are the candidates, and t
 reference and control outside the suspect's lineage. The case is scored with exactly the functions the
 pipeline uses, on every **prompt set**: all prompts, each prompt source separately when the files say
 where each prompt comes from (a ``dataset`` field), and seeded random samples of 150 and 300 prompts
-(:data:`SAMPLE_SIZES`), so cases of the sizes investigators hold are seen. The samples are only tested:
-every calibration is fitted on the all-prompts set and the prompt sources. Three
+(:data:`SAMPLE_SIZES`), so cases of the sizes investigators hold are seen. On the all-prompts set and the
+samples, each case is also scored with a few seeded sub-panels of 2 and 3 of its panel's models
+(:data:`PANEL_SIZES`): investigators often hold only a few references, and the panel-relative z is
+estimated from them. Samples and sub-panels are only tested, and reported per case size and per panel
+size: every calibration is fitted on the full panels of the all-prompts set and the prompt sources. Three
 calibrations are fitted (:mod:`forensics.calibration`: teacher, family, candidate-vs-candidate), and
 two validation schemes give every pair a likelihood ratio from calibrations that never saw it:
 
@@ -28,6 +31,7 @@ Nothing here names a model: roles, teachers and families come from the labels fi
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import sys
@@ -55,7 +59,7 @@ REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
 #: Bumped whenever the scoring changes, so an old calibration file is recognisably stale.
-METHOD_VERSION = "panel-relative-fused-v3"
+METHOD_VERSION = "panel-relative-fused-v4"
 #: The prompt set holding every prompt; the others are named after their prompt source, or are samples.
 ALL_PROMPTS = "all"
 #: Random prompt samples validated besides the prompt sources, at sizes real cases have (a case holds from
@@ -66,6 +70,12 @@ SAMPLE_SIZES = (150, 300)
 SAMPLE_DRAWS = 3
 SAMPLE_PREFIX = "sample-"
 SCHEMES = ("lolo", "cross_source")
+#: Sub-panel sizes validated besides each case's full panel, with up to :data:`PANEL_DRAWS` seeded draws of
+#: each (distinct subsets of the full panel), on the all-prompts set and every random sample. Tested, never
+#: fitted on; a sub-panel case's prompt set is named ``<prompt set>~panel-<size>-<draw>``.
+PANEL_SIZES = (2, 3)
+PANEL_DRAWS = 4
+PANEL_MARK = "~panel-"
 
 
 @dataclass
@@ -103,9 +113,19 @@ def is_sample(prompt_set: str) -> bool:
     return prompt_set.startswith(SAMPLE_PREFIX)
 
 
-def sample_rows(frame: pd.DataFrame) -> pd.Series:
-    """Which rows of a pair or case table belong to a random sample (see :func:`is_sample`)."""
-    return frame["set"].map(is_sample).astype(bool)
+def is_subpanel(prompt_set: str) -> bool:
+    """Whether a case was scored with a sub-panel of its references (tested only; :data:`PANEL_SIZES`)."""
+    return PANEL_MARK in prompt_set
+
+
+def subpanel_size(prompt_set: str) -> int:
+    """The number of references of a sub-panel case (from its name ``<set>~panel-<size>-<draw>``)."""
+    return int(prompt_set.split(PANEL_MARK, 1)[1].split("-", 1)[0])
+
+
+def tested_only(frame: pd.DataFrame) -> pd.Series:
+    """Which rows of a pair or case table are only tested, never fitted on: random samples and sub-panels."""
+    return frame["set"].map(lambda s: is_sample(s) or is_subpanel(s)).astype(bool)
 
 
 def size_group(prompt_set: str) -> str:
@@ -114,8 +134,25 @@ def size_group(prompt_set: str) -> str:
 
 
 def prompt_sources(prompt_sets: list[str]) -> list[str]:
-    """The prompt sets that are prompt sources (neither every prompt nor a random sample), sorted."""
-    return sorted(s for s in prompt_sets if s != ALL_PROMPTS and not is_sample(s))
+    """The prompt sets that are prompt sources (neither every prompt, a random sample nor a sub-panel)."""
+    return sorted(s for s in prompt_sets if s != ALL_PROMPTS and not is_sample(s) and not is_subpanel(s))
+
+
+def subpanels(panel: list[str], seed: int) -> list[tuple[str, list[str]]]:
+    """(name suffix, members) of the seeded sub-panels a case is also scored with (:data:`PANEL_SIZES`).
+
+    Up to :data:`PANEL_DRAWS` distinct subsets of each size smaller than the full panel, drawn with ``seed``
+    (the suspect's row in the labels) so every prompt set of one case uses the same sub-panels.
+    """
+    out = []
+    for size in PANEL_SIZES:
+        if size >= len(panel):
+            continue
+        subsets = list(itertools.combinations(panel, size))
+        rng = np.random.default_rng([size, seed])
+        chosen = sorted(rng.choice(len(subsets), size=min(PANEL_DRAWS, len(subsets)), replace=False))
+        out += [(f"{PANEL_MARK}{size}-{draw}", list(subsets[i])) for draw, i in enumerate(chosen, start=1)]
+    return out
 
 
 # ----------------------------------------------------------------------------------------- loading
@@ -230,17 +267,27 @@ def family_of_teachers(labels: pd.DataFrame) -> dict[str, str]:
 
 def benchmark_cases(bench: Benchmark, prompts: np.ndarray | None = None) -> list[AlignedCorpus]:
     """One case per student and control, on the given prompt indices (default: every prompt)."""
+    return [corpus for _, corpus in benchmark_panels(bench, prompts)]
+
+
+def benchmark_panels(bench: Benchmark, prompts: np.ndarray | None = None,
+                     with_subpanels: bool = False) -> list[tuple[str, AlignedCorpus]]:
+    """(suffix, case): :func:`benchmark_cases` with its full panel (suffix ``""``) and, with
+    ``with_subpanels``, each case again with each of its :func:`subpanels`."""
     labels = bench.labels
     idx = np.arange(len(bench.prompt_keys)) if prompts is None else np.asarray(prompts)
     keys, texts = [bench.prompt_keys[i] for i in idx], [bench.prompts[i] for i in idx]
     teachers = list(labels.loc[labels["role"] == "teacher", "name"])
     cases = []
-    for _, row in labels[labels["role"].isin(SUSPECT_ROLES)].iterrows():
+    for seed, (_, row) in enumerate(labels.iterrows()):
+        if row["role"] not in SUSPECT_ROLES:
+            continue
         panel = list(labels.loc[labels["role"].isin(PANEL_ROLES) & (labels["lineage"] != row["lineage"])
                                 & (labels["name"] != row["name"]), "name"])
-        sources = [row["name"], *teachers, *panel]
-        cases.append(AlignedCorpus(keys, texts, {s: [bench.responses[s][i] for i in idx] for s in sources},
-                                   row["name"], teachers, panel))
+        for suffix, members in [("", panel), *(subpanels(panel, seed) if with_subpanels else [])]:
+            sources = [row["name"], *teachers, *members]
+            cases.append((suffix, AlignedCorpus(keys, texts, {s: [bench.responses[s][i] for i in idx]
+                                                              for s in sources}, row["name"], teachers, members)))
     return cases
 
 
@@ -319,9 +366,12 @@ def pair_table(bench: Benchmark, params: Parameters, every_line: bool = True) ->
     family = family_of_teachers(bench.labels)
     formatting = formatting_matrices(bench)
     rows = []
-    for prompt_set, idx in bench.prompt_sets().items():
-        for corpus in benchmark_cases(bench, idx):
-            print(f"scoring {corpus.suspect} on {prompt_set} ({len(idx)} prompts)", file=sys.stderr)
+    for base_set, idx in bench.prompt_sets().items():
+        subpanel_sets = base_set == ALL_PROMPTS or is_sample(base_set)
+        for suffix, corpus in benchmark_panels(bench, idx, with_subpanels=subpanel_sets):
+            prompt_set = base_set + suffix
+            if not suffix:
+                print(f"scoring {corpus.suspect} on {prompt_set} ({len(idx)} prompts)", file=sys.stderr)
             openings = {s: bench.openings[s][idx] for s in corpus.sources}
             fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
             scored = score_fused_lines(corpus, openings, fmt, params)
@@ -396,11 +446,11 @@ class LevelTables:
 
 
 def fit_levels(tables: LevelTables, keep: Callable[[pd.DataFrame], pd.Series]) -> dict[str, Calibration]:
-    """One calibration per level on the rows ``keep`` selects, random samples excepted (they are tested,
-    never fitted on); ELUB bounds from one prompt set's worth."""
+    """One calibration per level on the rows ``keep`` selects, random samples and sub-panels excepted (they
+    are tested, never fitted on); ELUB bounds from one prompt set's worth."""
     out = {}
     for level, (frame, column) in tables.tables().items():
-        train = frame[keep(frame) & ~sample_rows(frame)]
+        train = frame[keep(frame) & ~tested_only(frame)]
         sets = [(g[column].to_numpy(), g["hp"].to_numpy()) for _, g in train.groupby("set", sort=True)]
         out[level] = Calibration.fit(train[column].to_numpy(), train["hp"].to_numpy(), bound_sets=sets)
     return out
@@ -540,21 +590,32 @@ def case_metrics(cases: pd.DataFrame) -> dict[str, Any]:
 
 def summarise_scheme(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]:
     """A scheme's figures: per level and per case over the all-prompts set and the prompt sources, then per
-    prompt set (case size), the draws of one sample size together under ``sample-<size>`` (``n_draws``
-    says how many; 1 for the other sets)."""
+    prompt set (case size; full panels), the draws of one sample size together under ``sample-<size>``
+    (``n_draws`` says how many; 1 for the other sets), then per sub-panel size over every prompt set
+    scored with sub-panels (``per_panel_size``; empty where the scheme tests none)."""
     def pooled(frame: pd.DataFrame) -> pd.DataFrame:  # samples re-use the pooled sets' answers: apart
-        return frame[~sample_rows(frame)]
+        return frame[~tested_only(frame)]
 
     out: dict[str, Any] = {"levels": {level: level_metrics(pooled(frame), column)
                                       for level, (frame, column) in tables.tables().items()},
-                           "cases": case_metrics(pooled(cases)), "per_prompt_set": {}}
-    for name, group in cases.groupby(cases["set"].map(size_group), sort=True):
-        sets = sorted(set(group["set"]))
-        fam = level_metrics(tables.family[tables.family["set"].isin(sets)], "score")
-        out["per_prompt_set"][name] = {
-            "n_prompts": int(group["n_prompts"].iloc[0]), "n_draws": len(sets), **case_metrics(group),
-            "family_pair_auc": fam["pair_auc"], "family_cllr": fam["cllr"]}
+                           "cases": case_metrics(pooled(cases)), "per_prompt_set": {}, "per_panel_size": {}}
+    sub = cases["set"].map(is_subpanel).astype(bool)
+    for name, group in cases[~sub].groupby(cases.loc[~sub, "set"].map(size_group), sort=True):
+        out["per_prompt_set"][name] = {"n_prompts": int(group["n_prompts"].iloc[0]),
+                                       "n_draws": group["set"].nunique(), **_group_metrics(tables, group)}
+    for size, group in cases[sub].groupby(cases.loc[sub, "set"].map(subpanel_size), sort=True):
+        full_sizes = tables.teacher.loc[~tables.teacher["set"].map(is_subpanel), "n_panel"]
+        out["per_panel_size"][str(size)] = {
+            "n_panel": int(size), "full_panels": [int(full_sizes.min()), int(full_sizes.max())],
+            "prompt_sets": sorted({size_group(s.split(PANEL_MARK)[0]) for s in group["set"]}),
+            **_group_metrics(tables, group)}
     return out
+
+
+def _group_metrics(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]:
+    """Case outcomes of a group of prompt sets, with the family level's pair AUC and Cllr on them."""
+    fam = level_metrics(tables.family[tables.family["set"].isin(set(cases["set"]))], "score")
+    return {**case_metrics(cases), "family_pair_auc": fam["pair_auc"], "family_cllr": fam["cllr"]}
 
 
 def summarise(schemes: dict[str, tuple[LevelTables, pd.DataFrame]], bench: Benchmark,
@@ -612,6 +673,14 @@ class ValidationReport:
                            f"{c['false_attributions_controls']}/{c['n_controls']}, with anything supported "
                            f"{c['controls_with_a_supported_teacher_or_family']}/{c['n_controls']}; family AUC "
                            f"{c['family_pair_auc']:.3f}")
+            for size, c in sch.get("per_panel_size", {}).items():
+                out.append(f"{'panel of ' + size:>14} (sub-panels of the full {c['full_panels'][0]}-"
+                           f"{c['full_panels'][1]}, on {', '.join(c['prompt_sets'])}): students -> documented "
+                           f"family {c['students_family_attributed_correctly']}/{c['n_students']}, wrong family "
+                           f"{c['students_misattributed_family']}; controls attributed "
+                           f"{c['false_attributions_controls']}/{c['n_controls']}, with anything supported "
+                           f"{c['controls_with_a_supported_teacher_or_family']}/{c['n_controls']}; family AUC "
+                           f"{c['family_pair_auc']:.3f}")
         for level, c in s["calibration"].items():
             out.append(f"shipped {level} calibration: log10 LR bounded to [{c['lower']:+.2f}, {c['upper']:+.2f}] "
                        f"({c['n_hp']} Hp / {c['n_hd']} Hd pairs over the all-prompts set and each prompt "
@@ -646,10 +715,13 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
     fam = fam[fam["set"] == ALL_PROMPTS]
     tippett = {"level": "family", "hp": [rounded(v) for v in sorted(fam.loc[fam["hp"] == 1, "log10_lr"])],
                "hd": [rounded(v) for v in sorted(fam.loc[fam["hp"] == 0, "log10_lr"])]}
-    sizes = {k: {f: v[f] for f in ("n_prompts", "n_controls", "false_attributions_controls", "n_students",
-                                    "students_family_attributed_correctly", "students_misattributed_family")}
-             for k, v in summary["schemes"]["lolo"]["per_prompt_set"].items()}
-    cal.metrics = {"summary": {**headline(summary), "tippett": tippett, "per_prompt_set": sizes},
+    quoted = ("n_controls", "false_attributions_controls", "n_students", "students_family_attributed_correctly",
+              "students_misattributed_family")
+    lolo = summary["schemes"]["lolo"]
+    sizes = {k: {f: v[f] for f in ("n_prompts", *quoted)} for k, v in lolo["per_prompt_set"].items()}
+    panels = {k: {f: v[f] for f in ("n_panel", "full_panels", *quoted)} for k, v in lolo["per_panel_size"].items()}
+    cal.metrics = {"summary": {**headline(summary), "tippett": tippett, "per_prompt_set": sizes,
+                               "per_panel_size": panels},
                    "cross_source": headline(summary, "cross_source") if "cross_source" in summary["schemes"]
                    else None}
     return ValidationReport(summary, schemes, cal)

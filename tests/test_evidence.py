@@ -11,7 +11,7 @@ import pytest
 
 from forensics import evidence, weighing
 from forensics.calibration import Calibration, CalibrationSet
-from forensics.scoring import rate_z
+from forensics.scoring import panel_size_z, rate_z
 from forensics.weighing import BEATS_LEVEL, beats_others, decide, fuse, fuse_boot
 
 # --------------------------------------------------------------------------------------------------
@@ -22,16 +22,47 @@ from forensics.weighing import BEATS_LEVEL, beats_others, decide, fuse, fuse_boo
 #   T1 rates 1, 2, 3 -> mean 2, centred -1, 0, 1
 #   T2 rates 5, 6, 7 -> mean 6, centred -1, 0, 1
 # pooled: sum of squares 4, dof = 6 values - 2 teachers = 4, sd = 1
-#   suspect T1 = 4 -> z = (4 - 2) / 1 = 2;  suspect T2 = 5 -> z = (5 - 6) / 1 = -1
+#   suspect T1 = 4 -> raw z = (4 - 2) / 1 = 2;  suspect T2 = 5 -> raw z = (5 - 6) / 1 = -1
+# and each raw z is then read for the panel's size (3 references): panel_size_z(raw, 3)
 
 REFS = ["A", "B", "C"]
 REF_RATES = {"T1": {"A": 1.0, "B": 2.0, "C": 3.0}, "T2": {"A": 5.0, "B": 6.0, "C": 7.0}}
 
 
+def _read(raw: float, n_panel: int = 3) -> float:
+    return float(panel_size_z(raw, n_panel))
+
+
 def test_rate_z_by_hand() -> None:
     z = rate_z({"T1": 4.0, "T2": 5.0}, REF_RATES, REFS)
-    assert z["T1"] == pytest.approx(2.0)
-    assert z["T2"] == pytest.approx(-1.0)
+    assert z["T1"] == pytest.approx(_read(2.0))
+    assert z["T2"] == pytest.approx(_read(-1.0))
+
+
+def test_panel_size_z_by_hand() -> None:
+    """t = z / sqrt(1 + 1/R) on R - 1 degrees of freedom, back to the normal deviate of its tail.
+
+    R = 2: t = 2 / sqrt(1.5) = 1.63299; Cauchy tail 1/2 - atan(t)/pi = 0.17490; normal deviate 0.93497.
+    """
+    t = 2 / math.sqrt(1.5)
+    tail = 0.5 - math.atan(t) / math.pi
+    assert tail == pytest.approx(0.174901, abs=1e-6)
+    assert _read(2.0, 2) == pytest.approx(0.934974, abs=1e-6)
+    assert _read(-2.0, 2) == pytest.approx(-0.934974, abs=1e-6)
+
+
+def test_panel_size_z_tames_small_panels_and_leaves_large_ones_nearly_alone() -> None:
+    """Two near-twin references give raw z of 12-15 to human-data controls (their spread is tiny); read
+    for a 2-model panel that is a modest deviate. A 200-model panel's z is almost the raw one, and the
+    reading keeps order and sign; a panel of one has no spread at all (NaN)."""
+    assert _read(15.0, 2) < 3.0
+    assert _read(2.0, 200) == pytest.approx(2.0, abs=0.02)
+    raws = np.linspace(-6, 6, 25)
+    for n in (2, 3, 5, 7):
+        read = panel_size_z(raws, n)
+        assert np.all(np.diff(read) > 0) and np.allclose(read, -read[::-1])
+        assert np.all(np.abs(read) <= np.abs(raws) + 1e-12)
+    assert math.isnan(_read(2.0, 1)) and math.isnan(_read(float("nan"), 5))
 
 
 def test_rate_z_pools_the_spread_over_teachers() -> None:
@@ -42,20 +73,21 @@ def test_rate_z_pools_the_spread_over_teachers() -> None:
     rates = {"T1": REF_RATES["T1"], "T2": {"A": 4.0, "B": 6.0, "C": 8.0}}
     z = rate_z({"T1": 4.0, "T2": 5.0}, rates, REFS)
     sd = math.sqrt(10 / 4)
-    assert z["T1"] == pytest.approx(2.0 / sd)
-    assert z["T2"] == pytest.approx(-1.0 / sd)
+    assert z["T1"] == pytest.approx(_read(2.0 / sd))
+    assert z["T2"] == pytest.approx(_read(-1.0 / sd))
 
 
 def test_rate_z_skips_a_missing_reference_rate() -> None:
     """T2's rate for C is unknown (None): T2 mean 5.5 from A, B; centred -0.5, 0.5.
 
-    sum of squares 2 + 0.5 = 2.5 over 5 finite values - 2 teachers = 3 dof.
+    sum of squares 2 + 0.5 = 2.5 over 5 finite values - 2 teachers = 3 dof; T2's z is read for the two
+    references that have a rate.
     """
     rates = {"T1": REF_RATES["T1"], "T2": {"A": 5.0, "B": 6.0, "C": None}}
     z = rate_z({"T1": 4.0, "T2": 5.0}, rates, REFS)
     sd = math.sqrt(2.5 / 3)
-    assert z["T1"] == pytest.approx(2.0 / sd)
-    assert z["T2"] == pytest.approx(-0.5 / sd)
+    assert z["T1"] == pytest.approx(_read(2.0 / sd))
+    assert z["T2"] == pytest.approx(_read(-0.5 / sd, 2))
 
 
 def test_rate_z_without_spread_is_nan() -> None:
@@ -465,3 +497,38 @@ def test_without_any_unsafe_size_the_smallest_validated_size_is_the_floor() -> N
     assert "fewer than the 80" in evidence.below_validated_size(50, safe)
     assert evidence.below_validated_size(80, safe) is None
     assert evidence.below_validated_size(10, {}) is None
+
+
+PANELS = {"2": {"n_panel": 2, "full_panels": [4, 7], "n_students": 64, "students_family_attributed_correctly": 20,
+                "students_misattributed_family": 3, "n_controls": 20, "false_attributions_controls": 2},
+          "3": {"n_panel": 3, "full_panels": [4, 7], "n_students": 64, "students_family_attributed_correctly": 30,
+                "students_misattributed_family": 1, "n_controls": 20, "false_attributions_controls": 0}}
+
+
+def test_a_small_panel_quotes_the_validated_outcomes_at_its_size() -> None:
+    text = evidence.small_panel(2, PANELS)
+    assert text is not None and text.startswith("The reference panel has only 2 models.")
+    assert "panels of 2 references (drawn from their full panels of 4 to 7)" in text
+    assert "20 of 64 students" in text and "2 of 20 human-data controls" in text and "less reliable" in text
+    calm = evidence.small_panel(3, PANELS)
+    assert calm is not None and "0 of 20 human-data controls" in calm and "less reliable" not in calm
+    assert evidence.small_panel(5, PANELS) is None and evidence.small_panel(2, {}) is None
+
+
+def test_two_near_twin_references_no_longer_make_a_huge_z() -> None:
+    """Two versions of one model as the whole panel: their affinities to every candidate nearly agree, so
+    the raw z of an unrelated suspect is enormous; read for a 2-model panel it stays modest."""
+    from forensics.scoring import affinities, panel_relative
+
+    sources = ["S", "T1", "T2", "R1", "R2"]
+    sim = np.array([[1.00, 0.70, 0.68, 0.66, 0.66],
+                    [0.70, 1.00, 0.75, 0.69, 0.69],
+                    [0.68, 0.75, 1.00, 0.67, 0.672],
+                    [0.66, 0.69, 0.67, 1.00, 0.95],
+                    [0.66, 0.69, 0.672, 0.95, 1.00]])
+    teachers, panel = ["T1", "T2"], ["R1", "R2"]
+    refs = {t: affinities(sim, sources, t, panel, panel) for t in teachers}
+    sd = math.sqrt(sum(((a - a.mean()) ** 2).sum() for a in refs.values()) / (4 - 2))
+    raw = (affinities(sim, sources, "T1", panel, ["S"])[0] - refs["T1"].mean()) / sd
+    z = panel_relative(sim, sources, "S", teachers, panel)["T1"]["z"]
+    assert raw > 100 and float(z) == pytest.approx(_read(raw, 2)) and float(z) < 3.5

@@ -13,8 +13,11 @@ from forensics.scoring import (
     grouped_bootstrap_indices,
     line_entry,
     panel_relative,
+    panel_size_z,
     percentile_interval,
 )
+
+ONE_Z = 1.547719  # the by-hand raw z of 3.0 read for a 3-model panel (see the matrix below)
 
 
 def symmetric(sources: list[str], pairs: dict[tuple[str, str], float]) -> np.ndarray:
@@ -44,7 +47,8 @@ def symmetric(sources: list[str], pairs: dict[tuple[str, str], float]) -> np.nda
 #   a(B, T) = 0.5 - (0.4 + 0.2) / 2       = 0.5 - 0.3 = 0.2
 #   a(C, T) = 0.7 - (0.6 + 0.2) / 2       = 0.7 - 0.4 = 0.3
 # panel mean = 0.2; centred -0.1, 0.0, 0.1; sum of squares 0.02; dof = 3 values - 1 teacher = 2;
-# sd = sqrt(0.02 / 2) = 0.1; z = (0.5 - 0.2) / 0.1 = 3.0
+# sd = sqrt(0.02 / 2) = 0.1; raw z = (0.5 - 0.2) / 0.1 = 3.0, read for a 3-model panel (panel_size_z):
+# t = 3 / sqrt(4/3) = 2.598 on 2 degrees of freedom, tail 0.0608, z = 1.5477
 
 ONE_SOURCES = ["S", "T", "A", "B", "C"]
 ONE_PANEL = ["A", "B", "C"]
@@ -71,7 +75,8 @@ def test_panel_relative_one_teacher_by_hand() -> None:
     assert float(out["suspect"]) == pytest.approx(0.5)
     np.testing.assert_allclose(out["references"], [0.1, 0.2, 0.3], atol=1e-12)
     assert float(out["sd"]) == pytest.approx(0.1)
-    assert float(out["z"]) == pytest.approx(3.0)
+    assert float(out["raw_z"]) == pytest.approx(3.0)
+    assert float(out["z"]) == pytest.approx(ONE_Z, abs=1e-6) == float(panel_size_z(3.0, 3))
 
 
 def test_source_order_does_not_matter() -> None:
@@ -79,7 +84,7 @@ def test_source_order_does_not_matter() -> None:
     shuffled = ONE[np.ix_(order, order)]
     sources = [ONE_SOURCES[i] for i in order]
     out = panel_relative(shuffled, sources, "S", ["T"], ONE_PANEL)["T"]
-    assert float(out["z"]) == pytest.approx(3.0)
+    assert float(out["z"]) == pytest.approx(ONE_Z, abs=1e-6)
 
 
 def test_teacher_centrality_cancels() -> None:
@@ -89,7 +94,7 @@ def test_teacher_centrality_cancels() -> None:
     shifted[t, :] += 0.05
     shifted[:, t] += 0.05
     out = panel_relative(shifted, ONE_SOURCES, "S", ["T"], ONE_PANEL)["T"]
-    assert float(out["z"]) == pytest.approx(3.0)
+    assert float(out["z"]) == pytest.approx(ONE_Z, abs=1e-6)
 
 
 def test_suspect_centrality_cancels() -> None:
@@ -99,7 +104,7 @@ def test_suspect_centrality_cancels() -> None:
     shifted[s, :] += 0.1
     shifted[:, s] += 0.1
     out = panel_relative(shifted, ONE_SOURCES, "S", ["T"], ONE_PANEL)["T"]
-    assert float(out["z"]) == pytest.approx(3.0)
+    assert float(out["z"]) == pytest.approx(ONE_Z, abs=1e-6)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -119,8 +124,9 @@ def test_suspect_centrality_cancels() -> None:
 # pooled: sum of squares = 2 * 0.09 + 2 * 0.16 = 0.5; dof = 4 values - 2 teachers = 2; sd = sqrt(0.25) = 0.5
 # (a per-teacher sd would be 0.424 for T1 and 0.566 for T2: the test tells pooling apart.)
 # suspect: mean sim to the panel = (0.3 + 0.5) / 2 = 0.4
-#   a(S, T1) = 0.9 - 0.4 = 0.5 -> z = (0.5 - 0.2) / 0.5 = 0.6
-#   a(S, T2) = 0.6 - 0.4 = 0.2 -> z = (0.2 - 0.2) / 0.5 = 0.0
+#   a(S, T1) = 0.9 - 0.4 = 0.5 -> raw z = (0.5 - 0.2) / 0.5 = 0.6
+#   a(S, T2) = 0.6 - 0.4 = 0.2 -> raw z = (0.2 - 0.2) / 0.5 = 0.0
+# read for a 2-model panel: t = 0.6 / sqrt(1.5) on 1 degree of freedom, z = 0.371858; 0 stays 0
 
 TWO_SOURCES = ["S", "T1", "T2", "A", "B"]
 TWO_PANEL = ["A", "B"]
@@ -140,7 +146,8 @@ def test_panel_relative_two_teachers_pools_the_spread() -> None:
     assert float(out["T2"]["suspect"]) == pytest.approx(0.2)
     assert float(out["T1"]["sd"]) == pytest.approx(0.5)
     assert float(out["T2"]["sd"]) == pytest.approx(0.5)
-    assert float(out["T1"]["z"]) == pytest.approx(0.6)
+    assert float(out["T1"]["raw_z"]) == pytest.approx(0.6)
+    assert float(out["T1"]["z"]) == pytest.approx(0.371858, abs=1e-6)
     assert float(out["T2"]["z"]) == pytest.approx(0.0, abs=1e-12)
 
 
@@ -299,7 +306,7 @@ def test_line_entry_core_fields() -> None:
     full = panel_relative(ONE, ONE_SOURCES, "S", ["T"], ONE_PANEL)["T"]
     entry = line_entry(full, None, ONE_PANEL, 12, "what is measured")
     assert entry == {"statistic": "what is measured", "suspect_value": 0.5,
-                     "panel_values": {"A": 0.1, "B": 0.2, "C": 0.3}, "z": 3.0, "n_prompts": 12}
+                     "panel_values": {"A": 0.1, "B": 0.2, "C": 0.3}, "z": ONE_Z, "n_prompts": 12}
 
 
 def test_line_entry_adds_bootstrap_intervals_of_the_suspect_value_and_of_z() -> None:
@@ -321,7 +328,7 @@ def test_line_entry_bootstrap_from_stacked_matrices() -> None:
     low, high = entry["ci95"]
     assert low < 0.5 < high
     z_low, z_high = entry["z_ci95"]
-    assert z_low < 3.0 < z_high
+    assert z_low < ONE_Z < z_high
 
 
 def test_line_entry_writes_non_finite_z_as_null() -> None:

@@ -11,6 +11,9 @@ import pytest
 from forensics.case import Parameters
 from forensics.errors import InputError
 from forensics.validation import (
+    PANEL_DRAWS,
+    PANEL_MARK,
+    PANEL_SIZES,
     SAMPLE_DRAWS,
     SAMPLE_SIZES,
     Benchmark,
@@ -23,6 +26,7 @@ from forensics.validation import (
     formatting_matrices,
     held_out,
     is_sample,
+    is_subpanel,
     lineage_of,
     load_benchmark,
     load_labels,
@@ -31,8 +35,11 @@ from forensics.validation import (
     score_case,
     score_fused_lines,
     size_group,
+    subpanel_size,
+    subpanels,
     summarise_scheme,
     teacher_matches,
+    tested_only,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -313,13 +320,16 @@ def test_a_benchmark_too_small_for_a_size_is_not_sampled_at_it() -> None:
     assert list(_bench(2 * min(SAMPLE_SIZES) - 1).prompt_sets()) == ["all"]
 
 
-def test_samples_are_tested_but_never_fitted_on() -> None:
-    """Sample pairs get held-out LRs like every pair, but shifting them moves no calibration, and the
-    scheme's pooled figures leave them out (they re-use the all-prompts set's answers)."""
-    sets = ("all", "s1", "s2", "sample-150-1", "sample-150-2")
+def test_samples_and_subpanels_are_tested_but_never_fitted_on() -> None:
+    """Sample and sub-panel pairs get held-out LRs like every pair, but shifting them moves no calibration,
+    and the scheme's pooled figures leave them out (they re-use the all-prompts set's answers); sub-panel
+    cases are reported per panel size, apart from the case sizes."""
+    subs = ("all~panel-2-1", "all~panel-2-2", "sample-150-1~panel-3-1")
+    sets = ("all", "s1", "s2", "sample-150-1", "sample-150-2", *subs)
     base = synthetic_tables(sets)
+    base.teacher["n_panel"] = [subpanel_size(s) if is_subpanel(s) else 5 for s in base.teacher["set"]]
     pairs = base.teacher.copy()
-    pairs.loc[pairs["set"].map(is_sample), "score"] += 5.0
+    pairs.loc[pairs["set"].map(lambda s: is_sample(s) or is_subpanel(s)), "score"] += 5.0
     families = family_table(pairs)
     shifted = LevelTables(pairs, families, comparison_table(families))
     everything = lambda f: pd.Series(True, index=f.index)  # noqa: E731
@@ -334,8 +344,27 @@ def test_samples_are_tested_but_never_fitted_on() -> None:
     sample = summary["per_prompt_set"]["sample-150"]
     assert sample["n_draws"] == 2 and sample["n_cases"] == 2 * 7 and summary["per_prompt_set"]["s1"]["n_draws"] == 1
     assert set(summary["per_prompt_set"]) == {"all", "s1", "s2", "sample-150"}
-    crossed, _ = held_out(shifted, "cross_source", (-0.3, 0.3))
+    panels = summary["per_panel_size"]
+    assert set(panels) == {"2", "3"} and panels["2"]["n_cases"] == 2 * 7 and panels["3"]["n_cases"] == 7
+    assert panels["2"]["prompt_sets"] == ["all"] and panels["3"]["prompt_sets"] == ["sample-150"]
+    assert panels["2"]["n_panel"] == 2 and panels["2"]["full_panels"] == [5, 5]
+    crossed, crossed_cases = held_out(shifted, "cross_source", (-0.3, 0.3))
     assert set(crossed.teacher["set"]) == {"s1", "s2"}
+    assert summarise_scheme(crossed, crossed_cases)["per_panel_size"] == {}
+
+
+def test_subpanels_are_seeded_distinct_subsets_smaller_than_the_panel() -> None:
+    panel = ["r1", "r2", "r3", "r4", "r5"]
+    drawn = subpanels(panel, 7)
+    assert drawn == subpanels(panel, 7) and drawn != subpanels(panel, 8)
+    for size in PANEL_SIZES:
+        of_size = [members for suffix, members in drawn if suffix.startswith(f"{PANEL_MARK}{size}-")]
+        assert len(of_size) == PANEL_DRAWS and len({tuple(m) for m in of_size}) == PANEL_DRAWS
+        assert all(len(m) == size and set(m) <= set(panel) for m in of_size)
+    assert [s for s, _ in drawn if s.startswith(f"{PANEL_MARK}2-")] == [f"{PANEL_MARK}2-{d}" for d in range(1, 5)]
+    assert subpanels(["r1", "r2"], 0) == []  # nothing smaller than a 2-model panel is validated
+    assert [m for _, m in subpanels(["r1", "r2", "r3"], 0)] == [["r1", "r2"], ["r1", "r3"], ["r2", "r3"]]
+    assert prompt_sources(["all", "s1", "all~panel-2-1", "sample-150-1"]) == ["s1"]
 
 
 def test_a_multi_word_model_name_is_matched_by_its_documented_label(tmp_path: Path) -> None:
@@ -360,8 +389,13 @@ def test_the_committed_validation_is_complete_and_consistent() -> None:
 
     result = read_validation(VALIDATION_DIR)
     summary, cases, pairs = result["summary"], result["cases"], result["pairs"]
-    cases = cases[~cases["set"].map(is_sample)]  # the pooled figures leave the random samples out
-    pairs = pairs[~pairs["set"].map(is_sample)]
+    lolo_cases = cases[cases["scheme"] == "lolo"]
+    for size, entry in summary["schemes"]["lolo"]["per_panel_size"].items():
+        subs = lolo_cases[lolo_cases["set"].map(lambda s, n=int(size): is_subpanel(s) and subpanel_size(s) == n)]
+        assert entry["n_cases"] == len(subs) > 0 and entry["false_attributions_controls"] == int(
+            ((subs["role"] == "control") & (subs["attributed_family"] != "none")).sum())
+    # the pooled figures leave the random samples and the sub-panels out
+    cases, pairs = cases[~tested_only(cases)], pairs[~tested_only(pairs)]
     for scheme, sch in summary["schemes"].items():
         mine = cases[cases["scheme"] == scheme]
         students = mine[mine["role"] == "student"]
@@ -457,9 +491,17 @@ def test_the_pair_table_has_a_row_per_set_suspect_and_teacher(demo_bench: Benchm
     and the reported lines (markers, stylometric families) on the all-prompts set."""
     pairs = pair_table(demo_bench, Parameters())
     sets = demo_bench.prompt_sets()
-    suspects = {c.suspect for c in benchmark_cases(demo_bench, np.arange(len(demo_bench.prompt_keys)))}
-    assert len(pairs) == len(sets) * len(suspects) * 3
-    assert set(pairs["set"]) == set(sets)
+    cases = benchmark_cases(demo_bench, np.arange(len(demo_bench.prompt_keys)))
+    sub = pairs["set"].map(is_subpanel)
+    assert (~sub).sum() == len(sets) * len(cases) * 3
+    assert set(pairs.loc[~sub, "set"]) == set(sets)
+    # sub-panels: on the all-prompts set (and samples), each of each case's seeded sub-panels, smaller than
+    # its full panel, scored like it (tested only, never fitted on)
+    assert sub.any() and set(pairs.loc[sub, "set"].str.split(PANEL_MARK).str[0]) == {"all"}
+    for corpus in cases:
+        rows = pairs[sub & (pairs["suspect"] == corpus.suspect)]
+        assert set(rows["n_panel"]) <= {n for n in PANEL_SIZES if n < len(corpus.references)}
+        assert len(rows) == 3 * len(subpanels(list(corpus.references), 0))
     assert pairs["score"].notna().all()
     assert (pairs["score"] == pairs[["z_embedding", "z_stylometry"]].min(axis=1)).all()
     full = pairs[pairs["set"] == "all"]
