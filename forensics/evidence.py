@@ -8,6 +8,7 @@ the artifacts on each run; nothing is typed by hand.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from forensics.custody import environment, utc_now
 from forensics.errors import ForensicsError
 from forensics.lr_words import lr_value
 from forensics.results import SCHEMA, Findings, LineScores
-from forensics.scoring import line_entry, percentile_interval, rounded
+from forensics.scoring import MIN_PANEL, line_entry, percentile_interval, rounded
 from forensics.semantic import ARTIFACT, FULL_STATISTIC, SemanticMatrices, read_matrices
 
 if TYPE_CHECKING:
@@ -218,6 +219,62 @@ def comparison(cal: Calibration) -> Callable[[float, float], float]:
     return compare
 
 
+def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any], suspect: str,
+                            teachers: Sequence[str], references: Sequence[str], groups: Mapping[str, Sequence[str]],
+                            cal: CalibrationSet, band: Sequence[float]) -> list[tuple[str, dict[str, Any]]]:
+    """(left-out reference, conclusion) for each reference: the case decided again without it.
+
+    A finding that one reference model decides is only as sound as that reference's independence (two
+    versions of one model in a panel make it look more uniform than independent models are), so the
+    report says whether the conclusion survives leaving out any one of them. Only the fused lines are
+    re-scored (full data, no replicates): the conclusion rests on nothing else. Empty when the panel
+    would fall below :data:`forensics.scoring.MIN_PANEL`.
+    """
+    if len(references) <= MIN_PANEL:
+        return []
+    fused_families = {f: {"sim": v["sim"]} for f, v in stylo["families"].items() if f in weighing.STYLO_FAMILIES}
+    out = []
+    for left in references:
+        kept = [r for r in references if r != left]
+        reduced = dataclasses.replace(semantic, references=tuple(kept), full_answers=None,
+                                      openings_boot=np.empty((0, *np.shape(semantic.openings))))
+        lines = {"embedding": weighing.embedding_lines(reduced),
+                 "stylometry": weighing.stylometry_lines({"sources": stylo["sources"], "families": fused_families},
+                                                         suspect, teachers, kept)}
+        fused = weighing.fuse({name: {t: line[t]["z"] for t in teachers} for name, line in lines.items()},
+                              teachers)
+        out.append((left, conclude(suspect, fused, groups, cal, band)[2]))
+    return out
+
+
+def robustness_sentence(conclusion: Mapping[str, Any], left_out: Sequence[tuple[str, Mapping[str, Any]]]) -> str | None:
+    """Whether the conclusion survives leaving out each reference in turn (None without the check)."""
+    if not left_out:
+        return None
+
+    def key(c: Mapping[str, Any]) -> tuple[Any, ...]:
+        return c["outcome"], c.get("attributed_family"), c.get("attributed_teacher")
+
+    changed = [(r, c) for r, c in left_out if key(c) != key(conclusion)]
+    if not changed:
+        return (f"Decided again with each of the {len(left_out)} references left out in turn, the conclusion is "
+                f"the same: no single reference model decides it.")
+    parts = "; ".join(f"without {r}, {_outcome_words(c)}" for r, c in changed)
+    return (f"Decided again with each of the {len(left_out)} references left out in turn, the conclusion changes "
+            f"in {len(changed)} of {len(left_out)} ({parts}): it rests on the panel's size and make-up (a "
+            f"smaller panel is read more cautiously, and a reference that is not independent of the teachers "
+            f"or of the other references moves it), and more independent references would make it firmer.")
+
+
+def _outcome_words(conclusion: Mapping[str, Any]) -> str:
+    outcome = conclusion["outcome"]
+    if outcome == "attributed":
+        return f"attributed to {conclusion['attributed_teacher']}"
+    if outcome == "family attributed":
+        return f"attributed to the {conclusion['attributed_family']} family"
+    return outcome
+
+
 # ----------------------------------------------------------------------------------------- conclusion
 
 def statement(suspect: str, teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
@@ -306,8 +363,9 @@ def identity_leaks(markers: Mapping[str, Any], sources: Sequence[str]) -> list[d
 # ----------------------------------------------------------------------------------------- limitations
 
 def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], teachers: Sequence[Mapping[str, Any]],
-                families: Sequence[Mapping[str, Any]], cal: CalibrationSet) -> list[str]:
-    """Limitations and alternative explanations that apply to *this* case, generated from its facts."""
+                families: Sequence[Mapping[str, Any]], cal: CalibrationSet, robustness: str | None = None) -> list[str]:
+    """Limitations and alternative explanations that apply to *this* case, generated from its facts
+    (``robustness``: :func:`robustness_sentence`, placed with the panel's own limitations)."""
     out = []
     refs = corpus.references
     n = len(corpus.prompt_keys)
@@ -317,6 +375,8 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
     elif len(refs) < 5:
         out.append(f"The reference panel has only {len(refs)} models; the spread of independent models is "
                    f"estimated from few of them, so panel-relative scores are uncertain.")
+    if robustness:
+        out.append(robustness)
     if n < 300:
         out.append(f"Only {n} prompts were analysed; stylometric profiles are more reliable with more text "
                    f"(thousands of words per model).")
@@ -443,6 +503,8 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
     groups = weighing.family_groups(corpus.teachers, {s.name: s.family for s in case.teachers})
     family_of = {m: f for f, members in groups.items() for m in members}
     verdicts, families, conclusion = conclude(corpus.suspect, scored.fused, groups, cal, band)
+    left_out = leave_one_reference_out(art["semantic"], art["stylometry"], corpus.suspect, corpus.teachers, refs,
+                                       groups, cal, band)
     verdict_of = {v["name"]: v for v in verdicts}
     clustered = score_clusters(clusters, corpus.teachers, refs)
     teachers = [teacher_entry(verdict_of[t], family_of[t], scored, art["semantic"], art["markers"], clusters,
@@ -470,7 +532,8 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
         "identity_leaks": identity_leaks(art["markers"], [corpus.suspect]),
         "identity_counts": art["markers"].get("identity", {}).get("sources", {}),
         "canaries": art["markers"].get("canaries"),
-        "limitations": limitations(case, corpus, art["coverage"], teachers, families, cal),
+        "limitations": limitations(case, corpus, art["coverage"], teachers, families, cal,
+                                   robustness_sentence(conclusion, left_out)),
         "validation": {**calibration_record(cal_path), **cal.metrics.get("summary", {}),
                        "cross_source": cal.metrics.get("cross_source")},
         "inputs": [{**{k: i.get(k) for k in ("name", "role", "path", "sha256")},

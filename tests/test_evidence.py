@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 from typing import Any
@@ -532,3 +533,56 @@ def test_two_near_twin_references_no_longer_make_a_huge_z() -> None:
     raw = (affinities(sim, sources, "T1", panel, ["S"])[0] - refs["T1"].mean()) / sd
     z = panel_relative(sim, sources, "S", teachers, panel)["T1"]["z"]
     assert raw > 100 and float(z) == pytest.approx(_read(raw, 2)) and float(z) < 3.5
+
+
+def _loo_case(suspect_lean: float, close_reference: float) -> tuple[Any, ...]:
+    """Two candidates, four references; the suspect and reference R4 lean towards T1 by the given amounts
+    (similarities of 0.60 elsewhere), on both fused lines."""
+    from forensics.semantic import SemanticMatrices
+
+    sources = ["S", "T1", "T2", "R1", "R2", "R3", "R4"]
+    sim = np.full((7, 7), 0.60)
+
+    def put(a: str, b: str, value: float) -> None:
+        i, j = sources.index(a), sources.index(b)
+        sim[i, j] = sim[j, i] = value
+
+    put("S", "T1", suspect_lean)
+    put("R4", "T1", close_reference)
+    for i, r in enumerate(["R1", "R2", "R3", "R4"]):
+        put(r, "T2", 0.60 + 0.01 * i)
+    put("R1", "T1", 0.61), put("R2", "T1", 0.59), put("R3", "T1", 0.605)
+    np.fill_diagonal(sim, 1.0)
+    refs = ["R1", "R2", "R3", "R4"]
+    semantic = SemanticMatrices(sources=tuple(sources), suspect="S", teachers=("T1", "T2"), references=tuple(refs),
+                                openings=sim, openings_boot=np.empty((0, 7, 7)))
+    stylo = {"sources": sources, "families": {"formatting": {"sim": sim}}}
+    return semantic, stylo, refs
+
+
+@pytest.mark.parametrize(("lean", "close", "outcome", "changed"), [
+    (0.80, 0.80, "attributed", []),  # a clear lead survives leaving out any reference
+    (0.645, 0.70, "attributed", ["without R1, no teacher supported", "without R2, no teacher supported",
+                                 "without R3, no teacher supported"]),  # a borderline one, read with one fewer
+    (0.63, 0.68, "no teacher supported", ["without R4, attributed to T1"]),  # R4 leans like the suspect
+])
+def test_leaving_out_each_reference_decides_the_case_again(lean: float, close: float, outcome: str,
+                                                           changed: list[str]) -> None:
+    """The sentence names every reference whose absence changes the conclusion, and only those."""
+    semantic, stylo, refs = _loo_case(lean, close)
+    band, groups = (-math.log10(2), math.log10(2)), {"T1": ["T1"], "T2": ["T2"]}
+    markers = {"teachers": {t: {"suspect": 0.0, "references": {r: 0.0 for r in refs}} for t in ("T1", "T2")}}
+    scored = evidence.score_lines(semantic, stylo, markers, "S", ["T1", "T2"], refs)
+    conclusion = evidence.conclude("S", scored.fused, groups, CAL, band)[2]
+    assert conclusion["outcome"] == outcome
+    left_out = evidence.leave_one_reference_out(semantic, stylo, "S", ["T1", "T2"], refs, groups, CAL, band)
+    assert [r for r, _ in left_out] == refs
+    text = evidence.robustness_sentence(conclusion, left_out)
+    assert text is not None and "each of the 4 references left out in turn" in text
+    if changed:
+        assert f"changes in {len(changed)} of 4 ({'; '.join(changed)})" in text
+    else:
+        assert "the conclusion is the same" in text
+    assert evidence.robustness_sentence(conclusion, []) is None
+    two = dataclasses.replace(semantic, references=("R1", "R2"))
+    assert evidence.leave_one_reference_out(two, stylo, "S", ["T1", "T2"], ["R1", "R2"], groups, CAL, band) == []
