@@ -123,7 +123,7 @@ def subpanel_size(prompt_set: str) -> int:
     return int(prompt_set.split(PANEL_MARK, 1)[1].split("-", 1)[0])
 
 
-def tested_only(frame: pd.DataFrame) -> pd.Series:
+def never_fitted(frame: pd.DataFrame) -> pd.Series:
     """Which rows of a pair or case table are only tested, never fitted on: random samples and sub-panels."""
     return frame["set"].map(lambda s: is_sample(s) or is_subpanel(s)).astype(bool)
 
@@ -450,7 +450,7 @@ def fit_levels(tables: LevelTables, keep: Callable[[pd.DataFrame], pd.Series]) -
     are tested, never fitted on); ELUB bounds from one prompt set's worth."""
     out = {}
     for level, (frame, column) in tables.tables().items():
-        train = frame[keep(frame) & ~tested_only(frame)]
+        train = frame[keep(frame) & ~never_fitted(frame)]
         sets = [(g[column].to_numpy(), g["hp"].to_numpy()) for _, g in train.groupby("set", sort=True)]
         out[level] = Calibration.fit(train[column].to_numpy(), train["hp"].to_numpy(), bound_sets=sets)
     return out
@@ -594,7 +594,7 @@ def summarise_scheme(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]
     (``n_draws`` says how many; 1 for the other sets), then per sub-panel size over every prompt set
     scored with sub-panels (``per_panel_size``; empty where the scheme tests none)."""
     def pooled(frame: pd.DataFrame) -> pd.DataFrame:  # samples re-use the pooled sets' answers: apart
-        return frame[~tested_only(frame)]
+        return frame[~never_fitted(frame)]
 
     out: dict[str, Any] = {"levels": {level: level_metrics(pooled(frame), column)
                                       for level, (frame, column) in tables.tables().items()},

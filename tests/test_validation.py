@@ -30,6 +30,7 @@ from forensics.validation import (
     lineage_of,
     load_benchmark,
     load_labels,
+    never_fitted,
     pair_table,
     prompt_sources,
     score_case,
@@ -39,7 +40,6 @@ from forensics.validation import (
     subpanels,
     summarise_scheme,
     teacher_matches,
-    tested_only,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -395,7 +395,7 @@ def test_the_committed_validation_is_complete_and_consistent() -> None:
         assert entry["n_cases"] == len(subs) > 0 and entry["false_attributions_controls"] == int(
             ((subs["role"] == "control") & (subs["attributed_family"] != "none")).sum())
     # the pooled figures leave the random samples and the sub-panels out
-    cases, pairs = cases[~tested_only(cases)], pairs[~tested_only(pairs)]
+    cases, pairs = cases[~never_fitted(cases)], pairs[~never_fitted(pairs)]
     for scheme, sch in summary["schemes"].items():
         mine = cases[cases["scheme"] == scheme]
         students = mine[mine["role"] == "student"]
