@@ -593,7 +593,7 @@ def summarise_scheme(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]
     prompt set (case size; full panels), the draws of one sample size together under ``sample-<size>``
     (``n_draws`` says how many; 1 for the other sets), then per sub-panel size over every prompt set
     scored with sub-panels (``per_panel_size``; empty where the scheme tests none)."""
-    def pooled(frame: pd.DataFrame) -> pd.DataFrame:  # samples re-use the pooled sets' answers: apart
+    def pooled(frame: pd.DataFrame) -> pd.DataFrame:  # samples and sub-panels re-use these answers: apart
         return frame[~never_fitted(frame)]
 
     out: dict[str, Any] = {"levels": {level: level_metrics(pooled(frame), column)
