@@ -310,6 +310,26 @@ def test_a_size_sentence_needs_the_size_and_sound_figures() -> None:
     assert "13 of 16 students to a documented family, and 0 of 5" in report.size_sentence(older, 700)
 
 
+PANELS = {"3": {"n_panel": 3, "n_students": 448, "students_family_attributed_correctly": 183,
+                "students_misattributed_family": 15, "n_controls": 140, "false_attributions_controls": 15},
+          "2": {"n_panel": 2, "n_students": 448, "students_family_attributed_correctly": 95,
+                "students_misattributed_family": 5, "n_controls": 140, "false_attributions_controls": 9}}
+
+
+def test_the_validation_table_shows_the_outcomes_with_small_panels() -> None:
+    rows = report.validation_rows({"per_panel_size": PANELS})
+    got = [(r["label"].split(":")[0], r["lolo"]) for r in rows]
+    prefix = "with panels of {} references (drawn from the full panels; all prompts and samples)"
+    assert got == [(prefix.format(2), "95 of 448"), (prefix.format(2), "5 of 448"), (prefix.format(2), "9 of 140"),
+                   (prefix.format(3), "183 of 448"), (prefix.format(3), "15 of 448"),
+                   (prefix.format(3), "15 of 140")]
+    assert rows[2]["label"].endswith("human-data controls attributed a teacher or family")
+    hostile = {"per_panel_size": {"x": {**PANELS["2"], "n_controls": "<script>"}, "y": "nonsense",
+                                  "z": {"n_panel": "two"}}}
+    assert [r["lolo"] for r in report.validation_rows(hostile)] == ["95 of 448", "5 of 448"]
+    assert report.validation_rows({}) == []
+
+
 def test_figures_are_embedded_and_missing_ones_noted(sample: SimpleNamespace) -> None:
     sources = [attrs.get("src") or "" for tag, attrs in parse(sample.html).tags if tag == "img"]
     assert len(sources) == 6  # five PNG slots and the leftover SVG

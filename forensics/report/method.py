@@ -127,6 +127,24 @@ def size_sentence(validation: Mapping[str, Any], n_prompts: Any) -> str:
             f"any teacher or family.")
 
 
+def panel_rows(validation: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The case outcomes with small panels (the validation's sub-panels of 2 and 3 references), one row per
+    panel size and outcome: how much less the method can say, and how much more often it errs, with few
+    references. Entries that are not well-formed are left out."""
+    rows = []
+    entries = [mapping_of(v) for v in mapping_of(validation.get("per_panel_size")).values()]
+    for entry in sorted((e for e in entries if as_number(e.get("n_panel")) is not None),
+                        key=lambda e: as_number(e["n_panel"])):
+        for key, label, total in CASE_METRICS:
+            if key in ("students_attributed_correctly", "controls_with_a_supported_teacher_or_family"):
+                continue  # the panel table keeps to family attributions, right and wrong
+            if all(is_scalar(entry.get(k)) and as_number(entry.get(k)) is not None for k in (key, total)):
+                rows.append({"label": f"with panels of {fmt(entry['n_panel'])} references (drawn from the full "
+                                      f"panels; all prompts and samples): {label}",
+                             "lolo": f"{fmt(entry[key])} of {fmt(entry[total])}", "cross": "—"})
+    return rows
+
+
 def validation_rows(validation: Mapping[str, Any]) -> list[dict[str, str]]:
     """The validated error rates, one row per measure: leave one lineage out, and each prompt source held out.
 
@@ -149,6 +167,7 @@ def validation_rows(validation: Mapping[str, Any]) -> list[dict[str, str]]:
                   for m in (mine, other)]
         if values != ["—", "—"]:
             rows.append({"label": label, "lolo": values[0], "cross": values[1]})
+    rows += panel_rows(validation)
     for name, level in sorted(mapping_of(validation.get("levels")).items()):
         level = mapping_of(level)
         if is_scalar(level.get("lower")) and is_scalar(level.get("upper")):
