@@ -238,12 +238,11 @@ def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any]
         kept = [r for r in references if r != left]
         reduced = dataclasses.replace(semantic, references=tuple(kept), full_answers=None,
                                       openings_boot=np.empty((0, *np.shape(semantic.openings))))
-        lines = {"embedding": weighing.embedding_lines(reduced),
-                 "stylometry": weighing.stylometry_lines({"sources": stylo["sources"], "families": fused_families},
-                                                         suspect, teachers, kept)}
-        fused = weighing.fuse({name: {t: line[t]["z"] for t in teachers} for name, line in lines.items()},
-                              teachers)
-        out.append((left, conclude(suspect, fused, groups, cal, band)[2]))
+        scored = assemble({"embedding": weighing.embedding_lines(reduced),
+                           "stylometry": weighing.stylometry_lines({"sources": stylo["sources"],
+                                                                    "families": fused_families},
+                                                                   suspect, teachers, kept)}, teachers)
+        out.append((left, conclude(suspect, scored.fused, groups, cal, band)[2]))
     return out
 
 

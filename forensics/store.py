@@ -266,11 +266,11 @@ class VectorStore:
         told "database is locked" at once), and a store that gives up only costs speed, so it should not
         give up on a neighbour's transaction.
         """
-        items = list(items)
+        entries = [(h, encode_entry(self.scheme, fingerprint, h, v)) for h, v in items]  # once, not per try
         deadline, pause = time.monotonic() + _BUSY_TIMEOUT_S, 0.05
         while True:
             try:
-                self._write(fingerprint, items)
+                self._write(fingerprint, entries)
                 return
             except (OSError, sqlite3.Error) as exc:
                 busy = isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
@@ -283,11 +283,11 @@ class VectorStore:
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
-    def _write(self, fingerprint: str, items: list[tuple[str, np.ndarray]]) -> None:
-        ns, conn = self._namespace(fingerprint), self._connect()
-        rows = [(ns, h, encode_entry(self.scheme, fingerprint, h, v)) for h, v in items]
-        if not rows:
+    def _write(self, fingerprint: str, entries: list[tuple[str, bytes]]) -> None:
+        if not entries:
             return
+        ns, conn = self._namespace(fingerprint), self._connect()
+        rows = [(ns, h, entry) for h, entry in entries]
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany("INSERT OR REPLACE INTO vectors (ns, text_hash, entry) VALUES (?, ?, ?)", rows)

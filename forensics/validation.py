@@ -603,8 +603,8 @@ def summarise_scheme(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]
     for name, group in cases[~sub].groupby(cases.loc[~sub, "set"].map(size_group), sort=True):
         out["per_prompt_set"][name] = {"n_prompts": int(group["n_prompts"].iloc[0]),
                                        "n_draws": group["set"].nunique(), **_group_metrics(tables, group)}
+    full_sizes = tables.teacher.loc[~tables.teacher["set"].map(is_subpanel), "n_panel"] if sub.any() else None
     for size, group in cases[sub].groupby(cases.loc[sub, "set"].map(subpanel_size), sort=True):
-        full_sizes = tables.teacher.loc[~tables.teacher["set"].map(is_subpanel), "n_panel"]
         out["per_panel_size"][str(size)] = {
             "n_panel": int(size), "full_panels": [int(full_sizes.min()), int(full_sizes.max())],
             "prompt_sets": sorted({size_group(s.split(PANEL_MARK)[0]) for s in group["set"]}),

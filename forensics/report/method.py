@@ -30,6 +30,10 @@ CASE_METRICS = (
     ("controls_with_a_supported_teacher_or_family", "human-data controls with any supported candidate",
      "n_controls"),
 )
+#: The case outcomes shown per small panel size: family attributions, right and wrong.
+PANEL_METRICS = tuple(m for m in CASE_METRICS if m[0] in ("students_family_attributed_correctly",
+                                                         "students_misattributed_family",
+                                                         "false_attributions_controls"))
 LEVEL_NAMES = {"family": "family (trained on some model of the family)", "teacher": "teacher",
                "comparison": "candidate against candidate"}
 
@@ -135,9 +139,7 @@ def panel_rows(validation: Mapping[str, Any]) -> list[dict[str, str]]:
     entries = [mapping_of(v) for v in mapping_of(validation.get("per_panel_size")).values()]
     for entry in sorted((e for e in entries if as_number(e.get("n_panel")) is not None),
                         key=lambda e: as_number(e["n_panel"])):
-        for key, label, total in CASE_METRICS:
-            if key in ("students_attributed_correctly", "controls_with_a_supported_teacher_or_family"):
-                continue  # the panel table keeps to family attributions, right and wrong
+        for key, label, total in PANEL_METRICS:
             if all(is_scalar(entry.get(k)) and as_number(entry.get(k)) is not None for k in (key, total)):
                 rows.append({"label": f"with panels of {fmt(entry['n_panel'])} references (drawn from the full "
                                       f"panels; all prompts and samples): {label}",
