@@ -9,7 +9,7 @@ subprocess, so that each stage's peak is its own and not the high-water mark of 
 - ``join``: ``load_case`` + ``join_case(case).corpus()`` (what ``forensics run`` does before anything);
 - ``step00``: step 00_case's ``run_step`` (join again, write ``exchanges.parquet`` + coverage);
 - ``load_corpus``: what every later notebook does first (read the artifact back, pivot to the corpus);
-- ``stylometry``: ``stylometric_features`` + ``stylometric_similarities`` with a small bootstrap;
+- ``stylometry``: ``stylometric_features`` (pooled under a small bootstrap) + ``stylometric_similarities``;
 - ``markers``: ``marker_rates`` (phrase table + Fightin' Words) with the same bootstrap;
 - ``embed_chunk``: what ``Embedder.embed`` does with *all* texts before its first forward pass
   (tokenize every text, cut the windows): the part of embedding whose memory grows with the case;
@@ -295,7 +295,7 @@ def stage_stylometry(folder: Path, args: argparse.Namespace) -> Callable[[], int
     boot = boot_indices(len(corpus), args.bootstrap)
 
     def work() -> int:
-        features = stylometric_features(corpus)
+        features = stylometric_features(corpus, None, boot)
         stylometric_similarities(corpus, boot, features=features)
         return len(corpus) * len(corpus.sources)
 

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tempfile
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,7 +46,8 @@ from scipy import sparse
 from forensics.errors import CaseFileError
 from forensics.exchanges import CorpusLike
 from forensics.scoring import all_weights, jsonable, percentile_interval
-from forensics.stylometry import encode_texts, is_word, ngram_occurrences, params_from, tokenize
+from forensics.stylometry import is_word, ngram_occurrences, params_from, tokenize
+from forensics.stylometry.words import TokenSpill, merge_counts
 
 if TYPE_CHECKING:
     from forensics.case import Case
@@ -118,10 +121,11 @@ def _phrase_tokens(text: str) -> list[str]:
 class PhraseTable:
     """Per-response phrase presence, every source on the same columns.
 
-    ``hits[s]``: binary CSR (n x P): phrase present in the response and absent from its prompt.
+    ``hits[s]``: binary CSR (n x P, int8): phrase present in the response and absent from its prompt.
     ``names``: the P phrases (kept: those in at least ``min_teacher_df`` responses of some teacher);
     ``order``: words per phrase; ``totals[s]``: phrase-response incidences over *all* phrases (before the
-    vocabulary was cut), the "n" of the log-odds; ``words[s]``: words per response.
+    vocabulary was cut), the "n" of the log-odds; ``words[s]``: words per response; ``dfs[s]``: each
+    phrase's document frequency (column sums of ``hits[s]``).
     """
 
     sources: list[str]
@@ -131,113 +135,223 @@ class PhraseTable:
     totals: dict[str, float]
     words: dict[str, np.ndarray]
     n_prompts: int
+    dfs: dict[str, np.ndarray]
 
     def df(self, source: str) -> np.ndarray:
         """Document frequency per phrase: how many of the source's responses contain it."""
-        return np.asarray(self.hits[source].sum(axis=0)).ravel()
+        return self.dfs[source]
+
+    def hit_counts(self, source: str, cols: np.ndarray) -> np.ndarray:
+        """Per response: how many of the phrases ``cols`` it contains (each once)."""
+        chosen = np.zeros(len(self.names))
+        chosen[cols] = 1.0
+        return np.asarray(self.hits[source] @ chosen).ravel()
+
+
+#: The spill's key for the prompts (source names are strings).
+_PROMPTS = ("prompts",)
 
 
 def phrase_table(corpus: CorpusLike, params: Any = None) -> PhraseTable:
-    """Extract phrases of every response and prompt once (exact, vectorised n-grams)."""
+    """Extract the phrases of every response and prompt (exact, vectorised n-grams), a slice at a time.
+
+    Tokens are spilled once to a temporary folder (``TMPDIR``; :class:`TokenSpill`). The phrases a teacher
+    could have as markers (in ``min_teacher_df`` of its responses) are found first, an order at a time,
+    among n-grams whose first words already are frequent in that teacher (:class:`PhraseIndex`); then each
+    source is read once for their presence, its phrase totals and its words. Memory grows with the
+    candidate phrases and the presence of the kept ones, not with the text.
+    """
     p = params_from(MarkerParams, params)
     sources = list(corpus.sources)
     n = len(corpus.prompt_keys)
-    n_src = len(sources)
-    texts = [t for s in sources for t in corpus.responses[s]] + list(corpus.prompts)
-    tok, doc, vocab = encode_texts(texts, _phrase_tokens)
-    word_of = np.array([is_word(v) for v in vocab], dtype=bool)
-    is_w = word_of[tok] if len(tok) else np.zeros(0, dtype=bool)
-    # a new segment at every punctuation/line-break token and at every document start
-    starts_doc = np.ones(len(tok), dtype=bool)
-    starts_doc[1:] = doc[1:] != doc[:-1]
-    seg = np.cumsum(~is_w | starts_doc)
-    w_tok, w_doc, w_seg = tok[is_w], doc[is_w], seg[is_w]
-    del tok, doc, seg, is_w, starts_doc
-    n_docs = n * (n_src + 1)
-    words_all = np.bincount(w_doc, minlength=n_docs)
-    teacher_rows = [np.arange(sources.index(t) * n, (sources.index(t) + 1) * n) for t in corpus.teachers]
+    with tempfile.TemporaryDirectory(prefix="forensics-phrases-") as folder:
+        spill = TokenSpill(Path(folder), _phrase_tokens)
+        spill.add(_PROMPTS, corpus.prompts)
+        for s in sources:
+            spill.add(s, corpus.responses[s])
+        vocab = spill.tokens()
+        word_of = np.array([is_word(v) for v in vocab], dtype=bool)
+        index = _teacher_phrases(spill, list(corpus.teachers), word_of, p)
+        hits, totals, words = {}, {}, {}
+        for s in sources:
+            hits[s], totals[s], words[s] = _source_phrases(spill, s, n, word_of, index, p)
+    return PhraseTable(sources=sources, names=index.names(vocab), order=index.column_orders(), hits=hits,
+                       totals=totals, words=words, n_prompts=n,
+                       dfs={s: np.bincount(hits[s].indices, minlength=index.n_columns).astype(np.float64)
+                            for s in sources})
 
-    kept_blocks: list[sparse.csr_matrix] = []
-    names: list[str] = []
-    orders: list[int] = []
-    n_resp = n_src * n
-    totals = np.zeros(n_resp)
-    wanted = set(p.orders)
-    for order, starts, ids, first in ngram_occurrences(w_tok, w_seg, max(p.orders)):
-        if order not in wanted:
+
+def _word_streams(spill: TokenSpill, source: str,
+                  word_of: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per slice ``(first, end, words, document, segment)``: the slice's responses (documents 0..h-1) then
+    their prompts (h..2h-1), word tokens only; a new segment at every punctuation or line-break token and
+    every document start, so that no phrase spans them."""
+    for (lo, hi, tok, doc), (_, _, p_tok, p_doc) in zip(spill.read(source), spill.read(_PROMPTS), strict=True):
+        tok = np.concatenate([tok, p_tok])
+        doc = np.concatenate([doc, p_doc + (hi - lo)])
+        is_w = word_of[tok]
+        starts_doc = np.ones(len(tok), dtype=bool)
+        starts_doc[1:] = doc[1:] != doc[:-1]
+        seg = np.cumsum(~is_w | starts_doc)
+        yield lo, hi, tok[is_w], doc[is_w], seg[is_w]
+
+
+def _lookup(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Position of each key in the sorted ``table``, -1 where absent."""
+    if not len(table):
+        return np.full(len(keys), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+    return np.where(table[at] == keys, at, -1)
+
+
+class PhraseIndex:
+    """Case-wide identities of the phrases some teacher uses often, found an order at a time.
+
+    ``frequent[k-1]``: sorted keys of the k-grams in at least ``min_teacher_df`` responses of some teacher
+    (prompts not excluded; order 1's key is the token id); order k's key is ``id(first k-1 words in
+    frequent[k-2]) * F + id(last word in frequent[0])``, F = len(frequent[0]). A phrase in ``min_teacher_df``
+    of a teacher's responses has its first k-1 words and its last word there too, so only such n-grams are
+    ever candidates (and keys stay below occurrences x words). ``kept[k]``: the sorted keys of the marker
+    candidates of order k (``min_teacher_df`` responses of some teacher with the phrase absent from the
+    prompt); the table's columns are the kept keys, order by order.
+    """
+
+    def __init__(self, orders: Sequence[int]) -> None:
+        self.orders = tuple(sorted(set(orders)))
+        self.frequent: list[np.ndarray] = []
+        self.kept: dict[int, np.ndarray] = {}
+
+    @property
+    def offsets(self) -> dict[int, int]:
+        out, at = {}, 0
+        for k in self.orders:
+            out[k] = at
+            at += len(self.kept.get(k, ()))
+        return out
+
+    @property
+    def n_columns(self) -> int:
+        return sum(len(self.kept.get(k, ())) for k in self.orders)
+
+    def occurrences(self, tok: np.ndarray, seg: np.ndarray,
+                    max_order: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """``(order, starts, keys)`` per order up to ``max_order``, for the occurrences that can be
+        candidates (first k-1 words and last word frequent); stops after the first order without a table."""
+        yield 1, np.arange(len(tok), dtype=np.int64), tok
+        if not self.frequent:
+            return
+        first = prev = _lookup(self.frequent[0], tok)
+        for order in range(2, max_order + 1):
+            m = len(tok) - order + 1
+            if m <= 0:
+                return
+            ok = (prev[:m] >= 0) & (first[order - 1:] >= 0) & (seg[:m] == seg[order - 1:])
+            starts = np.flatnonzero(ok)
+            keys = prev[starts] * len(self.frequent[0]) + first[starts + order - 1]
+            yield order, starts, keys
+            if len(self.frequent) < order:
+                return
+            prev = np.full(m, -1, dtype=np.int64)
+            prev[starts] = _lookup(self.frequent[order - 1], keys)
+
+    def words_of(self, order: int, keys: np.ndarray) -> np.ndarray:
+        """``(len(keys), order)`` token ids of each n-gram."""
+        if not len(keys):
+            return np.zeros((0, order), dtype=np.int64)
+        if order == 1:
+            return keys[:, None]
+        prefix, last = np.divmod(keys, len(self.frequent[0]))
+        return np.hstack([self.words_of(order - 1, self.frequent[order - 2][prefix]),
+                          self.frequent[0][last][:, None]])
+
+    def names(self, vocab: Sequence[str]) -> list[str]:
+        return [" ".join(vocab[t] for t in row) for k in self.orders
+                for row in self.words_of(k, self.kept.get(k, _EMPTY))]
+
+    def column_orders(self) -> np.ndarray:
+        return np.concatenate([np.full(len(self.kept.get(k, ())), k, dtype=np.int64) for k in self.orders]
+                              + [np.zeros(0, dtype=np.int64)])
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def _teacher_phrases(spill: TokenSpill, teachers: Sequence[str], word_of: np.ndarray,
+                     p: MarkerParams) -> PhraseIndex:
+    """The :class:`PhraseIndex` of the teachers' responses: one pass over them per order."""
+    index = PhraseIndex(p.orders)
+    top = max(p.orders)
+    for order in range(1, top + 1):
+        frequent, kept = [], []
+        for t in teachers:
+            merged = (_EMPTY, np.zeros((0, 2), dtype=np.int64))
+            for part in _slice_counts(spill, t, word_of, index, order):
+                merged = merge_counts([merged, part])
+            frequent.append(merged[0][merged[1][:, 0] >= p.min_teacher_df])
+            kept.append(merged[0][merged[1][:, 1] >= p.min_teacher_df])
+        if order < top:
+            index.frequent.append(np.unique(np.concatenate(frequent)) if frequent else _EMPTY)
+        if order in index.orders:
+            index.kept[order] = np.unique(np.concatenate(kept)) if kept else _EMPTY
+    return index
+def _slice_counts(spill: TokenSpill, teacher: str, word_of: np.ndarray, index: PhraseIndex,
+                  order: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per slice of the teacher's responses: its candidate n-grams of ``order`` (sorted keys) with, per key,
+    the responses containing it and those containing it while their prompt does not."""
+    for lo, hi, tok, doc, seg in _word_streams(spill, teacher, word_of):
+        *_, (got, starts, keys) = index.occurrences(tok, seg, order)
+        if got != order:
             continue
-        r_doc, r_id = _response_presence(w_doc, starts, ids, len(first), n, n_resp)
-        del starts, ids
-        # phrase-response incidences over every phrase (prompt phrases removed): the log-odds' "n"
-        totals += np.bincount(r_doc, minlength=n_resp)
-        if teacher_rows:
-            tdf = np.vstack([np.bincount(r_id[(r_doc >= rows[0]) & (r_doc <= rows[-1])], minlength=len(first))
-                             for rows in teacher_rows])
-            keep = np.flatnonzero(tdf.max(axis=0) >= p.min_teacher_df)
-            del tdf
-        else:
-            keep = np.zeros(0, dtype=np.int64)
-        # the presence matrix of the kept phrases only (columns in id order, as a column selection)
-        col_of = np.full(len(first), -1, dtype=np.int64)
-        col_of[keep] = np.arange(len(keep))
-        cols = col_of[r_id]
-        sel = cols >= 0
-        kept_blocks.append(_binary(r_doc[sel], cols[sel], (n_resp, len(keep))))
-        del r_doc, r_id, cols, sel, col_of
-        names.extend(" ".join(vocab[t] for t in w_tok[q:q + order]) for q in first[keep])
-        orders.extend([order] * len(keep))
-    full = sparse.hstack(kept_blocks, format="csr") if kept_blocks else sparse.csr_matrix((n_src * n, 0))
-    return PhraseTable(
-        sources=sources,
-        names=names,
-        order=np.array(orders, dtype=np.int64),
-        hits={s: full[i * n:(i + 1) * n].tocsr() for i, s in enumerate(sources)},
-        totals={s: float(totals[i * n:(i + 1) * n].sum()) for i, s in enumerate(sources)},
-        words={s: words_all[i * n:(i + 1) * n].astype(np.int64) for i, s in enumerate(sources)},
-        n_prompts=n,
-    )
+        local, ids = np.unique(keys, return_inverse=True)
+        _, r_id, absent = _presence(doc[starts], ids.ravel(), len(local), hi - lo)
+        counts = np.stack([np.bincount(r_id, minlength=len(local)),
+                           np.bincount(r_id[absent], minlength=len(local))], axis=1)
+        seen = counts[:, 0] > 0  # (n-grams only in prompts are nobody's markers)
+        yield local[seen], counts[seen]
 
 
-def _response_presence(doc: np.ndarray, starts: np.ndarray, ids: np.ndarray, n_ids: int, n: int,
-                       n_resp: int) -> tuple[np.ndarray, np.ndarray]:
-    """(response, phrase id) pairs, each once, sorted, of the phrases present in a response and absent
-    from its prompt (documents: ``n_resp`` responses, source-major, then the ``n`` prompts). ``doc`` is
-    the document of each token, ``starts``/``ids`` the occurrences (:func:`ngram_occurrences`)."""
-    keys = doc[starts]  # a copy: (document, id) keys in place, sorted, each once (as np.unique)
-    keys *= n_ids
-    keys += ids
-    keys.sort()
-    if len(keys):
-        first = np.empty(len(keys), dtype=bool)
-        first[0] = True
-        np.not_equal(keys[1:], keys[:-1], out=first[1:])
-        keys = keys[first]
-        del first
-    split = int(np.searchsorted(keys, n_resp * n_ids))
-    prompt_keys = keys[split:].copy()
+def _source_phrases(spill: TokenSpill, source: str, n: int, word_of: np.ndarray, index: PhraseIndex,
+                    p: MarkerParams) -> tuple[sparse.csr_matrix, float, np.ndarray]:
+    """One source's presence of the kept phrases (n x P), its phrase-response incidences over every phrase
+    (prompt phrases removed: the log-odds' "n") and its words per response."""
+    top = max(p.orders)
+    offsets, n_cols = index.offsets, index.n_columns
+    totals = np.zeros(n, dtype=np.int64)
+    words = np.zeros(n, dtype=np.int64)
+    rows, cols = [_EMPTY], [_EMPTY]
+    for lo, hi, tok, doc, seg in _word_streams(spill, source, word_of):
+        h = hi - lo
+        words[lo:hi] = np.bincount(doc[doc < h], minlength=h)
+        for order, starts, ids, first in ngram_occurrences(tok, seg, top):
+            if order in index.orders:
+                r_doc, _, absent = _presence(doc[starts], ids, len(first), h)
+                totals[lo:hi] += np.bincount(r_doc[absent], minlength=h)
+        for order, starts, keys in index.occurrences(tok, seg, top):
+            if order in index.orders:
+                col = _lookup(index.kept[order], keys)
+                hit = col >= 0
+                r_doc, r_col, absent = _presence(doc[starts[hit]], col[hit] + offsets[order], max(n_cols, 1), h)
+                rows.append(r_doc[absent] + lo)
+                cols.append(r_col[absent])
+    row, col = np.concatenate(rows), np.concatenate(cols)
+    hits = sparse.csr_matrix((np.ones(len(row), dtype=np.int8), (row, col)), shape=(n, n_cols))
+    return hits, float(totals.sum()), words
+
+
+def _presence(occ_doc: np.ndarray, ids: np.ndarray, n_ids: int,
+              h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (response, phrase) pair once, sorted, and whether the phrase is absent from the response's own
+    prompt. ``occ_doc``: the document of each occurrence (0..h-1 the responses, h + i the prompt of
+    response i), ``ids`` its phrase (0..n_ids-1)."""
+    keys = np.unique(occ_doc * n_ids + ids)
+    split = int(np.searchsorted(keys, h * n_ids))
+    prompt_keys = keys[split:]
     r_doc, r_id = np.divmod(keys[:split], n_ids)
-    del keys
-    if len(prompt_keys):
-        pk = r_doc % n  # the key of the same phrase in the response's own prompt
-        pk += n_resp
-        pk *= n_ids
-        pk += r_id
-        at = np.searchsorted(prompt_keys, pk)
-        np.minimum(at, len(prompt_keys) - 1, out=at)
-        absent = prompt_keys[at] != pk
-        del pk, at
-        r_doc, r_id = r_doc[absent], r_id[absent]
-    return r_doc, r_id
-
-
-def _binary(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
-    """Presence matrix; ``rows`` non-decreasing (documents laid out in order)."""
-    indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
-    mat = sparse.csr_matrix((np.ones(len(cols)), cols.astype(np.int64), indptr), shape=shape)
-    mat.sum_duplicates()
-    mat.data[:] = 1.0
-    return mat
+    if not len(prompt_keys):
+        return r_doc, r_id, np.ones(len(r_doc), dtype=bool)
+    own = (r_doc + h) * n_ids + r_id  # the same phrase in the response's own prompt
+    at = np.minimum(np.searchsorted(prompt_keys, own), len(prompt_keys) - 1)
+    return r_doc, r_id, prompt_keys[at] != own
 
 
 # ----------------------------------------------------------------------------------------- log-odds
@@ -323,10 +437,7 @@ def teacher_markers(corpus: CorpusLike, teacher: str, panel: Sequence[str], top_
 
 def _pooled_rate(table: PhraseTable, source: str, cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Marker hits per 100 words for each weight row: ``100 * (W @ hits) / (W @ words)``."""
-    if len(cols):
-        hits = np.asarray(table.hits[source][:, cols].sum(axis=1)).ravel()
-    else:
-        hits = np.zeros(table.n_prompts)
+    hits = table.hit_counts(source, cols)
     words = table.words[source].astype(np.float64)
     return 100.0 * (weights @ hits) / np.maximum(weights @ words, 1.0)
 

@@ -47,6 +47,60 @@ def test_phrases_once_per_response_never_across_punctuation_lines_or_prompt() ->
     np.testing.assert_array_equal(tab.words["t"], [15, 4])
 
 
+def brute_force_phrases(corpus: Corpus, orders: tuple[int, ...]) -> dict[str, list[set[str]]]:
+    """Per source and response, the phrases present (word runs only) and absent from its prompt, by hand."""
+    def phrases(text: str) -> set[str]:
+        runs, run = [], []
+        for tok in mk._phrase_tokens(text) + [mk.LINE_BREAK]:
+            if mk.is_word(tok):
+                run.append(tok)
+            else:
+                runs.append(run)
+                run = []
+        return {" ".join(r[i:i + k]) for r in runs for k in orders for i in range(len(r) - k + 1)}
+
+    prompts = [phrases(t) for t in corpus.prompts]
+    return {s: [phrases(t) - prompts[i] for i, t in enumerate(corpus.responses[s])] for s in corpus.sources}
+
+
+def test_phrase_table_equals_counting_by_hand_whatever_the_slices(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """The streamed table (tokens spilled, phrases found a slice and an order at a time) is exactly the
+    phrase sets counted by hand: the same kept phrases, presence, totals and words, with 3 answers a slice."""
+    import random
+    import tempfile
+
+    from forensics.stylometry import words
+
+    rng = random.Random(5)
+    vocab = ["a", "b", "c", "d", "e", "f", "g"]
+
+    def text() -> str:
+        return " ".join(rng.choice(vocab + [",", ".\n"]) for _ in range(rng.randint(0, 12))).replace(" ,", ",")
+
+    n = 11
+    c = Corpus([f"k{i}" for i in range(n)], [text() for _ in range(n)],
+               {s: [text() for _ in range(n)] for s in ("s", "t1", "t2", "r")}, "s", ["t1", "t2"], ["r"])
+    params = {"orders": (2, 3, 4), "min_teacher_df": 2}
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(words, "SLICE", 3)
+    tab = mk.phrase_table(c, params)
+    assert list(tmp_path.iterdir()) == []  # the spilled tokens are gone
+    sets = brute_force_phrases(c, (2, 3, 4))
+    kept = {ph for t in ("t1", "t2") for ph in {x for r in sets[t] for x in r}
+            if sum(ph in r for r in sets[t]) >= 2}
+    assert sorted(tab.names) == sorted(kept) and len(kept) > 10
+    for s in c.sources:
+        got = tab.hits[s].toarray()
+        for i in range(n):
+            assert {ph for j, ph in enumerate(tab.names) if got[i, j]} == sets[s][i] & kept
+        assert tab.totals[s] == sum(len(r) for r in sets[s])
+        np.testing.assert_array_equal(tab.df(s), got.sum(axis=0))
+    monkeypatch.setattr(words, "SLICE", 8192)
+    whole = mk.phrase_table(c, params)
+    assert whole.names == tab.names and all((whole.hits[s] != tab.hits[s]).nnz == 0 for s in c.sources)
+
+
 def zigzag(prompt1: str = "p one") -> Corpus:
     return Corpus(
         ["k0", "k1"], ["p zero", prompt1],

@@ -102,7 +102,7 @@ def test_mfw_table_uses_every_source_and_breaks_ties_alphabetically() -> None:
     # mean over sources of relative frequencies: d = 1/3; a = b = c = (1/3 + 1/3 + 0)/3 = (0 + 0 + 2/3)/3
     # = 2/9: the tie is broken alphabetically, so c (which only r uses) is the one left out
     assert f.mfw.names == ["d", "a", "b"]
-    prof = st.pooled_profiles(f.mfw, c.sources, np.ones((1, 2)))[0]
+    prof = f.mfw.profiles(c.sources)[0]  # row 0: the full corpus
     np.testing.assert_allclose(prof, [[1 / 3, 1 / 3, 1 / 3], [1 / 3, 1 / 3, 1 / 3], [1 / 3, 0, 0]])
     np.testing.assert_array_equal(f.lengths["r"], [2, 1])
 
@@ -112,9 +112,9 @@ def test_char_ngrams_do_not_span_words_by_default() -> None:
     f = st.stylometric_features(c, {"char_top": 50, "mfw": 5, "distortion_top": 5})
     names = set(f.char.names)
     assert {" ab", "ab "} <= names and "b a" not in names and "abc" in names and " b " in names
-    row = dict(zip(f.char.names, f.char.counts["s"].toarray()[0], strict=True))
+    row = dict(zip(f.char.names, f.char.num["s"][0], strict=True))
     assert row[" ab"] == 2 and row["ab "] == 2
-    assert f.char.totals["s"][0] == 4  # " ab", "ab " twice: nothing across the space
+    assert f.char.den["s"][0] == 4  # " ab", "ab " twice: nothing across the space
     g = st.stylometric_features(c, {"char_top": 50, "mfw": 5, "distortion_top": 5,
                                     "char_word_boundary": False})
     assert "b a" in g.char.names
@@ -122,16 +122,70 @@ def test_char_ngrams_do_not_span_words_by_default() -> None:
 
 def test_distorted_ngrams_match_distort() -> None:
     c = small_corpus()
+    per_response = np.vstack([np.ones((1, 4)), np.eye(4)])  # row 0 the corpus, then one row per response
     f = st.stylometric_features(c, {"mfw": 10, "distortion_keep": 5, "distortion_top": 10_000,
-                                    "char_top": 10})
+                                    "char_top": 10}, weights=per_response)
     keep = set(f.mfw.names[:5])
     # recount the distorted 2-3-grams of one response by hand from distort()
     toks = st.distort(st.tokenize(c.responses["tea"][1], punctuation=True), keep)
     grams = [" ".join(toks[i:i + n]) for n in (2, 3) for i in range(len(toks) - n + 1)]
-    row = f.distorted.counts["tea"].toarray()[1]
+    row = f.distorted.num["tea"][2]  # weight row 2: response 1
     got = {name: row[j] for j, name in enumerate(f.distorted.names) if row[j]}
     assert got == {g: grams.count(g) for g in set(grams)}
-    assert f.distorted.totals["tea"][1] == len(grams)
+    assert f.distorted.den["tea"][2] == len(grams)
+
+
+def demo_corpus() -> Corpus:
+    from forensics.case import load_case
+    from forensics.exchanges import join_case
+
+    return join_case(load_case(Path(__file__).resolve().parents[1] / "data/demo/case.yaml")).corpus()
+
+
+def test_features_do_not_depend_on_how_answers_are_sliced(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    """Streaming is exact: answers read 8192 at a time or 5 at a time (tokens spilled, n-gram tables built
+    across slices and sources, counts pooled slice by slice) give bit-identical features, on real answers."""
+    import tempfile
+
+    from forensics.stylometry import ngrams, words
+
+    c = demo_corpus()
+    boot = np.random.default_rng(3).integers(0, len(c), size=(5, len(c)))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    whole = st.stylometric_features(c, None, boot)
+    monkeypatch.setattr(words, "SLICE", 5)
+    monkeypatch.setattr(ngrams, "_CHAR_SLICE", 3)
+    sliced = st.stylometric_features(c, None, boot)
+    assert list(tmp_path.iterdir()) == []  # the spilled tokens are gone
+    for family in ("mfw", "char", "distorted", "formatting"):
+        a, b = getattr(whole, family), getattr(sliced, family)
+        assert a.names == b.names and len(a.names) > 0
+        for s in c.sources:
+            np.testing.assert_array_equal(a.num[s], b.num[s])
+            np.testing.assert_array_equal(a.den[s], b.den[s])
+    for s in c.sources:
+        np.testing.assert_array_equal(whole.lengths[s], sliced.lengths[s])
+    with pytest.raises(ValueError, match="other prompt resamples"):
+        st.stylometric_similarities(c, boot[:4], features=whole)
+
+
+def test_gram_table_gives_one_id_per_ngram_across_streams() -> None:
+    from forensics.stylometry.words import GramTable
+
+    streams = [(np.array([5, 7, 5, 7, 9]), np.array([0, 0, 0, 0, 1])), (np.array([7, 5, 7]), np.array([0, 0, 0]))]
+    table = GramTable()
+    for order in (1, 2):
+        keys = [list(table.occurrences(sym, doc, order))[-1][2] for sym, doc in streams]
+        table.add(np.concatenate(keys))
+    grams = []
+    for sym, doc in streams:
+        *_, (order, starts, ids) = table.occurrences(sym, doc, 2)
+        assert order == 2
+        grams.append({tuple(table.symbols(2, ids[i:i + 1])[0]): int(ids[i]) for i in range(len(ids))})
+    # (5, 7) and (7, 5) in both streams, with the same ids; (7, 9) spans two documents: never a bigram
+    assert set(grams[0]) == {(5, 7), (7, 5)} and set(grams[1]) == {(7, 5), (5, 7)}
+    assert grams[0] == grams[1]
 
 
 def test_formatting_features_on_crafted_responses() -> None:
@@ -200,11 +254,12 @@ def test_pooled_profile_is_weighted_sum_of_counts() -> None:
 def test_lengths_and_summary_are_jsonable() -> None:
     c = small_corpus()
     params = {"mfw": 20, "char_top": 50, "distortion_top": 50, "distortion_keep": 10}
-    feats = st.stylometric_features(c, params)
+    boot = np.zeros((2, 4), dtype=int)
+    feats = st.stylometric_features(c, params, boot)
     assert list(feats.lengths["r2"]) == [1, 2, 3, 8]  # words per response, reported in the length table
     length = st.stylometric_tables(feats, top=5)["length"]
     assert length.loc["r2", "mean_log_length"] == pytest.approx(np.mean(np.log1p([1, 2, 3, 8])))
-    sims = st.stylometric_similarities(c, np.zeros((2, 4), dtype=int), features=feats)
+    sims = st.stylometric_similarities(c, boot, features=feats)
     tables = st.stylometric_tables(feats, top=5)
     assert list(tables["mfw_z"].columns) == c.sources and len(tables["mfw_z"]) == 5
     assert tables["formatting"].loc["open_sure", "sus"] == pytest.approx(0.75)

@@ -23,13 +23,14 @@ Every similarity is **the negative distance** (``sim = -delta``), so higher mean
 diagonal is 0, the maximum. Distances of different families are on different scales; the evidence
 engine only ever compares a pair against the panel within one family.
 
-Design (so that the bootstrap is cheap): each family is (1) a per-response count matrix per source
-(``scipy.sparse`` CSR, rows aligned with ``corpus.prompt_keys``, identical columns across sources),
-computed once; (2) a pooled profile per source for any prompt-weight vector -- a bootstrap resample is an
-integer weight vector, so pooled counts are ``weights @ counts``; (3) a similarity matrix from the pooled
-profiles, z-scored across all sources *of each replicate* (the population the z-scores are taken over is
-part of what is resampled). Features (which words, which n-grams) are chosen once, on the full corpus;
-the bootstrap expresses sampling uncertainty of the profiles, not of the feature choice.
+Design (so that the bootstrap is cheap and memory does not grow with the case): a bootstrap resample is
+an integer weight vector over prompts, so a source's pooled counts under it are ``weights @ counts`` of
+its per-response counts. Each family (1) chooses its features once, on the full corpus; (2) reads the
+responses a slice at a time and adds each slice's counts, under the full corpus and every resample at once,
+to a pooled profile per source (:class:`PooledBlock`; the per-response counts of a million answers are
+never held together); (3) gives a similarity matrix from the pooled profiles, z-scored across all sources
+*of each replicate* (the population the z-scores are taken over is part of what is resampled). The
+bootstrap expresses sampling uncertainty of the profiles, not of the feature choice.
 
 Z-scores use the sample standard deviation (``ddof=1``), as ``stylo`` does (R's ``scale()``). A feature
 that is constant across the sources gets z = 0 (it carries no information; ``scale()`` would give NaN).
@@ -37,10 +38,11 @@ that is constant across the sources gets z = 0 (it carries no information; ``sca
 Response length is a confound, not evidence (terse models look alike whatever their lineage): it is
 reported per source in the ``length`` table (words per response, mean log-length), never scored.
 
-Layout: ``params`` (:class:`StyloParams`), ``tokens`` (the tokeniser), ``ngrams`` (word and character
-n-gram blocks), ``distortion`` (text distortion), ``formatting`` (formatting habits), ``features`` (the
-blocks of a case, built once), ``delta`` (pooled profiles, z-scores, Burrows' and Cosine Delta, the
-similarities), ``summary`` (tables and ``artifacts/stylometry.json``), ``step`` (step 03).
+Layout: ``params`` (:class:`StyloParams`), ``tokens`` (the tokeniser), ``ngrams`` (n-gram machinery,
+character n-grams, feature blocks and their pooling), ``words`` (the word families, streamed),
+``distortion`` (text distortion), ``formatting`` (formatting habits), ``features`` (the families of a
+case, pooled once), ``delta`` (z-scores, Burrows' and Cosine Delta, the similarities), ``summary``
+(tables and ``artifacts/stylometry.json``), ``step`` (step 03).
 """
 
 from forensics.exchanges import CorpusLike
@@ -57,8 +59,10 @@ from forensics.stylometry.features import StyloFeatures, stylometric_features
 from forensics.stylometry.formatting import FORMATTING_FEATURES, FormatFeature, format_scale, formatting_matrix
 from forensics.stylometry.ngrams import (
     FeatureBlock,
+    PooledBlock,
     encode_texts,
     ngram_occurrences,
+    pool,
     pooled_profiles,
 )
 from forensics.stylometry.params import StyloParams, params_from
@@ -77,6 +81,7 @@ __all__ = [
     "CorpusLike",
     "FeatureBlock",
     "FormatFeature",
+    "PooledBlock",
     "StyloFeatures",
     "StyloParams",
     "bootstrap_weights",
@@ -91,6 +96,7 @@ __all__ = [
     "ngram_occurrences",
     "normalise",
     "params_from",
+    "pool",
     "pooled_profiles",
     "run_step",
     "stylometric_features",

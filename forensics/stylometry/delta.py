@@ -8,8 +8,7 @@ import numpy as np
 
 from forensics.exchanges import CorpusLike
 from forensics.scoring import all_weights
-from forensics.stylometry.features import StyloFeatures, stylometric_features
-from forensics.stylometry.ngrams import pooled_profiles
+from forensics.stylometry.features import StyloFeatures, stylometric_features, weights_fingerprint
 
 #: The families :func:`stylometric_similarities` returns, in this order.
 FAMILIES: tuple[str, ...] = (
@@ -66,13 +65,15 @@ def stylometric_similarities(corpus: CorpusLike, boot_idx: np.ndarray | None = N
 
     ``boot_idx``: (B, n) prompt indices drawn by the caller (the same resamples for every line);
     ``None`` gives B = 0. Returns ``{family: {"sim": (S, S), "boot": (B, S, S)}}`` for the families in
-    :data:`FAMILIES`, in ``corpus.sources`` order. Pass ``features`` (from :func:`stylometric_features`)
-    to reuse the tokenisation across calls.
+    :data:`FAMILIES`, in ``corpus.sources`` order. Pass ``features`` (from :func:`stylometric_features`
+    with the same ``boot_idx``) to reuse them across calls.
     """
-    feats = stylometric_features(corpus, params) if features is None else features
+    weights = all_weights(boot_idx, len(corpus.prompt_keys))
+    feats = stylometric_features(corpus, params, weights=weights) if features is None else features
     if list(corpus.sources) != feats.sources:
         raise ValueError("features were computed for other sources than this corpus")
-    weights = all_weights(boot_idx, feats.n_prompts)
+    if feats.weights_sha256 != weights_fingerprint(weights):
+        raise ValueError("features were pooled under other prompt resamples than boot_idx")
     ddof = feats.params.z_ddof
     out: dict[str, dict[str, np.ndarray]] = {}
 
@@ -80,10 +81,10 @@ def stylometric_similarities(corpus: CorpusLike, boot_idx: np.ndarray | None = N
         sim = -dist
         out[name] = {"sim": sim[0], "boot": sim[1:]}
 
-    z = zscore(pooled_profiles(feats.mfw, feats.sources, weights), ddof)
+    z = zscore(feats.mfw.profiles(feats.sources), ddof)
     put("mfw_cosine_delta", cosine_delta(z))
     put("mfw_burrows_delta", burrows_delta(z))
     for name, block in (("char_ngrams", feats.char), ("distorted_ngrams", feats.distorted),
                         ("formatting", feats.formatting)):
-        put(name, cosine_delta(zscore(pooled_profiles(block, feats.sources, weights), ddof)))
+        put(name, cosine_delta(zscore(block.profiles(feats.sources), ddof)))
     return {name: out[name] for name in FAMILIES}

@@ -1,40 +1,54 @@
-"""The features of a case, computed once: tokens encoded, the four blocks built, lengths counted."""
+"""The features of a case, computed once under the prompt weights: the five families pooled, lengths counted."""
 
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 
 from forensics.exchanges import CorpusLike
-from forensics.stylometry.distortion import distort
+from forensics.scoring import all_weights
 from forensics.stylometry.formatting import FORMATTING_FEATURES, format_scale, formatting_matrix
-from forensics.stylometry.ngrams import FeatureBlock, char_block, encode_texts, word_block
+from forensics.stylometry.ngrams import FeatureBlock, PooledBlock, char_block, pool
 from forensics.stylometry.params import StyloParams, params_from
-from forensics.stylometry.tokens import is_word, tokenize
+from forensics.stylometry.words import TokenSpill, word_families
 
 
 @dataclass(frozen=True)
 class StyloFeatures:
-    """Everything computed once per case; the bootstrap only re-weights it."""
+    """Everything computed once per case: each family pooled under every row of the prompt weights (row 0
+    the full corpus, then the bootstrap resamples), identified by ``weights_sha256``."""
 
     sources: list[str]
     n_prompts: int
     lengths: dict[str, np.ndarray]
-    mfw: FeatureBlock
-    char: FeatureBlock
-    distorted: FeatureBlock
-    formatting: FeatureBlock
+    mfw: PooledBlock
+    char: PooledBlock
+    distorted: PooledBlock
+    formatting: PooledBlock
     params: StyloParams
+    weights_sha256: str
 
 
-def stylometric_features(corpus: CorpusLike, params: Any = None) -> StyloFeatures:
-    """Tokenise every response once and build the four feature blocks (see the module docstring)."""
+def weights_fingerprint(weights: np.ndarray) -> str:
+    """sha256 of a weight matrix (float64, C order): which resamples a set of features was pooled under."""
+    return hashlib.sha256(np.ascontiguousarray(weights, dtype=np.float64)).hexdigest()
+
+
+def stylometric_features(corpus: CorpusLike, params: Any = None, boot_idx: np.ndarray | None = None, *,
+                         weights: np.ndarray | None = None) -> StyloFeatures:
+    """Tokenise every response once and pool the five families (see the module docstring of
+    :mod:`forensics.stylometry`) under the full corpus and each resample of ``boot_idx``
+    (:func:`forensics.scoring.all_weights`); ``weights`` gives the rows instead (row 0 must be the full
+    corpus: the tables read it). Tokens wait in a temporary folder (``TMPDIR``) between passes, a slice
+    at a time (:mod:`forensics.stylometry.words`)."""
     p = params_from(StyloParams, params)
     sources = list(corpus.sources)
     n = len(corpus.prompt_keys)
@@ -43,37 +57,27 @@ def stylometric_features(corpus: CorpusLike, params: Any = None) -> StyloFeature
     for s in sources:
         if len(corpus.responses[s]) != n:
             raise ValueError(f"source {s!r} has {len(corpus.responses[s])} responses for {n} prompts")
-    tok, doc, vocab = encode_texts((t for s in sources for t in corpus.responses[s]),
-                                   lambda t: tokenize(t, punctuation=True))
-    word_of = np.array([is_word(v) for v in vocab], dtype=bool)
-    is_w = word_of[tok]
-    words_tok, words_doc = tok[is_w], doc[is_w]
-    counts_per_doc = np.bincount(words_doc, minlength=n * len(sources))
-    lengths = {s: counts_per_doc[i * n:(i + 1) * n].astype(np.int64) for i, s in enumerate(sources)}
-    mfw = word_block(words_tok, words_doc, vocab, sources, n, (1,), p.mfw)
-    keep_list = mfw.names if p.distortion_keep <= p.mfw else word_block(
-        words_tok, words_doc, vocab, sources, n, (1,), p.distortion_keep).names
-    keep = frozenset(keep_list[: p.distortion_keep])
-    del words_tok, words_doc, is_w
-    # Text distortion at the vocabulary level (one entry at a time, identical to :func:`distort`).
-    d_codes, d_vocab = pd.factorize(np.array([distort([v], keep, p.distortion_mode)[0] for v in vocab],
-                                             dtype=object))
-    d_tok = d_codes.astype(np.int64)[tok]
-    del tok
-    distorted = word_block(d_tok, doc, [str(v) for v in d_vocab], sources, n,
-                            tuple(sorted(set(p.distortion_orders))), p.distortion_top)
-    del d_tok, doc
+    w = all_weights(boot_idx, n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != n:
+        raise ValueError(f"weights must be an (m, {n}) array, got shape {w.shape}")
+    with tempfile.TemporaryDirectory(prefix="forensics-tokens-") as folder:
+        spill = TokenSpill(Path(folder))
+        for s in sources:
+            spill.add(s, corpus.responses[s])
+        lengths, mfw, distorted = word_families(spill, sources, n, w, p)
     char = char_block(corpus.responses, sources, p.char_n, p.char_top, p.char_lowercase,
-                       p.char_word_boundary)
-    fmt_counts, fmt_totals = {}, {}
+                      p.char_word_boundary, w)
+    names = [f.name for f in FORMATTING_FEATURES]
+    fmt_num, fmt_den = {}, {}
     for s in sources:
         num, den = _formatting(corpus.responses[s], corpus.prompts)
-        fmt_counts[s] = sparse.csr_matrix(num)
-        fmt_totals[s] = den
-    formatting = FeatureBlock(names=[f.name for f in FORMATTING_FEATURES], counts=fmt_counts,
-                              totals=fmt_totals, scale=format_scale(FORMATTING_FEATURES))
+        one = pool(FeatureBlock(names=names, counts={s: sparse.csr_matrix(num)}, totals={s: den}), [s], w)
+        fmt_num[s], fmt_den[s] = one.num[s], one.den[s]
+    formatting = PooledBlock(names=names, num=fmt_num, den=fmt_den, rows=w.shape[0],
+                             scale=format_scale(FORMATTING_FEATURES))
     return StyloFeatures(sources=sources, n_prompts=n, lengths=lengths, mfw=mfw, char=char,
-                         distorted=distorted, formatting=formatting, params=p)
+                         distorted=distorted, formatting=formatting, params=p,
+                         weights_sha256=weights_fingerprint(w))
 
 
 #: Answers whose formatting features are computed at a time (a task each on a Dask cluster).

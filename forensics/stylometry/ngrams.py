@@ -1,6 +1,8 @@
-"""Word and character n-gram counts, per response and source, as sparse feature blocks.
+"""N-gram machinery and the character n-gram family; feature blocks and their pooling.
 
 Everything here is exact (no hashing) and streamed, so memory grows with the kept features, not the text.
+The word families (:mod:`forensics.stylometry.words`) and the marker phrases build on
+:func:`ngram_occurrences`.
 """
 
 from __future__ import annotations
@@ -89,11 +91,6 @@ def ngram_occurrences(tok: np.ndarray, seg: np.ndarray,
         del starts, codes
 
 
-def _decode(tok: np.ndarray, vocab: Sequence[str], starts: np.ndarray, order: int,
-            sep: str = " ") -> list[str]:
-    return [sep.join(vocab[t] for t in tok[p:p + order]) for p in starts]
-
-
 def _count_matrix(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
     """Occurrence counts; ``rows`` must be non-decreasing (tokens are laid out document by document),
     which lets the CSR be built directly and only the columns within each row be sorted and summed."""
@@ -121,22 +118,60 @@ class FeatureBlock:
     scale: np.ndarray | float = 1.0  # multiplies the pooled ratio (per 1,000 words etc.); display only
 
 
-def pooled_profiles(block: FeatureBlock, sources: Sequence[str], weights: np.ndarray) -> np.ndarray:
-    """Pooled profiles for each weight vector: ``(m, n)`` weights -> ``(m, S, F)`` ratios.
+@dataclass(frozen=True)
+class PooledBlock:
+    """One family's profiles pooled for each row of a weight matrix (row 0 the full corpus, then the
+    bootstrap resamples: :func:`forensics.scoring.all_weights`).
 
-    Pooling (sum of counts over the sum of denominators) rather than averaging per-response ratios: a
-    source's profile is what its whole sample of text says, as with stylo's concatenated texts (Eder 2015:
-    profiles need thousands of words to be stable).
+    ``num[s]``: (m, F) summed numerators; ``den[s]``: (m,) or (m, F) summed denominators. This is all the
+    similarities and tables need of a family, and it does not grow with the case: per-response counts are
+    summed into it a slice at a time (:func:`pool_slice`) and never held together, which is what keeps a
+    million-exchange case within memory. Counts and weights are integers, so the sums are exact in
+    float64 and do not depend on how the responses were sliced.
     """
+
+    names: list[str]
+    num: dict[str, np.ndarray]
+    den: dict[str, np.ndarray]
+    rows: int
+    scale: np.ndarray | float = 1.0  # multiplies the pooled ratio (per 1,000 words etc.); display only
+
+    def profiles(self, sources: Sequence[str]) -> np.ndarray:
+        """``(m, S, F)`` pooled ratios: ``num / den`` (0 where nothing was pooled), times ``scale``.
+
+        Pooling (sum of counts over the sum of denominators) rather than averaging per-response ratios: a
+        source's profile is what its whole sample of text says, as with stylo's concatenated texts (Eder
+        2015: profiles need thousands of words to be stable).
+        """
+        out = np.empty((self.rows, len(sources), len(self.names)), dtype=np.float64)
+        for j, s in enumerate(sources):
+            den = self.den[s]
+            if den.ndim == 1:
+                den = den[:, None]
+            out[:, j, :] = self.num[s] / np.where(den > 0, den, 1.0)
+        return out * self.scale
+
+
+def pool(block: FeatureBlock, sources: Sequence[str], weights: np.ndarray) -> PooledBlock:
+    """A per-response block pooled for each weight row: ``(w @ counts)`` and ``(w @ totals)``."""
     weights = np.asarray(weights, dtype=np.float64)
-    out = np.empty((weights.shape[0], len(sources), len(block.names)), dtype=np.float64)
-    for j, s in enumerate(sources):
-        num = np.asarray(block.counts[s].T @ weights.T).T  # (m, F)
-        den = weights @ block.totals[s]
-        if den.ndim == 1:
-            den = den[:, None]
-        out[:, j, :] = num / np.where(den > 0, den, 1.0)
-    return out * block.scale
+    return PooledBlock(names=block.names,
+                       num={s: np.asarray(block.counts[s].T @ weights.T).T for s in sources},
+                       den={s: weights @ block.totals[s] for s in sources},
+                       rows=weights.shape[0], scale=block.scale)
+
+
+def pooled_profiles(block: FeatureBlock, sources: Sequence[str], weights: np.ndarray) -> np.ndarray:
+    """Pooled profiles for each weight vector: ``(m, n)`` weights -> ``(m, S, F)`` ratios."""
+    return pool(block, sources, weights).profiles(sources)
+
+
+def pool_slice(weights: np.ndarray, first: int, rows: np.ndarray, cols: np.ndarray, n_rows: int,
+               n_cols: int) -> np.ndarray:
+    """``(m, n_cols)``: one slice's occurrence counts (responses ``first .. first + n_rows - 1``; ``rows``
+    slice-local and non-decreasing, ``cols`` the feature of each occurrence) summed under each weight row."""
+    counts = _count_matrix(rows, cols, (n_rows, n_cols))
+    return np.asarray(counts.T @ weights[:, first:first + n_rows].T).T
 
 
 def _top_columns(scores: np.ndarray, k: int, name_of: Callable[[np.ndarray], list[str]]) -> np.ndarray:
@@ -155,81 +190,6 @@ def _top_columns(scores: np.ndarray, k: int, name_of: Callable[[np.ndarray], lis
     names = name_of(cand)
     order = sorted(range(len(cand)), key=lambda i: (-scores[cand[i]], names[i]))[:k]
     return cand[np.array(order, dtype=np.int64)] if order else np.zeros(0, dtype=np.int64)
-
-
-def word_block(tok: np.ndarray, doc: np.ndarray, vocab: Sequence[str], sources: Sequence[str], n: int,
-                orders: Sequence[int], top: int, sep: str = " ") -> FeatureBlock:
-    """Word n-gram counts of an encoded stream (documents source-major: source i owns rows i*n..i*n+n-1)
-    for the orders given, restricted to the ``top`` features (:func:`_top_columns`).
-
-    Columns are the orders' n-gram ids side by side (order by order); the choice is made from per-source
-    column sums (``np.bincount``), the same scores the full count matrices would give,
-    and a count matrix is built only for the chosen columns.
-    """
-    n_src = len(sources)
-    n_docs = n * n_src
-    decoders: list[tuple[int, int, np.ndarray]] = []  # (column offset, order, first starts)
-    col_sums: list[np.ndarray] = []  # per order: (S, ids) occurrences per source
-    total = np.zeros(n_docs, dtype=np.int64)
-    offset = 0
-    wanted = set(orders)
-    for order, starts, ids, first in ngram_occurrences(tok, doc, max(orders)):
-        if order not in wanted:
-            continue
-        key = doc[starts]
-        n_ids = len(first)
-        total += np.bincount(key, minlength=n_docs)
-        key //= n  # source of each occurrence, then (source, id) in place
-        key *= n_ids
-        key += ids
-        col_sums.append(np.bincount(key, minlength=n_src * n_ids).reshape(n_src, n_ids))
-        del key, starts, ids
-        decoders.append((offset, order, first))
-        offset += n_ids
-    sums = np.hstack(col_sums) if col_sums else np.zeros((n_src, 0), dtype=np.int64)
-    del col_sums
-    totals = {s: total[i * n:(i + 1) * n].astype(np.float64) for i, s in enumerate(sources)}
-
-    def name_of(cols: np.ndarray) -> list[str]:
-        out = []
-        for c in cols:
-            for off, order, first in reversed(decoders):
-                if c >= off:
-                    out.append(_decode(tok, vocab, first[c - off:c - off + 1], order, sep)[0])
-                    break
-        return out
-
-    scores = None
-    for i, s in enumerate(sources):
-        rel = sums[i].astype(np.float64) / max(float(np.sum(totals[s])), 1.0)
-        scores = rel if scores is None else scores + rel
-    del sums
-    assert scores is not None
-    cols = _top_columns(scores / n_src, top, name_of)
-    del scores
-    # Counts of the chosen columns only, in column order (each order's block, side by side, as the full
-    # matrix has them), then put in the chosen order (the same column indexing as on the full matrix, so
-    # the CSR is laid out identically).
-    kept = np.sort(cols)
-    order_of = np.searchsorted(kept, cols)
-    col_of = np.full(offset, -1, dtype=np.int64)
-    col_of[kept] = np.arange(len(kept))
-    blocks = []
-    occurrences = ((st, i) for o, st, i, _ in ngram_occurrences(tok, doc, max(orders)) if o in wanted)
-    for (off, _, first), (starts, ids) in zip(decoders, occurrences, strict=True):
-        lo, hi = np.searchsorted(kept, [off, off + len(first)])
-        c = col_of[off + ids]
-        sel = c >= 0
-        c = c[sel]
-        c -= lo
-        blocks.append(_count_matrix(doc[starts[sel]], c, (n_docs, int(hi - lo))))
-        del c, sel, starts, ids
-    del col_of
-    mat = sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((n_docs, 0))
-    del blocks
-    return FeatureBlock(names=name_of(cols),
-                        counts={s: mat[i * n:(i + 1) * n][:, order_of].tocsr() for i, s in enumerate(sources)},
-                        totals=totals)
 
 
 #: Responses per slice in the streaming passes of :func:`char_block` (memory: a few int64 arrays of the
@@ -267,7 +227,7 @@ def _char_codes(arr: np.ndarray, lut: np.ndarray, n: int, base: int, space: int,
 
 
 def char_block(texts_by_source: Mapping[str, list[str]], sources: Sequence[str], n: int, top: int,
-                lowercase: bool, word_boundary: bool) -> FeatureBlock:
+               lowercase: bool, word_boundary: bool, weights: np.ndarray) -> PooledBlock:
     """Character n-grams, vectorised over code points (a pure-Python loop would take a minute a case).
 
     Text is NFKC-normalised, whitespace runs become one space, and each response is padded with a space
@@ -276,7 +236,8 @@ def char_block(texts_by_source: Mapping[str, list[str]], sources: Sequence[str],
 
     Three streaming passes over slices of responses, so that memory grows with the kept features, not
     with the text: character frequencies (the alphabet), n-gram totals per source (the choice of the
-    ``top``), then counts of the kept n-grams only.
+    ``top``), then counts of the kept n-grams only, summed under each row of ``weights`` slice by slice
+    (:class:`PooledBlock`).
     """
     n_rows = len(next(iter(texts_by_source.values())))
     freq = np.zeros(0x110000, dtype=np.int64)
@@ -313,8 +274,8 @@ def char_block(texts_by_source: Mapping[str, list[str]], sources: Sequence[str],
             per_row[start:stop] = np.bincount(rows, minlength=stop - start)
         codes = np.concatenate(part_codes) if part_codes else np.zeros(0, dtype=np.int64)
         uniq, inv = np.unique(codes, return_inverse=True)
-        weights = np.concatenate(part_counts).astype(np.float64) if part_counts else np.zeros(0)
-        cnt = np.bincount(inv.ravel(), weights=weights, minlength=len(uniq)).astype(np.int64)
+        part_total = np.concatenate(part_counts).astype(np.float64) if part_counts else np.zeros(0)
+        cnt = np.bincount(inv.ravel(), weights=part_total, minlength=len(uniq)).astype(np.int64)
         code_totals[s] = (uniq, cnt)
         totals[s] = per_row.astype(np.float64)
     all_codes = np.unique(np.concatenate([u for u, _ in code_totals.values()]))
@@ -342,25 +303,22 @@ def char_block(texts_by_source: Mapping[str, list[str]], sources: Sequence[str],
     assert scores is not None
     cols = _top_columns(scores / len(sources), top, name_of)
     names = name_of(cols)
-    # Pass 3: counts of the kept n-grams only, columns in code order, then put in the chosen order
-    # (the same column indexing as on the full matrix, so the CSR is laid out identically).
+    # Pass 3: counts of the kept n-grams only, each slice's summed under the weights at once; columns in
+    # the chosen order.
     kept_codes = all_codes[np.sort(cols)]
-    order = np.searchsorted(kept_codes, all_codes[cols])
-    counts: dict[str, sparse.csr_matrix] = {}
+    column = np.empty(len(cols), dtype=np.int64)
+    column[np.searchsorted(kept_codes, all_codes[cols])] = np.arange(len(cols))
+    num: dict[str, np.ndarray] = {}
     for s in sources:
-        row_parts, col_parts = [], []
-        for start, _, arr in _char_slices(texts_by_source[s], lowercase):
+        num[s] = np.zeros((weights.shape[0], len(cols)))
+        for start, stop, arr in _char_slices(texts_by_source[s], lowercase):
             code, rows = _char_codes(arr, lut, n, base, space, word_boundary)
             at = np.searchsorted(kept_codes, code)
             hit = at < len(kept_codes)
             hit[hit] = kept_codes[at[hit]] == code[hit]
-            row_parts.append(rows[hit] + start)
-            col_parts.append(at[hit])
-        rows = np.concatenate(row_parts) if row_parts else np.zeros(0, dtype=np.int64)
-        cols_s = np.concatenate(col_parts) if col_parts else np.zeros(0, dtype=np.int64)
-        mat = _count_matrix(rows, cols_s, (n_rows, len(kept_codes)))
-        counts[s] = mat[:, order].tocsr()
-    return FeatureBlock(names=names, counts=counts, totals=totals)
+            num[s] += pool_slice(weights, start, rows[hit], column[at[hit]], stop - start, len(cols))
+    return PooledBlock(names=names, num=num, den={s: weights @ totals[s] for s in sources},
+                       rows=weights.shape[0])
 
 
 #: Placeholders of text distortion. A literal ``*`` or ``#`` in the text is escaped so that it cannot be

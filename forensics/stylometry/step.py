@@ -28,7 +28,7 @@ def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     corpus = load_corpus(run, case)
     params = case.parameters
     boot_idx = case_bootstrap(corpus, params)
-    feats = stylometric_features(corpus, params)
+    feats = stylometric_features(corpus, params, boot_idx)
     sims = stylometric_similarities(corpus, boot_idx, params, features=feats)
     summary = summarise_stylometry(corpus, sims, stylometric_tables(feats))
     run.write_json(ARTIFACT, summary, step=STEP)

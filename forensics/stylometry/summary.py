@@ -13,7 +13,7 @@ from forensics.scoring import jsonable
 from forensics.stylometry.delta import zscore
 from forensics.stylometry.features import StyloFeatures
 from forensics.stylometry.formatting import FORMATTING_FEATURES
-from forensics.stylometry.ngrams import FeatureBlock, pooled_profiles
+from forensics.stylometry.ngrams import PooledBlock
 
 
 def stylometric_tables(features: StyloFeatures, top: int | None = None) -> dict[str, pd.DataFrame]:
@@ -26,11 +26,10 @@ def stylometric_tables(features: StyloFeatures, top: int | None = None) -> dict[
     """
     top = features.params.report_top if top is None else top
     src = features.sources
-    one = np.ones((1, features.n_prompts))
     ddof = features.params.z_ddof
 
-    def table(block: FeatureBlock, k: int | None, z: bool, scale: float = 1.0) -> pd.DataFrame:
-        prof = pooled_profiles(block, src, one)[0]
+    def table(block: PooledBlock, k: int | None, z: bool, scale: float = 1.0) -> pd.DataFrame:
+        prof = block.profiles(src)[0]  # row 0: the full corpus
         vals = zscore(prof, ddof) if z else prof * scale
         k = len(block.names) if k is None else min(k, len(block.names))
         df = pd.DataFrame(vals[:, :k].T, index=pd.Index(block.names[:k], name="feature"), columns=src)
