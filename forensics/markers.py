@@ -47,7 +47,7 @@ from forensics.errors import CaseFileError
 from forensics.exchanges import CorpusLike
 from forensics.scoring import all_weights, jsonable, percentile_interval
 from forensics.stylometry import is_word, ngram_occurrences, params_from, tokenize
-from forensics.stylometry.words import TokenSpill, merge_counts
+from forensics.stylometry.words import TokenSpill, merge_counts, sorted_unique
 
 if TYPE_CHECKING:
     from forensics.case import Case
@@ -290,9 +290,9 @@ def _teacher_phrases(spill: TokenSpill, teachers: Sequence[str], word_of: np.nda
             frequent.append(merged[0][merged[1][:, 0] >= p.min_teacher_df])
             kept.append(merged[0][merged[1][:, 1] >= p.min_teacher_df])
         if order < top:
-            index.frequent.append(np.unique(np.concatenate(frequent)) if frequent else _EMPTY)
+            index.frequent.append(sorted_unique(np.concatenate(frequent)) if frequent else _EMPTY)
         if order in index.orders:
-            index.kept[order] = np.unique(np.concatenate(kept)) if kept else _EMPTY
+            index.kept[order] = sorted_unique(np.concatenate(kept)) if kept else _EMPTY
     return index
 def _slice_counts(spill: TokenSpill, teacher: str, word_of: np.ndarray, index: PhraseIndex,
                   order: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -343,7 +343,7 @@ def _presence(occ_doc: np.ndarray, ids: np.ndarray, n_ids: int,
     """Each (response, phrase) pair once, sorted, and whether the phrase is absent from the response's own
     prompt. ``occ_doc``: the document of each occurrence (0..h-1 the responses, h + i the prompt of
     response i), ``ids`` its phrase (0..n_ids-1)."""
-    keys = np.unique(occ_doc * n_ids + ids)
+    keys = sorted_unique(occ_doc * n_ids + ids)
     split = int(np.searchsorted(keys, h * n_ids))
     prompt_keys = keys[split:]
     r_doc, r_id = np.divmod(keys[:split], n_ids)

@@ -134,7 +134,7 @@ class GramTable:
 
     def add(self, keys: np.ndarray) -> None:
         """The next order's table, from every key of that order (any order, repeats allowed)."""
-        self.keys.append(np.unique(keys))
+        self.keys.append(sorted_unique(keys))
 
     def symbols(self, order: int, ids: np.ndarray) -> np.ndarray:
         """``(len(ids), order)``: the symbols of each n-gram."""
@@ -142,6 +142,18 @@ class GramTable:
             return self.keys[0][ids][:, None]
         prefix, last = np.divmod(self.keys[order - 1][ids], len(self.keys[0]))
         return np.hstack([self.symbols(order - 1, prefix), self.keys[0][last][:, None]])
+
+
+def sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """``np.unique`` of an int64 array by sorting (numpy's hash-based unique is several times slower on the
+    tens of millions of keys a large case has)."""
+    keys = np.sort(keys)
+    if len(keys) > 1:
+        first = np.empty(len(keys), dtype=bool)
+        first[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        keys = keys[first]
+    return keys
 
 
 def merge_counts(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
