@@ -19,6 +19,8 @@ subprocess, so that each stage's peak is its own and not the high-water mark of 
   notebooks on a warm cache (every text's entry verified, nothing embedded);
 - ``step01``: step 01's ``run_step`` from the store (the two embeddings artifacts of the whole case);
 - ``semantic``: step 02's ``run_step`` on those artifacts;
+- ``step03`` .. ``step07``: the later steps' ``run_step`` in turn (stylometry, markers, clusters,
+  evidence, report) on the run folder, each reading the artifacts of the steps before it;
 - ``embeddings``: a 2,000-text slice only, with a fresh temporary cache. Embedding 100k texts on a
   2-core CPU takes about an hour (roughly 27 long texts/s), which is beyond a benchmark; the embedder
   works in groups of ``GROUP_BATCHES x batch_size`` chunks, so its working set does not grow with the
@@ -60,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo" / "case.yaml"
 STAGES = ("join", "step00", "load_corpus", "stylometry", "markers", "embed_chunk", "embeddings", "store",
-          "prepare_warm", "step01", "semantic")
+          "prepare_warm", "step01", "semantic", "step03", "step04", "step05", "step06", "step07")
 #: (name, role, format) of the generated sources; format decides the file extension and writer.
 SOURCES = (
     ("suspect-model", "suspect", "jsonl"),
@@ -433,10 +435,37 @@ def stage_semantic(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
     return work
 
 
+#: The later steps, each run as the notebook runs it (``run_step`` on the run folder, artifacts of the
+#: steps before it present): what a case of this size costs end to end once its vectors are stored.
+LATER_STEPS = {"step03": "forensics.stylometry.step", "step04": "forensics.markers",
+               "step05": "forensics.clustering", "step06": "forensics.evidence", "step07": "forensics.report.step"}
+
+
+def stage_later_step(name: str) -> Callable[[Path, argparse.Namespace], Callable[[], int]]:
+    def stage(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
+        import importlib
+
+        from forensics.case import load_case
+        from forensics.custody import RunFolder
+
+        module = importlib.import_module(LATER_STEPS[name])
+        case = load_case(folder / "case.yaml")
+
+        def work() -> int:
+            module.run_step(case, RunFolder(folder / "run"))
+            exchanges = RunFolder(folder / "run").read_json("artifacts/coverage.json")["sources"].values()
+            return sum(s["rows"] for s in exchanges)
+
+        return work
+
+    return stage
+
+
 STAGE_FUNCS = {"join": stage_join, "step00": stage_step00, "load_corpus": stage_load_corpus,
                "stylometry": stage_stylometry, "markers": stage_markers, "embed_chunk": stage_embed_chunk,
                "embeddings": stage_embeddings, "store": stage_store, "prepare_warm": stage_prepare_warm,
-               "step01": stage_step01, "semantic": stage_semantic}
+               "step01": stage_step01, "semantic": stage_semantic,
+               **{name: stage_later_step(name) for name in LATER_STEPS}}
 
 
 def run_stage(name: str, folder: Path, args: argparse.Namespace) -> dict[str, Any]:

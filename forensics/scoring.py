@@ -90,23 +90,41 @@ def resample_indices(n_prompts: int, replicates: int, seed: int,
     return bootstrap_indices(n_prompts, replicates, seed)
 
 
-def bootstrap_weights(boot_idx: np.ndarray | None, n: int) -> np.ndarray:
-    """(B, n) integer weights from (B, m) resampled prompt indices: how often each prompt was drawn."""
-    if boot_idx is None:
-        return np.zeros((0, n), dtype=np.int64)
+def _check_indices(boot_idx: np.ndarray, n: int) -> np.ndarray:
     idx = np.asarray(boot_idx)
     if idx.ndim != 2:
         raise ValueError(f"boot_idx must be a (B, n) array of prompt indices, got shape {idx.shape}")
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise ValueError(f"boot_idx holds indices outside 0..{n - 1}")
-    b = idx.shape[0]
-    flat = (np.arange(b, dtype=np.int64)[:, None] * n + idx.astype(np.int64)).ravel()
-    return np.bincount(flat, minlength=b * n).reshape(b, n)
+    return idx
+
+
+def _fill_weights(out: np.ndarray, idx: np.ndarray, n: int) -> np.ndarray:
+    """Each row of ``out``: how often each prompt was drawn in that resample (one row at a time, so that
+    nothing of the size of all resamples is allocated beside ``out``: 500 resamples of 100,000 prompts are
+    400 MB per copy)."""
+    for b in range(idx.shape[0]):
+        out[b] = np.bincount(idx[b], minlength=n)
+    return out
+
+
+def bootstrap_weights(boot_idx: np.ndarray | None, n: int) -> np.ndarray:
+    """(B, n) integer weights from (B, m) resampled prompt indices: how often each prompt was drawn."""
+    if boot_idx is None:
+        return np.zeros((0, n), dtype=np.int64)
+    idx = _check_indices(boot_idx, n)
+    return _fill_weights(np.empty((idx.shape[0], n), dtype=np.int64), idx, n)
 
 
 def all_weights(boot_idx: np.ndarray | None, n: int) -> np.ndarray:
-    """Row 0: the full corpus (every prompt once); rows 1..B: the resamples."""
-    return np.vstack([np.ones((1, n)), bootstrap_weights(boot_idx, n).astype(np.float64)])
+    """Row 0: the full corpus (every prompt once); rows 1..B: the resamples (float64, built in place)."""
+    if boot_idx is None:
+        return np.ones((1, n))
+    idx = _check_indices(boot_idx, n)
+    out = np.empty((idx.shape[0] + 1, n))
+    out[0] = 1.0
+    _fill_weights(out[1:], idx, n)
+    return out
 
 
 def case_bootstrap(corpus: AlignedCorpus, parameters: Parameters) -> np.ndarray:

@@ -50,7 +50,7 @@ from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
 from forensics.exchanges import AlignedCorpus
 from forensics.results import LineScores
-from forensics.scoring import DECIMALS, rounded
+from forensics.scoring import DECIMALS, all_weights, rounded
 
 if TYPE_CHECKING:
     from forensics.semantic import SemanticMatrices
@@ -345,7 +345,7 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
     block = stylometry.FeatureBlock(names=names, counts={s: sparse.csr_matrix(formatting[s][0]) for s in sources},
                                     totals={s: formatting[s][1] for s in sources},
                                     scale=stylometry.format_scale(stylometry.FORMATTING_FEATURES))
-    weights = np.vstack([np.ones((1, n)), stylometry.bootstrap_weights(boot_idx, n).astype(np.float64)])
+    weights = all_weights(boot_idx, n)
     pooled = stylometry.pooled_profiles(block, sources, weights)
     sim = -stylometry.cosine_delta(stylometry.zscore(pooled, stylometry.StyloParams().z_ddof))
     stylo = weighing.stylometry_lines({"sources": sources, "families": {"formatting": {"sim": sim[0],
