@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import array
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -181,35 +182,31 @@ def word_families(spill: TokenSpill, sources: Sequence[str], n: int, weights: np
     vocab = spill.tokens()
     word_of = np.array([is_word(v) for v in vocab], dtype=bool)
     lengths, scores = _word_counts(spill, sources, n, word_of)
-    mfw_cols = _top_columns(scores / len(sources), p.mfw, lambda cols: [vocab[c] for c in cols])
+
+    def words_named(cols: np.ndarray) -> list[str]:
+        return [vocab[c] for c in cols]
+
+    mfw_cols = _top_columns(scores / len(sources), p.mfw, words_named)
     keep_cols = mfw_cols if p.distortion_keep <= p.mfw else _top_columns(
-        scores / len(sources), p.distortion_keep, lambda cols: [vocab[c] for c in cols])
-    keep = frozenset(vocab[c] for c in keep_cols[: p.distortion_keep])
-    # Text distortion at the vocabulary level (one entry at a time, identical to :func:`distort`).
-    d_codes, d_vocab = pd.factorize(np.array([distort([v], keep, p.distortion_mode)[0] for v in vocab],
-                                             dtype=object))
-    d_codes = d_codes.astype(np.int64)
-    d_names = [str(v) for v in d_vocab]
-    orders = tuple(sorted(set(p.distortion_orders)))
-    table, d_sums, d_totals = _distorted_grams(spill, sources, n, d_codes, orders)
-    d_scores = None
-    for s in sources:
-        d_scores = _add_scores(d_scores, np.concatenate([d_sums[k][s] for k in orders]), d_totals[s])
-    offsets = np.cumsum([0] + [len(table.keys[k - 1]) for k in orders])
+        scores / len(sources), p.distortion_keep, words_named)
+    grams = _distorted_grams(spill, sources, n, vocab, frozenset(words_named(keep_cols[: p.distortion_keep])), p)
+    d_cols = _top_columns(grams.scores(sources) / len(sources), p.distortion_top, grams.column_names)
+    mfw_num, d_num = _pool_words(spill, sources, weights, word_of, mfw_cols, grams, d_cols)
+    mfw = PooledBlock(names=words_named(mfw_cols), num=mfw_num,
+                      den={s: weights @ lengths[s].astype(np.float64) for s in sources}, rows=weights.shape[0])
+    distorted = PooledBlock(names=grams.column_names(d_cols), num=d_num,
+                            den={s: weights @ grams.totals[s].astype(np.float64) for s in sources},
+                            rows=weights.shape[0])
+    return lengths, mfw, distorted
 
-    def gram_names(cols: np.ndarray) -> list[str]:
-        out = []
-        for c in cols:
-            i = int(np.searchsorted(offsets, c, side="right")) - 1
-            syms = table.symbols(orders[i], np.array([c - offsets[i]]))[0]
-            out.append(" ".join(d_names[x] for x in syms))
-        return out
 
-    assert d_scores is not None
-    d_cols = _top_columns(d_scores / len(sources), p.distortion_top, gram_names)
-    col_of_word = np.full(len(vocab), -1, dtype=np.int64)
+def _pool_words(spill: TokenSpill, sources: Sequence[str], weights: np.ndarray, word_of: np.ndarray,
+                mfw_cols: np.ndarray, grams: DistortedGrams,
+                d_cols: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The chosen words' and distorted n-grams' counts, each slice's summed under the weights at once."""
+    col_of_word = np.full(len(word_of), -1, dtype=np.int64)
     col_of_word[mfw_cols] = np.arange(len(mfw_cols))
-    col_of_gram = np.full(int(offsets[-1]), -1, dtype=np.int64)
+    col_of_gram = np.full(grams.n_columns, -1, dtype=np.int64)
     col_of_gram[d_cols] = np.arange(len(d_cols))
     mfw_num, d_num = {}, {}
     for s in sources:
@@ -220,17 +217,11 @@ def word_families(spill: TokenSpill, sources: Sequence[str], n: int, weights: np
             col, row = col_of_word[tok[w]], doc[w]
             hit = col >= 0
             mfw_num[s] += pool_slice(weights, lo, row[hit], col[hit], hi - lo, len(mfw_cols))
-            for order, starts, ids in table.occurrences(d_codes[tok], doc, max(orders)):
-                if order in orders:
-                    col = col_of_gram[offsets[orders.index(order)] + ids]
-                    hit = col >= 0
-                    d_num[s] += pool_slice(weights, lo, doc[starts[hit]], col[hit], hi - lo, len(d_cols))
-    mfw = PooledBlock(names=[vocab[c] for c in mfw_cols], num=mfw_num,
-                      den={s: weights @ lengths[s].astype(np.float64) for s in sources}, rows=weights.shape[0])
-    distorted = PooledBlock(names=gram_names(d_cols), num=d_num,
-                            den={s: weights @ d_totals[s].astype(np.float64) for s in sources},
-                            rows=weights.shape[0])
-    return lengths, mfw, distorted
+            for starts, gram in grams.columns(tok, doc):
+                col = col_of_gram[gram]
+                hit = col >= 0
+                d_num[s] += pool_slice(weights, lo, doc[starts[hit]], col[hit], hi - lo, len(d_cols))
+    return mfw_num, d_num
 
 
 def _word_counts(spill: TokenSpill, sources: Sequence[str], n: int,
@@ -251,11 +242,59 @@ def _word_counts(spill: TokenSpill, sources: Sequence[str], n: int,
     return lengths, scores
 
 
-def _distorted_grams(spill: TokenSpill, sources: Sequence[str], n: int, d_codes: np.ndarray,
-                     orders: tuple[int, ...]) -> tuple[GramTable, dict[int, dict[str, np.ndarray]],
-                                                       dict[str, np.ndarray]]:
-    """The n-gram tables of the distorted answers, an order per pass, with each wanted order's
-    occurrences per source (indexed by id) and the wanted n-grams per answer."""
+@dataclass(frozen=True)
+class DistortedGrams:
+    """The distorted answers' n-grams: which symbol each vocabulary entry becomes (``codes``, texts
+    ``names``), their case-wide ids (``table``), and for each wanted order the occurrences per source by id
+    (``sums``) and the wanted n-grams per answer (``totals``). Columns: the wanted orders' ids side by side."""
+
+    codes: np.ndarray
+    names: list[str]
+    orders: tuple[int, ...]
+    table: GramTable
+    sums: dict[int, dict[str, np.ndarray]]
+    totals: dict[str, np.ndarray]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.cumsum([0] + [len(self.table.keys[k - 1]) for k in self.orders])
+
+    @property
+    def n_columns(self) -> int:
+        return int(self.offsets[-1])
+
+    def scores(self, sources: Sequence[str]) -> np.ndarray:
+        """Summed over sources in case order: each column's relative frequency."""
+        scores = None
+        for s in sources:
+            scores = _add_scores(scores, np.concatenate([self.sums[k][s] for k in self.orders]), self.totals[s])
+        assert scores is not None
+        return scores
+
+    def column_names(self, cols: np.ndarray) -> list[str]:
+        offsets, out = self.offsets, []
+        for c in cols:
+            i = int(np.searchsorted(offsets, c, side="right")) - 1
+            syms = self.table.symbols(self.orders[i], np.array([c - offsets[i]]))[0]
+            out.append(" ".join(self.names[x] for x in syms))
+        return out
+
+    def columns(self, tok: np.ndarray, doc: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Per wanted order: the start of each occurrence in a slice and its column."""
+        offsets = self.offsets
+        for order, starts, ids in self.table.occurrences(self.codes[tok], doc, max(self.orders)):
+            if order in self.orders:
+                yield starts, offsets[self.orders.index(order)] + ids
+
+
+def _distorted_grams(spill: TokenSpill, sources: Sequence[str], n: int, vocab: Sequence[str],
+                     keep: frozenset[str], p: StyloParams) -> DistortedGrams:
+    """Text distortion at the vocabulary level (one entry at a time, identical to :func:`distort`), then
+    the n-gram tables of the distorted answers, an order per pass, counting the wanted orders."""
+    d_codes, d_vocab = pd.factorize(np.array([distort([v], keep, p.distortion_mode)[0] for v in vocab],
+                                             dtype=object))
+    codes = d_codes.astype(np.int64)
+    orders = tuple(sorted(set(p.distortion_orders)))
     table = GramTable()
     sums: dict[int, dict[str, np.ndarray]] = {}
     totals = {s: np.zeros(n, dtype=np.int64) for s in sources}
@@ -264,11 +303,10 @@ def _distorted_grams(spill: TokenSpill, sources: Sequence[str], n: int, d_codes:
         for s in sources:
             chunks = []
             for lo, hi, tok, doc in spill.read(s):
-                *_, (got, starts, key) = table.occurrences(d_codes[tok], doc, order)
-                if got == order:
-                    chunks.append(np.unique(key, return_counts=True))
-                    if order in orders:
-                        totals[s][lo:hi] += np.bincount(doc[starts], minlength=hi - lo)
+                *_, (_, starts, key) = table.occurrences(codes[tok], doc, order)
+                chunks.append(np.unique(key, return_counts=True))
+                if order in orders:
+                    totals[s][lo:hi] += np.bincount(doc[starts], minlength=hi - lo)
             parts[s] = merge_counts(chunks)
         table.add(np.concatenate([u for u, _ in parts.values()]) if parts else _EMPTY)
         if order in orders:
@@ -277,4 +315,5 @@ def _distorted_grams(spill: TokenSpill, sources: Sequence[str], n: int, d_codes:
                 col = np.zeros(len(table.keys[order - 1]), dtype=np.int64)
                 col[np.searchsorted(table.keys[order - 1], uniq)] = cnt
                 sums[order][s] = col
-    return table, sums, totals
+    return DistortedGrams(codes=codes, names=[str(v) for v in d_vocab], orders=orders, table=table, sums=sums,
+                          totals=totals)
