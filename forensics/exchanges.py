@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from forensics import collection_records, conversations
 from forensics.case import CASE_REJECTS, Case, Parameters, Source
@@ -131,8 +132,6 @@ _BASE_COLUMNS = ["prompt_id", "prompt", "prompt_norm", "response", "response_sha
                  "empty", "file", "line"]
 JOINED_COLUMNS = ["prompt_key", "prompt", "source", "role", "response", "response_sha256", "truncated",
                   "empty", "file", "line", "conversation_id"]
-#: The columns of ``exchanges.parquet`` the aligned corpus is built from (the later steps read only these).
-CORPUS_COLUMNS = ["prompt_key", "prompt", "source", "response", "empty", "conversation_id"]
 
 # Characters that render as nothing (zero-width) or reorder what is displayed (bidi controls): removed
 # before joining, and reported, because they let two visibly equal prompts differ (or vice versa).
@@ -930,36 +929,85 @@ def _check_enough(case: Case, coverage: dict[str, Any], present: dict[str, set[s
 # The aligned corpus, the step, and reloading
 # --------------------------------------------------------------------------------------------------
 
-def corpus_from_exchanges(exchanges: pd.DataFrame, case: Case) -> AlignedCorpus:
+def corpus_from_exchanges(exchanges: pd.DataFrame | ExchangeColumns, case: Case) -> AlignedCorpus:
     """Prompts where every source has a non-empty response, sorted by key; prompt text is the suspect's.
 
     Built one source at a time from row positions (no wide pivot, no filtered copy of the whole frame),
     so the texts are held once more, as the corpus's lists, and not two or three times: at a million
-    exchanges that is gigabytes (``benchmarks/bench_memory.py``).
+    exchanges that is gigabytes (``benchmarks/bench_memory.py``). ``exchanges`` is the joined frame, or
+    step 00's artifact read column by column (:class:`ExchangeColumns`, what :func:`load_corpus` uses):
+    then only the texts the corpus keeps are ever decoded whole.
     """
+    columns = exchanges if isinstance(exchanges, ExchangeColumns) else _FrameColumns(exchanges)
     names = [s.name for s in case.sources]
-    answered = ~exchanges["empty"].to_numpy(dtype=bool)
-    source = exchanges["source"].to_numpy(dtype=object)
-    key = exchanges["prompt_key"].to_numpy(dtype=object)
+    answered = ~columns.values("empty").astype(bool)
+    source = columns.values("source")
+    key = columns.values("prompt_key")
     rows = {n: np.flatnonzero(answered & (source == n)) for n in names}
     shared = set(key[rows[names[0]]].tolist())
     for n in names[1:]:
         shared &= set(key[rows[n]].tolist())
     keys = sorted(str(k) for k in shared)
-
-    def column(name: str, field: str) -> list[Any]:
-        """``field`` of source ``name``'s row for each key, in key order."""
-        mine = rows[name]
-        position = pd.Series(mine, index=key[mine]).loc[keys].to_numpy() if keys else mine[:0]
-        return exchanges[field].take(position).tolist()
-
+    # each source's row for each key, in key order
+    position = {n: pd.Series(rows[n], index=key[rows[n]]).loc[keys].to_numpy() if keys else rows[n][:0]
+                for n in names}
     suspect = case.suspect.name
-    groups = column(suspect, "conversation_id") if "conversation_id" in exchanges else None
-    return AlignedCorpus(prompt_keys=keys, prompts=[str(p) for p in column(suspect, "prompt")],
-                         responses={n: [str(r) for r in column(n, "response")] for n in names},
+    groups = (columns.values("conversation_id")[position[suspect]].tolist()
+              if "conversation_id" in columns.names else None)
+    prompts = columns.texts("prompt", {suspect: position[suspect]})[suspect]
+    responses = columns.texts("response", position)
+    return AlignedCorpus(prompt_keys=keys, prompts=[str(p) for p in prompts],
+                         responses={n: [str(r) for r in responses[n]] for n in names},
                          suspect=suspect, teachers=[s.name for s in case.teachers],
                          references=[s.name for s in case.references],
                          groups=_conversations(keys, groups))
+
+
+class _FrameColumns:
+    """The joined exchanges frame, as :func:`corpus_from_exchanges` reads it."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.names = list(frame.columns)
+
+    def values(self, name: str) -> np.ndarray:
+        return self.frame[name].to_numpy(dtype=object)
+
+    def texts(self, name: str, positions: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        return {s: self.frame[name].take(pos).tolist() for s, pos in positions.items()}
+
+
+class ExchangeColumns:
+    """Step 00's exchanges artifact read column by column: the short columns whole, a text column in
+    batches of rows, keeping only the rows asked for. A million exchanges decoded whole hold every prompt
+    once per source and, in Arrow's pool, gigabytes the process never gets back."""
+
+    BATCH = 65_536
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self.file = pq.ParquetFile(path)
+        self.names = list(self.file.schema_arrow.names)
+
+    def values(self, name: str) -> np.ndarray:
+        return self.file.read(columns=[name]).column(name).to_numpy(zero_copy_only=False)
+
+    def texts(self, name: str, positions: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        """Per source, column ``name`` at its row positions (in that order), read in one pass of batches."""
+        wanted = np.concatenate(list(positions.values())) if positions else np.zeros(0, dtype=np.int64)
+        slot = np.full(self.file.metadata.num_rows, -1, dtype=np.int64)
+        slot[wanted] = np.arange(len(wanted))
+        out: list[Any] = [None] * len(wanted)
+        start = 0
+        for batch in self.file.iter_batches(batch_size=self.BATCH, columns=[name]):
+            here = slot[start:start + batch.num_rows]
+            pick = np.flatnonzero(here >= 0)
+            for at, value in zip(here[pick], batch.column(0).take(pa.array(pick)).to_pylist(), strict=True):
+                out[at] = value
+            start += batch.num_rows
+        bounds = np.cumsum([0] + [len(pos) for pos in positions.values()])
+        return {s: out[bounds[i]:bounds[i + 1]] for i, s in enumerate(positions)}
 
 
 def _conversations(keys: list[str], found: list[Any] | None) -> list[str] | None:
@@ -1015,8 +1063,9 @@ def load_corpus(run: RunFolder, case: Case) -> AlignedCorpus:
     if recorded is not None and recorded != parameters_sha256(case.parameters):
         raise VerificationError("the case parameters differ from those step 00_case ran with",
                                 path=case.case_path, fix="re-run the case from step 00_case")
-    exchanges = run.read_parquet(EXCHANGES_ARTIFACT, columns=CORPUS_COLUMNS)
-    found = list(dict.fromkeys(exchanges["source"]))
+    run.check(EXCHANGES_ARTIFACT)
+    exchanges = ExchangeColumns(run.path(EXCHANGES_ARTIFACT))
+    found = list(dict.fromkeys(exchanges.values("source").tolist()))
     expected = [s.name for s in case.sources]
     if sorted(found) != sorted(expected):
         raise VerificationError(f"the run folder's exchanges hold sources {found}, the case names "
