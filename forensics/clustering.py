@@ -483,7 +483,7 @@ def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     from forensics.embeddings import load_vectors
     from forensics.exchanges import load_corpus
 
-    corpus = load_corpus(run, case)
+    corpus = load_corpus(run, case, texts=False)  # the step reads vectors, not texts
     vectors = load_vectors(run, corpus)
     return write_step(corpus, vectors, params_from_case(case), run)
 

@@ -45,7 +45,7 @@ import io
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -929,14 +929,17 @@ def _check_enough(case: Case, coverage: dict[str, Any], present: dict[str, set[s
 # The aligned corpus, the step, and reloading
 # --------------------------------------------------------------------------------------------------
 
-def corpus_from_exchanges(exchanges: pd.DataFrame | ExchangeColumns, case: Case) -> AlignedCorpus:
+def corpus_from_exchanges(exchanges: pd.DataFrame | ExchangeColumns, case: Case, *,
+                          texts: bool = True) -> AlignedCorpus:
     """Prompts where every source has a non-empty response, sorted by key; prompt text is the suspect's.
 
     Built one source at a time from row positions (no wide pivot, no filtered copy of the whole frame),
     so the texts are held once more, as the corpus's lists, and not two or three times: at a million
     exchanges that is gigabytes (``benchmarks/bench_memory.py``). ``exchanges`` is the joined frame, or
     step 00's artifact read column by column (:class:`ExchangeColumns`, what :func:`load_corpus` uses):
-    then only the texts the corpus keeps are ever decoded whole.
+    then only the texts the corpus keeps are ever decoded whole. Without ``texts``, the corpus has its
+    keys, roles and conversations but no texts (:class:`TextsNotLoaded`): for the steps that read only
+    those, a million exchanges' texts are not held.
     """
     columns = exchanges if isinstance(exchanges, ExchangeColumns) else _FrameColumns(exchanges)
     names = [s.name for s in case.sources]
@@ -954,13 +957,32 @@ def corpus_from_exchanges(exchanges: pd.DataFrame | ExchangeColumns, case: Case)
     suspect = case.suspect.name
     groups = (columns.values("conversation_id")[position[suspect]].tolist()
               if "conversation_id" in columns.names else None)
-    prompts = columns.texts("prompt", {suspect: position[suspect]})[suspect]
-    responses = columns.texts("response", position)
-    return AlignedCorpus(prompt_keys=keys, prompts=[str(p) for p in prompts],
-                         responses={n: [str(r) for r in responses[n]] for n in names},
+    if texts:
+        prompts: Sequence[str] = [str(p) for p in columns.texts("prompt", {suspect: position[suspect]})[suspect]]
+        responses: dict[str, Sequence[str]] = {n: [str(r) for r in found]
+                                               for n, found in columns.texts("response", position).items()}
+    else:
+        prompts = TextsNotLoaded(len(keys))
+        responses = {n: TextsNotLoaded(len(keys)) for n in names}
+    return AlignedCorpus(prompt_keys=keys, prompts=prompts, responses=responses,  # type: ignore[arg-type]
                          suspect=suspect, teachers=[s.name for s in case.teachers],
                          references=[s.name for s in case.references],
                          groups=_conversations(keys, groups))
+
+
+class TextsNotLoaded(Sequence[str]):
+    """The texts of a corpus loaded without them (``load_corpus(..., texts=False)``): it has their number,
+    and reading one is an error that says so, never an empty string taken for an answer."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: Any) -> Any:
+        raise ForensicsError("this corpus was loaded without its texts",
+                             fix="load it with load_corpus(run, case) (texts=True)")
 
 
 class _FrameColumns:
@@ -1054,8 +1076,9 @@ def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
             "artifacts": [EXCHANGES_ARTIFACT, COVERAGE_ARTIFACT]}
 
 
-def load_corpus(run: RunFolder, case: Case) -> AlignedCorpus:
-    """Rebuild the aligned corpus from step 00_case's artifact (hash-checked) for the later steps."""
+def load_corpus(run: RunFolder, case: Case, *, texts: bool = True) -> AlignedCorpus:
+    """Rebuild the aligned corpus from step 00_case's artifact (hash-checked) for the later steps; without
+    ``texts`` for a step that reads only keys, roles and conversations (:class:`TextsNotLoaded`)."""
     if not run.path(EXCHANGES_ARTIFACT).exists():
         raise ForensicsError(f"{EXCHANGES_ARTIFACT} not found", path=run.root,
                              fix="run step 00_case first")
@@ -1071,7 +1094,7 @@ def load_corpus(run: RunFolder, case: Case) -> AlignedCorpus:
         raise VerificationError(f"the run folder's exchanges hold sources {found}, the case names "
                                 f"{expected}", path=run.path(EXCHANGES_ARTIFACT),
                                 fix="re-run the case from step 00_case")
-    return corpus_from_exchanges(exchanges, case)
+    return corpus_from_exchanges(exchanges, case, texts=texts)
 
 
 #: The text formats and their parsers (Parquet is read from bytes, see :func:`_parse_parquet`).

@@ -223,7 +223,7 @@ def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     from forensics.embeddings import OPENINGS_ARTIFACT, load_vectors
     from forensics.exchanges import load_corpus
 
-    corpus = load_corpus(run, case)
+    corpus = load_corpus(run, case, texts=False)  # step 02 reads vectors, not texts
     per_prompt = per_prompt_similarity(load_vectors(run, corpus, OPENINGS_ARTIFACT), corpus.sources)
     per_prompt_whole = per_prompt_similarity(load_vectors(run, corpus), corpus.sources)
     matrices = semantic_matrices(corpus, per_prompt, case_bootstrap(corpus, case.parameters), per_prompt_whole,

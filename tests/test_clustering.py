@@ -229,7 +229,7 @@ def test_write_step_artifacts(fitted, tmp_path, monkeypatch) -> None:
     given = types.SimpleNamespace(seed=0, umap_max_points=4000, permutations=99)
     case = types.SimpleNamespace(parameters=given)
     monkeypatch.setitem(sys.modules, "forensics.exchanges",
-                        types.SimpleNamespace(load_corpus=lambda run_, case_: corpus))
+                        types.SimpleNamespace(load_corpus=lambda run_, case_, **_: corpus))
     monkeypatch.setitem(sys.modules, "forensics.embeddings",
                         types.SimpleNamespace(load_vectors=lambda run_, corpus_: vectors))
     summary = run_step(case, run)

@@ -224,7 +224,7 @@ def test_run_step_writes_artifact_and_manifest(fresh: Embedder, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     corpus = _corpus()
     fake = types.ModuleType("forensics.exchanges")
-    fake.load_corpus = lambda run, case: corpus
+    fake.load_corpus = lambda run, case, **_: corpus
     monkeypatch.setitem(sys.modules, "forensics.exchanges", fake)
     monkeypatch.setattr(emb, "Embedder", lambda *args, **kwargs: fresh)
     case = types.SimpleNamespace(parameters=types.SimpleNamespace(embedding_model=None, seed=0, opening_words=2))

@@ -174,7 +174,7 @@ def test_a_case_embeds_openings_with_torch_and_answers_with_int8(int8: Embedder,
                                    responses={"suspect": texts[:4], "teacher": texts[4:8]})
     monkeypatch.setenv("FORENSICS_CACHE", str(folder))  # the module's export is found there, not redone
     monkeypatch.setitem(sys.modules, "forensics.exchanges",
-                        types.SimpleNamespace(load_corpus=lambda run_, case_: corpus))
+                        types.SimpleNamespace(load_corpus=lambda run_, case_, **_: corpus))
     params = types.SimpleNamespace(embedding_model=None, seed=0, opening_words=12, embedding_backend="onnx-int8")
     run = RunFolder(tmp_path / "run")
     emb.run_step(types.SimpleNamespace(parameters=params), run, progress=False)

@@ -371,6 +371,12 @@ def test_load_corpus_rebuilds_the_same_corpus(tmp_path: Path) -> None:
     corpus = load_corpus(run, case)
     assert isinstance(corpus, AlignedCorpus)
     assert corpus == join_case(case).corpus()
+    keys_only = load_corpus(run, case, texts=False)  # what steps 02 and 05 read: no texts held
+    assert (keys_only.prompt_keys, keys_only.sources, keys_only.groups) == (corpus.prompt_keys, corpus.sources,
+                                                                            corpus.groups)
+    assert len(keys_only.prompts) == len(keys_only.responses[corpus.suspect]) == len(corpus)
+    with pytest.raises(ForensicsError, match="loaded without its texts"):
+        keys_only.responses[corpus.suspect][0]
 
 
 def test_rerunning_the_step_gives_identical_artifacts(tmp_path: Path) -> None:
