@@ -15,8 +15,8 @@ subprocess, so that each stage's peak is its own and not the high-water mark of 
   (tokenize every text, cut the windows): the part of embedding whose memory grows with the case;
 - ``store``: a (synthetic) vector for every text of the case, answers and openings, written through the
   packed embedding store a group at a time: the embedding step's storage at full size;
-- ``prepare_warm``: ``Embedder.fill_cache`` on that store, what ``forensics run`` does before the
-  notebooks on a warm cache (every text's entry verified, nothing embedded);
+- ``prepare_warm``: ``pipeline.prepare`` on that store, what ``forensics run`` does before the
+  notebooks on a warm cache (the case joined, every text's entry verified, nothing embedded);
 - ``step01``: step 01's ``run_step`` from the store (the two embeddings artifacts of the whole case);
 - ``semantic``: step 02's ``run_step`` on those artifacts;
 - ``step03`` .. ``step07``: the later steps' ``run_step`` in turn (stylometry, markers, clusters,
@@ -390,17 +390,18 @@ def stage_store(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
 
 
 def stage_prepare_warm(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
-    """What ``forensics run`` does before the notebooks on a warm store: every text verified, none embedded."""
-    from forensics.embeddings import Embedder
+    """What ``forensics run`` does before the notebooks (``pipeline.prepare``: the case read and joined,
+    every text's entry in the store verified) on a warm store: nothing embedded."""
+    from forensics import pipeline
+    from forensics.case import load_case
 
-    texts = _case_texts(folder)
+    case = load_case(folder / "case.yaml")
     _use_store(folder)
-    embedder = Embedder()
 
     def work() -> int:
-        embedder.fill_cache(texts)
-        assert embedder.last_stats["embedded"] == 0, embedder.last_stats
-        return len(texts)
+        pipeline.prepare(case)
+        return sum(s["rows"] for s in json.loads((folder / "run" / "artifacts" / "coverage.json").read_text(
+            encoding="utf-8"))["sources"].values())
 
     return work
 
