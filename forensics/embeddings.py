@@ -796,8 +796,9 @@ def load_vectors(run: RunFolder, corpus: AlignedCorpus, artifact: str = ARTIFACT
     no Python object per vector (pandas held one numpy array per row, several times the vectors' size
     on a large case). The values are the stored float32 bits either way.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from forensics.memory import release_unused_memory
 
     run.check(artifact)
     where = run.path(artifact)
@@ -815,7 +816,7 @@ def load_vectors(run: RunFolder, corpus: AlignedCorpus, artifact: str = ARTIFACT
                              f"{missing[0]!r}", path=where, fix="re-run the embeddings step (01)")
         out[source] = matrix[[position[k] for k in corpus.prompt_keys]]
         del rows, matrix
-        pa.default_memory_pool().release_unused()  # Arrow's pool would keep the decoded pages
+        release_unused_memory()  # the decoded pages, before the next source's
     return out
 
 

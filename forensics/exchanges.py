@@ -58,6 +58,7 @@ from forensics import collection_records, conversations
 from forensics.case import CASE_REJECTS, Case, Parameters, Source
 from forensics.custody import RunFolder, canonical_json, sha256_bytes, sha256_file, sha256_text
 from forensics.errors import ForensicsError, InputError, VerificationError
+from forensics.memory import release_unused_memory
 
 STEP = "00_case"
 EXCHANGES_ARTIFACT = "artifacts/exchanges.parquet"
@@ -1094,7 +1095,9 @@ def load_corpus(run: RunFolder, case: Case, *, texts: bool = True) -> AlignedCor
         raise VerificationError(f"the run folder's exchanges hold sources {found}, the case names "
                                 f"{expected}", path=run.path(EXCHANGES_ARTIFACT),
                                 fix="re-run the case from step 00_case")
-    return corpus_from_exchanges(exchanges, case, texts=texts)
+    corpus = corpus_from_exchanges(exchanges, case, texts=texts)
+    release_unused_memory()  # the decoded batches, before the step's own work
+    return corpus
 
 
 #: The text formats and their parsers (Parquet is read from bytes, see :func:`_parse_parquet`).

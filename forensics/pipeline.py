@@ -85,8 +85,10 @@ def prepare(case: Case, client: Any = None, threads: int | None = None) -> None:
     """
     from forensics.embeddings import case_embedders
     from forensics.exchanges import join_case
+    from forensics.memory import release_unused_memory
 
     corpus = join_case(case).corpus()
+    release_unused_memory()  # the joined frame's texts, freed, before the model and the store's reads
     embedders = case_embedders(case)
     if client is None:
         embedders.fill_cache(corpus, case.parameters.opening_words, progress="embedding responses")
