@@ -164,6 +164,7 @@ def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet:
     and the steps' per-prompt statistics run on Dask (:func:`compute_cluster`); the findings are the same.
     """
     from forensics.case import load_case
+    from forensics.memory import release_unused_memory
 
     _deterministic_env()
     case_file = Path(case_file).resolve()
@@ -179,6 +180,7 @@ def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet:
 
     with compute_cluster(cluster, workers) as (client, threads):
         prepare(case, client, threads)
+        release_unused_memory()  # this process waits while the notebooks' kernels work
         staging.mkdir(parents=True)
         execute_notebooks(case_file, staging, ensure_kernel(), on_step=say)
     missing = [name for name in REQUIRED_OUTPUTS if not (staging / name).exists()]
