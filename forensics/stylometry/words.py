@@ -40,11 +40,12 @@ def _punctuation_tokens(text: str) -> list[str]:
 class TokenSpill:
     """Token ids of lists of texts (each source's answers, the prompts), by slice, in ``folder``.
 
-    The word families read the tokens four times and the marker phrases five; tokenising is the slow part
-    and a million answers' ids held at once are what would not fit, so each slice is tokenised once (by
-    ``tokenizer``; default the punctuation-keeping :func:`tokenize`), written as int32 ``.npy`` and read
-    back one at a time. Every list shares one vocabulary. File names hold the list's position, never its
-    key (source names are case input).
+    The word families read the tokens once per pass (the words, each n-gram order, the counts) and the
+    marker phrases once per phrase order and once more; tokenising is the slow part and a million answers'
+    ids held at once are what would not fit, so each slice is tokenised once (by ``tokenizer``; default the
+    punctuation-keeping :func:`tokenize`), written as int32 ``.npy`` and read back one at a time. Every
+    list shares one vocabulary. File names hold the list's position, never its key (source names are case
+    input).
     """
 
     def __init__(self, folder: Path, tokenizer: Callable[[str], list[str]] = _punctuation_tokens) -> None:
