@@ -47,7 +47,7 @@ from forensics.errors import CaseFileError
 from forensics.exchanges import CorpusLike
 from forensics.scoring import all_weights, jsonable, percentile_interval
 from forensics.stylometry import is_word, ngram_occurrences, params_from, tokenize
-from forensics.stylometry.words import TokenSpill, merge_counts, sorted_unique
+from forensics.stylometry.words import GramTable, TokenSpill, lookup, merge_counts, sorted_unique
 
 if TYPE_CHECKING:
     from forensics.case import Case
@@ -196,29 +196,20 @@ def _word_streams(spill: TokenSpill, source: str,
         yield lo, hi, tok[is_w], doc[is_w], seg[is_w]
 
 
-def _lookup(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Position of each key in the sorted ``table``, -1 where absent."""
-    if not len(table):
-        return np.full(len(keys), -1, dtype=np.int64)
-    at = np.minimum(np.searchsorted(table, keys), len(table) - 1)
-    return np.where(table[at] == keys, at, -1)
-
-
 class PhraseIndex:
     """Case-wide identities of the phrases some teacher uses often, found an order at a time.
 
-    ``frequent[k-1]``: sorted keys of the k-grams in at least ``min_teacher_df`` responses of some teacher
-    (prompts not excluded; order 1's key is the token id); order k's key is ``id(first k-1 words in
-    frequent[k-2]) * F + id(last word in frequent[0])``, F = len(frequent[0]). A phrase in ``min_teacher_df``
-    of a teacher's responses has its first k-1 words and its last word there too, so only such n-grams are
-    ever candidates (and keys stay below occurrences x words). ``kept[k]``: the sorted keys of the marker
-    candidates of order k (``min_teacher_df`` responses of some teacher with the phrase absent from the
-    prompt); the table's columns are the kept keys, order by order.
+    ``frequent``: the :class:`GramTable` of the words and phrases in at least ``min_teacher_df`` responses
+    of some teacher (prompts not excluded). A phrase in ``min_teacher_df`` of a teacher's responses has its
+    first k-1 words and its last word there too, so only the n-grams the table knows are ever candidates.
+    ``kept[k]``: the sorted keys (the table's) of the marker candidates of order k (``min_teacher_df``
+    responses of some teacher with the phrase absent from the prompt); the phrase table's columns are the
+    kept keys, order by order.
     """
 
     def __init__(self, orders: Sequence[int]) -> None:
         self.orders = tuple(sorted(set(orders)))
-        self.frequent: list[np.ndarray] = []
+        self.frequent = GramTable()
         self.kept: dict[int, np.ndarray] = {}
 
     @property
@@ -233,40 +224,9 @@ class PhraseIndex:
     def n_columns(self) -> int:
         return sum(len(self.kept.get(k, ())) for k in self.orders)
 
-    def occurrences(self, tok: np.ndarray, seg: np.ndarray,
-                    max_order: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """``(order, starts, keys)`` per order up to ``max_order``, for the occurrences that can be
-        candidates (first k-1 words and last word frequent); stops after the first order without a table."""
-        yield 1, np.arange(len(tok), dtype=np.int64), tok
-        if not self.frequent:
-            return
-        first = prev = _lookup(self.frequent[0], tok)
-        for order in range(2, max_order + 1):
-            m = len(tok) - order + 1
-            if m <= 0:
-                return
-            ok = (prev[:m] >= 0) & (first[order - 1:] >= 0) & (seg[:m] == seg[order - 1:])
-            starts = np.flatnonzero(ok)
-            keys = prev[starts] * len(self.frequent[0]) + first[starts + order - 1]
-            yield order, starts, keys
-            if len(self.frequent) < order:
-                return
-            prev = np.full(m, -1, dtype=np.int64)
-            prev[starts] = _lookup(self.frequent[order - 1], keys)
-
-    def words_of(self, order: int, keys: np.ndarray) -> np.ndarray:
-        """``(len(keys), order)`` token ids of each n-gram."""
-        if not len(keys):
-            return np.zeros((0, order), dtype=np.int64)
-        if order == 1:
-            return keys[:, None]
-        prefix, last = np.divmod(keys, len(self.frequent[0]))
-        return np.hstack([self.words_of(order - 1, self.frequent[order - 2][prefix]),
-                          self.frequent[0][last][:, None]])
-
     def names(self, vocab: Sequence[str]) -> list[str]:
         return [" ".join(vocab[t] for t in row) for k in self.orders
-                for row in self.words_of(k, self.kept.get(k, _EMPTY))]
+                for row in self.frequent.key_symbols(k, self.kept.get(k, _EMPTY))]
 
     def column_orders(self) -> np.ndarray:
         return np.concatenate([np.full(len(self.kept.get(k, ())), k, dtype=np.int64) for k in self.orders]
@@ -290,7 +250,7 @@ def _teacher_phrases(spill: TokenSpill, teachers: Sequence[str], word_of: np.nda
             frequent.append(merged[0][merged[1][:, 0] >= p.min_teacher_df])
             kept.append(merged[0][merged[1][:, 1] >= p.min_teacher_df])
         if order < top:
-            index.frequent.append(sorted_unique(np.concatenate(frequent)) if frequent else _EMPTY)
+            index.frequent.add(np.concatenate(frequent) if frequent else _EMPTY)
         if order in index.orders:
             index.kept[order] = sorted_unique(np.concatenate(kept)) if kept else _EMPTY
     return index
@@ -299,9 +259,7 @@ def _slice_counts(spill: TokenSpill, teacher: str, word_of: np.ndarray, index: P
     """Per slice of the teacher's responses: its candidate n-grams of ``order`` (sorted keys) with, per key,
     the responses containing it and those containing it while their prompt does not."""
     for lo, hi, tok, doc, seg in _word_streams(spill, teacher, word_of):
-        *_, (got, starts, keys) = index.occurrences(tok, seg, order)
-        if got != order:
-            continue
+        *_, (_, starts, keys, _) = index.frequent.occurrences(tok, seg, order)
         local, ids = np.unique(keys, return_inverse=True)
         _, r_id, absent = _presence(doc[starts], ids.ravel(), len(local), hi - lo)
         counts = np.stack([np.bincount(r_id, minlength=len(local)),
@@ -326,9 +284,9 @@ def _source_phrases(spill: TokenSpill, source: str, n: int, word_of: np.ndarray,
             if order in index.orders:
                 r_doc, _, absent = _presence(doc[starts], ids, len(first), h)
                 totals[lo:hi] += np.bincount(r_doc[absent], minlength=h)
-        for order, starts, keys in index.occurrences(tok, seg, top):
+        for order, starts, keys, _ in index.frequent.occurrences(tok, seg, top):
             if order in index.orders:
-                col = _lookup(index.kept[order], keys)
+                col = lookup(index.kept[order], keys)
                 hit = col >= 0
                 r_doc, r_col, absent = _presence(doc[starts[hit]], col[hit] + offsets[order], max(n_cols, 1), h)
                 rows.append(r_doc[absent] + lo)

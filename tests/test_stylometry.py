@@ -180,7 +180,7 @@ def test_gram_table_gives_one_id_per_ngram_across_streams() -> None:
         table.add(np.concatenate(keys))
     grams = []
     for sym, doc in streams:
-        *_, (order, starts, ids) = table.occurrences(sym, doc, 2)
+        *_, (order, starts, _, ids) = table.occurrences(sym, doc, 2)
         assert order == 2
         grams.append({tuple(table.symbols(2, ids[i:i + 1])[0]): int(ids[i]) for i in range(len(ids))})
     # (5, 7) and (7, 5) in both streams, with the same ids; (7, 9) spans two documents: never a bigram

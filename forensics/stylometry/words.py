@@ -87,12 +87,14 @@ class TokenSpill:
 
 
 class GramTable:
-    """Case-wide identities of n-grams over a symbol stream: per order, the sorted keys of every n-gram seen.
+    """Case-wide identities of n-grams over a symbol stream: per order, the sorted keys of the n-grams kept.
 
     Order 1's key is the symbol; order k's is ``id(first k-1 symbols) * B + id(last symbol)`` with B the
     number of order-1 ids, so a key stays below (occurrences x symbols) and never overflows int64. An
     n-gram's id is its key's position in its order's table: the same in every slice and source. Tables are
-    filled an order at a time (:meth:`add`), each from every slice's keys of that order.
+    filled an order at a time (:meth:`add`), each from every slice's keys of that order. A table may keep
+    every n-gram seen (the stylometric families) or only some (the marker phrases keep those frequent in a
+    teacher): an n-gram whose first k-1 symbols or last symbol is not in the tables is not one of order k.
     """
 
     def __init__(self) -> None:
@@ -103,36 +105,31 @@ class GramTable:
         """Orders whose table is complete."""
         return len(self.keys)
 
-    def occurrences(self, sym: np.ndarray, doc: np.ndarray,
-                    max_order: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """``(order, starts, ids)`` per order up to ``max_order`` (n-grams never span two documents); for
-        the first order without a table (then the last yielded), raw keys instead of ids."""
-        n_tok = len(sym)
-        prev = first = _EMPTY
-        valid = np.ones(n_tok, dtype=bool)
+    def occurrences(self, sym: np.ndarray, seg: np.ndarray,
+                    max_order: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray | None]]:
+        """``(order, starts, keys, ids)`` for each order up to ``max_order`` and the first order without a
+        table (the last yielded, with ``ids`` None): the start of each occurrence (never spanning two
+        segments) whose first k-1 symbols and last symbol are in the tables, its key and its id (-1 where
+        the table lacks it)."""
+        starts = np.arange(len(sym), dtype=np.int64)
+        keys = sym.astype(np.int64)
+        first = prev = _EMPTY
         for order in range(1, max_order + 1):
-            m = n_tok - order + 1
-            if m <= 0:
-                yield order, _EMPTY, _EMPTY
-                if order > self.known:
-                    return
-                continue
-            if order == 1:
-                starts = np.arange(n_tok, dtype=np.int64)
-                key = sym.astype(np.int64)
-            else:
-                valid = valid[:m] & (doc[:m] == doc[order - 1:])
-                starts = np.flatnonzero(valid)
-                key = prev[starts] * len(self.keys[0]) + first[starts + order - 1]
+            if order > 1:
+                m = max(len(sym) - order + 1, 0)
+                last = first[order - 1:order - 1 + m]
+                ok = (prev[:m] >= 0) & (last >= 0) & (seg[:m] == seg[order - 1:order - 1 + m])
+                starts = np.flatnonzero(ok)
+                keys = prev[starts] * len(self.keys[0]) + last[starts]
             if order > self.known:
-                yield order, starts, key
+                yield order, starts, keys, None
                 return
-            ids = np.searchsorted(self.keys[order - 1], key)
+            ids = lookup(self.keys[order - 1], keys)
+            yield order, starts, keys, ids
             if order == 1:
                 first = ids
-            prev = np.full(m, -1, dtype=np.int64)
+            prev = np.full(max(len(sym) - order + 1, 0), -1, dtype=np.int64)
             prev[starts] = ids
-            yield order, starts, ids
 
     def add(self, keys: np.ndarray) -> None:
         """The next order's table, from every key of that order (any order, repeats allowed)."""
@@ -140,10 +137,24 @@ class GramTable:
 
     def symbols(self, order: int, ids: np.ndarray) -> np.ndarray:
         """``(len(ids), order)``: the symbols of each n-gram."""
+        return self.key_symbols(order, self.keys[order - 1][ids])
+
+    def key_symbols(self, order: int, keys: np.ndarray) -> np.ndarray:
+        """``(len(keys), order)``: the symbols of the n-grams of these keys."""
+        if not len(keys):
+            return np.zeros((0, order), dtype=np.int64)
         if order == 1:
-            return self.keys[0][ids][:, None]
-        prefix, last = np.divmod(self.keys[order - 1][ids], len(self.keys[0]))
+            return keys[:, None]
+        prefix, last = np.divmod(keys, len(self.keys[0]))
         return np.hstack([self.symbols(order - 1, prefix), self.keys[0][last][:, None]])
+
+
+def lookup(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Position of each key in the sorted ``table``, -1 where absent."""
+    if not len(table):
+        return np.full(len(keys), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+    return np.where(table[at] == keys, at, -1)
 
 
 def sorted_unique(keys: np.ndarray) -> np.ndarray:
@@ -283,7 +294,7 @@ class DistortedGrams:
     def columns(self, tok: np.ndarray, doc: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Per wanted order: the start of each occurrence in a slice and its column."""
         offsets = self.offsets
-        for order, starts, ids in self.table.occurrences(self.codes[tok], doc, max(self.orders)):
+        for order, starts, _, ids in self.table.occurrences(self.codes[tok], doc, max(self.orders)):
             if order in self.orders:
                 yield starts, offsets[self.orders.index(order)] + ids
 
@@ -304,7 +315,7 @@ def _distorted_grams(spill: TokenSpill, sources: Sequence[str], n: int, vocab: S
         for s in sources:
             chunks = []
             for lo, hi, tok, doc in spill.read(s):
-                *_, (_, starts, key) = table.occurrences(codes[tok], doc, order)
+                *_, (_, starts, key, _) = table.occurrences(codes[tok], doc, order)
                 chunks.append(np.unique(key, return_counts=True))
                 if order in orders:
                     totals[s][lo:hi] += np.bincount(doc[starts], minlength=hi - lo)
