@@ -1,15 +1,14 @@
 """N-gram machinery and the character n-gram family; feature blocks and their pooling.
 
 Everything here is exact (no hashing) and streamed, so memory grows with the kept features, not the text.
-The word families (:mod:`forensics.stylometry.words`) and the marker phrases build on
-:func:`ngram_occurrences`.
+The marker phrases count every n-gram of a slice with :func:`ngram_occurrences`; n-grams shared across
+slices and sources get their ids from :class:`forensics.stylometry.words.GramTable`.
 """
 
 from __future__ import annotations
 
-import array
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,27 +16,6 @@ import pandas as pd
 from scipy import sparse
 
 from forensics.stylometry.tokens import normalise
-
-
-def encode_texts(texts: Iterable[str],
-                 tokenizer: Callable[[str], list[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Token ids (in order of first appearance), the document index of each token, the id -> token list,
-    for ``[tokenizer(t) for t in texts]``, streamed: each text is tokenised and its tokens turned into ids
-    at once, so the token strings of the whole corpus are never held together."""
-    ids: dict[str, int] = {}
-    setdefault = ids.setdefault
-    buf = array.array("q")
-    lengths = array.array("q")
-    for text in texts:
-        toks = tokenizer(text)
-        buf.extend([setdefault(t, len(ids)) for t in toks])
-        lengths.append(len(toks))
-    tok = np.frombuffer(buf, dtype=np.int64).copy() if len(buf) else np.zeros(0, dtype=np.int64)
-    del buf
-    n_docs = len(lengths)
-    doc = np.repeat(np.arange(n_docs, dtype=np.int64),
-                    np.frombuffer(lengths, dtype=np.int64) if n_docs else np.zeros(0, dtype=np.int64))
-    return tok, doc, list(ids)
 
 
 def _first_positions(ids: np.ndarray, starts: np.ndarray, n_ids: int) -> np.ndarray:
