@@ -227,7 +227,9 @@ def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any]
     A finding that one reference model decides is only as sound as that reference's independence (two
     versions of one model in a panel make it look more uniform than independent models are), so the
     report says whether the conclusion survives leaving out any one of them. Only the fused lines are
-    re-scored (full data, no replicates): the conclusion rests on nothing else. Empty when the panel
+    re-scored (full data, no replicates): the conclusion rests on nothing else. The left-out reference
+    still counts in the panel consensus the semantic similarities were measured against, as it does in the
+    standardisation of the stylometric features: only the scoring panel changes. Empty when the panel
     would fall below :data:`forensics.scoring.MIN_PANEL`.
     """
     if len(references) <= MIN_PANEL:
@@ -572,7 +574,8 @@ def write_figures(run: RunFolder, corpus: AlignedCorpus, findings: Findings, art
     run.write_figure("figures/lr_scale", figures.lr_scale_figure(
         head.log10_lr, findings.parameters["inconclusive_band"], head.verbal, bounds=head.lr_bounds), step=STEP)
     semantic: SemanticMatrices = art["semantic"]
-    emb = pd.DataFrame(semantic.openings, index=semantic.sources, columns=semantic.sources)
+    # each row of the semantic matrix is seen from its own source's consensus: the figure shows both views' mean
+    emb = pd.DataFrame((semantic.openings + semantic.openings.T) / 2, index=semantic.sources, columns=semantic.sources)
     sty_src = art["stylometry"]["sources"]
     sty = pd.DataFrame(art["stylometry"]["families"]["mfw_cosine_delta"]["sim"], index=sty_src, columns=sty_src)
     roles = figures.Roles.of(corpus)

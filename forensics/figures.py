@@ -198,7 +198,7 @@ def _color_ticklabels(labels: Sequence[Any], roles: Roles | None) -> None:
 # --------------------------------------------------------------------------------------------------
 # 1. Per-prompt similarity to each teacher
 
-SIMILARITY_LABEL = "Similarity to the teacher's answer (cosine; 1 = same meaning)"
+SIMILARITY_LABEL = "Similarity to the teacher's answer beyond the panel's consensus (cosine; 0 = unrelated)"
 
 
 @_styled
@@ -265,7 +265,7 @@ def similarity_heatmaps(emb_sim: pd.DataFrame, stylo_sim: pd.DataFrame,
     n = max(len(emb_sim), len(stylo_sim))
     fig = Figure(figsize=(2.0 + 1.1 * n, 1.4 + 0.5 * n), layout="constrained")
     axes = fig.subplots(1, 2)
-    for ax, matrix, title in ((axes[0], emb_sim, "Meaning: embedding similarity"),
+    for ax, matrix, title in ((axes[0], emb_sim, "Meaning: embedding similarity beyond the panel's consensus"),
                               (axes[1], stylo_sim, "Style: stylometric similarity")):
         _heatmap(fig, ax, matrix, roles_, title)
     fig.suptitle("Which models answer alike? Higher = more similar")

@@ -80,7 +80,9 @@ class FullAnswers(Record):
 
 class EmbeddingEvidence(LineEvidence):
     naive_z: float | None = Field(description="z without removing the teacher-independent prompt effect")
-    raw_similarity: dict[str, float | None] = Field(description="mean cosine similarity to the teacher per source")
+    raw_similarity: dict[str, float | None] = Field(
+        description="mean cosine similarity to the teacher per source (answer openings, each prompt's panel "
+                    "consensus removed)")
     full_answers: FullAnswers | None = None
 
 

@@ -59,7 +59,7 @@ REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
 #: Bumped whenever the scoring changes, so an old calibration file is recognisably stale.
-METHOD_VERSION = "panel-relative-fused-v4"
+METHOD_VERSION = "panel-relative-fused-v5"
 #: The prompt set holding every prompt; the others are named after their prompt source, or are samples.
 ALL_PROMPTS = "all"
 #: Random prompt samples validated besides the prompt sources, at sizes real cases have (a case holds from
@@ -311,9 +311,9 @@ def score_case(corpus: AlignedCorpus, openings: dict[str, np.ndarray], params: P
 def _semantic(corpus: AlignedCorpus, openings: dict[str, np.ndarray], boot_idx: np.ndarray,
               params: Parameters) -> SemanticMatrices:
     """Step 02's measurement in memory: the openings' similarity matrices of one benchmark case."""
-    from forensics.semantic import per_prompt_similarity, semantic_matrices
+    from forensics.semantic import paired_similarity, semantic_matrices
 
-    per_prompt = per_prompt_similarity(openings, corpus.sources)
+    per_prompt = paired_similarity(openings, corpus)
     return semantic_matrices(corpus, per_prompt, boot_idx, opening_words=params.opening_words)
 
 

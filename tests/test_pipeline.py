@@ -294,9 +294,9 @@ def test_each_line_of_evidence_has_its_statistics(teachers: dict[str, dict[str, 
     assert clusters["n_prompts"] == N_PROMPTS
     assert clusters["z"] is None or isinstance(clusters["z"], float)
     assert 0 <= clusters["p_value"] <= 1
-    # the fused score is the smallest of the fused lines' z: every fused line must point at the teacher
+    # the fused score is the mean of the fused lines' z (each rounded to 6 decimals in the findings)
     zs = [ev[line]["z"] for line in FUSED_LINES if ev[line]["z"] is not None]
-    assert teachers[teacher]["score"] == pytest.approx(min(zs), abs=1e-5)
+    assert teachers[teacher]["score"] == pytest.approx(sum(zs) / len(zs), abs=1e-5)
 
 
 def test_control_suspect_is_attributed_no_teacher(first: Done) -> None:

@@ -9,7 +9,9 @@ from forensics.exchanges import AlignedCorpus
 from forensics.scoring import bootstrap_indices, panel_relative
 from forensics.semantic import (
     SemanticMatrices,
+    consensus_removed,
     controls_table,
+    paired_similarity,
     per_prompt_frame,
     per_prompt_similarity,
     semantic_matrices,
@@ -145,3 +147,65 @@ def test_incomplete_or_foreign_matrices_are_refused_in_one_line() -> None:
         SemanticMatrices.from_frame(stranger, meta)
     with pytest.raises(InputError, match="lacks suspect"):
         SemanticMatrices.from_frame(frame, {k: v for k, v in meta.items() if k != "suspect"})
+
+
+def _centred_by_hand(vectors: dict[str, np.ndarray], sources: list[str], references: list[str]) -> np.ndarray:
+    """The rule of :func:`consensus_removed` on the vectors themselves: a reference X's row under the mean of
+    the other references; any other source's row averaged over those consensuses, each reference Y's entry
+    over the consensuses that contain Y."""
+    def cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+        ok = (na > 1e-6) & (nb > 1e-6)
+        return np.where(ok, (a * b).sum(axis=1) / np.where(ok, na * nb, 1.0), 0.0)
+
+    def centre(excluded: str) -> np.ndarray:
+        return np.mean([vectors[r].astype(np.float64) for r in references if r != excluded], axis=0)
+
+    n = len(vectors[sources[0]])
+    out = np.zeros((len(sources), len(sources), n))
+    for i, x in enumerate(sources):
+        for j, y in enumerate(sources):
+            ks = [x] if x in references else [k for k in references if k != y]
+            out[i, j] = np.mean([cos(vectors[x] - centre(k), vectors[y] - centre(k)) for k in ks], axis=0)
+    return out
+
+
+def test_consensus_removal_equals_centring_the_vectors_by_hand() -> None:
+    rng = np.random.default_rng(3)
+    vectors = _vectors(rng, 25, lean=1.0)
+    per_prompt = per_prompt_similarity(vectors, SOURCES)
+    removed = consensus_removed(per_prompt, SOURCES, ["R1", "R2", "R3"])
+    np.testing.assert_allclose(removed, _centred_by_hand(vectors, SOURCES, ["R1", "R2", "R3"]), atol=1e-6)
+    assert not np.allclose(removed, per_prompt, atol=0.05)  # it is not the plain cosine
+    corpus = _corpus(25)
+    np.testing.assert_array_equal(paired_similarity(vectors, corpus), removed)
+
+
+def test_with_a_panel_of_two_a_reference_seen_from_the_other_has_no_direction() -> None:
+    """Seen from R1, the consensus is R2's answer itself: R2 centred is the zero vector, similarity 0 (not
+    NaN); the suspect, seen as each reference in turn, compares with R1 only under R1 itself: 0 as well."""
+    rng = np.random.default_rng(4)
+    vectors = _vectors(rng, 12, lean=1.0)
+    sources = ["S", "T", "R1", "R2"]
+    removed = consensus_removed(per_prompt_similarity(vectors, sources), sources, ["R1", "R2"])
+    assert np.isfinite(removed).all()
+    assert (removed[2, 3] == 0).all() and (removed[3, 2] == 0).all()
+    assert (removed[0, 2] == 0).all() and (removed[0, 3] == 0).all()  # the suspect seen as each reference is
+    np.testing.assert_allclose(removed, _centred_by_hand(vectors, sources, ["R1", "R2"]), atol=1e-6)
+
+
+def test_an_independent_suspect_is_not_pushed_either_way_by_the_consensus() -> None:
+    """The suspect is seen under consensuses of as many models as a reference is: an independent suspect's z
+    averages 0 over many draws (centred on all three references instead, it sits 1.6 below on average: a
+    consensus of more models is closer to every answer), and a suspect that leans towards T stands out."""
+    n = 80
+    corpus = _corpus(n)
+    none = np.empty((0, n), dtype=int)
+
+    def z(lean: float, seed: int) -> float:
+        per_prompt = paired_similarity(_vectors(np.random.default_rng(seed), n, lean=lean), corpus)
+        return embedding_lines(semantic_matrices(corpus, per_prompt, none))["T"]["z"]
+
+    independent = [z(0.0, seed) for seed in range(40)]
+    assert abs(np.mean(independent)) < 0.35
+    assert np.mean([z(0.8, seed) for seed in range(10)]) > 2

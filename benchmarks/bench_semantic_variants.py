@@ -1,0 +1,129 @@
+"""Which per-prompt statistic the semantic line should use: plain paired cosines or consensus removed.
+
+Why: the semantic line is half of the fused score, and on unseen cases it was the line that a terse
+human-data control fooled. This measures, on the development benchmark (``LABELS.csv``, every prompt set
+but the random samples, full panels), the line alone and fused with the formatting line (their minimum, as
+:mod:`forensics.weighing` fuses), for each variant:
+
+* ``plain`` - mean paired cosine of the answer openings (the line before panel-relative-fused-v5);
+* ``consensus removed`` - the same after each prompt's panel consensus is subtracted
+  (:func:`forensics.semantic.consensus_removed`, the line since v5).
+
+Per variant, at the family level (a family's score is its best member's): pair AUC, and leave-one-lineage-out
+Cllr / Cllr_min of a logistic calibration refitted without each lineage (``Calibration.fit``, unbounded;
+the shipped figures come from ``forensics calibrate``, which also bounds by ELUB and validates across
+prompt sources), and how many control pairs reach LR > 2. Appended to
+``benchmarks/results/semantic_variants.txt``.
+
+    python benchmarks/bench_semantic_variants.py [--labels ../shared/data/alpaca_eval/LABELS.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from forensics import validation, weighing  # noqa: E402
+from forensics.calibration import Calibration, cllr  # noqa: E402
+from forensics.case import Parameters  # noqa: E402
+from forensics.semantic import consensus_removed, per_prompt_similarity, semantic_matrices  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "alpaca_eval" / "LABELS.csv"
+RESULTS = ROOT / "benchmarks" / "results" / "semantic_variants.txt"
+VARIANTS = ("plain", "consensus removed")
+LR2 = float(np.log10(2.0))
+
+
+def embedding_z(corpus: validation.AlignedCorpus, openings: dict[str, np.ndarray], variant: str,
+                params: Parameters) -> dict[str, float]:
+    """The semantic line's panel-relative z per teacher under one per-prompt statistic."""
+    per_prompt = per_prompt_similarity(openings, corpus.sources)
+    if variant == "consensus removed":
+        per_prompt = consensus_removed(per_prompt, corpus.sources, corpus.references)
+    none = np.empty((0, len(corpus.prompt_keys)), dtype=int)
+    matrices = semantic_matrices(corpus, per_prompt, none, opening_words=params.opening_words)
+    return {t: v["z"] for t, v in weighing.embedding_lines(matrices).items()}
+
+
+def pair_rows(bench: validation.Benchmark, params: Parameters) -> pd.DataFrame:
+    """One row per (prompt set, suspect, teacher): each variant's z and the formatting line's z."""
+    labels = bench.labels.set_index("name")
+    family = validation.family_of_teachers(bench.labels)
+    formatting = validation.formatting_matrices(bench)
+    rows = []
+    for prompt_set, idx in bench.prompt_sets().items():
+        if validation.is_sample(prompt_set):
+            continue
+        for corpus in validation.benchmark_cases(bench, idx):
+            openings = {s: bench.openings[s][idx] for s in corpus.sources}
+            fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
+            style = validation.score_fused_lines(corpus, openings, fmt, params).line_z["stylometry"]
+            z = {v: embedding_z(corpus, openings, v, params) for v in VARIANTS}
+            documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
+            role = labels.loc[corpus.suspect, "role"]
+            for t in corpus.teachers:
+                rows.append({"set": prompt_set, "suspect": corpus.suspect, "teacher": t, "family": family[t],
+                             "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
+                             "hp": int(role == "student" and validation.teacher_matches(
+                                 documented, labels.loc[t, "teacher_name"])),
+                             "formatting": style[t], **{v: z[v][t] for v in VARIANTS}})
+    return pd.DataFrame(rows)
+
+
+def family_metrics(pairs: pd.DataFrame, column: str) -> dict[str, float]:
+    """Family-level AUC, leave-one-lineage-out Cllr / Cllr_min and control pairs above LR 2."""
+    from sklearn.metrics import roc_auc_score
+
+    fam = (pairs.groupby(["set", "suspect", "family"], sort=True)
+           .agg(score=(column, "max"), hp=("hp", "max"), lineage=("lineage", "first"), role=("role", "first"))
+           .reset_index())
+    llr = pd.Series(np.nan, index=fam.index)
+    for lineage in sorted(fam["lineage"].unique()):
+        train, test = fam[fam["lineage"] != lineage], fam[fam["lineage"] == lineage]
+        cal = Calibration.fit(train["score"].to_numpy(), train["hp"].to_numpy())
+        llr[test.index] = cal.intercept + cal.slope * test["score"].to_numpy()
+    controls = fam["role"] == "control"
+    c, c_min = cllr(llr.to_numpy(), fam["hp"].to_numpy())
+    return {"auc": float(roc_auc_score(fam["hp"], fam["score"])), "cllr": c, "cllr_min": c_min,
+            "controls_above_2": int((llr[controls] > LR2).sum()), "controls_max": float(llr[controls].max()),
+            "n_pairs": len(fam)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    args = parser.parse_args()
+    params = Parameters()
+    bench = validation.load_benchmark(args.labels, params.max_response_chars)
+    validation.embed_benchmark(bench, None, params.opening_words)
+    pairs = pair_rows(bench, params)
+    lines = [f"semantic line variants on {args.labels.name} ({len(bench.prompt_keys)} prompts, prompt sets: "
+             f"{', '.join(s for s in bench.prompt_sets() if not validation.is_sample(s))}); family level, "
+             f"leave-one-lineage-out logistic calibration (unbounded)"]
+    for variant in VARIANTS:
+        for label, column in ((f"{variant}, line alone", variant), (f"{variant}, fused with formatting", None)):
+            if column is None:
+                pairs["fused"] = np.minimum(pairs[variant], pairs["formatting"])
+                column = "fused"
+            m = family_metrics(pairs, column)
+            lines.append(f"  {label:42s} AUC {m['auc']:.4f}  Cllr {m['cllr']:.3f} (min {m['cllr_min']:.3f})  "
+                         f"control pairs with LR > 2: {m['controls_above_2']} (max log10 LR "
+                         f"{m['controls_max']:+.2f}), {m['n_pairs']} pairs")
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a", encoding="utf-8") as out:
+        out.write(text + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
