@@ -2,17 +2,17 @@
 
 Why: the semantic line is half of the fused score, and on unseen cases it was the line that a terse
 human-data control fooled. This measures, on the development benchmark (``LABELS.csv``, every prompt set
-but the random samples, full panels), the line alone and fused with the formatting line (their minimum, as
-:mod:`forensics.weighing` fuses), for each variant:
+but the random samples, full panels), each variant of the line alone and fused with the formatting line
+both ways, their minimum (the fusion before v5) and their mean (since v5):
 
 * ``plain`` - mean paired cosine of the answer openings (the line before panel-relative-fused-v5);
 * ``consensus removed`` - the same after each prompt's panel consensus is subtracted
   (:func:`forensics.semantic.consensus_removed`, the line since v5).
 
-Per variant, at the family level (a family's score is its best member's): pair AUC, and leave-one-lineage-out
-Cllr / Cllr_min of a logistic calibration refitted without each lineage (``Calibration.fit``, unbounded;
-the shipped figures come from ``forensics calibrate``, which also bounds by ELUB and validates across
-prompt sources), and how many control pairs reach LR > 2. Appended to
+At the family level (a family's score is its best member's): pair AUC, leave-one-lineage-out Cllr /
+Cllr_min of a logistic calibration refitted without each lineage (``Calibration.fit``, unbounded; the
+shipped figures come from ``forensics calibrate``, which also bounds by ELUB, validates across prompt
+sources and decides every case), and how many control pairs reach LR > 2. Appended to
 ``benchmarks/results/semantic_variants.txt``.
 
     python benchmarks/bench_semantic_variants.py [--labels ../shared/data/alpaca_eval/LABELS.csv]
@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "alpaca_eval" / "LABELS.csv"
 RESULTS = ROOT / "benchmarks" / "results" / "semantic_variants.txt"
 VARIANTS = ("plain", "consensus removed")
+FUSIONS = ("minimum", "mean")
 LR2 = float(np.log10(2.0))
 
 
@@ -110,10 +111,10 @@ def main() -> None:
              f"{', '.join(s for s in bench.prompt_sets() if not validation.is_sample(s))}); family level, "
              f"leave-one-lineage-out logistic calibration (unbounded)"]
     for variant in VARIANTS:
-        for label, column in ((f"{variant}, line alone", variant), (f"{variant}, fused with formatting", None)):
-            if column is None:
-                pairs["fused"] = np.minimum(pairs[variant], pairs["formatting"])
-                column = "fused"
+        pairs[f"{variant}, minimum with formatting"] = np.minimum(pairs[variant], pairs["formatting"])
+        pairs[f"{variant}, mean with formatting"] = (pairs[variant] + pairs["formatting"]) / 2
+        for label, column in ((f"{variant}, line alone", variant),
+                              *((f"{variant}, {how} with formatting",) * 2 for how in FUSIONS)):
             m = family_metrics(pairs, column)
             lines.append(f"  {label:42s} AUC {m['auc']:.4f}  Cllr {m['cllr']:.3f} (min {m['cllr_min']:.3f})  "
                          f"control pairs with LR > 2: {m['controls_above_2']} (max log10 LR "
