@@ -104,10 +104,14 @@ def consensus_removed(per_prompt: np.ndarray, sources: Sequence[str], references
 
     Only the paired cosines ``G`` are needed: ``(u_X - c).(u_Y - c) = G[X, Y] - u_X.c - u_Y.c + c.c``, with
     ``u.c`` and ``c.c`` means of ``G`` over the consensus's members. The matrix is not symmetric; the
-    scorer reads the rows of the suspect and the references.
+    scorer reads the rows of the suspect and the references. With fewer than two references no consensus
+    can leave a reference out: the plain cosines are returned (the scorer refuses such a panel anyway,
+    :data:`forensics.scoring.MIN_PANEL`).
     """
     index = {s: i for i, s in enumerate(sources)}
     refs = [index[r] for r in references]
+    if len(refs) < 2:
+        return np.asarray(per_prompt, dtype=np.float64)
     outside = [i for i in range(len(sources)) if i not in refs]
     gram = np.asarray(per_prompt, dtype=np.float64)
     self_dot = np.diagonal(gram, axis1=0, axis2=1).T                 # (S, n): u . u

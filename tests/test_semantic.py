@@ -3,6 +3,8 @@ the shared scorer (step 06) scores."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from forensics.exchanges import AlignedCorpus
@@ -209,3 +211,13 @@ def test_an_independent_suspect_is_not_pushed_either_way_by_the_consensus() -> N
     independent = [z(0.0, seed) for seed in range(40)]
     assert abs(np.mean(independent)) < 0.35
     assert np.mean([z(0.8, seed) for seed in range(10)]) > 2
+
+
+def test_a_single_reference_leaves_the_plain_cosines() -> None:
+    """No consensus can leave the only reference out: nothing is centred (no NaN, no warning)."""
+    vectors = _vectors(np.random.default_rng(6), 10, lean=1.0)
+    sources = ["S", "T", "R1"]
+    per_prompt = per_prompt_similarity(vectors, sources)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(consensus_removed(per_prompt, sources, ["R1"]), per_prompt)
