@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import jsonschema
 import pandas as pd
 import pytest
+from pdfparts import pdf_streams
 
 from forensics.calibration import DEFAULT_CALIBRATION, Calibration, CalibrationSet, supports, verbal
 from forensics.custody import sha256_file
@@ -329,17 +329,6 @@ def test_limitations_come_from_this_case(first: Done) -> None:
     assert any(f"Only {N_PROMPTS} prompts were analysed" in s for s in limitations)
     # the suspect's base model is stated and no reference shares it: neither base-model sentence
     assert not any("base model" in s for s in limitations)
-
-
-def pdf_streams(pdf: bytes) -> list[bytes]:
-    """Every stream of a PDF, inflated where compressed (the file names sit in compressed object streams)."""
-    streams = []
-    for match in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
-        try:
-            streams.append(zlib.decompress(match.group(1)))
-        except zlib.error:
-            streams.append(match.group(1))
-    return streams
 
 
 def test_report_pdf_embeds_the_findings(first: Done) -> None:

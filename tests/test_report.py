@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pdfparts import pdf_streams
 
 from forensics import report
 from forensics.custody import Manifest, RunFolder, sha256_file
@@ -169,17 +170,6 @@ def parse(html: str) -> _Elements:
     return parser
 
 
-def pdf_streams(pdf: bytes) -> list[bytes]:
-    """Every stream of the PDF, inflated where it is compressed (object streams, XMP, attachments)."""
-    streams = []
-    for match in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
-        try:
-            streams.append(zlib.decompress(match.group(1)))
-        except zlib.error:
-            streams.append(match.group(1))
-    return streams
-
-
 def pdf_text(path: Path, first: int | None = None, last: int | None = None) -> str:
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) is not installed")
@@ -204,6 +194,18 @@ def test_build_writes_html_and_pdf_and_records_them(sample: SimpleNamespace) -> 
     assert not list(sample.root.glob(".report.*.tmp"))  # atomic writes left no temporary file
     assert sample.report.pages >= 8
     assert sample.report.refused == []
+
+
+def test_pdf_streams_reads_compressed_data_ending_in_a_carriage_return() -> None:
+    # about one compressed stream in 256 ends in b"\r"; a reader that strips "\r?\n" before endstream
+    # cut its last byte and lost the attachment names (a CI failure of test_report_pdf_embeds_the_findings)
+    payload = next(p for i in range(256)
+                   if zlib.compress(p := b"manifest.json " + bytes([i])).endswith(b"\r"))
+    plain = b"a plain stream"
+    pdf = (b"%PDF-1.7\n1 0 obj\n<</Length 9>>\nstream\n" + zlib.compress(payload) + b"\r\nendstream\n"
+           + b"2 0 obj\n<<>>\nstream\n" + zlib.compress(payload) + b"\nendstream\n"
+           + b"3 0 obj\n<<>>\nstream\r\n" + plain + b"\nendstream\n")
+    assert pdf_streams(pdf) == [payload, payload, plain]
 
 
 def test_pdf_is_pdfa3b_with_findings_and_manifest_attached(sample: SimpleNamespace) -> None:
