@@ -56,8 +56,10 @@ CASE_REJECTS: list[tuple[str, str, str]] = [
     ("`case` not made of ASCII letters, digits, '-' and '_'", "error: CaseFileError",
      "rename the case; it names the run folder"),
     ("no teacher or no reference", "error: CaseFileError", "add at least one of each"),
-    ("fewer than 3 references", "warning: small_panel (Case.warnings)",
-     "add reference models; z-scores against 1-2 models are unstable"),
+    ("only 1 reference, at `forensics run` or in the notebooks", "error: CaseFileError",
+     "add references (one model has no spread to measure the suspect against)"),
+    ("only 2 references", "warning: small_panel (Case.warnings)",
+     "add reference models; z-scores against 2 models are unstable"),
     ("two sources with the same name", "error: CaseFileError", "give every source a distinct name"),
     ("two sources with the same file", "warning: shared_file (Case.warnings)",
      "check the case: a model compared with its own outputs matches trivially"),
@@ -245,8 +247,13 @@ class _Doc:
 # Loading
 # --------------------------------------------------------------------------------------------------
 
-def load_case(path: str | Path) -> Case:
-    """Read, validate and resolve a case file; raise :class:`CaseFileError` on the first problem."""
+def load_case(path: str | Path, *, min_references: int = 1) -> Case:
+    """Read, validate and resolve a case file; raise :class:`CaseFileError` on the first problem.
+
+    ``min_references``: the evidence steps need :data:`forensics.scoring.MIN_PANEL` references (one model
+    has no spread to measure the suspect against), and ``forensics run`` and the notebooks ask for it, so
+    such a case is refused with its line before any step runs; reading and joining alone accept one.
+    """
     case_path = Path(path)
     data, doc = _read_yaml(case_path)
     case_path = case_path.resolve()
@@ -265,6 +272,10 @@ def load_case(path: str | Path) -> Case:
     suspect = _parse_source(_required(data, "suspect", (), doc), "suspect", ("suspect",), case_dir, doc)
     teachers = _parse_source_list(data, "teachers", "teacher", case_dir, doc)
     references = _parse_source_list(data, "references", "reference", case_dir, doc)
+    if len(references) < min_references:
+        raise doc.error(f"'references' lists {len(references)} model(s); a case needs at least {min_references}: "
+                        "the evidence is the suspect's resemblance beyond the spread among the references",
+                        ("references",), "add reference models believed independent of every teacher")
     if len(references) < MIN_PANEL_WARN:
         warnings.append(f"small_panel: only {len(references)} reference model(s); panel-relative z-scores "
                         f"against fewer than {MIN_PANEL_WARN} references are unstable")

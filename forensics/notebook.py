@@ -14,11 +14,12 @@ from typing import Any, Protocol
 from forensics.case import Case, load_case
 from forensics.custody import RunFolder, utc_now
 from forensics.escaping import escaped_html
+from forensics.scoring import MIN_PANEL
 
 
 def open_case(case_file: str | Path, run_dir: str | Path) -> tuple[Case, RunFolder]:
-    """Load and validate the case file and open (or create) its run folder."""
-    return load_case(Path(case_file)), RunFolder(Path(run_dir))
+    """Load and validate the case file (with a panel the evidence steps can use) and open its run folder."""
+    return load_case(Path(case_file), min_references=MIN_PANEL), RunFolder(Path(run_dir))
 
 
 @contextlib.contextmanager

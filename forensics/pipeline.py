@@ -165,10 +165,11 @@ def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet:
     """
     from forensics.case import load_case
     from forensics.memory import release_unused_memory
+    from forensics.scoring import MIN_PANEL
 
     _deterministic_env()
     case_file = Path(case_file).resolve()
-    case = load_case(case_file)
+    case = load_case(case_file, min_references=MIN_PANEL)
     out = Path(out_dir) if out_dir else default_run_dir(case.case_id)
     out = out.resolve()
     staging = out.with_name(out.name + ".partial")

@@ -10,6 +10,8 @@ import pytest
 
 from forensics.case import Case, Parameters, load_case, looks_like_path
 from forensics.errors import CaseFileError
+from forensics.notebook import open_case
+from forensics.scoring import MIN_PANEL
 
 ROW = '{"prompt": "p", "response": "r"}\n'
 
@@ -92,9 +94,22 @@ def test_parameters_from_dict_validates_without_lines() -> None:
 
 
 def test_small_panel_is_a_warning_not_an_error(tmp_path: Path) -> None:
-    case = load_case(make_case(tmp_path, refs=1))
-    assert len(case.references) == 1
+    case = load_case(make_case(tmp_path, refs=2))
+    assert len(case.references) == 2
     assert [w.split(":")[0] for w in case.warnings] == ["small_panel"]
+
+
+def test_a_single_reference_is_refused_where_the_evidence_is_asked_for(tmp_path: Path) -> None:
+    # one reference has no spread to measure against: the run and the notebooks refuse it with its line
+    # before any step, instead of failing in a cell of step 02; reading and joining alone accept it
+    path = make_case(tmp_path, refs=1)
+    assert len(load_case(path).references) == 1
+    with pytest.raises(CaseFileError, match=r"case\.yaml:11: 'references' lists 1 model\(s\); a case needs at "
+                                            r"least 2"):
+        load_case(path, min_references=MIN_PANEL)
+    with pytest.raises(CaseFileError, match=r"case\.yaml:11: 'references' lists 1 model"):
+        open_case(path, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_embedding_model_name_is_not_a_path() -> None:

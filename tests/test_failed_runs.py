@@ -32,16 +32,18 @@ def _good_jsonl(path: Path, n: int = 40) -> None:
 
 
 def _case_around(bad_file: Path) -> Path:
-    """A case whose suspect is the bad exchange file; teacher and reference are small valid files."""
+    """A case whose suspect is the bad exchange file; teacher and references are small valid files."""
     folder = bad_file.parent
     _good_jsonl(folder / "teacher_ok.jsonl")
     _good_jsonl(folder / "reference_ok.jsonl")
+    _good_jsonl(folder / "reference2_ok.jsonl")
     case = folder / "wrapped_case.yaml"
     case.write_text(
         "case: wrapped\n"
         f"suspect: {{name: suspect, path: {json.dumps(bad_file.name)}}}\n"
         "teachers: [{name: teacher, path: teacher_ok.jsonl}]\n"
-        "references: [{name: reference, path: reference_ok.jsonl}]\n", encoding="utf-8")
+        "references: [{name: reference, path: reference_ok.jsonl}, {name: reference2, path: reference2_ok.jsonl}]\n",
+        encoding="utf-8")
     return case
 
 
