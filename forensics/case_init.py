@@ -5,7 +5,7 @@ where a path or a role goes wrong. This writes it from ``--suspect``, ``--teache
 arguments (``NAME=PATH``, or ``PATH`` alone: the name is then the model the file was collected from, else
 the file's stem), checks every file with the case reader first (so a bad file fails here, at its line),
 and validates the result with :func:`forensics.case.load_case` before it is renamed into place: a case
-file that exists is one that loads.
+file that exists is one that loads, with the panel of references ``forensics run`` asks for.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from forensics.case import load_case
 from forensics.custody import atomic_path
 from forensics.errors import CaseFileError
 from forensics.exchanges import read_exchanges
+from forensics.scoring import MIN_PANEL
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -48,7 +49,7 @@ def init_case(target: str | Path, *, suspect: str, teachers: list[str], referenc
         yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        load_case(tmp)  # refuse to leave behind a case file that does not load
+        load_case(tmp, min_references=MIN_PANEL)  # refuse to leave behind a case file `run` would refuse
     return target
 
 

@@ -250,16 +250,20 @@ def test_case_init_writes_a_case_that_loads(tmp_path: Path) -> None:
     folder.mkdir()
     src = write_prompts(folder / "prompts.jsonl", [f"q {i}" for i in range(3)])
     with FaultServer() as server:
-        for model in ("suspect-x", "teacher-a", "ref-1"):
+        for model in ("suspect-x", "teacher-a", "ref-1", "ref-2"):
             assert main(["collect", str(src), "--endpoint", server.url, "--model", model,
                          "--out", str(folder / f"{model}.jsonl"), "--quiet"]) == 0
     case_file = folder / "case.yaml"
+    # one reference is no panel: refused as `forensics run` would refuse it, and nothing is written
+    assert main(["case", "init", str(case_file), "--suspect", str(folder / "suspect-x.jsonl"),
+                 "--teacher", str(folder / "teacher-a.jsonl"), "--reference", str(folder / "ref-1.jsonl")]) == 2
+    assert not case_file.exists()
     assert main(["case", "init", str(case_file), "--suspect", str(folder / "suspect-x.jsonl"),
                  "--teacher", str(folder / "teacher-a.jsonl"), "--reference", f"my ref={folder / 'ref-1.jsonl'}",
-                 "--param", "seed=3"]) == 0
+                 "--reference", str(folder / "ref-2.jsonl"), "--param", "seed=3"]) == 0
     data = yaml.safe_load(case_file.read_text(encoding="utf-8"))
     assert data["suspect"] == {"name": "suspect-x", "path": "suspect-x.jsonl"}
-    assert data["references"] == [{"name": "my ref", "path": "ref-1.jsonl"}]
+    assert data["references"] == [{"name": "my ref", "path": "ref-1.jsonl"}, {"name": "ref-2", "path": "ref-2.jsonl"}]
     assert data["case"] == "case" and data["parameters"] == {"seed": 3}
     assert load_case(case_file).teachers[0].name == "teacher-a"
     assert main(["case", "init", str(case_file), "--suspect", str(folder / "suspect-x.jsonl"),
@@ -270,9 +274,9 @@ def test_case_init_writes_a_case_that_loads(tmp_path: Path) -> None:
 
     with pytest.raises(CaseFileError, match="outside the case folder"):
         init_case(folder / "other.yaml", suspect=str(folder / "suspect-x.jsonl"),
-                  teachers=[str(folder / "teacher-a.jsonl")], references=[str(outside)])
+                  teachers=[str(folder / "teacher-a.jsonl")], references=[str(folder / "ref-2.jsonl"), str(outside)])
     assert not (folder / "other.yaml").exists()
-    assert Counter(p.suffix for p in folder.iterdir()) == Counter({".jsonl": 4, ".yaml": 1})
+    assert Counter(p.suffix for p in folder.iterdir()) == Counter({".jsonl": 5, ".yaml": 1})
     assert os.listdir(folder).count("case.yaml") == 1
 
 
