@@ -45,7 +45,7 @@ import io
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -931,7 +931,7 @@ def _check_enough(case: Case, coverage: dict[str, Any], present: dict[str, set[s
 # --------------------------------------------------------------------------------------------------
 
 def corpus_from_exchanges(exchanges: pd.DataFrame | ExchangeColumns, case: Case, *,
-                          texts: bool = True) -> AlignedCorpus:
+                          texts: bool | Collection[str] = True) -> AlignedCorpus:
     """Prompts where every source has a non-empty response, sorted by key; prompt text is the suspect's.
 
     Built one source at a time from row positions (no wide pivot, no filtered copy of the whole frame),
@@ -940,7 +940,8 @@ def corpus_from_exchanges(exchanges: pd.DataFrame | ExchangeColumns, case: Case,
     step 00's artifact read column by column (:class:`ExchangeColumns`, what :func:`load_corpus` uses):
     then only the texts the corpus keeps are ever decoded whole. Without ``texts``, the corpus has its
     keys, roles and conversations but no texts (:class:`TextsNotLoaded`): for the steps that read only
-    those, a million exchanges' texts are not held.
+    those, a million exchanges' texts are not held. With a collection of prompt keys as ``texts``, only
+    those prompts' texts are held (:class:`SomeTexts`): what a notebook needs to show a few answers.
     """
     columns = exchanges if isinstance(exchanges, ExchangeColumns) else _FrameColumns(exchanges)
     names = [s.name for s in case.sources]
@@ -958,13 +959,19 @@ def corpus_from_exchanges(exchanges: pd.DataFrame | ExchangeColumns, case: Case,
     suspect = case.suspect.name
     groups = (columns.values("conversation_id")[position[suspect]].tolist()
               if "conversation_id" in columns.names else None)
-    if texts:
-        prompts: Sequence[str] = [str(p) for p in columns.texts("prompt", {suspect: position[suspect]})[suspect]]
-        responses: dict[str, Sequence[str]] = {n: [str(r) for r in found]
-                                               for n, found in columns.texts("response", position).items()}
-    else:
+    prompts: Sequence[str]
+    responses: dict[str, Sequence[str]]
+    if texts is True:
+        prompts = [str(p) for p in columns.texts("prompt", {suspect: position[suspect]})[suspect]]
+        responses = {n: [str(r) for r in found] for n, found in columns.texts("response", position).items()}
+    elif texts is False:
         prompts = TextsNotLoaded(len(keys))
         responses = {n: TextsNotLoaded(len(keys)) for n in names}
+    else:
+        at = _indices_of(keys, texts)
+        some = {n: pos[at] for n, pos in position.items()}
+        prompts = SomeTexts(len(keys), at, columns.texts("prompt", {suspect: some[suspect]})[suspect])
+        responses = {n: SomeTexts(len(keys), at, found) for n, found in columns.texts("response", some).items()}
     return AlignedCorpus(prompt_keys=keys, prompts=prompts, responses=responses,  # type: ignore[arg-type]
                          suspect=suspect, teachers=[s.name for s in case.teachers],
                          references=[s.name for s in case.references],
@@ -984,6 +991,33 @@ class TextsNotLoaded(Sequence[str]):
     def __getitem__(self, index: Any) -> Any:
         raise ForensicsError("this corpus was loaded without its texts",
                              fix="load it with load_corpus(run, case) (texts=True)")
+
+
+def _indices_of(keys: Sequence[str], wanted: Collection[str]) -> np.ndarray:
+    """Corpus indices of the prompt keys ``wanted`` (sorted); an unknown key is an error, not a gap."""
+    if isinstance(wanted, str):
+        raise TypeError("texts takes a collection of prompt keys, not one key: write [key]")
+    index = {k: i for i, k in enumerate(keys)}
+    unknown = sorted(set(wanted) - index.keys())
+    if unknown:
+        raise InputError(f"unknown prompt_key {unknown[0]!r} ({len(unknown)} unknown)",
+                         fix="pick keys from the corpus's prompt_keys (load_corpus(run, case, texts=False))")
+    return np.array(sorted(index[k] for k in set(wanted)), dtype=np.int64)
+
+
+class SomeTexts(TextsNotLoaded):
+    """The texts of a few prompts of a corpus (``load_corpus(..., texts=keys)``); reading another is an
+    error that says so, as for :class:`TextsNotLoaded`."""
+
+    def __init__(self, n: int, at: np.ndarray, found: Sequence[Any]) -> None:
+        super().__init__(n)
+        self.held = {int(i): str(text) for i, text in zip(at, found, strict=True)}
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, (int, np.integer)) and int(index) in self.held:
+            return self.held[int(index)]
+        raise ForensicsError(f"this corpus holds the texts of {len(self.held)} prompt(s) only, not of index "
+                             f"{index!r}", fix="load it with texts=[the prompt keys you need], or texts=True")
 
 
 class _FrameColumns:
@@ -1077,9 +1111,10 @@ def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
             "artifacts": [EXCHANGES_ARTIFACT, COVERAGE_ARTIFACT]}
 
 
-def load_corpus(run: RunFolder, case: Case, *, texts: bool = True) -> AlignedCorpus:
+def load_corpus(run: RunFolder, case: Case, *, texts: bool | Collection[str] = True) -> AlignedCorpus:
     """Rebuild the aligned corpus from step 00_case's artifact (hash-checked) for the later steps; without
-    ``texts`` for a step that reads only keys, roles and conversations (:class:`TextsNotLoaded`)."""
+    ``texts`` for a step that reads only keys, roles and conversations (:class:`TextsNotLoaded`), with
+    ``texts=[prompt keys]`` holding only those prompts' texts (:class:`SomeTexts`, for a notebook's view)."""
     if not run.path(EXCHANGES_ARTIFACT).exists():
         raise ForensicsError(f"{EXCHANGES_ARTIFACT} not found", path=run.root,
                              fix="run step 00_case first")

@@ -379,6 +379,29 @@ def test_load_corpus_rebuilds_the_same_corpus(tmp_path: Path) -> None:
         keys_only.responses[corpus.suspect][0]
 
 
+def test_load_corpus_can_hold_the_texts_of_a_few_prompts(tmp_path: Path) -> None:
+    # notebook 05 shows one prompt's answers: it loads those texts only, not a large case's whole corpus
+    from forensics.clustering import pairs_html
+
+    case = _small_case(tmp_path)
+    run = RunFolder(tmp_path / "run")
+    run_step(case, run)
+    corpus = load_corpus(run, case)
+    wanted = [corpus.prompt_keys[5], corpus.prompt_keys[2]]
+    some = load_corpus(run, case, texts=wanted)
+    assert some.prompt_keys == corpus.prompt_keys and len(some.prompts) == len(corpus)
+    for i in (2, 5):
+        assert some.prompts[i] == corpus.prompts[i]
+        assert all(some.responses[n][i] == corpus.responses[n][i] for n in corpus.sources)
+    with pytest.raises(ForensicsError, match="holds the texts of 2 prompt"):
+        some.responses[corpus.suspect][0]
+    assert pairs_html(some, wanted[0]) == pairs_html(corpus, wanted[0])
+    with pytest.raises(InputError, match="unknown prompt_key 'nope'"):
+        load_corpus(run, case, texts=["nope"])
+    with pytest.raises(TypeError, match="collection of prompt keys"):
+        load_corpus(run, case, texts=wanted[0])
+
+
 def test_rerunning_the_step_gives_identical_artifacts(tmp_path: Path) -> None:
     case = _small_case(tmp_path)
     first, second = RunFolder(tmp_path / "run1"), RunFolder(tmp_path / "run2")
