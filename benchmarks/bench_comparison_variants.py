@@ -1,24 +1,25 @@
 """Which statistic the candidate-vs-candidate comparison ("trained on A rather than B") should calibrate.
 
 Why: when two families both resemble the suspect more than the panel does, the conclusion names one only if
-the comparison LR favours it over every other (:func:`forensics.weighing.decide`). Since v4 the comparison
-calibrates the difference of the two families' fused scores. Each fused score is a z against the panel's
+the comparison LR favours it over every other (:func:`forensics.weighing.decide`). From v4 to v5 the
+comparison calibrated the difference of the two families' fused scores. Each fused score is a z against the panel's
 pooled spread of affinities to *every* candidate, but two snapshots or sister lines of one vendor are close
 to each other for every model, so the spread of the panel's *preference* for A over B is much narrower than
 that pooled spread. The variant measured here standardises the suspect's preference by exactly that:
 
-* ``fused difference`` - ``score(A) - score(B)`` of the families' best members (as shipped);
-* ``semantic preference z`` - on the semantic line, ``d(X) = sim(X, a) - sim(X, b)`` for the best members a
-  and b; ``(d(suspect) - mean d(panel)) / sd d(panel)``, read for the panel's size like every z
-  (:func:`forensics.scoring.panel_size_z`);
+* ``fused difference`` - ``score(A) - score(B)`` of the families' best members (shipped until
+  panel-relative-fused-v6);
+* ``semantic preference z`` (shipped since v6, :func:`forensics.scoring.preference_z`) - on the semantic
+  line, ``d(X) = sim(X, a) - sim(X, b)`` for the best members a and b; ``(d(suspect) - mean d(panel)) /
+  sd d(panel)``, read for the panel's size like every z (:func:`forensics.scoring.panel_size_z`);
 * ``mean of both`` - their mean, after scaling the preference z to the fused difference's spread.
 
 For each: the comparison pairs' AUC (all, and between families of one vendor, from the labels' ``vendor``
 column), then the conclusions of every student and control, decided as the validation decides them (family
 supports from held-out family LRs; comparisons calibrated without the tested lineage, and across prompt
 sources without the tested source), counted as students named to a documented family / to a wrong one.
-The ``fused difference`` rows reproduce ``forensics calibrate``'s ``validation/cases.csv`` family counts (a
-check of this harness). Appended to ``benchmarks/results/comparison_variants.txt``.
+The shipped statistic's rows reproduce ``forensics calibrate``'s ``validation/cases.csv`` family counts
+(a check of this harness; sub-panels left out). Appended to ``benchmarks/results/comparison_variants.txt``.
 
     python benchmarks/bench_comparison_variants.py [--labels ../shared/data/alpaca_eval/LABELS.csv]
 """
@@ -58,7 +59,7 @@ def preference_z(bench: validation.Benchmark, params: Parameters) -> dict[tuple[
         none_drawn.setdefault(len(idx), np.empty((0, len(idx)), dtype=int))
         for corpus in validation.benchmark_cases(bench, idx):
             openings = {s: bench.openings[s][idx] for s in corpus.sources}
-            sim = validation._semantic(corpus, openings, none_drawn[len(idx)], params).openings
+            sim = validation.semantic_measurement(corpus, openings, params, none_drawn[len(idx)]).openings
             at = {s: i for i, s in enumerate(corpus.sources)}
             refs = [at[r] for r in corpus.references]
             for a, b in itertools.permutations(corpus.teachers, 2):
@@ -158,7 +159,8 @@ def main() -> None:
     validation.embed_benchmark(bench, None, params.opening_words)
     pairs = validation.pair_table(bench, params, every_line=False)
     families = validation.family_table(pairs)
-    tables = validation.LevelTables(pairs, families, validation.comparison_table(families))
+    preferences = validation.preference_table(bench, params)
+    tables = validation.LevelTables(pairs, families, validation.comparison_table(families, preferences), preferences)
     band = params.inconclusive_band
     rows = comparison_rows(families, preference_z(bench, params))
     vendor = bench.labels.dropna(subset=["family"]).groupby("family")["vendor"].first().to_dict()

@@ -168,7 +168,7 @@ def fused_pairs(bench: Any, params: Any) -> Any:
     return v.pair_table(bench, params, every_line=False).assign(scheme="shipped")
 
 
-def decide_with_shipped(pairs: Any, params: Any) -> Any:
+def decide_with_shipped(bench: Any, pairs: Any, params: Any) -> Any:
     import pandas as pd
 
     from forensics import validation as v
@@ -181,7 +181,8 @@ def decide_with_shipped(pairs: Any, params: Any) -> Any:
     for frame, level in ((pairs, "teacher"), (families, "family")):
         frame["log10_lr"] = cal[level].transform(frame["score"].to_numpy())
         frame["supports"] = [supports(x, band) for x in frame["log10_lr"]]
-    return pd.DataFrame(v.case_outcomes(pairs, families, cal["comparison"], band))
+    preferences = v.preference_table(bench, params)
+    return pd.DataFrame(v.case_outcomes(pairs, families, cal["comparison"], band, preferences))
 
 
 def _shown(path: Path) -> str:
@@ -210,7 +211,7 @@ def verdicts(labels: Path) -> None:
         embed(bench, params, backend)
         openings[name] = dict(bench.openings)
         pairs = fused_pairs(bench, params)
-        outcomes[name] = (pairs, decide_with_shipped(pairs, params))
+        outcomes[name] = (pairs, decide_with_shipped(bench, pairs, params))
         say(f"{name}: openings embedded with {backend}, decided in {time.perf_counter() - started:.0f} s")
     for name in list(runs)[1:]:
         say(f"### {name} against torch")

@@ -29,7 +29,7 @@ from forensics.custody import environment, utc_now
 from forensics.errors import ForensicsError
 from forensics.lr_words import lr_value
 from forensics.results import SCHEMA, Findings, LineScores
-from forensics.scoring import MIN_PANEL, line_entry, percentile_interval, rounded
+from forensics.scoring import MIN_PANEL, MIN_SEPARATING_PANEL, line_entry, percentile_interval, rounded
 from forensics.semantic import ARTIFACT, FULL_STATISTIC, SemanticMatrices, read_matrices
 
 if TYPE_CHECKING:
@@ -196,26 +196,32 @@ def family_entries(scores: Mapping[str, float], groups: Mapping[str, Sequence[st
 
 
 def conclude(suspect: str, scores: Mapping[str, float], groups: Mapping[str, Sequence[str]], cal: CalibrationSet,
-             band: Sequence[float]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+             band: Sequence[float], semantic: SemanticMatrices
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """From the fused scores to the verdict: each teacher's and family's LR, and the conclusion.
 
-    ``groups`` maps each family to its members (:func:`forensics.weighing.family_groups`). Returns the
-    teachers' verdicts (name, score, LR fields), the family entries and the conclusion with its statement.
+    ``groups`` maps each family to its members (:func:`forensics.weighing.family_groups`); ``semantic`` is
+    the semantic line's measurement with the scoring panel, from which candidates are compared with each
+    other (:func:`comparison`). Returns the teachers' verdicts (name, score, LR fields), the family entries
+    and the conclusion with its statement.
     """
     members = [m for ms in groups.values() for m in ms]
     teachers = [{"name": t, "score": rounded(scores[t]), **lr_fields(scores[t], cal["teacher"], band)}
                 for t in members]
     families = family_entries(scores, groups, cal["family"], band)
-    conclusion = weighing.decide(teachers, families, comparison(cal["comparison"]), band)
+    conclusion = weighing.decide(teachers, families, comparison(cal["comparison"], semantic), band,
+                                 separable=len(semantic.references) >= MIN_SEPARATING_PANEL)
     conclusion["statement"] = statement(suspect, teachers, families, conclusion)
     return teachers, families, conclusion
 
 
-def comparison(cal: Calibration) -> Callable[[float, float], float]:
-    """log10 LR of "trained on A rather than B" from the two candidates' scores (the comparison level)."""
-    def compare(score_a: float, score_b: float) -> float:
-        diff = float(score_a) - float(score_b) if score_a is not None and score_b is not None else float("nan")
-        return cal.log10_lr(diff) if np.isfinite(diff) else 0.0
+def comparison(cal: Calibration, semantic: SemanticMatrices) -> Callable[[str, str], float]:
+    """log10 LR of "trained on A rather than B" for two candidate teachers (the comparison level), from the
+    suspect's preference between them (:func:`forensics.weighing.comparison_statistic`); 0 (no evidence
+    either way) where the panel shows no spread of that preference."""
+    def compare(a: str, b: str) -> float:
+        statistic = weighing.comparison_statistic(semantic, a, b)
+        return cal.log10_lr(statistic) if np.isfinite(statistic) else 0.0
     return compare
 
 
@@ -244,7 +250,7 @@ def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any]
                            "stylometry": weighing.stylometry_lines({"sources": stylo["sources"],
                                                                     "families": fused_families},
                                                                    suspect, teachers, kept)}, teachers)
-        out.append((left, conclude(suspect, scored.fused, groups, cal, band)[2]))
+        out.append((left, conclude(suspect, scored.fused, groups, cal, band, reduced)[2]))
     return out
 
 
@@ -401,7 +407,10 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
     close = sorted((t for t in teachers if t["supports"] == "Hp"), key=lambda t: -t["log10_lr"])
     if len(close) > 1:
         out.append(f"More than one candidate teacher is supported ({', '.join(t['name'] for t in close)}); "
-                   f"candidates that resemble each other cannot always be told apart.")
+                   f"candidates that resemble each other cannot always be told apart."
+                   + (f" With fewer than {MIN_SEPARATING_PANEL} references they are not compared at all: how "
+                      f"much independent models' preferences between two candidates vary cannot be estimated "
+                      f"from {len(refs)}." if len(refs) < MIN_SEPARATING_PANEL else ""))
     if any(len(f["members"]) > 1 for f in families):
         out.append("Members of one family (snapshots or versions of one model line) are told apart with the "
                    "candidate-versus-candidate calibration, which was fitted on candidates of different "
@@ -503,7 +512,7 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
                          corpus.teachers, refs)
     groups = weighing.family_groups(corpus.teachers, {s.name: s.family for s in case.teachers})
     family_of = {m: f for f, members in groups.items() for m in members}
-    verdicts, families, conclusion = conclude(corpus.suspect, scored.fused, groups, cal, band)
+    verdicts, families, conclusion = conclude(corpus.suspect, scored.fused, groups, cal, band, art["semantic"])
     left_out = leave_one_reference_out(art["semantic"], art["stylometry"], corpus.suspect, corpus.teachers, refs,
                                        groups, cal, band)
     verdict_of = {v["name"]: v for v in verdicts}

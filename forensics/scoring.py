@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 
 #: Below this many references the panel cannot show how much independent models vary.
 MIN_PANEL = 2
+#: Below this many references two candidates that both resemble the suspect are not told apart: the spread
+#: of the panel's preference between two candidates (:func:`preference_z`) rests on one pair's values, one
+#: degree of freedom with two references, and two versions of one model in such a panel agree on every
+#: preference. (On the development benchmark's sub-panels of two references, comparing supported candidates
+#: anyway attributed 9 of 140 control cases; not comparing them, 1, as before v6.)
+MIN_SEPARATING_PANEL = 3
 #: A spread of the reference rates below this (relative to their size) is rounding noise, not spread.
 NO_SPREAD = 1e-12
 
@@ -185,6 +191,35 @@ def panel_size_z(raw_z: Any, n_panel: int) -> np.ndarray:
     t = np.abs(z) / np.sqrt(1.0 + 1.0 / n_panel)
     with np.errstate(invalid="ignore"):
         return np.sign(z) * stats.norm.isf(stats.t.sf(t, n_panel - 1))
+
+
+def preference_z(sim: np.ndarray, sources: Sequence[str], suspect: str, a: str, b: str,
+                 panel: Sequence[str]) -> float:
+    """How unusual the suspect's preference for candidate ``a`` over ``b`` is among the panel's models.
+
+    The comparison of two candidates ("trained on A rather than B") asks whether the suspect leans towards
+    A *more than towards B* beyond what independent models do, so the preference is standardised by the
+    panel's spread of that same preference: ``d(X) = sim(X, a) - sim(X, b)``, ``(d(S) - mean_R d(R)) /
+    sd_R d(R)``, read for the panel's size like every z (:func:`panel_size_z`). (Affinities would give
+    the same ``d``: X's mean similarity to the panel cancels.) Two snapshots or sister lines of one
+    vendor are close to each other for every model, so the panel's preferences between them vary much
+    less than its affinities to the candidates, the spread the candidates' own z are measured in: the
+    difference of two z understates how clearly a suspect prefers one sibling. NaN when the panel shows
+    no spread or either candidate is missing. Antisymmetric: ``preference_z(..., b, a) = -preference_z(...,
+    a, b)``.
+    """
+    if len(panel) < MIN_PANEL:
+        raise ValueError(f"a panel of at least {MIN_PANEL} references is needed")
+    idx = {s: i for i, s in enumerate(sources)}
+    if a not in idx or b not in idx:
+        return float("nan")
+    rows = [idx[r] for r in panel]
+    own = sim[idx[suspect], idx[a]] - sim[idx[suspect], idx[b]]
+    preferences = sim[rows, idx[a]] - sim[rows, idx[b]]
+    spread = preferences.std(ddof=1)
+    if not np.isfinite(spread) or spread <= NO_SPREAD:
+        return float("nan")
+    return float(panel_size_z((own - preferences.mean()) / spread, len(panel)))
 
 
 def naive_z(sim: np.ndarray, sources: Sequence[str], suspect: str, teacher: str,

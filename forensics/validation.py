@@ -35,7 +35,7 @@ import itertools
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,7 +50,7 @@ from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
 from forensics.exchanges import AlignedCorpus
 from forensics.results import LineScores
-from forensics.scoring import DECIMALS, all_weights, rounded
+from forensics.scoring import DECIMALS, MIN_SEPARATING_PANEL, all_weights, rounded
 
 if TYPE_CHECKING:
     from forensics.semantic import SemanticMatrices
@@ -59,7 +59,7 @@ REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
 #: Bumped whenever the scoring changes, so an old calibration file is recognisably stale.
-METHOD_VERSION = "panel-relative-fused-v5"
+METHOD_VERSION = "panel-relative-fused-v6"
 #: The prompt set holding every prompt; the others are named after their prompt source, or are samples.
 ALL_PROMPTS = "all"
 #: Random prompt samples validated besides the prompt sources, at sizes real cases have (a case holds from
@@ -302,17 +302,19 @@ def score_case(corpus: AlignedCorpus, openings: dict[str, np.ndarray], params: P
     from forensics.stylometry import stylometric_similarities
 
     no_boot = np.empty((0, len(corpus.prompt_keys)), dtype=int)
-    semantic = _semantic(corpus, openings, no_boot, params)
+    semantic = semantic_measurement(corpus, openings, params, no_boot)
     stylo = {"sources": corpus.sources, "families": stylometric_similarities(corpus, None, params)}
     markers = {"teachers": marker_rates(corpus, None, params)}
     return score_lines(semantic, stylo, markers, corpus.suspect, corpus.teachers, corpus.references)
 
 
-def _semantic(corpus: AlignedCorpus, openings: dict[str, np.ndarray], boot_idx: np.ndarray,
-              params: Parameters) -> SemanticMatrices:
-    """Step 02's measurement in memory: the openings' similarity matrices of one benchmark case."""
+def semantic_measurement(corpus: AlignedCorpus, openings: dict[str, np.ndarray], params: Parameters,
+                         boot_idx: np.ndarray | None = None) -> SemanticMatrices:
+    """Step 02's measurement in memory: the openings' similarity matrices of one benchmark case (without
+    ``boot_idx``, no replicates)."""
     from forensics.semantic import paired_similarity, semantic_matrices
 
+    boot_idx = np.empty((0, len(corpus.prompt_keys)), dtype=int) if boot_idx is None else boot_idx
     per_prompt = paired_similarity(openings, corpus)
     return semantic_matrices(corpus, per_prompt, boot_idx, opening_words=params.opening_words)
 
@@ -340,7 +342,7 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
 
     sources, n = corpus.sources, len(corpus.prompt_keys)
     boot_idx = np.empty((0, n), dtype=int) if boot_idx is None else boot_idx
-    embedding = weighing.embedding_lines(_semantic(corpus, openings, boot_idx, params))
+    embedding = weighing.embedding_lines(semantic_measurement(corpus, openings, params, boot_idx))
     names = [f.name for f in stylometry.FORMATTING_FEATURES]
     block = stylometry.FeatureBlock(names=names, counts={s: sparse.csr_matrix(formatting[s][0]) for s in sources},
                                     totals={s: formatting[s][1] for s in sources},
@@ -356,6 +358,15 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
     return assemble({"embedding": embedding, "stylometry": stylo}, corpus.teachers)
 
 
+def scored_cases(bench: Benchmark) -> Iterator[tuple[str, np.ndarray, AlignedCorpus]]:
+    """(prompt set, its prompt indices, case) for every case the validation scores: each prompt set with
+    full panels, and the all-prompts set and the samples again with each sub-panel (``<set>~panel-k-d``)."""
+    for base_set, idx in bench.prompt_sets().items():
+        subpanel_sets = base_set == ALL_PROMPTS or is_sample(base_set)
+        for suffix, corpus in benchmark_panels(bench, idx, with_subpanels=subpanel_sets):
+            yield base_set + suffix, idx, corpus
+
+
 def pair_table(bench: Benchmark, params: Parameters, every_line: bool = True) -> pd.DataFrame:
     """One row per (prompt set, suspect, teacher): label, lineage, family, line z, the fused score.
 
@@ -366,29 +377,26 @@ def pair_table(bench: Benchmark, params: Parameters, every_line: bool = True) ->
     family = family_of_teachers(bench.labels)
     formatting = formatting_matrices(bench)
     rows = []
-    for base_set, idx in bench.prompt_sets().items():
-        subpanel_sets = base_set == ALL_PROMPTS or is_sample(base_set)
-        for suffix, corpus in benchmark_panels(bench, idx, with_subpanels=subpanel_sets):
-            prompt_set = base_set + suffix
-            if not suffix:
-                print(f"scoring {corpus.suspect} on {prompt_set} ({len(idx)} prompts)", file=sys.stderr)
-            openings = {s: bench.openings[s][idx] for s in corpus.sources}
-            fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
-            scored = score_fused_lines(corpus, openings, fmt, params)
-            every = score_case(corpus, openings, params) if every_line and prompt_set == ALL_PROMPTS else None
-            documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
-            role = labels.loc[corpus.suspect, "role"]
-            for t in corpus.teachers:
-                row = {"set": prompt_set, "n_prompts": len(idx), "suspect": corpus.suspect, "teacher": t,
-                       "family": family[t], "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
-                       "hp": int(role == "student" and teacher_matches(documented, labels.loc[t, "teacher_name"])),
-                       **{f"z_{line}": scored.line_z[line][t] for line in sorted(scored.line_z)},
-                       "score": scored.fused[t], "n_panel": len(corpus.references)}
-                if every is not None:
-                    row["z_markers"] = every.line_z["markers"][t]
-                    row.update({f"z_family_{fam}": v["z"]
-                                for fam, v in sorted(every.stylometry[t]["families"].items())})
-                rows.append(row)
+    for prompt_set, idx, corpus in scored_cases(bench):
+        if "~" not in prompt_set:
+            print(f"scoring {corpus.suspect} on {prompt_set} ({len(idx)} prompts)", file=sys.stderr)
+        openings = {s: bench.openings[s][idx] for s in corpus.sources}
+        fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
+        scored = score_fused_lines(corpus, openings, fmt, params)
+        every = score_case(corpus, openings, params) if every_line and prompt_set == ALL_PROMPTS else None
+        documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
+        role = labels.loc[corpus.suspect, "role"]
+        for t in corpus.teachers:
+            row = {"set": prompt_set, "n_prompts": len(idx), "suspect": corpus.suspect, "teacher": t,
+                   "family": family[t], "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
+                   "hp": int(role == "student" and teacher_matches(documented, labels.loc[t, "teacher_name"])),
+                   **{f"z_{line}": scored.line_z[line][t] for line in sorted(scored.line_z)},
+                   "score": scored.fused[t], "n_panel": len(corpus.references)}
+            if every is not None:
+                row["z_markers"] = every.line_z["markers"][t]
+                row.update({f"z_family_{fam}": v["z"]
+                            for fam, v in sorted(every.stylometry[t]["families"].items())})
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -409,13 +417,36 @@ def family_table(pairs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def comparison_table(families: pd.DataFrame) -> pd.DataFrame:
+def preference_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
+    """One row per (prompt set, suspect, candidate a, candidate b), every ordered pair of candidates of every
+    scored case: the comparison statistic (:func:`forensics.weighing.comparison_statistic`), as the
+    pipeline computes it from step 02's measurement and the scoring panel."""
+    rows = []
+    for prompt_set, idx, corpus in scored_cases(bench):
+        openings = {s: bench.openings[s][idx] for s in corpus.sources}
+        measured = semantic_measurement(corpus, openings, params)
+        for a, b in itertools.permutations(corpus.teachers, 2):
+            rows.append({"set": prompt_set, "suspect": corpus.suspect, "a": a, "b": b,
+                         "preference_z": weighing.comparison_statistic(measured, a, b)})
+    return pd.DataFrame(rows, columns=["set", "suspect", "a", "b", "preference_z"])
+
+
+def preference_lookup(preferences: pd.DataFrame) -> dict[tuple[str, str, str, str], float]:
+    """(set, suspect, a, b) -> the comparison statistic."""
+    keys = zip(preferences["set"], preferences["suspect"], preferences["a"], preferences["b"], strict=True)
+    return dict(zip(keys, preferences["preference_z"].astype(float), strict=True))
+
+
+def comparison_table(families: pd.DataFrame, preferences: pd.DataFrame) -> pd.DataFrame:
     """Candidate-vs-candidate pairs: for each student, each documented family A against each other family B.
 
-    ``difference = score(A) - score(B)`` is an Hp pair of the comparison ("trained on A rather than B"),
-    and its mirror ``score(B) - score(A)`` an Hd pair, so the fitted calibration is antisymmetric. A mixed
-    student's two documented families are not compared with each other (both are right).
+    The statistic of A's best member against B's (as the pipeline compares families) is an Hp pair of the
+    comparison ("trained on A rather than B"), and the mirror (B's against A's, the same with the sign
+    changed) an Hd pair, so the fitted calibration is antisymmetric. A mixed student's two documented
+    families are not compared with each other (both are right). Pairs without a statistic (a panel with no
+    spread of the preference) are left out, as the pipeline reads them as no evidence.
     """
+    statistic = preference_lookup(preferences)
     rows = []
     students = families[families["role"] == "student"]
     for (prompt_set, suspect), group in students.groupby(["set", "suspect"], sort=True):
@@ -425,8 +456,11 @@ def comparison_table(families: pd.DataFrame) -> pd.DataFrame:
             for b in others.itertuples():
                 base = {"set": prompt_set, "n_prompts": a.n_prompts, "suspect": suspect, "role": a.role,
                         "lineage": a.lineage}
-                rows.append({**base, "a": a.family, "b": b.family, "difference": a.score - b.score, "hp": 1})
-                rows.append({**base, "a": b.family, "b": a.family, "difference": b.score - a.score, "hp": 0})
+                forward = statistic[(prompt_set, suspect, a.best_member, b.best_member)]
+                backward = statistic[(prompt_set, suspect, b.best_member, a.best_member)]
+                if np.isfinite(forward) and np.isfinite(backward):
+                    rows.append({**base, "a": a.family, "b": b.family, "preference_z": forward, "hp": 1})
+                    rows.append({**base, "a": b.family, "b": a.family, "preference_z": backward, "hp": 0})
     return pd.DataFrame(rows)
 
 
@@ -439,10 +473,13 @@ class LevelTables:
     teacher: pd.DataFrame
     family: pd.DataFrame
     comparison: pd.DataFrame
+    #: every case's comparison statistic between every two candidates (:func:`preference_table`): what the
+    #: decisions compare candidates with, labelled or not
+    preferences: pd.DataFrame
 
     def tables(self) -> dict[str, tuple[pd.DataFrame, str]]:
         return {"teacher": (self.teacher, "score"), "family": (self.family, "score"),
-                "comparison": (self.comparison, "difference")}
+                "comparison": (self.comparison, "preference_z")}
 
 
 def fit_levels(tables: LevelTables, keep: Callable[[pd.DataFrame], pd.Series]) -> dict[str, Calibration]:
@@ -488,29 +525,33 @@ def held_out(tables: LevelTables, scheme: str, band: tuple[float, float]) -> tup
             rows["scheme"] = scheme
             parts[level].append(rows)
             tested[level] = rows
-        cases += case_outcomes(tested["teacher"], tested["family"], cals["comparison"], band)
-    done = LevelTables(*(pd.concat(parts[level], ignore_index=True) for level in LEVELS))
+        cases += case_outcomes(tested["teacher"], tested["family"], cals["comparison"], band, tables.preferences)
+    done = LevelTables(*(pd.concat(parts[level], ignore_index=True) for level in LEVELS),
+                       preferences=tables.preferences)
     return done, pd.DataFrame(cases).sort_values(["set", "suspect"], kind="stable").reset_index(drop=True)
 
 
 def case_outcomes(teachers: pd.DataFrame, families: pd.DataFrame, comparison: Calibration,
-                  band: tuple[float, float]) -> list[dict[str, Any]]:
+                  band: tuple[float, float], preferences: pd.DataFrame) -> list[dict[str, Any]]:
     """Per (prompt set, suspect): the pipeline's decision and whether it matches the documented truth.
 
     A student is right at family level when the attributed family is one it is documented to have learned
     from (either one, for a mixed student), and at teacher level when the attributed teacher is; a control
     is right when nothing is attributed, and "clean" when no teacher and no family is even supported.
     """
-    def compare(a: float, b: float) -> float:
-        return comparison.log10_lr(a - b)
-
+    statistic = preference_lookup(preferences)
     rows = []
     for (prompt_set, suspect), group in teachers.groupby(["set", "suspect"], sort=True):
+        def compare(a: str, b: str, key: tuple[str, str] = (prompt_set, suspect)) -> float:
+            value = statistic[(*key, a, b)]  # as evidence.comparison: no spread of the preference, no evidence
+            return comparison.log10_lr(value) if np.isfinite(value) else 0.0
+
         fams = families[(families["set"] == prompt_set) & (families["suspect"] == suspect)]
         t_entries = [{"name": r.teacher, "score": r.score, "supports": r.supports} for r in group.itertuples()]
-        f_entries = [{"name": r.family, "score": r.score, "supports": r.supports,
+        f_entries = [{"name": r.family, "score": r.score, "supports": r.supports, "best_member": r.best_member,
                       "members": r.members.split(", ")} for r in fams.itertuples()]
-        decision = weighing.decide(t_entries, f_entries, compare, band)
+        decision = weighing.decide(t_entries, f_entries, compare, band,
+                                   separable=int(group["n_panel"].iloc[0]) >= MIN_SEPARATING_PANEL)
         documented_t = set(group.loc[group["hp"] == 1, "teacher"])
         documented_f = set(fams.loc[fams["hp"] == 1, "family"])
         first = group.iloc[0]
@@ -702,7 +743,8 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
     embed_benchmark(bench, model, params.opening_words)
     pairs = pair_table(bench, params)
     families = family_table(pairs)
-    tables = LevelTables(pairs, families, comparison_table(families))
+    preferences = preference_table(bench, params)
+    tables = LevelTables(pairs, families, comparison_table(families, preferences), preferences)
     band = params.inconclusive_band
     schemes = {scheme: held_out(tables, scheme, band) for scheme in SCHEMES
                if scheme == "lolo" or len(prompt_sources(list(bench.prompt_sets()))) >= 2}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -218,9 +219,10 @@ def test_replicates_of_unequal_length_are_compared_on_the_common_ones() -> None:
 BAND = (-0.30103, 0.30103)
 
 
-def compare(a: float, b: float) -> float:
-    """A stand-in comparison calibration: log10 LR = score difference (antisymmetric)."""
-    return a - b
+def by_score(teachers: list[dict[str, Any]]) -> Callable[[str, str], float]:
+    """A stand-in comparison of two candidates by name: log10 LR = their score difference (antisymmetric)."""
+    scores = {t["name"]: t["score"] for t in teachers}
+    return lambda a, b: scores[a] - scores[b]
 
 
 def teacher(name: str, supports: str, score: float, log10_lr: float | None = None) -> dict[str, Any]:
@@ -231,7 +233,8 @@ def teacher(name: str, supports: str, score: float, log10_lr: float | None = Non
 
 
 def family(name: str, members: list[str], supports: str, score: float) -> dict[str, Any]:
-    return {**teacher(name, supports, score), "members": members}
+    """A family whose first member is its best (the one it is compared through)."""
+    return {**teacher(name, supports, score), "members": members, "best_member": members[0]}
 
 
 def singles(*teachers: dict[str, Any]) -> list[dict[str, Any]]:
@@ -253,7 +256,7 @@ def test_a_family_scores_as_its_best_member() -> None:
 def test_a_clear_lead_is_named_even_when_a_second_candidate_is_supported() -> None:
     """2.95 vs 1.39, both 'supporting Hp': the comparison favours the first, so it is named."""
     t = [teacher("T", "Hp", 2.95), teacher("U", "Hp", 1.39), teacher("V", "Hd", -1.0)]
-    got = decide(t, singles(*t), compare, BAND)
+    got = decide(t, singles(*t), by_score(t), BAND)
     assert got["attributed_teacher"] == "T" and got["attributed_family"] == "T"
     assert got["outcome"] == "attributed"
     assert got["candidates_supported"] == ["T", "U"]
@@ -262,15 +265,32 @@ def test_a_clear_lead_is_named_even_when_a_second_candidate_is_supported() -> No
 
 def test_two_candidates_the_comparison_cannot_separate_are_inconclusive() -> None:
     t = [teacher("T", "Hp", 1.5), teacher("U", "Hp", 1.4)]
-    got = decide(t, singles(*t), compare, BAND)
+    got = decide(t, singles(*t), by_score(t), BAND)
     assert got["outcome"] == "inconclusive"
     assert got["attributed_teacher"] is None and got["attributed_family"] is None
     assert got["families_supported"] == ["T", "U"]
 
 
+def test_a_panel_too_small_to_separate_leaves_two_supported_candidates_apart() -> None:
+    """With fewer than 3 references the same clear lead between two supported candidates is not named,
+    but a lead over unsupported candidates still is (and siblings that are both supported stay apart)."""
+    t = [teacher("T", "Hp", 2.95), teacher("U", "Hp", 1.39), teacher("V", "Hd", -1.0)]
+    got = decide(t, singles(*t), by_score(t), BAND, separable=False)
+    assert got["outcome"] == "inconclusive" and got["attributed_family"] is None
+    assert got["family_comparisons"] == {"U": 0.0, "V": pytest.approx(3.95)}
+    t = [teacher("T", "Hp", 2.95), teacher("U", "inconclusive", 0.2), teacher("V", "Hd", -1.0)]
+    got = decide(t, singles(*t), by_score(t), BAND, separable=False)
+    assert (got["outcome"], got["attributed_teacher"]) == ("attributed", "T")
+    t = [teacher("a1", "Hp", 2.0), teacher("a2", "Hp", 0.9), teacher("b", "Hd", -0.5)]
+    fams = [family("A", ["a1", "a2"], "Hp", 2.0), family("b", ["b"], "Hd", -0.5)]
+    got = decide(t, fams, by_score(t), BAND, separable=False)
+    assert (got["outcome"], got["attributed_family"], got["attributed_teacher"]) == ("family attributed", "A", None)
+    assert decide(t, fams, by_score(t), BAND)["attributed_teacher"] == "a1"
+
+
 def test_a_lead_without_support_attributes_nothing() -> None:
     t = [teacher("T", "inconclusive", 0.2), teacher("U", "Hd", -1.0)]
-    got = decide(t, singles(*t), compare, BAND)
+    got = decide(t, singles(*t), by_score(t), BAND)
     assert got["outcome"] == "no teacher supported"
     assert got["candidates_supported"] == [] and got["attributed_family"] is None
 
@@ -278,7 +298,7 @@ def test_a_lead_without_support_attributes_nothing() -> None:
 def test_siblings_that_cannot_be_separated_give_the_family_without_a_teacher() -> None:
     t = [teacher("a1", "Hp", 1.6), teacher("a2", "Hp", 1.5), teacher("b", "Hd", -0.5)]
     fams = [family("A", ["a1", "a2"], "Hp", 1.6), family("b", ["b"], "Hd", -0.5)]
-    got = decide(t, fams, compare, BAND)
+    got = decide(t, fams, by_score(t), BAND)
     assert got["outcome"] == "family attributed"
     assert got["attributed_family"] == "A" and got["attributed_teacher"] is None
     assert got["sibling_comparisons"] == {"a2": pytest.approx(0.1)}
@@ -287,29 +307,29 @@ def test_siblings_that_cannot_be_separated_give_the_family_without_a_teacher() -
 def test_a_sibling_that_stands_out_is_named_with_its_family() -> None:
     t = [teacher("a1", "Hp", 2.0), teacher("a2", "inconclusive", 0.5), teacher("b", "Hd", -0.5)]
     fams = [family("A", ["a1", "a2"], "Hp", 2.0), family("b", ["b"], "Hd", -0.5)]
-    got = decide(t, fams, compare, BAND)
+    got = decide(t, fams, by_score(t), BAND)
     assert (got["outcome"], got["attributed_family"], got["attributed_teacher"]) == ("attributed", "A", "a1")
 
 
 def test_a_family_whose_best_member_is_not_supported_on_its_own_stays_at_family_level() -> None:
     t = [teacher("a1", "inconclusive", 1.0), teacher("b", "Hd", -0.5)]
     fams = [family("A", ["a1"], "Hp", 1.0), family("b", ["b"], "Hd", -0.5)]
-    got = decide(t, fams, compare, BAND)
+    got = decide(t, fams, by_score(t), BAND)
     assert (got["outcome"], got["attributed_family"], got["attributed_teacher"]) == ("family attributed", "A", None)
 
 
 def test_a_single_candidate_case() -> None:
     t = [teacher("T", "Hp", 1.0)]
-    assert decide(t, singles(*t), compare, BAND)["attributed_teacher"] == "T"
+    assert decide(t, singles(*t), by_score(t), BAND)["attributed_teacher"] == "T"
     t = [teacher("T", "inconclusive", 0.0)]
-    assert decide(t, singles(*t), compare, BAND)["outcome"] == "no teacher supported"
+    assert decide(t, singles(*t), by_score(t), BAND)["outcome"] == "no teacher supported"
 
 
 def test_a_candidate_without_a_score_is_never_named() -> None:
     t = [teacher("T", "Hp", 1.0), {**teacher("U", "inconclusive", 0.0), "score": None}]
     fams = singles(*t)
     fams[1]["score"] = None
-    got = decide(t, fams, compare, BAND)
+    got = decide(t, fams, by_score(t), BAND)
     assert got["attributed_teacher"] == "T" and "U" not in got["family_comparisons"]
 
 
@@ -573,7 +593,7 @@ def test_leaving_out_each_reference_decides_the_case_again(lean: float, close: f
     band, groups = (-math.log10(2), math.log10(2)), {"T1": ["T1"], "T2": ["T2"]}
     markers = {"teachers": {t: {"suspect": 0.0, "references": {r: 0.0 for r in refs}} for t in ("T1", "T2")}}
     scored = evidence.score_lines(semantic, stylo, markers, "S", ["T1", "T2"], refs)
-    conclusion = evidence.conclude("S", scored.fused, groups, CAL, band)[2]
+    conclusion = evidence.conclude("S", scored.fused, groups, CAL, band, semantic)[2]
     assert conclusion["outcome"] == outcome
     left_out = evidence.leave_one_reference_out(semantic, stylo, "S", ["T1", "T2"], refs, groups, CAL, band)
     assert [r for r, _ in left_out] == refs

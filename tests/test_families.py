@@ -26,6 +26,7 @@ from forensics.validation import (
     family_of_teachers,
     load_benchmark,
     score_fused_lines,
+    semantic_measurement,
 )
 
 PROMPT_SOURCE = "helpful_base"
@@ -49,7 +50,8 @@ def verdicts(benchmark_dir: Path, forensics_cache: Path) -> dict[str, dict]:
             scores = score_fused_lines(corpus, openings, fmt, params).fused
             groups = weighing.family_groups(corpus.teachers, family)
             teachers, families, conclusion = conclude(corpus.suspect, scores, groups, cal,
-                                                      params.inconclusive_band)
+                                                      params.inconclusive_band,
+                                                      semantic_measurement(corpus, openings, params))
             out[corpus.suspect] = {"scores": scores, "families": families, "conclusion": conclusion}
         return out
 

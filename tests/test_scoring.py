@@ -15,6 +15,7 @@ from forensics.scoring import (
     panel_relative,
     panel_size_z,
     percentile_interval,
+    preference_z,
 )
 
 ONE_Z = 1.547719  # the by-hand raw z of 3.0 read for a 3-model panel (see the matrix below)
@@ -334,3 +335,60 @@ def test_line_entry_bootstrap_from_stacked_matrices() -> None:
 def test_line_entry_writes_non_finite_z_as_null() -> None:
     full = {"suspect": 0.1, "references": np.array([0.0, 0.0]), "z": np.inf}
     assert line_entry(full, None, ["A", "B"], 3, "x")["z"] is None
+
+
+# --------------------------------------------------------------------------------------------------
+# The comparison statistic: the suspect's preference for one candidate over another
+# --------------------------------------------------------------------------------------------------
+#
+# Two sibling candidates T1, T2 (alike for every model) and three references. d(X) = sim(X, T1) - sim(X, T2):
+#   d(S) = 0.80 - 0.70 = 0.10;  d(A) = 0.60 - 0.62 = -0.02;  d(B) = 0.50 - 0.50 = 0;  d(C) = 0.70 - 0.68 = 0.02
+# panel mean 0, sd (ddof 1) 0.02: raw z = 0.10 / 0.02 = 5.0, read for a 3-model panel.
+
+SIB_SOURCES = ["S", "T1", "T2", "A", "B", "C"]
+SIB_PANEL = ["A", "B", "C"]
+SIB = symmetric(SIB_SOURCES, {
+    ("S", "T1"): 0.80, ("S", "T2"): 0.70, ("S", "A"): 0.50, ("S", "B"): 0.40, ("S", "C"): 0.45,
+    ("T1", "T2"): 0.90, ("T1", "A"): 0.60, ("T1", "B"): 0.50, ("T1", "C"): 0.70,
+    ("T2", "A"): 0.62, ("T2", "B"): 0.50, ("T2", "C"): 0.68,
+    ("A", "B"): 0.40, ("A", "C"): 0.50,
+    ("B", "C"): 0.30,
+})
+
+
+def test_preference_z_by_hand() -> None:
+    got = preference_z(SIB, SIB_SOURCES, "S", "T1", "T2", SIB_PANEL)
+    assert got == pytest.approx(float(panel_size_z(5.0, 3)), abs=1e-9)
+    assert got > 1.0
+
+
+def test_preference_z_is_antisymmetric_and_ignores_source_order() -> None:
+    forward = preference_z(SIB, SIB_SOURCES, "S", "T1", "T2", SIB_PANEL)
+    assert preference_z(SIB, SIB_SOURCES, "S", "T2", "T1", SIB_PANEL) == pytest.approx(-forward, abs=1e-12)
+    order = [5, 3, 0, 2, 4, 1]
+    shuffled = SIB[np.ix_(order, order)]
+    assert preference_z(shuffled, [SIB_SOURCES[i] for i in order], "S", "T1", "T2", SIB_PANEL) == \
+        pytest.approx(forward, abs=1e-12)
+
+
+def test_a_clear_preference_between_siblings_that_their_z_difference_hides() -> None:
+    """Measured in the spread of affinities to every candidate, the siblings' z differ by under one (0.70);
+    measured in the panel's spread of the preference itself, the suspect's preference is 1.97 (raw 5.0,
+    against a raw z difference of 1.27)."""
+    z = panel_relative(SIB, SIB_SOURCES, "S", ["T1", "T2"], SIB_PANEL)
+    difference = float(z["T1"]["z"] - z["T2"]["z"])
+    assert difference == pytest.approx(0.701979, abs=1e-6)
+    assert float(z["T1"]["raw_z"] - z["T2"]["raw_z"]) == pytest.approx(1.27, abs=1e-5)
+    assert preference_z(SIB, SIB_SOURCES, "S", "T1", "T2", SIB_PANEL) > 2.5 * difference
+
+
+def test_preference_z_without_a_spread_or_a_candidate_is_undefined_and_one_reference_is_refused() -> None:
+    flat = SIB.copy()
+    i, j = SIB_SOURCES.index("A"), SIB_SOURCES.index("T2")
+    flat[i, j] = flat[j, i] = 0.60  # A now has no preference either: every reference's d is 0 but C's ...
+    k, m = SIB_SOURCES.index("C"), SIB_SOURCES.index("T2")
+    flat[k, m] = flat[m, k] = 0.70  # ... and C's: no spread
+    assert np.isnan(preference_z(flat, SIB_SOURCES, "S", "T1", "T2", SIB_PANEL))
+    assert np.isnan(preference_z(SIB, SIB_SOURCES, "S", "T1", "absent", SIB_PANEL))
+    with pytest.raises(ValueError, match="at least 2 references"):
+        preference_z(SIB, SIB_SOURCES, "S", "T1", "T2", ["A"])

@@ -193,10 +193,23 @@ def synthetic_tables(sets: tuple[str, ...] = ("all",), shift: float = 0.0) -> Le
             for teacher, (hp, score) in teachers.items():
                 rows.append({"set": prompt_set, "n_prompts": 100 + k, "suspect": suspect, "teacher": teacher,
                              "family": FAMILY[teacher], "role": role, "lineage": lineage, "hp": hp,
-                             "score": score + shift * k})
-    pairs = pd.DataFrame(rows)
-    families = family_table(pairs)
-    return LevelTables(pairs, families, comparison_table(families))
+                             "score": score + shift * k, "n_panel": 5})
+    return tables_of(pd.DataFrame(rows))
+
+
+def score_preferences(pairs: pd.DataFrame) -> pd.DataFrame:
+    """A stand-in comparison statistic: the difference of the two candidates' scores."""
+    rows = []
+    for (prompt_set, suspect), group in pairs.groupby(["set", "suspect"], sort=True):
+        scores = dict(zip(group["teacher"], group["score"], strict=True))
+        rows += [{"set": prompt_set, "suspect": suspect, "a": a, "b": b, "preference_z": scores[a] - scores[b]}
+                 for a in scores for b in scores if a != b]
+    return pd.DataFrame(rows)
+
+
+def tables_of(pairs: pd.DataFrame) -> LevelTables:
+    families, preferences = family_table(pairs), score_preferences(pairs)
+    return LevelTables(pairs, families, comparison_table(families, preferences), preferences)
 
 
 def test_a_family_takes_its_best_member_and_is_hp_when_any_member_is() -> None:
@@ -211,8 +224,8 @@ def test_comparisons_are_mirrored_pairs_of_documented_against_other_families() -
     cmp = synthetic_tables().comparison
     assert set(cmp["role"]) == {"student"}  # controls have no documented family to compare
     s_a = cmp[cmp["suspect"] == "s-a"].set_index(["a", "b"])
-    assert s_a.loc[("A", "t-b"), ["difference", "hp"]].tolist() == [pytest.approx(2.3), 1]
-    assert s_a.loc[("t-b", "A"), ["difference", "hp"]].tolist() == [pytest.approx(-2.3), 0]
+    assert s_a.loc[("A", "t-b"), ["preference_z", "hp"]].tolist() == [pytest.approx(2.3), 1]
+    assert s_a.loc[("t-b", "A"), ["preference_z", "hp"]].tolist() == [pytest.approx(-2.3), 0]
     assert len(cmp) == 2 * 5  # five students, one documented and one other family each
 
 
@@ -220,7 +233,7 @@ def test_a_mixed_student_is_not_compared_between_its_documented_families() -> No
     tables = synthetic_tables()
     fam = tables.family.copy()
     fam.loc[fam["suspect"] == "s-a", "hp"] = 1  # s-a documented for both families
-    assert comparison_table(fam).query("suspect == 's-a'").empty
+    assert comparison_table(fam, tables.preferences).query("suspect == 's-a'").empty
 
 
 def test_each_lineage_gets_lrs_from_calibrations_fitted_without_it() -> None:
@@ -330,8 +343,7 @@ def test_samples_and_subpanels_are_tested_but_never_fitted_on() -> None:
     base.teacher["n_panel"] = [subpanel_size(s) if is_subpanel(s) else 5 for s in base.teacher["set"]]
     pairs = base.teacher.copy()
     pairs.loc[pairs["set"].map(lambda s: is_sample(s) or is_subpanel(s)), "score"] += 5.0
-    families = family_table(pairs)
-    shifted = LevelTables(pairs, families, comparison_table(families))
+    shifted = tables_of(pairs)
     everything = lambda f: pd.Series(True, index=f.index)  # noqa: E731
     for level, cal in fit_levels(base, everything).items():
         other = fit_levels(shifted, everything)[level]

@@ -6,8 +6,9 @@ Three proposition pairs are calibrated, each on its own labelled pairs (:data:`L
   was trained on this teacher's outputs" against Hd "it was developed independently of it";
 - ``family``: the score of a (suspect, family) pair (its best member's) -> log10 LR for Hp "trained on
   outputs of some model of this family" against Hd "developed independently of every model of it";
-- ``comparison``: the difference of two families' scores -> log10 LR for "trained on A rather than B"
-  against "trained on B rather than A" (fitted on mirrored pairs, so LR(A, B) = 1 / LR(B, A)).
+- ``comparison``: the suspect's preference for candidate A over B (:func:`forensics.scoring.preference_z`;
+  families through their best members) -> log10 LR for "trained on A rather than B" against "trained on B
+  rather than A" (fitted on mirrored pairs, so LR(A, B) = 1 / LR(B, A)).
 
 Each is a logistic-regression calibration (``lir``'s ``LogitCalibrator``, class-balanced so the share of
 Hp pairs does not act as a prior), bounded by the empirical lower and upper bounds (ELUB, Vergeer et al.
