@@ -30,7 +30,7 @@ from forensics.validation import (
 )
 
 PROMPT_SOURCE = "helpful_base"
-STUDENT, CONTROL = "baize-v2-7b", "guanaco-13b"
+STUDENT, CONTROL = "vicuna-7b-v1.3", "guanaco-13b"
 
 
 @pytest.fixture(scope="module")
