@@ -10,6 +10,7 @@ import pytest
 
 from forensics.case import Parameters
 from forensics.errors import InputError
+from forensics.scoring import preference_z
 from forensics.validation import (
     PANEL_DRAWS,
     PANEL_MARK,
@@ -32,9 +33,12 @@ from forensics.validation import (
     load_labels,
     never_fitted,
     pair_table,
+    preference_table,
     prompt_sources,
     score_case,
     score_fused_lines,
+    scored_cases,
+    semantic_measurement,
     size_group,
     subpanel_size,
     subpanels,
@@ -518,3 +522,25 @@ def test_the_pair_table_has_a_row_per_set_suspect_and_teacher(demo_bench: Benchm
     np.testing.assert_allclose(pairs["score"], pairs[["z_embedding", "z_stylometry"]].mean(axis=1), rtol=0, atol=1e-12)
     full = pairs[pairs["set"] == "all"]
     assert full["z_markers"].notna().all() and full.filter(like="z_family_").shape[1] >= 1
+
+
+def test_the_preference_table_compares_every_two_candidates_of_every_scored_case(demo_bench: Benchmark) -> None:
+    """What the validation decides with: for every case it scores (sub-panels included), every ordered pair
+    of candidates, antisymmetric, each computed with that case's own scoring panel as the pipeline does."""
+    params = Parameters()
+    prefs = preference_table(demo_bench, params)
+    scored = list(scored_cases(demo_bench))
+    assert len(prefs) == len(scored) * 3 * 2  # three candidates: six ordered pairs
+    value = prefs.set_index(["set", "suspect", "a", "b"])["preference_z"]
+    assert value.notna().all()
+    for (prompt_set, suspect, a, b), v in value.items():
+        assert value[(prompt_set, suspect, b, a)] == pytest.approx(-v, abs=1e-12)
+    full = next(c for s, _, c in scored if s == "all" and c.suspect == "alpaca-7b")
+    sub_set, _, sub = next((s, i, c) for s, i, c in scored if is_subpanel(s) and c.suspect == "alpaca-7b")
+    for prompt_set, corpus in (("all", full), (sub_set, sub)):
+        openings = {s: demo_bench.openings[s] for s in corpus.sources}
+        measured = semantic_measurement(corpus, openings, params)
+        expected = preference_z(measured.openings, measured.sources, "alpaca-7b", "text-davinci-003",
+                                "gpt-4-0314", corpus.references)
+        assert value[(prompt_set, "alpaca-7b", "text-davinci-003", "gpt-4-0314")] == pytest.approx(expected, abs=1e-12)
+    assert len(sub.references) < len(full.references)
