@@ -467,6 +467,15 @@ def test_several_supported_candidates_are_named() -> None:
     assert "(U, T)" in got[0]  # strongest first
 
 
+def test_several_supported_candidates_with_two_references_are_said_not_to_be_compared() -> None:
+    teachers = [teacher("T", "Hp", 1.2), teacher("U", "Hp", 1.9), teacher("V", "Hd", -1)]
+    two = mentions(limitations([("R1", "X"), ("R2", "Y")], teachers=teachers), "More than one candidate")
+    assert len(two) == 1 and "With fewer than 3 references they are not compared at all" in two[0]
+    assert "from 2." in two[0]
+    three = mentions(limitations(FIVE[:3], teachers=teachers), "More than one candidate")
+    assert len(three) == 1 and "not compared" not in three[0]
+
+
 def test_one_supported_candidate_has_no_such_sentence() -> None:
     teachers = [teacher("T", "Hp", 1.2), teacher("U", "Hd", -1)]
     assert not mentions(limitations(FIVE, teachers=teachers), "More than one candidate")
