@@ -157,9 +157,8 @@ def main() -> None:
     params = Parameters()
     bench = validation.load_benchmark(args.labels, params.max_response_chars)
     validation.embed_benchmark(bench, None, params.opening_words)
-    pairs = validation.pair_table(bench, params, every_line=False)
+    pairs, preferences = validation.benchmark_tables(bench, params, every_line=False)
     families = validation.family_table(pairs)
-    preferences = validation.preference_table(bench, params)
     tables = validation.LevelTables(pairs, families, validation.comparison_table(families, preferences), preferences)
     band = params.inconclusive_band
     rows = comparison_rows(families, preference_z(bench, params))

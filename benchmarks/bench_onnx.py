@@ -161,14 +161,16 @@ def stage(texts: list[str], torch_answers: tuple[float, float], int8_answers: tu
 
 # ----------------------------------------------------------------------------------------- verdicts
 
-def fused_pairs(bench: Any, params: Any) -> Any:
-    """:func:`forensics.validation.pair_table` restricted to what a decision needs (the fused score)."""
+def fused_pairs(bench: Any, params: Any) -> tuple[Any, Any]:
+    """:func:`forensics.validation.benchmark_tables` restricted to what a decision needs (the fused score and
+    the comparison statistic)."""
     from forensics import validation as v
 
-    return v.pair_table(bench, params, every_line=False).assign(scheme="shipped")
+    pairs, preferences = v.benchmark_tables(bench, params, every_line=False)
+    return pairs.assign(scheme="shipped"), preferences
 
 
-def decide_with_shipped(bench: Any, pairs: Any, params: Any) -> Any:
+def decide_with_shipped(pairs: Any, preferences: Any, params: Any) -> Any:
     import pandas as pd
 
     from forensics import validation as v
@@ -181,7 +183,6 @@ def decide_with_shipped(bench: Any, pairs: Any, params: Any) -> Any:
     for frame, level in ((pairs, "teacher"), (families, "family")):
         frame["log10_lr"] = cal[level].transform(frame["score"].to_numpy())
         frame["supports"] = [supports(x, band) for x in frame["log10_lr"]]
-    preferences = v.preference_table(bench, params)
     return pd.DataFrame(v.case_outcomes(pairs, families, cal["comparison"], band, preferences))
 
 
@@ -210,8 +211,8 @@ def verdicts(labels: Path) -> None:
         started = time.perf_counter()
         embed(bench, params, backend)
         openings[name] = dict(bench.openings)
-        pairs = fused_pairs(bench, params)
-        outcomes[name] = (pairs, decide_with_shipped(bench, pairs, params))
+        pairs, preferences = fused_pairs(bench, params)
+        outcomes[name] = (pairs, decide_with_shipped(pairs, preferences, params))
         say(f"{name}: openings embedded with {backend}, decided in {time.perf_counter() - started:.0f} s")
     for name in list(runs)[1:]:
         say(f"### {name} against torch")

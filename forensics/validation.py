@@ -333,16 +333,21 @@ def formatting_matrices(bench: Benchmark) -> dict[str, tuple[np.ndarray, np.ndar
 
 def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
                       formatting: dict[str, tuple[np.ndarray, np.ndarray]], params: Parameters,
-                      boot_idx: np.ndarray | None = None) -> LineScores:
+                      boot_idx: np.ndarray | None = None, semantic: SemanticMatrices | None = None) -> LineScores:
     """The fused lines only (semantic and formatting), with the pipeline's functions: the same z, bootstrap
-    replicates and fused scores as :func:`score_case`, at a fraction of the cost (tested equal)."""
+    replicates and fused scores as :func:`score_case`, at a fraction of the cost (tested equal).
+
+    ``semantic``: the case's :func:`semantic_measurement` with the same ``boot_idx``, when the caller has
+    already made it (it is also what candidates are compared with).
+    """
     from scipy import sparse
 
     from forensics import stylometry
 
     sources, n = corpus.sources, len(corpus.prompt_keys)
     boot_idx = np.empty((0, n), dtype=int) if boot_idx is None else boot_idx
-    embedding = weighing.embedding_lines(semantic_measurement(corpus, openings, params, boot_idx))
+    measured = semantic if semantic is not None else semantic_measurement(corpus, openings, params, boot_idx)
+    embedding = weighing.embedding_lines(measured)
     names = [f.name for f in stylometry.FORMATTING_FEATURES]
     block = stylometry.FeatureBlock(names=names, counts={s: sparse.csr_matrix(formatting[s][0]) for s in sources},
                                     totals={s: formatting[s][1] for s in sources},
@@ -367,22 +372,29 @@ def scored_cases(bench: Benchmark) -> Iterator[tuple[str, np.ndarray, AlignedCor
             yield base_set + suffix, idx, corpus
 
 
-def pair_table(bench: Benchmark, params: Parameters, every_line: bool = True) -> pd.DataFrame:
-    """One row per (prompt set, suspect, teacher): label, lineage, family, line z, the fused score.
+def benchmark_tables(bench: Benchmark, params: Parameters, every_line: bool = True
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(pairs, preferences): the tables `forensics calibrate` fits and decides on, in one pass over
+    :func:`scored_cases`, each case's semantic measurement made once for both.
 
-    Every prompt set gets the fused lines; with ``every_line``, the all-prompts set also every reported
-    line (markers, word and character families), for the diagnosis of misses (:func:`line_leanings`).
+    ``pairs``: one row per (prompt set, suspect, teacher): label, lineage, family, line z, the fused score.
+    Every prompt set gets the fused lines; with ``every_line``, the all-prompts set also every reported line
+    (markers, word and character families), for the diagnosis of misses (:func:`line_leanings`).
+    ``preferences``: one row per (prompt set, suspect, candidate a, candidate b), every ordered pair of
+    candidates: the comparison statistic (:func:`forensics.weighing.comparison_statistic`), as the pipeline
+    computes it from step 02's measurement and the scoring panel.
     """
     labels = bench.labels.set_index("name")
     family = family_of_teachers(bench.labels)
     formatting = formatting_matrices(bench)
-    rows = []
+    rows, preferences = [], []
     for prompt_set, idx, corpus in scored_cases(bench):
         if "~" not in prompt_set:
             print(f"scoring {corpus.suspect} on {prompt_set} ({len(idx)} prompts)", file=sys.stderr)
         openings = {s: bench.openings[s][idx] for s in corpus.sources}
         fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
-        scored = score_fused_lines(corpus, openings, fmt, params)
+        measured = semantic_measurement(corpus, openings, params)
+        scored = score_fused_lines(corpus, openings, fmt, params, semantic=measured)
         every = score_case(corpus, openings, params) if every_line and prompt_set == ALL_PROMPTS else None
         documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
         role = labels.loc[corpus.suspect, "role"]
@@ -397,7 +409,15 @@ def pair_table(bench: Benchmark, params: Parameters, every_line: bool = True) ->
                 row.update({f"z_family_{fam}": v["z"]
                             for fam, v in sorted(every.stylometry[t]["families"].items())})
             rows.append(row)
-    return pd.DataFrame(rows)
+        preferences += [{"set": prompt_set, "suspect": corpus.suspect, "a": a, "b": b,
+                         "preference_z": weighing.comparison_statistic(measured, a, b)}
+                        for a, b in itertools.permutations(corpus.teachers, 2)]
+    return pd.DataFrame(rows), pd.DataFrame(preferences, columns=["set", "suspect", "a", "b", "preference_z"])
+
+
+def pair_table(bench: Benchmark, params: Parameters, every_line: bool = True) -> pd.DataFrame:
+    """The pairs of :func:`benchmark_tables`: one row per (prompt set, suspect, teacher)."""
+    return benchmark_tables(bench, params, every_line)[0]
 
 
 def family_table(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -415,20 +435,6 @@ def family_table(pairs: pd.DataFrame) -> pd.DataFrame:
                          "lineage": first["lineage"], "hp": int(any(hp[m] for m in groups[fam])),
                          "score": score})
     return pd.DataFrame(rows)
-
-
-def preference_table(bench: Benchmark, params: Parameters) -> pd.DataFrame:
-    """One row per (prompt set, suspect, candidate a, candidate b), every ordered pair of candidates of every
-    scored case: the comparison statistic (:func:`forensics.weighing.comparison_statistic`), as the
-    pipeline computes it from step 02's measurement and the scoring panel."""
-    rows = []
-    for prompt_set, idx, corpus in scored_cases(bench):
-        openings = {s: bench.openings[s][idx] for s in corpus.sources}
-        measured = semantic_measurement(corpus, openings, params)
-        for a, b in itertools.permutations(corpus.teachers, 2):
-            rows.append({"set": prompt_set, "suspect": corpus.suspect, "a": a, "b": b,
-                         "preference_z": weighing.comparison_statistic(measured, a, b)})
-    return pd.DataFrame(rows, columns=["set", "suspect", "a", "b", "preference_z"])
 
 
 def preference_lookup(preferences: pd.DataFrame) -> dict[tuple[str, str, str, str], float]:
@@ -473,7 +479,7 @@ class LevelTables:
     teacher: pd.DataFrame
     family: pd.DataFrame
     comparison: pd.DataFrame
-    #: every case's comparison statistic between every two candidates (:func:`preference_table`): what the
+    #: every case's comparison statistic between every two candidates (:func:`benchmark_tables`): what the
     #: decisions compare candidates with, labelled or not
     preferences: pd.DataFrame
 
@@ -741,9 +747,8 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
     params = params or Parameters()
     bench = load_benchmark(Path(labels_csv), params.max_response_chars)
     embed_benchmark(bench, model, params.opening_words)
-    pairs = pair_table(bench, params)
+    pairs, preferences = benchmark_tables(bench, params)
     families = family_table(pairs)
-    preferences = preference_table(bench, params)
     tables = LevelTables(pairs, families, comparison_table(families, preferences), preferences)
     band = params.inconclusive_band
     schemes = {scheme: held_out(tables, scheme, band) for scheme in SCHEMES

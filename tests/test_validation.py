@@ -20,6 +20,7 @@ from forensics.validation import (
     Benchmark,
     LevelTables,
     benchmark_cases,
+    benchmark_tables,
     comparison_table,
     family_of_teachers,
     family_table,
@@ -33,7 +34,6 @@ from forensics.validation import (
     load_labels,
     never_fitted,
     pair_table,
-    preference_table,
     prompt_sources,
     score_case,
     score_fused_lines,
@@ -528,7 +528,7 @@ def test_the_preference_table_compares_every_two_candidates_of_every_scored_case
     """What the validation decides with: for every case it scores (sub-panels included), every ordered pair
     of candidates, antisymmetric, each computed with that case's own scoring panel as the pipeline does."""
     params = Parameters()
-    prefs = preference_table(demo_bench, params)
+    prefs = benchmark_tables(demo_bench, params, every_line=False)[1]
     scored = list(scored_cases(demo_bench))
     assert len(prefs) == len(scored) * 3 * 2  # three candidates: six ordered pairs
     value = prefs.set_index(["set", "suspect", "a", "b"])["preference_z"]
