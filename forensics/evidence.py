@@ -220,8 +220,7 @@ def comparison(cal: Calibration, semantic: SemanticMatrices) -> Callable[[str, s
     suspect's preference between them (:func:`forensics.weighing.comparison_statistic`); 0 (no evidence
     either way) where the panel shows no spread of that preference."""
     def compare(a: str, b: str) -> float:
-        statistic = weighing.comparison_statistic(semantic, a, b)
-        return cal.log10_lr(statistic) if np.isfinite(statistic) else 0.0
+        return cal.log10_lr_or_zero(weighing.comparison_statistic(semantic, a, b))
     return compare
 
 

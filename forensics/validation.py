@@ -76,6 +76,9 @@ SCHEMES = ("lolo", "cross_source")
 PANEL_SIZES = (2, 3)
 PANEL_DRAWS = 4
 PANEL_MARK = "~panel-"
+#: A decision rule with :func:`forensics.weighing.decide`'s signature (the shipped one, or a variant a
+#: benchmark measures against it).
+DecisionRule = Callable[..., dict[str, Any]]
 
 
 @dataclass
@@ -516,9 +519,11 @@ def folds(tables: LevelTables, scheme: str) -> list[tuple[Callable[[pd.DataFrame
     return out
 
 
-def held_out(tables: LevelTables, scheme: str, band: tuple[float, float]) -> tuple[LevelTables, pd.DataFrame]:
+def held_out(tables: LevelTables, scheme: str, band: tuple[float, float],
+             rule: DecisionRule = weighing.decide) -> tuple[LevelTables, pd.DataFrame]:
     """Every tested row with ``log10_lr`` and ``supports`` from calibrations fitted without it, and each
-    tested case's conclusion, decided with those same calibrations (as the pipeline decides)."""
+    tested case's conclusion, decided with those same calibrations (as the pipeline decides; ``rule`` is
+    :func:`forensics.weighing.decide` unless a benchmark measures another rule against it)."""
     parts: dict[str, list[pd.DataFrame]] = {level: [] for level in LEVELS}
     cases = []
     for train, test in folds(tables, scheme):
@@ -531,14 +536,16 @@ def held_out(tables: LevelTables, scheme: str, band: tuple[float, float]) -> tup
             rows["scheme"] = scheme
             parts[level].append(rows)
             tested[level] = rows
-        cases += case_outcomes(tested["teacher"], tested["family"], cals["comparison"], band, tables.preferences)
+        cases += case_outcomes(tested["teacher"], tested["family"], cals["comparison"], band, tables.preferences,
+                               rule)
     done = LevelTables(*(pd.concat(parts[level], ignore_index=True) for level in LEVELS),
                        preferences=tables.preferences)
     return done, pd.DataFrame(cases).sort_values(["set", "suspect"], kind="stable").reset_index(drop=True)
 
 
 def case_outcomes(teachers: pd.DataFrame, families: pd.DataFrame, comparison: Calibration,
-                  band: tuple[float, float], preferences: pd.DataFrame) -> list[dict[str, Any]]:
+                  band: tuple[float, float], preferences: pd.DataFrame,
+                  rule: DecisionRule = weighing.decide) -> list[dict[str, Any]]:
     """Per (prompt set, suspect): the pipeline's decision and whether it matches the documented truth.
 
     A student is right at family level when the attributed family is one it is documented to have learned
@@ -549,15 +556,14 @@ def case_outcomes(teachers: pd.DataFrame, families: pd.DataFrame, comparison: Ca
     rows = []
     for (prompt_set, suspect), group in teachers.groupby(["set", "suspect"], sort=True):
         def compare(a: str, b: str, key: tuple[str, str] = (prompt_set, suspect)) -> float:
-            value = statistic[(*key, a, b)]  # as evidence.comparison: no spread of the preference, no evidence
-            return comparison.log10_lr(value) if np.isfinite(value) else 0.0
+            return comparison.log10_lr_or_zero(statistic[(*key, a, b)])
 
         fams = families[(families["set"] == prompt_set) & (families["suspect"] == suspect)]
         t_entries = [{"name": r.teacher, "score": r.score, "supports": r.supports} for r in group.itertuples()]
         f_entries = [{"name": r.family, "score": r.score, "supports": r.supports, "best_member": r.best_member,
                       "members": r.members.split(", ")} for r in fams.itertuples()]
-        decision = weighing.decide(t_entries, f_entries, compare, band,
-                                   separable=int(group["n_panel"].iloc[0]) >= MIN_SEPARATING_PANEL)
+        decision = rule(t_entries, f_entries, compare, band,
+                        separable=int(group["n_panel"].iloc[0]) >= MIN_SEPARATING_PANEL)
         documented_t = set(group.loc[group["hp"] == 1, "teacher"])
         documented_f = set(fams.loc[fams["hp"] == 1, "family"])
         first = group.iloc[0]

@@ -188,6 +188,13 @@ def test_log10_lr_agrees_with_transform() -> None:
     assert isinstance(CAL.log10_lr(1.0), float)
 
 
+def test_log10_lr_or_zero_weighs_an_undefined_statistic_as_no_evidence() -> None:
+    assert CAL.log10_lr_or_zero(float("nan")) == 0.0
+    assert math.isnan(CAL.log10_lr(float("nan")))  # the plain map keeps it undefined
+    for score in (-9.0, 0.3, 5.9):
+        assert CAL.log10_lr_or_zero(score) == CAL.log10_lr(score)
+
+
 def calibration_set() -> CalibrationSet:
     levels = {level: Calibration.fit(*gaussian_pairs(40, 10, shift=3.0 + i)) for i, level in enumerate(LEVELS)}
     return CalibrationSet(levels=levels, data_sha256="f" * 64, description="fit",

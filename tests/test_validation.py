@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forensics import weighing
 from forensics.case import Parameters
 from forensics.errors import InputError
 from forensics.scoring import preference_z
@@ -307,6 +308,25 @@ def test_case_outcomes_and_their_summary() -> None:
     assert summary["levels"]["teacher"]["n_pairs"] == 21 and summary["levels"]["family"]["n_pairs"] == 14
     assert 0 <= summary["levels"]["family"]["cllr_min"] <= summary["levels"]["family"]["cllr"]
     assert set(summary["per_prompt_set"]) == {"all"}
+
+
+def test_a_measured_decision_rule_decides_every_case_with_the_same_inputs_as_the_shipped_one() -> None:
+    """held_out takes another rule (benchmarks measure variants so): it must see what decide sees."""
+    tables = synthetic_tables()
+    seen = []
+
+    def recording(teachers: list, families: list, compare: object, band: object, separable: bool = True) -> dict:
+        seen.append(sorted(t["name"] for t in teachers))
+        return {**weighing.decide(teachers, families, compare, band, separable=separable),
+                "attributed_family": None, "outcome": "no teacher supported"}
+
+    _, shipped = held_out(tables, "lolo", (-0.3, 0.3))
+    _, measured = held_out(tables, "lolo", (-0.3, 0.3), recording)
+    assert len(seen) == len(shipped) == len(measured)
+    assert all(names == sorted(set(names)) and names for names in seen)  # each case's candidates, once
+    assert set(measured["outcome"]) == {"no teacher supported"}
+    assert set(measured["attributed_family"]) == {"none"}
+    assert measured["supported"].tolist() == shipped["supported"].tolist()
 
 
 def _bench(n: int, origins: list[str] | None = None) -> Benchmark:

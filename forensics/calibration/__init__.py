@@ -113,6 +113,12 @@ class Calibration:
     def log10_lr(self, score: float) -> float:
         return float(np.clip(self.intercept + self.slope * score, self.lower, self.upper))
 
+    def log10_lr_or_zero(self, score: float) -> float:
+        """:meth:`log10_lr`, or 0 (no evidence either way) where the statistic is undefined: how a
+        candidate-vs-candidate comparison without a statistic (the panel shows no spread of the preference)
+        is weighed, by the pipeline and by the validation alike."""
+        return self.log10_lr(score) if np.isfinite(score) else 0.0
+
     def transform(self, scores: np.ndarray) -> np.ndarray:
         return np.clip(self.intercept + self.slope * np.asarray(scores, dtype=float), self.lower, self.upper)
 

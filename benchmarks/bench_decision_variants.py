@@ -1,0 +1,158 @@
+"""Fusion weights and decision rules the shipped method was measured against, none of them shipped.
+
+Why: three choices in the engine look as if they leave evidence unused, and each was measured before it was
+kept. Every variant is decided by the validation itself (:func:`forensics.validation.held_out`, both
+schemes, calibrations refitted in every fold on the variant's own scores); only the variant changes.
+
+* **Fusion weights.** The fused score is the plain mean of the semantic and the formatting z
+  (:func:`forensics.weighing.fuse`). The semantic line alone separates better than the formatting line, so
+  a weight above one half on it might name more students: ``semantic weight 0.6 / 0.7 / 0.8`` weigh it so
+  (a line that could not be computed is left out, as in the mean).
+* **Which family is named.** :func:`forensics.weighing.decide` names the *leading* family (highest score)
+  when the candidate-vs-candidate LR favours it over every other. ``any supported family`` also names a
+  supported family that is not the leader when the comparison favours it over every other family.
+* **Which teacher is named.** Within the family named, the *leading* member is named when the comparison
+  favours it over every sibling. ``any supported member`` also names a supported sibling the comparison
+  favours over every other member. On this benchmark no student is documented to one snapshot of a
+  family (a vicuna's label is "gpt-3.5-turbo", both snapshots count as right), so its teacher counts can
+  only rise and say nothing about whether the snapshot named is the right one.
+
+Counted per scheme: on full panels, students named to a documented family / to a wrong one, students with
+a teacher named, controls attributed; on sub-panels of 2 and 3 references the same for families; the family
+level's held-out pair AUC and Cllr (the weights change them, the rules do not). Appended to
+``benchmarks/results/decision_variants.txt``.
+
+    python benchmarks/bench_decision_variants.py [--labels ../shared/data/alpaca_eval/LABELS.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from forensics import validation, weighing  # noqa: E402
+from forensics.case import Parameters  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "alpaca_eval" / "LABELS.csv"
+RESULTS = ROOT / "benchmarks" / "results" / "decision_variants.txt"
+SEMANTIC_WEIGHTS = (0.6, 0.7, 0.8)
+
+
+def weighted(pairs: pd.DataFrame, semantic_weight: float) -> pd.DataFrame:
+    """The pair table with each score the weighted mean of the two fused lines' z (one line alone where the
+    other could not be computed, as :func:`forensics.weighing.fuse` leaves it out)."""
+    semantic, formatting = pairs["z_embedding"], pairs["z_stylometry"]
+    score = semantic_weight * semantic + (1 - semantic_weight) * formatting
+    return pairs.assign(score=score.where(np.isfinite(score), semantic.where(np.isfinite(semantic), formatting)))
+
+
+def level_tables(pairs: pd.DataFrame, preferences: pd.DataFrame) -> validation.LevelTables:
+    families = validation.family_table(pairs)
+    return validation.LevelTables(pairs, families, validation.comparison_table(families, preferences), preferences)
+
+
+def promoted(entries: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The entries with ``chosen`` scored above every other, so :func:`forensics.weighing.decide` takes it as
+    the leader and weighs it exactly as it weighs a leader."""
+    top = max(float(e["score"]) for e in entries if weighing._finite(e["score"])) + 1.0
+    return [dict(e, score=top) if e is chosen else dict(e) for e in entries]
+
+
+def any_supported_family(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
+                         compare: Callable[[str, str], float], band: Sequence[float],
+                         separable: bool = True) -> dict[str, Any]:
+    """As shipped, but when the leading family is not named, a supported family favoured over every other
+    one is (the highest-scoring such family)."""
+    shipped = weighing.decide(teachers, families, compare, band, separable=separable)
+    if shipped["attributed_family"] is not None:
+        return shipped
+    for family in sorted(families, key=lambda f: -f["score"] if weighing._finite(f["score"]) else np.inf):
+        if family["supports"] == "Hp":
+            decision = weighing.decide(teachers, promoted(families, family), compare, band, separable=separable)
+            if decision["attributed_family"] is not None:
+                return decision
+    return shipped
+
+
+def any_supported_member(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
+                         compare: Callable[[str, str], float], band: Sequence[float],
+                         separable: bool = True) -> dict[str, Any]:
+    """As shipped, but when the family named stands alone, a supported member favoured over every sibling is
+    named (the highest-scoring such member)."""
+    shipped = weighing.decide(teachers, families, compare, band, separable=separable)
+    if shipped["outcome"] != "family attributed":
+        return shipped
+    members = next(f["members"] for f in families if f["name"] == shipped["attributed_family"])
+    for teacher in sorted((t for t in teachers if t["name"] in members and weighing._finite(t["score"])),
+                          key=lambda t: -t["score"]):
+        if teacher["supports"] == "Hp":
+            decision = weighing.decide(promoted(teachers, teacher), families, compare, band, separable=separable)
+            if decision["attributed_teacher"] is not None:
+                return decision
+    return shipped
+
+
+def tally(cases: pd.DataFrame) -> str:
+    """Full panels: students to a documented / wrong family, with a teacher named, controls attributed; then
+    the same for families on each sub-panel size."""
+    parts = []
+    sub = cases["set"].map(validation.is_subpanel)
+    groups = [("full panels", cases[~sub])] + [
+        (f"panels of {size}", rows) for size, rows in cases[sub].groupby(cases.loc[sub, "set"].map(
+            validation.subpanel_size), sort=True)]
+    for name, rows in groups:
+        students, controls = rows[rows["role"] == "student"], rows[rows["role"] == "control"]
+        named = students["attributed_family"] != "none"
+        text = (f"{name}: family {int((named & students['correct_family']).sum())} right / "
+                f"{int((named & ~students['correct_family']).sum())} wrong of {len(students)}")
+        if name == "full panels":
+            text += f", teacher named {int((students['attributed'] != 'none').sum())}"
+        parts.append(text + f", controls attributed {int((controls['attributed_family'] != 'none').sum())} "
+                            f"of {len(controls)}")
+    return "; ".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    args = parser.parse_args()
+    params = Parameters()
+    bench = validation.load_benchmark(args.labels, params.max_response_chars)
+    validation.embed_benchmark(bench, None, params.opening_words)
+    pairs, preferences = validation.benchmark_tables(bench, params, every_line=False)
+    variants: list[tuple[str, pd.DataFrame, validation.DecisionRule]] = [
+        ("shipped (equal weights, leading family and member)", pairs, weighing.decide)]
+    variants += [(f"semantic weight {w}", weighted(pairs, w), weighing.decide) for w in SEMANTIC_WEIGHTS]
+    variants += [("any supported family", pairs, any_supported_family),
+                 ("any supported member", pairs, any_supported_member)]
+    lines = [f"fusion weights and decision rules on {args.labels.name} ({len(bench.prompt_keys)} prompts); decided "
+             f"by validation.held_out"]
+    for name, scored, rule in variants:
+        tables = level_tables(scored, preferences)
+        lines.append(f"  {name}")
+        for scheme in validation.SCHEMES:
+            done, cases = validation.held_out(tables, scheme, params.inconclusive_band, rule)
+            fitted = done.family[~validation.never_fitted(done.family)]
+            metrics = validation.level_metrics(fitted, "score")
+            lines.append(f"    {scheme}: family AUC {metrics['pair_auc']:.3f}, Cllr {metrics['cllr']:.3f}; "
+                         f"{tally(cases)}")
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a", encoding="utf-8") as out:
+        out.write(text + "\n\n")
+
+
+if __name__ == "__main__":
+    main()
