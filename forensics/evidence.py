@@ -302,12 +302,32 @@ def statement(suspect: str, teachers: Sequence[Mapping[str, Any]], families: Seq
                 f"{lr_value(family['log10_lr'])} times more probable if it was than if it was developed "
                 f"independently of that family ({family['verbal']}){lead}; it does not single out one "
                 f"member of the family.")
+    if outcome == "inconclusive" and not conclusion.get("families_supported"):
+        return _teacher_without_family(conclusion.get("candidates_supported") or [], families)
     if outcome == "inconclusive":
-        names = ", ".join(conclusion.get("families_supported") or conclusion.get("candidates_supported") or [])
-        return (f"Inconclusive: the evidence leans towards training on outputs of {names or 'a candidate'}, "
-                f"but does not single out one candidate over the others.")
+        names = ", ".join(conclusion["families_supported"])
+        return (f"Inconclusive: the evidence leans towards training on outputs of {names}, but does not single "
+                f"out one candidate over the others.")
     return (f"No candidate teacher or family is supported: for none of them is {suspect}'s resemblance, beyond "
             f"what the reference panel shows, strong enough to favour training on its outputs.")
+
+
+def _teacher_without_family(names: Sequence[str], families: Sequence[Mapping[str, Any]]) -> str:
+    """The inconclusive case where a teacher's own LR supports Hp but no family's does.
+
+    The two levels are calibrated separately, and a family's statistic is its best member's, so it allows
+    for the suspect resembling one of several models by chance; the conclusion names a teacher only within
+    a family the evidence supports. Said plainly, so the reader does not take the teacher's row for a
+    finding.
+    """
+    listed = ", ".join(names) or "a candidate"
+    theirs = [f for f in families if any(n in f["members"] for n in names)]
+    family_words = "; ".join(f"{f['name']}: LR about {lr_value(f['log10_lr'])}, {f['verbal']}" for f in theirs
+                             if f.get("log10_lr") is not None)
+    return (f"Inconclusive: the evidence leans towards training on outputs of {listed}, but not towards "
+            f"{'its family' if len(theirs) == 1 else 'their families'}"
+            f"{f' ({family_words})' if family_words else ''}, and a teacher is named only within a family the "
+            f"evidence supports.")
 
 
 def _lead_factor(comparisons: Mapping[str, float]) -> str:

@@ -28,6 +28,11 @@ sample, the validation's folds and decision rule): students named to a documente
 to a wrong one 9 -> 6 of 192 leave-one-lineage-out cases; across prompt sources 53 -> 53 and 6 -> 3 of 80.
 The formatting line's preference separated the candidates less well (it is not used) and the mean of both
 lines named a few more students but also more wrong families.
+Measured and not adopted (``benchmarks/bench_decision_variants.py``): more weight on the semantic line
+than the plain mean (0.6-0.8) separates a little better but attributes human-data controls on panels of 2
+and 3 references and names more wrong families; naming a supported family or member that is not the
+leader by score but that the comparison favours names more students and more wrong families (families), or
+snapshots the benchmark cannot check (members).
 The co-clustering line is reported beside the others but not fused (its UMAP/HDBSCAN cost is too high
 for the validation's many cases, so the calibration could not cover it).
 """

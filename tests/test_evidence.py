@@ -377,6 +377,18 @@ def test_statement_inconclusive_names_the_supported_candidates() -> None:
     assert "does not single out one candidate" in text
 
 
+def test_statement_when_a_teacher_but_no_family_is_supported_says_why_nothing_is_named() -> None:
+    teachers = [teacher("a1", "Hp", 0.5), teacher("a2", "inconclusive", 0.1), teacher("V", "Hd", -2)]
+    fams = [family("Fam A", ["a1", "a2"], "inconclusive", 0.2), family("V", ["V"], "Hd", -2)]
+    decided = decide(teachers, fams, by_score(teachers), BAND)
+    assert decided["outcome"] == "inconclusive" and decided["families_supported"] == []
+    text = evidence.statement("S", teachers, fams, decided)
+    assert text.startswith("Inconclusive: the evidence leans towards training on outputs of a1, but not "
+                           "towards its family (Fam A: LR about 1.6, no meaningful support for Hp)")
+    assert "a teacher is named only within a family the evidence supports" in text
+    assert "V" not in text and "single out" not in text
+
+
 def test_statement_no_teacher_supported() -> None:
     teachers = [teacher("T", "Hd", -1.5), teacher("U", "inconclusive", 0.1)]
     text = evidence.statement("S", teachers, singles(*teachers), conclusion("no teacher supported"))
