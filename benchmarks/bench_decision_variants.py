@@ -8,6 +8,10 @@ schemes, calibrations refitted in every fold on the variant's own scores); only 
   (:func:`forensics.weighing.fuse`). The semantic line alone separates better than the formatting line, so
   a weight above one half on it might name more students: ``semantic weight 0.6 / 0.7 / 0.8`` weigh it so
   (a line that could not be computed is left out, as in the mean).
+* **A family's rivals.** Against independence a family is scored alone, so a student of a sister family
+  (gpt-3.5-turbo's, say) scores high for gpt-4 too, a misleading Hd pair. ``family less 0.2 / 0.3 x best
+  rival`` subtracts that share of the best other family's score (when positive) before the family level is
+  calibrated, so a family whose resemblance another candidate explains counts for less.
 * **Which family is named.** :func:`forensics.weighing.decide` names the *leading* family (highest score)
   when the candidate-vs-candidate LR favours it over every other. ``any supported family`` also names a
   supported family that is not the leader when the comparison favours it over every other family.
@@ -47,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "alpaca_eval" / "LABELS.csv"
 RESULTS = ROOT / "benchmarks" / "results" / "decision_variants.txt"
 SEMANTIC_WEIGHTS = (0.6, 0.7, 0.8)
+RIVAL_SHARES = (0.2, 0.3)
 
 
 def weighted(pairs: pd.DataFrame, semantic_weight: float) -> pd.DataFrame:
@@ -57,9 +62,17 @@ def weighted(pairs: pd.DataFrame, semantic_weight: float) -> pd.DataFrame:
     return pairs.assign(score=score.where(np.isfinite(score), semantic.where(np.isfinite(semantic), formatting)))
 
 
-def level_tables(pairs: pd.DataFrame, preferences: pd.DataFrame) -> validation.LevelTables:
+def level_tables(pairs: pd.DataFrame, preferences: pd.DataFrame, rival_share: float = 0.0) -> validation.LevelTables:
+    """The validation's tables for these pairs; with ``rival_share``, each family's score less that share of
+    the best other family's score in its case (when positive). The comparison pairs keep the unadjusted
+    families (their best members do not change)."""
     families = validation.family_table(pairs)
-    return validation.LevelTables(pairs, families, validation.comparison_table(families, preferences), preferences)
+    comparison = validation.comparison_table(families, preferences)
+    if rival_share:
+        best_other = families.groupby(["set", "suspect"], sort=False)["score"].transform(
+            lambda s: [np.nanmax(np.delete(s.to_numpy(), i)) for i in range(len(s))])
+        families = families.assign(score=families["score"] - rival_share * best_other.clip(lower=0))
+    return validation.LevelTables(pairs, families, comparison, preferences)
 
 
 def promoted(entries: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -131,15 +144,17 @@ def main() -> None:
     bench = validation.load_benchmark(args.labels, params.max_response_chars)
     validation.embed_benchmark(bench, None, params.opening_words)
     pairs, preferences = validation.benchmark_tables(bench, params, every_line=False)
-    variants: list[tuple[str, pd.DataFrame, validation.DecisionRule]] = [
-        ("shipped (equal weights, leading family and member)", pairs, weighing.decide)]
-    variants += [(f"semantic weight {w}", weighted(pairs, w), weighing.decide) for w in SEMANTIC_WEIGHTS]
-    variants += [("any supported family", pairs, any_supported_family),
-                 ("any supported member", pairs, any_supported_member)]
+    variants: list[tuple[str, validation.LevelTables, validation.DecisionRule]] = [
+        ("shipped (equal weights, leading family and member)", level_tables(pairs, preferences), weighing.decide)]
+    variants += [(f"semantic weight {w}", level_tables(weighted(pairs, w), preferences), weighing.decide)
+                 for w in SEMANTIC_WEIGHTS]
+    variants += [(f"family less {c} x best rival", level_tables(pairs, preferences, c), weighing.decide)
+                 for c in RIVAL_SHARES]
+    variants += [("any supported family", level_tables(pairs, preferences), any_supported_family),
+                 ("any supported member", level_tables(pairs, preferences), any_supported_member)]
     lines = [f"fusion weights and decision rules on {args.labels.name} ({len(bench.prompt_keys)} prompts); decided "
              f"by validation.held_out"]
-    for name, scored, rule in variants:
-        tables = level_tables(scored, preferences)
+    for name, tables, rule in variants:
         lines.append(f"  {name}")
         for scheme in validation.SCHEMES:
             done, cases = validation.held_out(tables, scheme, params.inconclusive_band, rule)

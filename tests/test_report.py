@@ -518,3 +518,25 @@ def test_a_family_outcome_leads_with_the_family_and_says_what_it_does_not_show(
     assert any("which member of the family" in p for p in report.does_not_show(findings))
     assert "rather than on the other candidate" in report.comparison_sentence(findings)
     assert all("the evidence singles out: Fam <b>A</b>" in t["answer"] for t in teachers if t["supports"] == "Hp")
+
+
+def test_a_teacher_supported_without_its_family_is_told_why_it_is_not_named(
+        sample_findings: dict[str, Any]) -> None:
+    """Teacher and family are calibrated apart: a teacher's row may support Hp while its family's does not.
+    The report must not then say that another candidate fits as well (none may)."""
+    findings = copy.deepcopy(sample_findings)
+    lead = max(findings["teachers"], key=lambda t: t["log10_lr"])
+    findings["conclusion"].update(outcome="inconclusive", attributed_teacher=None, attributed_family=None,
+                                  candidates_supported=[lead["name"]], families_supported=[],
+                                  family_comparisons={}, sibling_comparisons={})
+    for t in findings["teachers"]:
+        t["supports"] = "Hp" if t is lead else "Hd"
+    teachers, _ = report.answer_views(findings)
+    answer = next(t["answer"] for t in teachers if t["name"] == lead["name"])
+    assert "the evidence does not support its family as a whole" in answer
+    assert "fits the suspect as well" not in answer
+    points = report.does_not_show(findings)
+    assert any("its family is not" in p for p in points)
+    assert not any("explains the observations equally well" in p for p in points)
+    # the real findings (a supported teacher whose family is not, beside the one named) say so too
+    assert any("its family is not" in p for p in report.does_not_show(sample_findings))

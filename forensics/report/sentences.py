@@ -13,10 +13,11 @@ from forensics.report.reading import mapping_of, records_of, short_name
 
 
 def answer_sentence(suspect: str, teacher: Mapping[str, Any], singled_out: bool | None = None,
-                    named: str | None = None) -> str:
+                    named: str | None = None, family_supported: bool | None = None) -> str:
     """The plain one-sentence answer for one candidate (teacher or family), from ``supports`` and whether the
     conclusion singled it out among the candidates (``None``: not recorded); ``named`` is the candidate of
-    the same kind the conclusion named, if any."""
+    the same kind the conclusion named, if any; ``family_supported`` (teachers only) whether the conclusion
+    found the teacher's family supported (a teacher is named only within a supported family)."""
     name, supports = short_name(teacher.get("name")), teacher.get("supports")
     members = teacher.get("members")
     what = (f"a model of the {name} family" if isinstance(members, list) and len(members) > 1 else name)
@@ -25,6 +26,9 @@ def answer_sentence(suspect: str, teacher: Mapping[str, Any], singled_out: bool 
         if singled_out is False and named:
             sentence += (f" It is not, however, the candidate the evidence singles out: {short_name(named)} "
                          "fits the suspect better.")
+        elif singled_out is False and family_supported is False:
+            sentence += (" It is not, however, singled out: the evidence does not support its family as a "
+                         "whole, and a teacher is named only within a family the evidence supports.")
         elif singled_out is False:
             sentence += (f" It does not, however, single out {name}: another candidate fits the suspect as well "
                          "or nearly as well.")
@@ -98,20 +102,27 @@ def does_not_show(findings: Mapping[str, Any]) -> list[str]:
     elif outcome != "attributed":
         points.append("An inconclusive result or support for Hd does not prove independence: a small amount "
                       "of teacher data, or data passed through another model, may leave no measurable trace.")
-    attributed = mapping_of(findings.get("conclusion")).get("attributed_teacher")
-    if any(t.get("supports") == "Hp" and t.get("name") != attributed for t in teachers):
+    conclusion = mapping_of(findings.get("conclusion"))
+    named = conclusion.get("attributed_teacher")
+    unnamed = [t for t in teachers if t.get("supports") == "Hp" and t.get("name") != named]
+    if any(_family_supported(t, conclusion) is not False for t in unnamed):
         points.append("Where a teacher is supported but not singled out, a related model (another version "
                       "of the same teacher, say) explains the observations equally well or nearly so.")
+    if any(_family_supported(t, conclusion) is False for t in unnamed):
+        points.append("Where a teacher is supported but its family is not, the resemblance to that one model "
+                      "does not hold up once its family is weighed as a whole (the family's likelihood ratio "
+                      "allows for a suspect resembling one of several related models by chance).")
     return points
 
 
 def answer_view(suspect: str, teacher: Mapping[str, Any], singled_out: bool | None = None,
-                named: str | None = None) -> dict[str, Any]:
+                named: str | None = None, family_supported: bool | None = None) -> dict[str, Any]:
     """One candidate's (teacher's or family's) answer, strength and numbers for the cover and the LR table."""
     log10_lr = as_number(teacher.get("log10_lr"))
     css = {"Hp": "hp", "Hd": "hd", "inconclusive": "inc"}
     members = teacher.get("members")
-    return {"name": teacher.get("name"), "answer": answer_sentence(suspect, teacher, singled_out, named),
+    answer = answer_sentence(suspect, teacher, singled_out, named, family_supported)
+    return {"name": teacher.get("name"), "answer": answer,
             "members": ", ".join(as_text(m) for m in members) if isinstance(members, list) else "",
             "strength": strength_sentence(teacher), "supports": teacher.get("supports"),
             "css": css.get(teacher.get("supports"), "unknown") if isinstance(teacher.get("supports"), str)
@@ -130,12 +141,22 @@ def answer_views(findings: Mapping[str, Any]) -> tuple[list[dict[str, Any]], lis
     conclusion = mapping_of(findings.get("conclusion"))
     named_t, named_f = conclusion.get("attributed_teacher"), conclusion.get("attributed_family")
     recorded = "outcome" in conclusion
-    teachers = [answer_view(suspect, t, (t.get("name") == named_t) if recorded else None, named_t or named_f)
+    teachers = [answer_view(suspect, t, (t.get("name") == named_t) if recorded else None, named_t or named_f,
+                            _family_supported(t, conclusion))
                 for t in records_of(findings.get("teachers"))]
     families = [answer_view(suspect, f, (f.get("name") == named_f) if recorded else None, named_f)
                 for f in records_of(findings.get("families"))
                 if isinstance(f.get("members"), list) and len(f["members"]) > 1]
     return _strongest_first(teachers), _strongest_first(families)
+
+
+def _family_supported(teacher: Mapping[str, Any], conclusion: Mapping[str, Any]) -> bool | None:
+    """Whether the conclusion lists the teacher's family (itself, without one) as supported; None when the
+    findings do not record supported families."""
+    supported = conclusion.get("families_supported")
+    if not isinstance(supported, list):
+        return None
+    return (teacher.get("family") or teacher.get("name")) in supported
 
 
 def _strongest_first(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
