@@ -30,7 +30,10 @@ The formatting line's preference separated the candidates less well (it is not u
 lines named a few more students but also more wrong families.
 Measured and not adopted (``benchmarks/bench_decision_variants.py``): more weight on the semantic line
 than the plain mean (0.6-0.8) separates a little better but attributes human-data controls on panels of 2
-and 3 references and names more wrong families; naming a supported family or member that is not the
+and 3 references and names more wrong families; scoring a family less a share of its best rival's score
+(a resemblance another candidate explains counts for less) separates better but makes the family
+calibration more liberal, and controls with 3 references are attributed; naming a supported family or
+member that is not the
 leader by score but that the comparison favours names more students and more wrong families (families), or
 snapshots the benchmark cannot check (members).
 The co-clustering line is reported beside the others but not fused (its UMAP/HDBSCAN cost is too high
