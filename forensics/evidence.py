@@ -305,9 +305,13 @@ def statement(suspect: str, teachers: Sequence[Mapping[str, Any]], families: Seq
     if outcome == "inconclusive" and not conclusion.get("families_supported"):
         return _teacher_without_family(conclusion.get("candidates_supported") or [], families)
     if outcome == "inconclusive":
-        names = ", ".join(conclusion["families_supported"])
-        return (f"Inconclusive: the evidence leans towards training on outputs of {names}, but does not single "
-                f"out one candidate over the others.")
+        supported = conclusion["families_supported"]
+        names = ", ".join(supported)
+        several = (" (each against independence)" if len(supported) > 1 else "")
+        either = ("; it is consistent with training on any one of them or on several" if len(supported) > 1
+                  else "")
+        return (f"Inconclusive: the evidence leans towards training on outputs of {names}{several}, but does "
+                f"not single out one candidate over the others{either}.")
     return (f"No candidate teacher or family is supported: for none of them is {suspect}'s resemblance, beyond "
             f"what the reference panel shows, strong enough to favour training on its outputs.")
 

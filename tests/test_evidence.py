@@ -375,6 +375,7 @@ def test_statement_inconclusive_names_the_supported_candidates() -> None:
     assert "T, U" in text
     assert "V" not in text
     assert "does not single out one candidate" in text
+    assert "consistent with training on any one of them or on several" in text  # a mixed student's answer
 
 
 def test_statement_when_a_teacher_but_no_family_is_supported_says_why_nothing_is_named() -> None:
