@@ -28,22 +28,12 @@ family counts. Appended to ``benchmarks/results/comparison_variants.txt``.
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from pathlib import Path
-
+import labelled_benchmark
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from forensics import validation
+from forensics.case import Parameters
 
-from forensics import validation  # noqa: E402
-from forensics.case import Parameters  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "alpaca_eval" / "LABELS.csv"
-RESULTS = ROOT / "benchmarks" / "results" / "comparison_variants.txt"
 KEYS = ["set", "suspect", "a", "b"]
 
 
@@ -84,12 +74,9 @@ def counts(cases: pd.DataFrame) -> str:
 def main() -> None:
     from sklearn.metrics import roc_auc_score
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
-    args = parser.parse_args()
+    labels = labelled_benchmark.labels_argument(__doc__.splitlines()[0])
     params = Parameters()
-    bench = validation.load_benchmark(args.labels, params.max_response_chars)
-    validation.embed_benchmark(bench, None, params.opening_words)
+    bench = labelled_benchmark.embedded_benchmark(labels, params)
     pairs, preferences = validation.benchmark_tables(bench, params, every_line=False)
     families = validation.family_table(pairs)
     vendor = bench.labels.dropna(subset=["family"]).groupby("family")["vendor"].first().to_dict()
@@ -100,7 +87,7 @@ def main() -> None:
         same_vendor = labelled[[vendor.get(a) == vendor.get(b) for a, b in zip(labelled["a"], labelled["b"],
                                                                                 strict=True)]]
         if not lines:
-            lines.append(f"candidate-vs-candidate comparison variants on {args.labels.name} "
+            lines.append(f"candidate-vs-candidate comparison variants on {labels.name} "
                          f"({len(bench.prompt_keys)} prompts, {len(labelled)} labelled family comparison pairs the "
                          f"calibration is fitted on, the all-prompts set and each source, {len(same_vendor)} between "
                          f"families of one vendor); decided by validation.held_out")
@@ -108,11 +95,7 @@ def main() -> None:
                      f"families of one vendor {roc_auc_score(same_vendor['hp'], same_vendor['preference_z']):.4f}")
         for scheme in validation.SCHEMES:
             lines.append(f"    {scheme}: {counts(validation.held_out(tables, scheme, params.inconclusive_band)[1])}")
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a", encoding="utf-8") as out:
-        out.write(text + "\n\n")
+    labelled_benchmark.append_result("comparison_variants.txt", "\n".join(lines))
 
 
 if __name__ == "__main__":

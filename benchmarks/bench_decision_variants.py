@@ -31,25 +31,16 @@ level's held-out pair AUC and Cllr (the weights change them, the rules do not). 
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
+import labelled_benchmark
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from forensics import validation, weighing
+from forensics.case import Parameters
 
-from forensics import validation, weighing  # noqa: E402
-from forensics.case import Parameters  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "alpaca_eval" / "LABELS.csv"
-RESULTS = ROOT / "benchmarks" / "results" / "decision_variants.txt"
 SEMANTIC_WEIGHTS = (0.6, 0.7, 0.8)
 RIVAL_SHARES = (0.2, 0.3)
 
@@ -137,12 +128,9 @@ def tally(cases: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
-    args = parser.parse_args()
+    labels = labelled_benchmark.labels_argument(__doc__.splitlines()[0])
     params = Parameters()
-    bench = validation.load_benchmark(args.labels, params.max_response_chars)
-    validation.embed_benchmark(bench, None, params.opening_words)
+    bench = labelled_benchmark.embedded_benchmark(labels, params)
     pairs, preferences = validation.benchmark_tables(bench, params, every_line=False)
     variants: list[tuple[str, validation.LevelTables, validation.DecisionRule]] = [
         ("shipped (equal weights, leading family and member)", level_tables(pairs, preferences), weighing.decide)]
@@ -152,7 +140,7 @@ def main() -> None:
                  for c in RIVAL_SHARES]
     variants += [("any supported family", level_tables(pairs, preferences), any_supported_family),
                  ("any supported member", level_tables(pairs, preferences), any_supported_member)]
-    lines = [f"fusion weights and decision rules on {args.labels.name} ({len(bench.prompt_keys)} prompts); decided "
+    lines = [f"fusion weights and decision rules on {labels.name} ({len(bench.prompt_keys)} prompts); decided "
              f"by validation.held_out"]
     for name, tables, rule in variants:
         lines.append(f"  {name}")
@@ -162,11 +150,7 @@ def main() -> None:
             metrics = validation.level_metrics(fitted, "score")
             lines.append(f"    {scheme}: family AUC {metrics['pair_auc']:.3f}, Cllr {metrics['cllr']:.3f}; "
                          f"{tally(cases)}")
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a", encoding="utf-8") as out:
-        out.write(text + "\n\n")
+    labelled_benchmark.append_result("decision_variants.txt", "\n".join(lines))
 
 
 if __name__ == "__main__":

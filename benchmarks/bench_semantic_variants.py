@@ -20,25 +20,15 @@ sources and decides every case), and how many control pairs reach LR > 2. Append
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from pathlib import Path
-
+import labelled_benchmark
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from forensics import validation, weighing
+from forensics.calibration import Calibration, cllr
+from forensics.case import Parameters
+from forensics.semantic import consensus_removed, per_prompt_similarity, semantic_matrices
 
-from forensics import validation, weighing  # noqa: E402
-from forensics.calibration import Calibration, cllr  # noqa: E402
-from forensics.case import Parameters  # noqa: E402
-from forensics.semantic import consensus_removed, per_prompt_similarity, semantic_matrices  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_LABELS = ROOT.parent / "shared" / "data" / "alpaca_eval" / "LABELS.csv"
-RESULTS = ROOT / "benchmarks" / "results" / "semantic_variants.txt"
 VARIANTS = ("plain", "consensus removed")
 FUSIONS = ("minimum", "mean")
 LR2 = float(np.log10(2.0))
@@ -100,14 +90,11 @@ def family_metrics(pairs: pd.DataFrame, column: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
-    args = parser.parse_args()
+    labels = labelled_benchmark.labels_argument(__doc__.splitlines()[0])
     params = Parameters()
-    bench = validation.load_benchmark(args.labels, params.max_response_chars)
-    validation.embed_benchmark(bench, None, params.opening_words)
+    bench = labelled_benchmark.embedded_benchmark(labels, params)
     pairs = pair_rows(bench, params)
-    lines = [f"semantic line variants on {args.labels.name} ({len(bench.prompt_keys)} prompts, prompt sets: "
+    lines = [f"semantic line variants on {labels.name} ({len(bench.prompt_keys)} prompts, prompt sets: "
              f"{', '.join(s for s in bench.prompt_sets() if not validation.is_sample(s))}); family level, "
              f"leave-one-lineage-out logistic calibration (unbounded)"]
     for variant in VARIANTS:
@@ -119,11 +106,7 @@ def main() -> None:
             lines.append(f"  {label:42s} AUC {m['auc']:.4f}  Cllr {m['cllr']:.3f} (min {m['cllr_min']:.3f})  "
                          f"control pairs with LR > 2: {m['controls_above_2']} (max log10 LR "
                          f"{m['controls_max']:+.2f}), {m['n_pairs']} pairs")
-    text = "\n".join(lines)
-    print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a", encoding="utf-8") as out:
-        out.write(text + "\n\n")
+    labelled_benchmark.append_result("semantic_variants.txt", "\n".join(lines))
 
 
 if __name__ == "__main__":
