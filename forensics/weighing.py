@@ -33,9 +33,8 @@ than the plain mean (0.6-0.8) separates a little better but attributes human-dat
 and 3 references and names more wrong families; scoring a family less a share of its best rival's score
 (a resemblance another candidate explains counts for less) separates better but makes the family
 calibration more liberal, and controls with 3 references are attributed; naming a supported family or
-member that is not the
-leader by score but that the comparison favours names more students and more wrong families (families), or
-snapshots the benchmark cannot check (members).
+member that is not the leader by score but that the comparison favours names more students and more wrong
+families (families), or snapshots the benchmark cannot check (members).
 The co-clustering line is reported beside the others but not fused (its UMAP/HDBSCAN cost is too high
 for the validation's many cases, so the calibration could not cover it).
 """
