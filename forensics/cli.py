@@ -36,7 +36,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     def rerun(case_file: Path, out_dir: Path) -> None:
         run_case(case_file, out_dir, quiet=True)
 
-    result = verify_run(Path(args.run_dir), rerun)
+    result = verify_run(Path(args.run_dir), rerun, workdir=args.workdir)
     for line in result.lines():
         print(line)
     return 0 if result.ok else 3
@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="re-hash the inputs of a run, re-execute it, compare findings")
     verify.add_argument("run_dir", help="a run folder holding manifest.json and findings.json")
+    verify.add_argument("--workdir", metavar="DIR",
+                        help="keep the re-executed run in DIR/rerun (its report, artifacts and manifest) instead "
+                             "of a temporary folder, to read what differs; DIR/rerun must not exist")
     verify.set_defaults(func=_cmd_verify)
 
     compare = sub.add_parser("compare", help="compare two findings.json field by field (timestamps aside)")

@@ -2,9 +2,9 @@
 
 The case is made of real demo outputs (data/demo/exchanges), trimmed to 60 prompts with every file kept
 in its own format: the suspect llama-2-13b-chat was fine-tuned on human-written data only (a control), so
-no candidate teacher may be attributed. One cold run fills a private embedding cache; a second run into
-another folder must embed nothing and give identical findings; ``forensics verify`` must pass on the
-untouched run and fail, naming the file, once one byte of one input changed.
+no candidate teacher may be attributed. One cold run fills a private embedding cache; ``forensics verify``
+re-executes it into another folder (kept with ``--workdir``), which must embed nothing, give identical
+findings and pass, and must fail, naming the file, once one byte of one input changed.
 """
 
 from __future__ import annotations
@@ -178,11 +178,13 @@ def first(calibration: Calibration, case_file: Path, cache: Path, root: Path) ->
 
 
 @pytest.fixture(scope="module")
-def second(first: Done, case_file: Path, cache: Path, root: Path) -> Done:
-    """The same case again, into another folder, with the cache the first run filled."""
-    out = root / "run-2"
-    done = forensics(cache, root, "run", str(case_file), "--out", str(out))
-    done.out = out
+def second(first: Done, cache: Path, root: Path) -> Done:
+    """``forensics verify`` of the first run: its re-execution of the same case into another folder, with
+    the cache the first run filled, kept with ``--workdir`` (one run is both the cached re-run and the
+    verification, since a verification is exactly that)."""
+    assert first.out is not None
+    done = forensics(cache, root, "verify", str(first.out), "--workdir", str(root / "verify"))
+    done.out = root / "verify" / "rerun"
     assert done.proc.returncode == 0, done.explain()
     return done
 
@@ -358,7 +360,7 @@ def test_report_html_is_inert_and_states_the_conclusion(first: Done) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The second run: everything from the cache, identical findings
+# The re-execution by verify: everything from the cache, identical findings
 # --------------------------------------------------------------------------------------------------
 
 def test_first_run_embedded_every_text(first: Done) -> None:
@@ -420,11 +422,10 @@ def test_plan_reads_the_run(first: Done, root: Path, cache: Path) -> None:
 # forensics verify
 # --------------------------------------------------------------------------------------------------
 
-def test_verify_passes_on_the_untouched_run(second: Done, cache: Path, root: Path) -> None:
+def test_verify_passes_on_the_untouched_run(second: Done) -> None:
     assert second.out is not None
-    done = forensics(cache, root, "verify", str(second.out))
-    assert done.proc.returncode == 0, done.explain()
-    assert done.proc.stdout.strip().splitlines()[-1].startswith("verified:")
+    assert second.proc.stdout.strip().splitlines()[-1].startswith("verified:")
+    assert (second.out / "report.pdf").is_file() and (second.out / "manifest.json").is_file()
 
 
 @pytest.fixture

@@ -7,12 +7,9 @@ line (``python -m forensics.cli run``) in subprocesses on a 4-source, 40-prompt 
 - bad input: exit code 2, exactly one ``forensics: error: file:line: ...`` line, no traceback, no
   findings or report in ``--out`` (a previous complete run there is left untouched);
 - SIGKILL / SIGINT during embedding, then the same command again: it embeds only what is missing and
-  its findings equal an uninterrupted run's (``forensics.verify.compare_findings``: exact, apart from
-  when/where fields);
-- a flipped byte and a truncated cache entry: detected, deleted, recomputed; findings unchanged;
-
-(the findings comparisons are an expected failure, with the differences in the reason, for as long as
-a text's vector depends on the batch it was embedded in: see :func:`assert_same_findings`)
+  completes, its store byte for byte an uninterrupted one's;
+- a flipped byte and a truncated cache entry: detected, deleted, recomputed to the same bytes (in
+  process, through the run's own preparation);
 
 and, in process, that every artifact write of ``RunFolder`` is atomic (a write failing half-way leaves
 the previous file and its manifest hash intact, and no temporary file behind), as is the promotion of a
@@ -22,7 +19,6 @@ staged run folder.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -35,17 +31,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from forensics import custody, pipeline
-from forensics import embeddings as emb
+from forensics.case import load_case
 from forensics.custody import RunFolder
 from forensics.errors import ForensicsError
-from forensics.store import _DIGEST_BYTES as DIGEST_BYTES
 from forensics.store import _HEADER, DB_NAME
-from forensics.verify import compare_findings
 
 HEADER_BYTES = _HEADER.size
 OUTPUTS = ("findings.json", "report.html", "report.pdf")
@@ -110,49 +103,11 @@ def embedding_stats(stderr: str) -> tuple[int, int, int]:
     return texts, cached, embedded
 
 
-def findings(out: Path) -> dict[str, Any]:
-    return json.loads((out / "findings.json").read_text(encoding="utf-8"))
-
-
 def assert_no_result(out: Path) -> None:
     """Nothing that looks complete: no findings or report, not in ``out`` nor in its staging folder."""
     for folder in (out, out.with_name(out.name + ".partial")):
         for name in OUTPUTS:
             assert not (folder / name).exists(), f"{folder / name} exists after a failed run"
-
-
-def vector_mismatches(cache_a: Path, cache_b: Path) -> tuple[int, float]:
-    """How many texts cached in both folders have different vectors, and the largest difference."""
-    body = slice(HEADER_BYTES, -DIGEST_BYTES)
-    a_rows, b_rows = cache_rows(cache_a), cache_rows(cache_b)
-    count, largest = 0, 0.0
-    for k, data in a_rows.items():
-        other = b_rows.get(k)
-        if other is None or other == data:
-            continue
-        a, b = (np.frombuffer(d[body], dtype="<f4") for d in (data, other))
-        count, largest = count + 1, max(largest, float(np.abs(a - b).max()))
-    return count, largest
-
-
-def assert_same_findings(reference: tuple[Path, Path], out: Path, cache: Path) -> None:
-    """Findings equal the uninterrupted run's, exactly (apart from when/where fields).
-
-    Known cause of a difference, reported as an expected failure rather than hidden: a vector computed
-    in a different batch (what a resumed run or a rebuilt entry does) differs in its last float32 bits,
-    because a batch is padded to its longest window, and the clustering line turns that into different
-    clusters. The xfail applies only while the two caches really hold different vectors for one text;
-    once vectors no longer depend on their batch, any difference fails.
-    """
-    differences = compare_findings(findings(reference[0]), findings(out))
-    if not differences:
-        return
-    shown = "\n".join(d.line() for d in differences[:20])
-    count, largest = vector_mismatches(reference[1], cache)
-    if count:
-        pytest.xfail(f"embeddings depend on batch composition: {count} cached vectors differ (max "
-                     f"{largest:.1e}) and {len(differences)} findings differ, e.g.\n{shown}")
-    raise AssertionError(shown)
 
 
 def assert_ok(done: subprocess.CompletedProcess[str]) -> None:
@@ -171,15 +126,15 @@ def case_file(tmp_path_factory: pytest.TempPathFactory, make_small_case: Callabl
 
 
 @pytest.fixture(scope="module")
-def reference(case_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """An uninterrupted run with a cold cache: (run folder, the cache it filled)."""
-    root = tmp_path_factory.mktemp("reference")
-    out, cache = root / "run", root / "cache"
-    done = run_cli(case_file, out, cache)
-    assert_ok(done)
-    texts, cached, embedded = embedding_stats(done.stderr)
-    assert (cached, embedded) == (0, texts)
-    return out, cache
+def reference(case_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The store an uninterrupted preparation fills from empty, in process (:func:`forensics.pipeline.prepare`,
+    the step of ``forensics run`` that embeds): what every interrupted or damaged store must end up as."""
+    cache = tmp_path_factory.mktemp("reference") / "cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FORENSICS_CACHE", str(cache))
+        pipeline.prepare(load_case(case_file))
+    assert cache_entries(cache)
+    return cache
 
 
 # --------------------------------------------------------------------------------------------------
@@ -268,10 +223,12 @@ def kill_during_embedding(case_file: Path, out: Path, cache: Path, sig: signal.S
 
 
 @pytest.mark.slow
-def test_run_killed_during_embedding_resumes_with_same_findings(case_file: Path, reference: tuple[Path, Path],
+def test_run_killed_during_embedding_resumes_with_same_vectors(case_file: Path, reference: Path,
                                                                 tmp_path: Path) -> None:
     """SIGKILL during embedding, then SIGINT during the resumed embedding, then a third run finishes:
-    it embeds only what neither interrupted run cached, and finds exactly what an uninterrupted run did."""
+    it embeds only what neither interrupted run cached, and its store holds byte for byte what an
+    uninterrupted one does (so its findings are an uninterrupted run's: test_pipeline.py shows a run's
+    findings are a function of its inputs and these bytes)."""
     out, cache = tmp_path / "run", tmp_path / "cache"
     code, _ = kill_during_embedding(case_file, out, cache, signal.SIGKILL)
     assert code == -signal.SIGKILL
@@ -289,19 +246,22 @@ def test_run_killed_during_embedding_resumes_with_same_findings(case_file: Path,
     texts, cached, embedded = embedding_stats(done.stderr)
     assert 0 < kept < texts, "the interruptions did not land during embedding"
     assert (cached, embedded) == (kept, texts - kept)
-    assert_same_findings(reference, out, cache)
+    assert cache_rows(cache) == cache_rows(reference)
 
 
 # --------------------------------------------------------------------------------------------------
 # A corrupted cache is rebuilt, never trusted
 # --------------------------------------------------------------------------------------------------
 
-@pytest.mark.slow
-def test_corrupted_cache_entries_are_recomputed(case_file: Path, reference: tuple[Path, Path],
-                                                tmp_path: Path) -> None:
-    ref_cache = reference[1]
+def test_corrupted_cache_entries_are_recomputed(case_file: Path, reference: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A flipped bit and a truncated entry are caught by the store's checks, deleted and recomputed, and the
+    store then holds byte for byte what the uninterrupted run's holds. Run in process through the run's own
+    preparation (:func:`forensics.pipeline.prepare`, where ``forensics run`` embeds): the findings are a
+    function of the inputs and these bytes (test_pipeline.py)."""
     cache = tmp_path / "cache"
-    shutil.copytree(ref_cache, cache)
+    shutil.copytree(reference, cache)
     entries = cache_entries(cache)
     rows = cache_rows(cache)
     flipped, truncated = entries[0], entries[len(entries) // 2]
@@ -309,23 +269,16 @@ def test_corrupted_cache_entries_are_recomputed(case_file: Path, reference: tupl
     data[len(data) // 2] ^= 0x01  # one bit of one float: a plausible vector, only the hash can tell
     damage_entry(cache, flipped, bytes(data))
     damage_entry(cache, truncated, rows[truncated][:-20])
-    out = tmp_path / "run"
-    done = run_cli(case_file, out, cache)
-    assert_ok(done)
-    texts, cached, embedded = embedding_stats(done.stderr)
+    monkeypatch.setenv("FORENSICS_CACHE", str(cache))
+    with caplog.at_level("WARNING"):
+        pipeline.prepare(load_case(case_file))
+    texts, cached, embedded = embedding_stats(capsys.readouterr().err)
     assert (cached, embedded) == (texts - 2, 2)
-    rejected = [line for line in done.stderr.splitlines() if "is invalid" in line]
-    assert len(rejected) == 2, done.stderr[-3000:]
+    rejected = [r.getMessage() for r in caplog.records if "is invalid" in r.getMessage()]
+    assert len(rejected) == 2, rejected
     assert any(flipped[1] in line and "checksum" in line for line in rejected)
     assert any(truncated[1] in line and "size" in line for line in rejected)
-    assert len(cache_entries(cache)) == len(entries)  # rebuilt in place, and valid
-    for fingerprint, h in (flipped, truncated):
-        dim = (len(rows[(fingerprint, h)]) - HEADER_BYTES - DIGEST_BYTES) // 4
-        rebuilt = emb.EmbeddingCache(cache).get(fingerprint, h, dim)
-        original = emb.EmbeddingCache(ref_cache).get(fingerprint, h, dim)
-        assert rebuilt is not None and original is not None
-        np.testing.assert_allclose(rebuilt, original, atol=1e-6)
-    assert_same_findings(reference, out, cache)
+    assert cache_rows(cache) == rows == cache_rows(reference)  # rebuilt in place, the same bytes
 
 
 # --------------------------------------------------------------------------------------------------
