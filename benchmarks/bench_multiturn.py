@@ -25,6 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from labelled_benchmark import DEFAULT_LABELS, append_result
 
 from forensics import validation
@@ -41,17 +42,15 @@ def conversation_log(prompts: list[str], answers: list[str]) -> str:
 
 
 def write_case(bench: validation.Benchmark, suspect: str, n_conversations: int, seed: int, folder: Path) -> Path:
-    """The suspect's two-turn case in ``folder`` (logs and case.yaml); returns the case file."""
-    labels = bench.labels.set_index("name")
-    teachers = list(labels.index[labels["role"] == "teacher"])
-    panel = list(labels.index[labels["role"].isin(validation.PANEL_ROLES)
-                              & (labels["lineage"] != labels.loc[suspect, "lineage"]) & (labels.index != suspect)])
-    chosen = sorted(random.Random(seed).sample(range(len(bench.prompts)), 2 * n_conversations))
-    prompts = [bench.prompts[i] for i in chosen]
+    """The suspect's two-turn case in ``folder`` (logs and case.yaml); returns the case file. Its teachers
+    and panel are the validation's (:func:`forensics.validation.benchmark_cases`) on the drawn prompts."""
+    chosen = np.array(sorted(random.Random(seed).sample(range(len(bench.prompts)), 2 * n_conversations)))
+    corpus = next(c for c in validation.benchmark_cases(bench, chosen) if c.suspect == suspect)
+    family = validation.family_of_teachers(bench.labels)
     (folder / "logs").mkdir(parents=True, exist_ok=True)
-    for name in [suspect, *teachers, *panel]:
-        answers = [bench.responses[name][i] for i in chosen]
-        (folder / "logs" / f"{name}.jsonl").write_text(conversation_log(prompts, answers), encoding="utf-8")
+    for name in corpus.sources:
+        log = conversation_log(corpus.prompts, corpus.responses[name])
+        (folder / "logs" / f"{name}.jsonl").write_text(log, encoding="utf-8")
 
     def entry(name: str, family: str | None = None) -> list[str]:
         lines = [f"  - name: {json.dumps(name)}", f"    path: logs/{name}.jsonl"]
@@ -59,10 +58,10 @@ def write_case(bench: validation.Benchmark, suspect: str, n_conversations: int, 
 
     text = [f"case: multiturn-{suspect}", f"title: {json.dumps(f'{suspect}, two-turn conversations')}",
             "suspect:", f"  name: {json.dumps(suspect)}", f"  path: logs/{suspect}.jsonl", "teachers:"]
-    for t in teachers:
-        text += entry(t, labels.loc[t, "family"] or None)
+    for t in corpus.teachers:
+        text += entry(t, family[t] if family[t] != t else None)
     text.append("references:")
-    for r in panel:
+    for r in corpus.references:
         text += entry(r)
     case_file = folder / "case.yaml"
     case_file.write_text("\n".join(text) + "\n", encoding="utf-8")
@@ -70,10 +69,11 @@ def write_case(bench: validation.Benchmark, suspect: str, n_conversations: int, 
 
 
 def documented_families(bench: validation.Benchmark, suspect: str) -> set[str]:
-    labels = bench.labels
-    label = labels.loc[labels["name"] == suspect, "trained_on_outputs_of"].iloc[0]
-    teachers = labels[labels["role"] == "teacher"]
-    return {r.family or r.name for r in teachers.itertuples() if validation.teacher_matches(label, r.teacher_name)}
+    """The families of the teachers the suspect's label names (as the validation's ``hp``)."""
+    labels = bench.labels.set_index("name")
+    family = validation.family_of_teachers(bench.labels)
+    label = labels.loc[suspect, "trained_on_outputs_of"]
+    return {family[t] for t in family if validation.teacher_matches(label, labels.loc[t, "teacher_name"])}
 
 
 def run_case(case_file: Path) -> dict:
