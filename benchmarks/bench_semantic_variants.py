@@ -50,6 +50,7 @@ def pair_rows(bench: validation.Benchmark, params: Parameters) -> pd.DataFrame:
     labels = bench.labels.set_index("name")
     family = validation.family_of_teachers(bench.labels)
     formatting = validation.formatting_matrices(bench)
+    overlap = validation.wording_overlap(bench, params.opening_words)
     rows = []
     for prompt_set, idx in bench.prompt_sets().items():
         if validation.is_sample(prompt_set):
@@ -57,7 +58,8 @@ def pair_rows(bench: validation.Benchmark, params: Parameters) -> pd.DataFrame:
         for corpus in validation.benchmark_cases(bench, idx):
             openings = {s: bench.openings[s][idx] for s in corpus.sources}
             fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
-            style = validation.score_fused_lines(corpus, openings, fmt, params).line_z["stylometry"]
+            style = validation.score_fused_lines(corpus, openings, fmt, overlap.for_case(corpus, idx),
+                                                 params).line_z["stylometry"]
             z = {v: embedding_z(corpus, openings, v, params) for v in VARIANTS}
             documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
             role = labels.loc[corpus.suspect, "role"]

@@ -31,6 +31,8 @@ from forensics.lr_words import lr_value
 from forensics.results import SCHEMA, Findings, LineScores
 from forensics.scoring import MIN_PANEL, MIN_SEPARATING_PANEL, line_entry, percentile_interval, rounded
 from forensics.semantic import ARTIFACT, FULL_STATISTIC, SemanticMatrices, read_matrices
+from forensics.wording import WordingMatrices
+from forensics.wording import read_matrices as read_wording
 
 if TYPE_CHECKING:
     from forensics.case import Case
@@ -45,6 +47,8 @@ MAX_LEAKS = 20
 #: Each line's figure: (line, value axis, title).
 LINE_FIGURES = (
     ("embedding", "affinity (cosine)", "Semantic line (answer openings): lean towards each teacher"),
+    ("wording", "affinity (share of words and word pairs in common)",
+     "Shared wording (answer openings): lean towards each teacher"),
     ("stylometry", "affinity (negative Cosine Delta, formatting habits)",
      "Formatting habits (stylometry line): suspect against the panel"),
     ("markers", "teacher-marker phrases per 100 words", "Markers line: suspect against the panel"),
@@ -56,11 +60,12 @@ LINE_FIGURES = (
 # ----------------------------------------------------------------------------------------- scoring
 
 def score_lines(semantic: SemanticMatrices, stylo: Mapping[str, Any], markers: Mapping[str, Any],
-                suspect: str, teachers: Sequence[str], references: Sequence[str]) -> LineScores:
+                wording: WordingMatrices, suspect: str, teachers: Sequence[str],
+                references: Sequence[str]) -> LineScores:
     """Line z (full and bootstrap) per teacher, the fused score and how often each teacher wins.
 
-    Every line's raw per-source values (the semantic and stylometric similarity matrices, the marker
-    rates) go through the panel-relative scorer here, in one place. Shared by the pipeline (from the
+    Every line's raw per-source values (the semantic, wording and stylometric similarity matrices, the
+    marker rates) go through the panel-relative scorer here, in one place. Shared by the pipeline (from the
     artifacts) and by validation (from the same measurements in memory), so the validated method is the
     reported one (the JSON artifacts round the stylometric and marker values to 6 decimals; the
     validation does not).
@@ -70,7 +75,12 @@ def score_lines(semantic: SemanticMatrices, stylo: Mapping[str, Any], markers: M
         raise ForensicsError(f"the semantic matrices were measured for suspect, teachers, references {roles}, "
                              f"not for this case's {(suspect, tuple(teachers), tuple(references))}",
                              path=ARTIFACT, fix="re-run the case from step 02 (forensics run)")
+    if tuple(wording.sources) != tuple(semantic.sources):
+        raise ForensicsError(f"the wording matrices were measured for sources {list(wording.sources)}, not for "
+                             f"this case's {list(semantic.sources)}", path="artifacts/wording.json",
+                             fix="re-run the case from step 03 (forensics run)")
     return assemble({"embedding": weighing.embedding_lines(semantic),
+                     "wording": weighing.wording_lines(wording, suspect, teachers, references),
                      "stylometry": weighing.stylometry_lines(stylo, suspect, teachers, references),
                      "markers": weighing.rate_lines(markers["teachers"], teachers, references)}, teachers)
 
@@ -100,7 +110,8 @@ def assemble(lines: Mapping[str, Mapping[str, Mapping[str, Any]]], teachers: Seq
     fused_boot = weighing.fuse_boot(line_boot, teachers)
     return LineScores(line_z=line_z, line_boot=line_boot, fused=fused, fused_boot=fused_boot,
                       beats=weighing.beats_others(fused_boot, fused), embedding=lines.get("embedding", {}),
-                      stylometry=lines.get("stylometry", {}), markers=lines.get("markers", {}))
+                      wording=lines.get("wording", {}), stylometry=lines.get("stylometry", {}),
+                      markers=lines.get("markers", {}))
 
 
 # ----------------------------------------------------------------------------------------- entries
@@ -114,13 +125,14 @@ def lr_fields(score: float, cal: Calibration, band: Sequence[float]) -> dict[str
 
 
 def teacher_entry(verdict: Mapping[str, Any], family: str, scored: LineScores,
-                  semantic: SemanticMatrices, markers: Mapping[str, Any], clusters: Mapping[str, Any] | None,
-                  cluster_lines: Mapping[str, Mapping[str, Any]], references: Sequence[str],
-                  n_prompts: int) -> dict[str, Any]:
+                  semantic: SemanticMatrices, wording: WordingMatrices, markers: Mapping[str, Any],
+                  clusters: Mapping[str, Any] | None, cluster_lines: Mapping[str, Mapping[str, Any]],
+                  references: Sequence[str], n_prompts: int) -> dict[str, Any]:
     """A teacher's findings entry: its verdict (score, LR; :func:`conclude`) and every line's evidence."""
     name = verdict["name"]
     lines = {
         "embedding": _embedding_entry(scored.embedding[name], semantic, n_prompts),
+        "wording": _matrix_entry(scored.wording[name], references, n_prompts, wording.statistic()),
         "stylometry": _stylometry_entry(scored.stylometry[name], references, n_prompts),
         "markers": _marker_entry(scored.markers[name], scored.line_z["markers"][name], markers["teachers"][name],
                                  n_prompts),
@@ -137,10 +149,16 @@ def teacher_entry(verdict: Mapping[str, Any], family: str, scored: LineScores,
     }
 
 
+def _matrix_entry(line: Mapping[str, Any], references: Sequence[str], n_prompts: int,
+                  statistic: str) -> dict[str, Any]:
+    """The entry of a line scored from a similarity matrix (:func:`forensics.weighing.matrix_line`)."""
+    boot = {"suspect": line["boot_suspect"], "z": line["boot_z"]} if np.size(line["boot_z"]) else None
+    return line_entry(line, boot, list(references), n_prompts, statistic)
+
+
 def _embedding_entry(line: Mapping[str, Any], semantic: SemanticMatrices, n_prompts: int) -> dict[str, Any]:
     refs = list(semantic.references)
-    boot = {"suspect": line["boot_suspect"], "z": line["boot_z"]} if np.size(line["boot_z"]) else None
-    entry = {**line_entry(line, boot, refs, n_prompts, semantic.statistic()), "naive_z": line["naive_z"],
+    entry = {**_matrix_entry(line, refs, n_prompts, semantic.statistic()), "naive_z": line["naive_z"],
              "raw_similarity": line["raw_similarity"]}
     if line["full_answers"] is not None:
         entry["full_answers"] = {**line_entry(line["full_answers"], None, refs, n_prompts, FULL_STATISTIC),
@@ -224,28 +242,31 @@ def comparison(cal: Calibration, semantic: SemanticMatrices) -> Callable[[str, s
     return compare
 
 
-def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any], suspect: str,
-                            teachers: Sequence[str], references: Sequence[str], groups: Mapping[str, Sequence[str]],
-                            cal: CalibrationSet, band: Sequence[float]) -> list[tuple[str, dict[str, Any]]]:
+def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any], wording: WordingMatrices,
+                            suspect: str, teachers: Sequence[str], references: Sequence[str],
+                            groups: Mapping[str, Sequence[str]], cal: CalibrationSet, band: Sequence[float]
+                            ) -> list[tuple[str, dict[str, Any]]]:
     """(left-out reference, conclusion) for each reference: the case decided again without it.
 
     A finding that one reference model decides is only as sound as that reference's independence (two
     versions of one model in a panel make it look more uniform than independent models are), so the
     report says whether the conclusion survives leaving out any one of them. Only the fused lines are
     re-scored (full data, no replicates): the conclusion rests on nothing else. The left-out reference
-    still counts in the panel consensus the semantic similarities were measured against, as it does in the
-    standardisation of the stylometric features: only the scoring panel changes. Empty when the panel
+    still counts in the panel consensus the semantic and wording similarities were measured against, as it
+    does in the standardisation of the stylometric features: only the scoring panel changes. Empty when the panel
     would fall below :data:`forensics.scoring.MIN_PANEL`.
     """
     if len(references) <= MIN_PANEL:
         return []
     fused_families = {f: {"sim": v["sim"]} for f, v in stylo["families"].items() if f in weighing.STYLO_FAMILIES}
     out = []
+    words = dataclasses.replace(wording, boot=np.empty((0, *np.shape(wording.similarity))))
     for left in references:
         kept = [r for r in references if r != left]
         reduced = dataclasses.replace(semantic, references=tuple(kept), full_answers=None,
                                       openings_boot=np.empty((0, *np.shape(semantic.openings))))
         scored = assemble({"embedding": weighing.embedding_lines(reduced),
+                           "wording": weighing.wording_lines(words, suspect, teachers, kept),
                            "stylometry": weighing.stylometry_lines({"sources": stylo["sources"],
                                                                     "families": fused_families},
                                                                    suspect, teachers, kept)}, teachers)
@@ -512,6 +533,7 @@ def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     corpus = load_corpus(run, case)
     art = {name: run.read_json(f"artifacts/{name}.json") for name in ("stylometry", "markers", "coverage")}
     art["semantic"] = read_matrices(run)
+    art["wording"] = read_wording(run)
     clusters = run.read_json("artifacts/clusters.json") if run.path("artifacts/clusters.json").exists() else None
     per_prompt = run.read_parquet("artifacts/semantic_prompts.parquet")
     findings = build_findings(case, corpus, art, clusters, per_prompt, run.manifest().data)
@@ -531,17 +553,17 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
     cal = CalibrationSet.load(cal_path)
     band = case.parameters.inconclusive_band
     refs, n = list(corpus.references), len(corpus.prompt_keys)
-    scored = score_lines(art["semantic"], art["stylometry"], art["markers"], corpus.suspect,
+    scored = score_lines(art["semantic"], art["stylometry"], art["markers"], art["wording"], corpus.suspect,
                          corpus.teachers, refs)
     groups = weighing.family_groups(corpus.teachers, {s.name: s.family for s in case.teachers})
     family_of = {m: f for f, members in groups.items() for m in members}
     verdicts, families, conclusion = conclude(corpus.suspect, scored.fused, groups, cal, band, art["semantic"])
-    left_out = leave_one_reference_out(art["semantic"], art["stylometry"], corpus.suspect, corpus.teachers, refs,
-                                       groups, cal, band)
+    left_out = leave_one_reference_out(art["semantic"], art["stylometry"], art["wording"], corpus.suspect,
+                                       corpus.teachers, refs, groups, cal, band)
     verdict_of = {v["name"]: v for v in verdicts}
     clustered = score_clusters(clusters, corpus.teachers, refs)
-    teachers = [teacher_entry(verdict_of[t], family_of[t], scored, art["semantic"], art["markers"], clusters,
-                              clustered, refs, n) for t in corpus.teachers]
+    teachers = [teacher_entry(verdict_of[t], family_of[t], scored, art["semantic"], art["wording"],
+                              art["markers"], clusters, clustered, refs, n) for t in corpus.teachers]
     best = max(teachers, key=lambda t: -np.inf if t["score"] is None else t["score"])
     shown = conclusion["attributed_teacher"] or best["name"]
     marker_rows = art["markers"]["teachers"][shown]["markers"]

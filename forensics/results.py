@@ -28,7 +28,7 @@ from forensics.errors import InputError
 
 #: Version of the findings contract; bumped whenever a reader would have to change (3: the conclusion always
 #: carries both comparison maps, co-clustering has z_ci95, and the contract is typed and enforced).
-SCHEMA = 3
+SCHEMA = 4
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "findings.schema.json"
 
 Interval = Annotated[list[float | None], Field(min_length=2, max_length=2,
@@ -141,6 +141,7 @@ class ClusterEvidence(Record):
 
 class Evidence(Record):
     embedding: EmbeddingEvidence
+    wording: LineEvidence = Field(description="shared wording of the answer openings (forensics.wording)")
     stylometry: StylometryEvidence
     markers: MarkerEvidence
     clusters: ClusterEvidence | None = None
@@ -371,9 +372,9 @@ class LineScores:
     """Every candidate's line z (full data and bootstrap), fused score and bootstrap wins.
 
     What :func:`forensics.evidence.score_lines` returns to step 06 and to the validation alike, so the
-    validated method is the reported one. ``embedding``, ``stylometry`` and ``markers`` hold the lines' scored
-    values for the findings entries (a line that was not scored, as ``markers`` on the validation's fast path,
-    is empty).
+    validated method is the reported one. ``embedding``, ``wording``, ``stylometry`` and ``markers`` hold the
+    lines' scored values for the findings entries (a line that was not scored, as ``markers`` on the
+    validation's fast path, is empty).
     """
 
     line_z: Mapping[str, Mapping[str, float]]
@@ -382,5 +383,6 @@ class LineScores:
     fused_boot: Mapping[str, np.ndarray]
     beats: Mapping[str, float] = field(default_factory=dict)
     embedding: Mapping[str, Any] = field(default_factory=dict)
+    wording: Mapping[str, Any] = field(default_factory=dict)
     stylometry: Mapping[str, Any] = field(default_factory=dict)
     markers: Mapping[str, Any] = field(default_factory=dict)

@@ -59,7 +59,7 @@ REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
 #: Bumped whenever the scoring changes, so an old calibration file is recognisably stale.
-METHOD_VERSION = "panel-relative-fused-v6"
+METHOD_VERSION = "panel-relative-fused-v7"
 #: The prompt set holding every prompt; the others are named after their prompt source, or are samples.
 ALL_PROMPTS = "all"
 #: Random prompt samples validated besides the prompt sources, at sizes real cases have (a case holds from
@@ -303,12 +303,14 @@ def score_case(corpus: AlignedCorpus, openings: dict[str, np.ndarray], params: P
     from forensics.evidence import score_lines
     from forensics.markers import marker_rates
     from forensics.stylometry import stylometric_similarities
+    from forensics.wording import measure
 
     no_boot = np.empty((0, len(corpus.prompt_keys)), dtype=int)
     semantic = semantic_measurement(corpus, openings, params, no_boot)
     stylo = {"sources": corpus.sources, "families": stylometric_similarities(corpus, None, params)}
     markers = {"teachers": marker_rates(corpus, None, params)}
-    return score_lines(semantic, stylo, markers, corpus.suspect, corpus.teachers, corpus.references)
+    wording = measure(corpus, no_boot, params.opening_words)
+    return score_lines(semantic, stylo, markers, wording, corpus.suspect, corpus.teachers, corpus.references)
 
 
 def semantic_measurement(corpus: AlignedCorpus, openings: dict[str, np.ndarray], params: Parameters,
@@ -334,18 +336,48 @@ def formatting_matrices(bench: Benchmark) -> dict[str, tuple[np.ndarray, np.ndar
     return {s: formatting_matrix(bench.responses[s], bench.prompts) for s in sorted(bench.responses)}
 
 
-def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
-                      formatting: dict[str, tuple[np.ndarray, np.ndarray]], params: Parameters,
-                      boot_idx: np.ndarray | None = None, semantic: SemanticMatrices | None = None) -> LineScores:
-    """The fused lines only (semantic and formatting), with the pipeline's functions: the same z, bootstrap
-    replicates and fused scores as :func:`score_case`, at a fraction of the cost (tested equal).
+def wording_overlap(bench: Benchmark, opening_words: int | None) -> BenchmarkOverlap:
+    """Every two labelled sources' per-prompt overlap of answer openings (:mod:`forensics.wording`), once.
 
+    An answer's term set depends on that answer alone, so a case's raw overlaps are a selection of these
+    (:meth:`BenchmarkOverlap.for_case`); the panel consensus is removed per case, as the pipeline does.
+    """
+    from forensics.wording import opening_terms, per_prompt_overlap
+
+    names = sorted(bench.responses)
+    terms = [[opening_terms(text, opening_words) for text in bench.responses[n]] for n in names]
+    return BenchmarkOverlap(names=names, per_prompt=per_prompt_overlap(terms))
+
+
+@dataclass
+class BenchmarkOverlap:
+    """(S, S, n) per-prompt overlaps of every labelled source (sorted names), before consensus removal."""
+
+    names: list[str]
+    per_prompt: np.ndarray
+
+    def for_case(self, corpus: AlignedCorpus, idx: np.ndarray) -> np.ndarray:
+        """The raw overlaps of one case's sources (case order) on its prompts."""
+        pos = [self.names.index(s) for s in corpus.sources]
+        return self.per_prompt[np.ix_(pos, pos, np.asarray(idx))]
+
+
+def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
+                      formatting: dict[str, tuple[np.ndarray, np.ndarray]], overlap: np.ndarray,
+                      params: Parameters, boot_idx: np.ndarray | None = None,
+                      semantic: SemanticMatrices | None = None) -> LineScores:
+    """The fused lines only (semantic, wording and formatting), with the pipeline's functions: the same z,
+    bootstrap replicates and fused scores as :func:`score_case`, at a fraction of the cost (tested equal).
+
+    ``overlap``: the case's raw per-prompt overlaps of openings (:meth:`BenchmarkOverlap.for_case`).
     ``semantic``: the case's :func:`semantic_measurement` with the same ``boot_idx``, when the caller has
     already made it (it is also what candidates are compared with).
     """
     from scipy import sparse
 
     from forensics import stylometry
+    from forensics.semantic import consensus_removed
+    from forensics.wording import wording_matrices
 
     sources, n = corpus.sources, len(corpus.prompt_keys)
     boot_idx = np.empty((0, n), dtype=int) if boot_idx is None else boot_idx
@@ -361,9 +393,12 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
     stylo = weighing.stylometry_lines({"sources": sources, "families": {"formatting": {"sim": sim[0],
                                                                                       "boot": sim[1:]}}},
                                       corpus.suspect, corpus.teachers, corpus.references)
+    words = wording_matrices(corpus, consensus_removed(overlap, sources, corpus.references), boot_idx,
+                             params.opening_words)
+    wording = weighing.wording_lines(words, corpus.suspect, corpus.teachers, corpus.references)
     from forensics.evidence import assemble
 
-    return assemble({"embedding": embedding, "stylometry": stylo}, corpus.teachers)
+    return assemble({"embedding": embedding, "wording": wording, "stylometry": stylo}, corpus.teachers)
 
 
 def scored_cases(bench: Benchmark) -> Iterator[tuple[str, np.ndarray, AlignedCorpus]]:
@@ -390,6 +425,7 @@ def benchmark_tables(bench: Benchmark, params: Parameters, every_line: bool = Tr
     labels = bench.labels.set_index("name")
     family = family_of_teachers(bench.labels)
     formatting = formatting_matrices(bench)
+    overlap = wording_overlap(bench, params.opening_words)
     rows, preferences = [], []
     for prompt_set, idx, corpus in scored_cases(bench):
         if "~" not in prompt_set:
@@ -397,7 +433,7 @@ def benchmark_tables(bench: Benchmark, params: Parameters, every_line: bool = Tr
         openings = {s: bench.openings[s][idx] for s in corpus.sources}
         fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
         measured = semantic_measurement(corpus, openings, params)
-        scored = score_fused_lines(corpus, openings, fmt, params, semantic=measured)
+        scored = score_fused_lines(corpus, openings, fmt, overlap.for_case(corpus, idx), params, semantic=measured)
         every = score_case(corpus, openings, params) if every_line and prompt_set == ALL_PROMPTS else None
         documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
         role = labels.loc[corpus.suspect, "role"]

@@ -1,20 +1,27 @@
 """Weighing the evidence: each line's panel-relative z, fusion, families, the decision (a library; step 06,
 :mod:`forensics.evidence`, calls it and writes ``findings.json``).
 
-Each line (semantic, stylometric, markers) yields, per candidate teacher T, a z-score of the suspect's
-lean towards T beyond the reference panel's (:mod:`forensics.scoring`).
+Each line (semantic, shared wording, stylometric, markers) yields, per candidate teacher T, a z-score of
+the suspect's lean towards T beyond the reference panel's (:mod:`forensics.scoring`).
 
-**Fusion.** The fused score is the *mean* of the semantic and the formatting z: how the suspect opens its
-answers (beyond the panel's consensus answer to each prompt) and how it formats them, each leaning towards
-T beyond the panel. Until panel-relative-fused-v5 it was their *minimum*, because the semantic line on raw
-cosines could carry a score alone on a confound: terse human-written answers read like a terse teacher's
-openings (an unseen human-data control was once attributed that way). The semantic line now removes each
-prompt's panel consensus before comparing (:mod:`forensics.semantic`), which takes most of that confound
-out at its source (on the development benchmark, control pairs above LR 2 on that line alone 9 -> 2), so
-the fusion can use both lines' information instead of only the weaker. Measured on the development
-benchmark (``forensics calibrate``, leave-one-lineage-out; ``benchmarks/bench_semantic_variants.py``),
-against the minimum of the same lines: family pair AUC 0.950 -> 0.954, Cllr 0.465 -> 0.439, and fewer
-controls attributed (the 128-prompt source: 1 of 5 -> 0; sub-panels of 2 references: 5 -> 1 of 140).
+**Fusion.** The fused score is the *mean* of the semantic, shared-wording and formatting z: what the suspect
+says first in its answers and with which words (each beyond the panel's consensus answer to each prompt), and
+how it formats them, each leaning towards T beyond the panel. The shared-wording line
+(:mod:`forensics.wording`) joined in panel-relative-fused-v7: on the development benchmark (``forensics
+calibrate``) family pair AUC 0.954 -> 0.964 (cross-source 0.949 -> 0.960), Cllr 0.439 -> 0.394 (0.462 ->
+0.411), no control case attributed on any prompt set or sub-panel (v6: 2), as many students named to a
+documented family with full panels (134 -> 133 of 192) and more with sub-panels of 2 and 3 references (272 ->
+311 of 896), but a few more named to a wrong family (6 -> 9 of 192, all the one student whose answers open
+like a sister family's). Until panel-relative-fused-v5 the fused score was the *minimum* of the semantic and
+formatting z, because the semantic line on raw cosines could carry a score alone on a confound: terse
+human-written answers read like a terse teacher's openings (an unseen human-data control was once attributed
+that way). The semantic line now removes each prompt's panel consensus before comparing
+(:mod:`forensics.semantic`), which takes most of that confound out at its source (on the development
+benchmark, control pairs above LR 2 on that line alone 9 -> 2), so the fusion can use both lines' information
+instead of only the weaker. Measured on the development benchmark (``forensics calibrate``,
+leave-one-lineage-out; ``benchmarks/bench_semantic_variants.py``), against the minimum of the same lines:
+family pair AUC 0.950 -> 0.954, Cllr 0.465 -> 0.439, and fewer controls attributed (the 128-prompt source: 1
+of 5 -> 0; sub-panels of 2 references: 5 -> 1 of 140).
 
 **Families and candidates.** A family's score is its best member's. The calibrations
 (:mod:`forensics.calibration`) turn teacher and family scores into LRs against independence, and the
@@ -50,11 +57,12 @@ from forensics.scoring import naive_z, panel_relative, preference_z, rate_z, rou
 
 if TYPE_CHECKING:
     from forensics.semantic import SemanticMatrices
+    from forensics.wording import WordingMatrices
 
 #: Lines whose z-scores enter the fused score (order = report order); the fused score is their mean
 #: (module docstring). The marker line is computed and reported but not fused: human-data controls whose
 #: crowd-written answers borrow a teacher's phrases (a known impurity of such data) reach marker z of 5-9.
-FUSED_LINES = ("embedding", "stylometry")
+FUSED_LINES = ("embedding", "wording", "stylometry")
 #: Stylometric families whose z makes the stylometric line: formatting habits. Burrows' and Cosine Delta on
 #: the most frequent words, character 3-grams and topic-masked n-grams are computed and reported, not
 #: fused: on the development benchmark they followed register (human-written prose reads like the terse
@@ -95,6 +103,12 @@ def embedding_lines(matrices: SemanticMatrices) -> dict[str, dict[str, Any]]:
         out[t]["full_answers"] = {**whole[t], "naive_z": naive_z(matrices.full_answers, sources, suspect, t,
                                                                  references)} if whole is not None else None
     return out
+
+
+def wording_lines(matrices: WordingMatrices, suspect: str, teachers: Sequence[str],
+                  references: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per teacher: the shared-wording line's panel-relative z (full and bootstrap)."""
+    return matrix_line(matrices.similarity, matrices.boot, matrices.sources, suspect, teachers, references)
 
 
 def stylometry_lines(stylo: Mapping[str, Any], suspect: str, teachers: Sequence[str],

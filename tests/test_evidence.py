@@ -15,6 +15,7 @@ from forensics import evidence, weighing
 from forensics.calibration import Calibration, CalibrationSet
 from forensics.scoring import panel_size_z, rate_z
 from forensics.weighing import BEATS_LEVEL, beats_others, decide, fuse, fuse_boot
+from forensics.wording import WordingMatrices
 
 # --------------------------------------------------------------------------------------------------
 # rate_z: a per-teacher rate, suspect vs references, spread pooled over teachers
@@ -112,12 +113,12 @@ def test_rate_z_of_an_unknown_suspect_rate_is_nan() -> None:
 # --------------------------------------------------------------------------------------------------
 
 FUSED = list(weighing.FUSED_LINES)
-NOT_FUSED = [line for line in ("embedding", "stylometry", "markers", "clusters") if line not in FUSED]
+NOT_FUSED = [line for line in ("embedding", "wording", "stylometry", "markers", "clusters") if line not in FUSED]
 
 
 def test_at_least_two_lines_are_fused() -> None:
     assert len(FUSED) >= 2
-    assert set(FUSED) <= {"embedding", "stylometry", "markers"}
+    assert set(FUSED) <= {"embedding", "wording", "stylometry", "markers"}
 
 
 def test_fuse_is_the_mean_of_the_fused_lines_only() -> None:
@@ -130,9 +131,10 @@ def test_fuse_is_the_mean_of_the_fused_lines_only() -> None:
     assert got["U"] == pytest.approx(-np.mean(values))
 
 
-def test_one_high_line_alone_carries_only_half_its_weight() -> None:
-    line_z = {FUSED[0]: {"T": 2.8}, FUSED[1]: {"T": 0.1}}
-    assert fuse(line_z, ["T"])["T"] == pytest.approx(1.45)
+def test_one_high_line_alone_carries_only_its_share() -> None:
+    line_z = {line: {"T": 0.1} for line in FUSED}
+    line_z[FUSED[0]] = {"T": 2.8}
+    assert fuse(line_z, ["T"])["T"] == pytest.approx((2.8 + 0.1 * (len(FUSED) - 1)) / len(FUSED))
 
 
 def test_fuse_skips_a_line_that_could_not_be_computed() -> None:
@@ -614,10 +616,12 @@ def test_leaving_out_each_reference_decides_the_case_again(lean: float, close: f
     semantic, stylo, refs = _loo_case(lean, close)
     band, groups = (-math.log10(2), math.log10(2)), {"T1": ["T1"], "T2": ["T2"]}
     markers = {"teachers": {t: {"suspect": 0.0, "references": {r: 0.0 for r in refs}} for t in ("T1", "T2")}}
-    scored = evidence.score_lines(semantic, stylo, markers, "S", ["T1", "T2"], refs)
+    wording = WordingMatrices(sources=semantic.sources, similarity=semantic.openings, boot=semantic.openings_boot)
+    scored = evidence.score_lines(semantic, stylo, markers, wording, "S", ["T1", "T2"], refs)
     conclusion = evidence.conclude("S", scored.fused, groups, CAL, band, semantic)[2]
     assert conclusion["outcome"] == outcome
-    left_out = evidence.leave_one_reference_out(semantic, stylo, "S", ["T1", "T2"], refs, groups, CAL, band)
+    left_out = evidence.leave_one_reference_out(semantic, stylo, wording, "S", ["T1", "T2"], refs, groups, CAL,
+                                                band)
     assert [r for r, _ in left_out] == refs
     text = evidence.robustness_sentence(conclusion, left_out)
     assert text is not None and "each of the 4 references left out in turn" in text
@@ -627,4 +631,5 @@ def test_leaving_out_each_reference_decides_the_case_again(lean: float, close: f
         assert "the conclusion is the same" in text
     assert evidence.robustness_sentence(conclusion, []) is None
     two = dataclasses.replace(semantic, references=("R1", "R2"))
-    assert evidence.leave_one_reference_out(two, stylo, "S", ["T1", "T2"], ["R1", "R2"], groups, CAL, band) == []
+    assert evidence.leave_one_reference_out(two, stylo, wording, "S", ["T1", "T2"], ["R1", "R2"], groups, CAL,
+                                            band) == []

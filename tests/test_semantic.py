@@ -112,12 +112,14 @@ def test_step_06_refuses_matrices_measured_for_another_panel() -> None:
 
     from forensics.errors import ForensicsError
     from forensics.evidence import score_lines
+    from forensics.wording import WordingMatrices
 
     rng = np.random.default_rng(2)
     corpus = _corpus(20)
     matrices = _matrices(corpus, _vectors(rng, 20, lean=0.5), bootstrap_indices(20, 3, 0))
     with pytest.raises(ForensicsError, match="semantic.json.*measured for"):
-        score_lines(matrices, {}, {}, "S", ["T"], ["R1", "R2"])
+        score_lines(matrices, {}, {}, WordingMatrices(matrices.sources, matrices.openings, matrices.openings_boot),
+                    "S", ["T"], ["R1", "R2"])
 
 
 def test_per_prompt_similarity_in_slices_is_the_same_bits(monkeypatch) -> None:

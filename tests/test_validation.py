@@ -45,6 +45,7 @@ from forensics.validation import (
     subpanels,
     summarise_scheme,
     teacher_matches,
+    wording_overlap,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -510,11 +511,12 @@ def test_the_benchmark_reader_joins_every_format_and_hashes_each_file(demo_bench
 def test_the_fused_fast_path_equals_the_full_scoring(demo_bench: Benchmark) -> None:
     params = Parameters()
     formatting = formatting_matrices(demo_bench)
+    overlap = wording_overlap(demo_bench, params.opening_words)
     idx = np.arange(0, len(demo_bench.prompt_keys), 2)
     for corpus in benchmark_cases(demo_bench, idx):
         openings = {s: demo_bench.openings[s][idx] for s in corpus.sources}
         fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
-        fast = score_fused_lines(corpus, openings, fmt, params)
+        fast = score_fused_lines(corpus, openings, fmt, overlap.for_case(corpus, idx), params)
         full = score_case(corpus, openings, params)
         for t in corpus.teachers:
             assert fast.fused[t] == pytest.approx(full.fused[t], abs=1e-12)

@@ -10,7 +10,7 @@ from forensics.escaping import RESPONSE_LIMIT, as_text
 from forensics.report.appendix import custody_view, timestamp
 from forensics.report.constants import MAX_ROWS, PROMPT_LIMIT
 from forensics.report.figure_set import FigureSet
-from forensics.report.lines import line_views
+from forensics.report.lines import fused_lines_phrase, line_views
 from forensics.report.method import (
     band_sentence,
     exhibit_views,
@@ -56,7 +56,7 @@ def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: F
         "leaks": leak_views(findings), "n_leaks": len(records_of(findings.get("identity_leaks"))),
         "band_sentence": band_sentence(findings), "scale_rows": scale_rows(teachers),
         "validation": validation, "validation_rows": validation_rows(validation),
-        "fused_lines": [str(x) for x in findings.get("fused_lines") or []],
+        "fused_lines": fused_lines_phrase(findings),
         "validation_sentence": validation_sentence(validation, data.get("n_prompts_analysed")),
         "tippett": figures.take("tippett"),
         "limitations": (findings.get("limitations") if isinstance(findings.get("limitations"), list)

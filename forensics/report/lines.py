@@ -18,6 +18,10 @@ LINES = {
     "embedding": ("Semantic similarity (sentence embeddings)",
                   "How close the meaning and wording of the opening of each response (its first words) is "
                   "to the opening of the candidate teacher's response to the same prompt."),
+    "wording": ("Shared wording (answer openings)",
+                "How many of the same words and word pairs the opening of each response (its first words) "
+                "shares with the opening of the candidate teacher's response to the same prompt, beyond the "
+                "words every model uses for that prompt."),
     "stylometry": ("Formatting habits (stylometry)",
                    "Formatting habits (lists, headers, emphasis, openings and closings, sentence length): habits a "
                    "model picks up from the text it was trained on, largely independent of topic. Only they make "
@@ -30,6 +34,9 @@ LINES = {
                  "Whether the suspect's responses fall in the same groups as the teacher's more often than "
                  "the panel's do, when all responses are clustered together."),
 }
+#: How the method section names each line in a sentence ("the mean of the z-scores of the ... lines").
+SHORT_NAMES = {"embedding": "semantic", "wording": "shared-wording", "stylometry": "formatting",
+               "markers": "markers", "clusters": "co-clustering"}
 #: Fields every evidence entry has; anything else is shown as a further measure.
 CORE_KEYS = frozenset({"statistic", "suspect_value", "panel_values", "z", "ci95", "n_prompts", "p_value"})
 
@@ -204,6 +211,15 @@ def _tables(teachers: list[Mapping[str, Any]], entries: list[Mapping[str, Any]])
 
 def _cell(value: Any) -> str:
     return value if isinstance(value, str) else fmt(value)
+
+
+def fused_lines_phrase(findings: Mapping[str, Any]) -> str:
+    """The fused lines named in words, "semantic, shared-wording and formatting" ("" without the list)."""
+    lines = findings.get("fused_lines")
+    names = [SHORT_NAMES.get(str(k), str(k).replace("_", " ")) for k in lines] if isinstance(lines, list) else []
+    if len(names) < 2:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _fused(findings: Mapping[str, Any], key: str) -> bool | None:

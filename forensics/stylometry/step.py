@@ -1,4 +1,5 @@
-"""Step 03: stylometric similarities (full corpus and prompt bootstrap), tables and the dendrogram."""
+"""Step 03: stylometric similarities (full corpus and prompt bootstrap), tables and the dendrogram; the
+shared-wording line's matrices."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ ARTIFACT = "artifacts/stylometry.json"
 
 
 def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
-    """Step 03: stylometric similarities (full + prompt bootstrap), per-source tables and figures."""
-    from forensics import figures
+    """Step 03: stylometric similarities (full + prompt bootstrap), per-source tables and figures, and the
+    shared-wording line (:mod:`forensics.wording`), which reads the same texts with the same resamples."""
+    from forensics import figures, wording
     from forensics.exchanges import load_corpus
     from forensics.scoring import case_bootstrap
 
@@ -32,6 +34,7 @@ def run_step(case: Case, run: RunFolder) -> dict[str, Any]:
     sims = stylometric_similarities(corpus, boot_idx, params, features=feats)
     summary = summarise_stylometry(corpus, sims, stylometric_tables(feats))
     run.write_json(ARTIFACT, summary, step=STEP)
+    wording.write_matrices(run, wording.measure(corpus, boot_idx, params.opening_words), step=STEP)
     sources = list(corpus.sources)
     distance = pd.DataFrame(-np.asarray(sims["mfw_cosine_delta"]["sim"]), index=sources, columns=sources)
     roles = figures.Roles.of(corpus)

@@ -1,0 +1,113 @@
+"""Whether the shared-wording line (forensics.wording) adds evidence to the fused score, and how its choices matter.
+
+Why: on the development benchmark the family-level discrimination of the v6 fused score (semantic and
+formatting lines) was the gap to the targets of issue #11, not its calibration. A distilled student opens
+its answers with its teacher's words; the sentence embedding of the semantic line maps different wordings of
+one idea to nearby points and so cannot see that. This measures, on ``LABELS.csv`` (every prompt set but the
+random samples, full panels), the line alone and as a third fused line, with the statistic as shipped
+(tokens and adjacent token pairs of the answer openings, Ochiai overlap, each prompt's panel consensus
+removed) and a few a-priori alternatives: tokens only, token pairs only, openings of half and twice the
+semantic line's length.
+
+At the family level (a family's score is its best member's): pair AUC, leave-one-lineage-out Cllr /
+Cllr_min of a logistic calibration refitted without each lineage (unbounded; ``forensics calibrate`` also
+bounds by ELUB, validates across prompt sources and decides every case), and how many human-data control
+pairs reach LR > 2 (and the largest control log10 LR). Appended to ``benchmarks/results/wording.txt``.
+
+    python benchmarks/bench_wording.py [--labels ../shared/data/alpaca_eval/LABELS.csv]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import labelled_benchmark
+import numpy as np
+import pandas as pd
+from bench_semantic_variants import family_metrics
+
+from forensics import validation, weighing
+from forensics.case import Parameters
+from forensics.embeddings import opening
+from forensics.semantic import consensus_removed
+from forensics.stylometry import tokenize
+from forensics.wording import opening_terms, per_prompt_overlap, wording_matrices
+
+
+def _terms(orders: tuple[int, ...], words: int) -> Callable[[str], frozenset[str]]:
+    def terms(text: str) -> frozenset[str]:
+        tokens = tokenize(opening(text, words), punctuation=True)
+        return frozenset(" ".join(tokens[i:i + k]) for k in orders for i in range(len(tokens) - k + 1))
+    return terms
+
+
+def variants(opening_words: int) -> dict[str, Callable[[str], frozenset[str]]]:
+    """Name -> the term set of an answer; the first is the shipped statistic."""
+    return {"shipped (tokens and pairs)": lambda text: opening_terms(text, opening_words),
+            "tokens only": _terms((1,), opening_words),
+            "token pairs only": _terms((2,), opening_words),
+            f"openings of {opening_words // 2} words": _terms((1, 2), opening_words // 2),
+            f"openings of {opening_words * 2} words": _terms((1, 2), opening_words * 2)}
+
+
+def pair_rows(bench: validation.Benchmark, params: Parameters) -> pd.DataFrame:
+    """One row per (prompt set, suspect, teacher): the v6 fused lines' z and each variant's wording z."""
+    labels = bench.labels.set_index("name")
+    family = validation.family_of_teachers(bench.labels)
+    formatting = validation.formatting_matrices(bench)
+    names = sorted(bench.responses)
+    overlaps = {name: validation.BenchmarkOverlap(names, per_prompt_overlap(
+        [[terms(text) for text in bench.responses[n]] for n in names]))
+        for name, terms in variants(params.opening_words).items()}
+    shipped = next(iter(overlaps))
+    rows = []
+    for prompt_set, idx in bench.prompt_sets().items():
+        if validation.is_sample(prompt_set):
+            continue
+        for corpus in validation.benchmark_cases(bench, idx):
+            openings = {s: bench.openings[s][idx] for s in corpus.sources}
+            fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
+            scored = validation.score_fused_lines(corpus, openings, fmt, overlaps[shipped].for_case(corpus, idx),
+                                                  params)
+            none = np.empty((0, len(idx)), dtype=int)
+            wording = {}
+            for name, overlap in overlaps.items():
+                per_prompt = consensus_removed(overlap.for_case(corpus, idx), corpus.sources, corpus.references)
+                matrices = wording_matrices(corpus, per_prompt, none, params.opening_words)
+                wording[name] = weighing.wording_lines(matrices, corpus.suspect, corpus.teachers, corpus.references)
+            documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
+            role = labels.loc[corpus.suspect, "role"]
+            for t in corpus.teachers:
+                rows.append({"set": prompt_set, "suspect": corpus.suspect, "teacher": t, "family": family[t],
+                             "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
+                             "hp": int(role == "student" and validation.teacher_matches(
+                                 documented, labels.loc[t, "teacher_name"])),
+                             "semantic": scored.line_z["embedding"][t], "formatting": scored.line_z["stylometry"][t],
+                             "fused (shipped)": scored.fused[t], **{n: wording[n][t]["z"] for n in overlaps}})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    labels = labelled_benchmark.labels_argument(__doc__.splitlines()[0])
+    params = Parameters()
+    bench = labelled_benchmark.embedded_benchmark(labels, params)
+    pairs = pair_rows(bench, params)
+    names = list(variants(params.opening_words))
+    pairs["semantic and formatting (v6)"] = (pairs["semantic"] + pairs["formatting"]) / 2
+    columns = ["semantic and formatting (v6)", "fused (shipped)"]
+    for name in names:
+        pairs[f"{name}, fused as a third line"] = (pairs["semantic"] + pairs["formatting"] + pairs[name]) / 3
+        columns += [name, f"{name}, fused as a third line"]
+    lines = [f"shared-wording line on {labels.name} ({len(bench.prompt_keys)} prompts, prompt sets: "
+             f"{', '.join(s for s in bench.prompt_sets() if not validation.is_sample(s))}); family level, "
+             f"leave-one-lineage-out logistic calibration (unbounded)"]
+    for column in columns:
+        m = family_metrics(pairs, column)
+        lines.append(f"  {column:52s} AUC {m['auc']:.4f}  Cllr {m['cllr']:.3f} (min {m['cllr_min']:.3f})  "
+                     f"control pairs with LR > 2: {m['controls_above_2']} (max log10 LR {m['controls_max']:+.2f}), "
+                     f"{m['n_pairs']} pairs")
+    labelled_benchmark.append_result("wording.txt", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
