@@ -541,7 +541,8 @@ def test_the_pair_table_has_a_row_per_set_suspect_and_teacher(demo_bench: Benchm
         assert set(rows["n_panel"]) <= {n for n in PANEL_SIZES if n < len(corpus.references)}
         assert len(rows) == 3 * len(subpanels(list(corpus.references), 0))
     assert pairs["score"].notna().all()
-    np.testing.assert_allclose(pairs["score"], pairs[["z_embedding", "z_stylometry"]].mean(axis=1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(pairs["score"], pairs[[f"z_{line}" for line in weighing.FUSED_LINES]].mean(axis=1),
+                               rtol=0, atol=1e-12)
     full = pairs[pairs["set"] == "all"]
     assert full["z_markers"].notna().all() and full.filter(like="z_family_").shape[1] >= 1
 
