@@ -85,16 +85,26 @@ def per_prompt_overlap(terms: Sequence[Sequence[frozenset[str]]]) -> np.ndarray:
     return out
 
 
-def corpus_terms(corpus: AlignedCorpus, opening_words: int | None) -> list[list[frozenset[str]]]:
-    """Per source (case order), per prompt: the opening's term set."""
-    return [[opening_terms(text, opening_words) for text in corpus.responses[s]] for s in corpus.sources]
+def case_overlap(corpus: AlignedCorpus, opening_words: int | None) -> np.ndarray:
+    """(S, S, n) raw overlaps of a case's openings (case order), a slice of prompts at a time: the term sets
+    of a million answers are never held together (only the (S, S, n) result is), and each prompt's value
+    depends on its own answers alone, so slicing changes no bit."""
+    from forensics.semantic import PROMPT_SLICE
+
+    n = len(corpus.prompt_keys)
+    out = np.empty((len(corpus.sources), len(corpus.sources), n), dtype=np.float64)
+    for start in range(0, n, PROMPT_SLICE):
+        part = slice(start, min(start + PROMPT_SLICE, n))
+        out[:, :, part] = per_prompt_overlap([[opening_terms(text, opening_words) for text in corpus.responses[s][part]]
+                                              for s in corpus.sources])
+    return out
 
 
-def paired_overlap(terms: Sequence[Sequence[frozenset[str]]], corpus: AlignedCorpus) -> np.ndarray:
+def paired_overlap(corpus: AlignedCorpus, opening_words: int | None) -> np.ndarray:
     """The line's per-prompt statistic: paired overlaps with each prompt's panel consensus removed."""
     from forensics.semantic import consensus_removed
 
-    return consensus_removed(per_prompt_overlap(terms), corpus.sources, corpus.references)
+    return consensus_removed(case_overlap(corpus, opening_words), corpus.sources, corpus.references)
 
 
 @dataclass(frozen=True)
@@ -156,8 +166,7 @@ def wording_matrices(corpus: AlignedCorpus, per_prompt: np.ndarray, boot_idx: np
 
 def measure(corpus: AlignedCorpus, boot_idx: np.ndarray, opening_words: int | None) -> WordingMatrices:
     """The line measured on a case's corpus (texts loaded), with the case's prompt resamples."""
-    return wording_matrices(corpus, paired_overlap(corpus_terms(corpus, opening_words), corpus), boot_idx,
-                            opening_words)
+    return wording_matrices(corpus, paired_overlap(corpus, opening_words), boot_idx, opening_words)
 
 
 def write_matrices(run: RunFolder, matrices: WordingMatrices, step: str) -> None:

@@ -28,7 +28,7 @@ from forensics.validation import (
     score_fused_lines,
     semantic_measurement,
 )
-from forensics.wording import corpus_terms, per_prompt_overlap
+from forensics.wording import case_overlap
 
 PROMPT_SOURCE = "helpful_base"
 STUDENT, CONTROL = "vicuna-7b-v1.3", "guanaco-13b"
@@ -48,7 +48,7 @@ def verdicts(benchmark_dir: Path, forensics_cache: Path) -> dict[str, dict]:
                 continue
             openings = split_by_source(corpus, Embedder().embed(corpus_texts(corpus, params.opening_words)))
             fmt = {s: formatting_matrix(corpus.responses[s], corpus.prompts) for s in corpus.sources}
-            overlap = per_prompt_overlap(corpus_terms(corpus, params.opening_words))
+            overlap = case_overlap(corpus, params.opening_words)
             scores = score_fused_lines(corpus, openings, fmt, overlap, params).fused
             groups = weighing.family_groups(corpus.teachers, family)
             teachers, families, conclusion = conclude(corpus.suspect, scores, groups, cal,

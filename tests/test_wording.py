@@ -16,7 +16,7 @@ from forensics.scoring import bootstrap_indices
 from forensics.weighing import wording_lines
 from forensics.wording import (
     WordingMatrices,
-    corpus_terms,
+    case_overlap,
     measure,
     ochiai,
     opening_terms,
@@ -98,8 +98,7 @@ def test_on_the_demo_case_alpaca_leans_to_the_wording_of_its_documented_teacher(
     to no other candidate that way (z within 0.2 of 0 for the four OpenAI chat snapshots)."""
     case = load_case(DEMO_CASE)
     corpus = corpus_from_exchanges(join_case(case).exchanges, case)
-    terms = corpus_terms(corpus, case.parameters.opening_words)
-    per_prompt = paired_overlap(terms, corpus)
+    per_prompt = paired_overlap(corpus, case.parameters.opening_words)
     assert per_prompt.shape == (len(corpus.sources), len(corpus.sources), len(corpus.prompt_keys))
     matrices = measure(corpus, np.empty((0, len(corpus.prompt_keys)), dtype=int), case.parameters.opening_words)
     np.testing.assert_array_equal(matrices.similarity, per_prompt.mean(axis=-1))
@@ -107,3 +106,14 @@ def test_on_the_demo_case_alpaca_leans_to_the_wording_of_its_documented_teacher(
     assert z["text-davinci-003"] > 1
     assert z["text-davinci-003"] == max(z.values())
     assert pd.Series(z).drop("text-davinci-003").max() < z["text-davinci-003"] - 1
+
+
+def test_measuring_in_slices_of_prompts_is_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large case is read a slice of prompts at a time (memory); no value may change."""
+    import forensics.semantic as semantic
+
+    case = load_case(DEMO_CASE)
+    corpus = corpus_from_exchanges(join_case(case).exchanges, case)
+    whole = case_overlap(corpus, case.parameters.opening_words)
+    monkeypatch.setattr(semantic, "PROMPT_SLICE", 7)
+    np.testing.assert_array_equal(case_overlap(corpus, case.parameters.opening_words), whole)
