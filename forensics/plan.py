@@ -128,7 +128,7 @@ def _message(verdict: str, needed: int | None, n: int, cal: Calibration, band: t
     if verdict == "enough":
         return f"the pilot's {n} prompts already put the whole interval outside the inconclusive band"
     more = "more than " if needed == MAX_PROMPTS else "about "
-    return (f"{more}{needed} prompts ({needed / n:.1f}x the pilot's {n}) put the 95% interval of the LR "
+    return (f"{more}{needed:,} prompts ({needed / n:.1f}x the pilot's {n}) put the 95% interval of the LR "
             f"outside the inconclusive band, if the full collection is drawn like the pilot")
 
 
