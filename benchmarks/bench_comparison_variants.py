@@ -14,7 +14,9 @@ exactly that:
   line, ``d(X) = sim(X, a) - sim(X, b)`` for the best members a and b; ``(d(suspect) - mean d(panel)) /
   sd d(panel)``, read for the panel's size like every z (:func:`forensics.scoring.panel_size_z`);
 * ``mean of both`` - their mean, after scaling the preference z to the fused difference's spread (over
-  every full-panel pair of candidates).
+  every full-panel pair of candidates);
+* ``wording preference z`` - the same preference z on the shared-wording line (:mod:`forensics.wording`,
+  fused since v7), and ``semantic and wording preference z`` - the mean of the two preference z.
 
 For each: the AUC of the labelled comparison pairs the calibration is fitted on (all, and between families
 of one vendor, from the labels' ``vendor`` column), then the conclusions of every student and control,
@@ -28,16 +30,37 @@ family counts. Appended to ``benchmarks/results/comparison_variants.txt``.
 
 from __future__ import annotations
 
+import itertools
+
 import labelled_benchmark
+import numpy as np
 import pandas as pd
 
 from forensics import validation
 from forensics.case import Parameters
+from forensics.scoring import preference_z
+from forensics.semantic import consensus_removed
+from forensics.wording import wording_matrices
 
 KEYS = ["set", "suspect", "a", "b"]
 
 
-def variant_statistics(pairs: pd.DataFrame, preferences: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def wording_preferences(bench: validation.Benchmark, params: Parameters) -> pd.DataFrame:
+    """The suspect's preference z for a over b on the shared-wording line, every case and ordered pair."""
+    overlap = validation.wording_overlap(bench, params.opening_words)
+    rows = []
+    for prompt_set, idx, corpus in validation.scored_cases(bench):
+        per_prompt = consensus_removed(overlap.for_case(corpus, idx), corpus.sources, corpus.references)
+        words = wording_matrices(corpus, per_prompt, np.empty((0, len(idx)), dtype=int), params.opening_words)
+        rows += [{"set": prompt_set, "suspect": corpus.suspect, "a": a, "b": b,
+                  "wording_z": preference_z(words.similarity, list(words.sources), corpus.suspect, a, b,
+                                            list(corpus.references))}
+                 for a, b in itertools.permutations(corpus.teachers, 2)]
+    return pd.DataFrame(rows)
+
+
+def variant_statistics(pairs: pd.DataFrame, preferences: pd.DataFrame,
+                       wording: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Variant name -> a preference table (``preference_z`` = the variant's statistic) for every ordered pair
     of candidates of every scored case, the shape :func:`forensics.validation.comparison_table` and
     :func:`forensics.validation.held_out` take."""
@@ -46,11 +69,14 @@ def variant_statistics(pairs: pd.DataFrame, preferences: pd.DataFrame) -> dict[s
         scores = dict(zip(group["teacher"], group["score"], strict=True))
         rows += [{"set": prompt_set, "suspect": suspect, "a": a, "b": b, "difference": scores[a] - scores[b]}
                  for a in scores for b in scores if a != b]
-    both = preferences.merge(pd.DataFrame(rows), on=KEYS, validate="one_to_one")
+    both = preferences.merge(pd.DataFrame(rows), on=KEYS, validate="one_to_one").merge(wording, on=KEYS,
+                                                                                       validate="one_to_one")
     full = ~both["set"].map(validation.is_subpanel)
     scale = both.loc[full, "difference"].std() / both.loc[full, "preference_z"].std()
     statistics = {"fused difference": both["difference"], "semantic preference z": both["preference_z"],
-                  "mean of both": (both["difference"] + scale * both["preference_z"]) / 2}
+                  "mean of both": (both["difference"] + scale * both["preference_z"]) / 2,
+                  "wording preference z": both["wording_z"],
+                  "semantic and wording preference z": (both["preference_z"] + both["wording_z"]) / 2}
     return {name: both[KEYS].assign(preference_z=values) for name, values in statistics.items()}
 
 
@@ -71,6 +97,19 @@ def counts(cases: pd.DataFrame) -> str:
             + "; ".join(parts))
 
 
+def subpanel_counts(cases: pd.DataFrame) -> str:
+    """Sub-panel cases (2 and 3 references): students named to a documented family / a wrong one; controls
+    attributed ("" where the scheme has none)."""
+    sub = cases[cases["set"].map(validation.is_subpanel)]
+    if sub.empty:
+        return ""
+    students, controls = sub[sub["role"] == "student"], sub[sub["role"] == "control"]
+    named = students["attributed_family"] != "none"
+    return (f"; sub-panels: {int((named & students['correct_family']).sum())} right, "
+            f"{int((named & ~students['correct_family']).sum())} wrong of {len(students)} student cases, controls "
+            f"{int((controls['attributed_family'] != 'none').sum())} of {len(controls)}")
+
+
 def main() -> None:
     from sklearn.metrics import roc_auc_score
 
@@ -81,7 +120,8 @@ def main() -> None:
     families = validation.family_table(pairs)
     vendor = bench.labels.dropna(subset=["family"]).groupby("family")["vendor"].first().to_dict()
     lines = []
-    for variant, statistic in variant_statistics(pairs, preferences).items():
+    wording = wording_preferences(bench, params)
+    for variant, statistic in variant_statistics(pairs, preferences, wording).items():
         tables = validation.LevelTables(pairs, families, validation.comparison_table(families, statistic), statistic)
         labelled = tables.comparison[~validation.never_fitted(tables.comparison)]
         same_vendor = labelled[[vendor.get(a) == vendor.get(b) for a, b in zip(labelled["a"], labelled["b"],
@@ -94,7 +134,8 @@ def main() -> None:
         lines.append(f"  {variant}: AUC {roc_auc_score(labelled['hp'], labelled['preference_z']):.4f}, between "
                      f"families of one vendor {roc_auc_score(same_vendor['hp'], same_vendor['preference_z']):.4f}")
         for scheme in validation.SCHEMES:
-            lines.append(f"    {scheme}: {counts(validation.held_out(tables, scheme, params.inconclusive_band)[1])}")
+            cases = validation.held_out(tables, scheme, params.inconclusive_band)[1]
+            lines.append(f"    {scheme}: {counts(cases)}{subpanel_counts(cases)}")
     labelled_benchmark.append_result("comparison_variants.txt", "\n".join(lines))
 
 
