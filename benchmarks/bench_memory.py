@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo" / "case.yaml"
-STAGES = ("join", "step00", "load_corpus", "stylometry", "markers", "embed_chunk", "embeddings", "store",
+STAGES = ("join", "step00", "load_corpus", "stylometry", "wording", "markers", "embed_chunk", "embeddings", "store",
           "prepare_warm", "step01", "semantic", "step03", "step04", "step05", "step06", "step07")
 #: (name, role, format) of the generated sources; format decides the file extension and writer.
 SOURCES = (
@@ -304,6 +304,20 @@ def stage_stylometry(folder: Path, args: argparse.Namespace) -> Callable[[], int
     return work
 
 
+def stage_wording(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
+    from forensics.case import Parameters
+    from forensics.wording import measure
+
+    corpus = read_corpus(folder)
+    boot = boot_indices(len(corpus), args.bootstrap)
+
+    def work() -> int:
+        measure(corpus, boot, Parameters().opening_words)
+        return len(corpus) * len(corpus.sources)
+
+    return work
+
+
 def stage_markers(folder: Path, args: argparse.Namespace) -> Callable[[], int]:
     from forensics.markers import marker_rates
 
@@ -463,7 +477,8 @@ def stage_later_step(name: str) -> Callable[[Path, argparse.Namespace], Callable
 
 
 STAGE_FUNCS = {"join": stage_join, "step00": stage_step00, "load_corpus": stage_load_corpus,
-               "stylometry": stage_stylometry, "markers": stage_markers, "embed_chunk": stage_embed_chunk,
+               "stylometry": stage_stylometry, "wording": stage_wording, "markers": stage_markers,
+               "embed_chunk": stage_embed_chunk,
                "embeddings": stage_embeddings, "store": stage_store, "prepare_warm": stage_prepare_warm,
                "step01": stage_step01, "semantic": stage_semantic,
                **{name: stage_later_step(name) for name in LATER_STEPS}}
