@@ -20,6 +20,10 @@ sources and decides every case), and how many control pairs reach LR > 2. Append
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
 import labelled_benchmark
 import numpy as np
 import pandas as pd
@@ -27,6 +31,8 @@ import pandas as pd
 from forensics import validation, weighing
 from forensics.calibration import Calibration, cllr
 from forensics.case import Parameters
+from forensics.exchanges import AlignedCorpus
+from forensics.results import LineScores
 from forensics.semantic import consensus_removed, per_prompt_similarity, semantic_matrices
 
 VARIANTS = ("plain", "consensus removed")
@@ -45,30 +51,45 @@ def embedding_z(corpus: validation.AlignedCorpus, openings: dict[str, np.ndarray
     return {t: v["z"] for t, v in weighing.embedding_lines(matrices).items()}
 
 
-def pair_rows(bench: validation.Benchmark, params: Parameters) -> pd.DataFrame:
-    """One row per (prompt set, suspect, teacher): each variant's z and the formatting line's z."""
+#: What :func:`scored_full_panel_cases` yields per case.
+ScoredCase = tuple[np.ndarray, AlignedCorpus, dict[str, np.ndarray], LineScores, Callable[[str], dict[str, Any]]]
+
+
+def scored_full_panel_cases(bench: validation.Benchmark, params: Parameters,
+                            overlap: validation.BenchmarkOverlap) -> Iterator[ScoredCase]:
+    """Every full-panel case of every prompt set but the random samples: (its prompt indices, the case, its
+    openings' vectors, its fused lines as the pipeline scores them, ``row(t)``: the labelled pair's columns
+    for teacher t), what the line benchmarks tabulate."""
     labels = bench.labels.set_index("name")
     family = validation.family_of_teachers(bench.labels)
     formatting = validation.formatting_matrices(bench)
-    overlap = validation.wording_overlap(bench, params.opening_words)
-    rows = []
     for prompt_set, idx in bench.prompt_sets().items():
         if validation.is_sample(prompt_set):
             continue
         for corpus in validation.benchmark_cases(bench, idx):
             openings = {s: bench.openings[s][idx] for s in corpus.sources}
             fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
-            style = validation.score_fused_lines(corpus, openings, fmt, overlap.for_case(corpus, idx),
-                                                 params).line_z["stylometry"]
-            z = {v: embedding_z(corpus, openings, v, params) for v in VARIANTS}
-            documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
-            role = labels.loc[corpus.suspect, "role"]
-            for t in corpus.teachers:
-                rows.append({"set": prompt_set, "suspect": corpus.suspect, "teacher": t, "family": family[t],
-                             "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
-                             "hp": int(role == "student" and validation.teacher_matches(
-                                 documented, labels.loc[t, "teacher_name"])),
-                             "formatting": style[t], **{v: z[v][t] for v in VARIANTS}})
+            scored = validation.score_fused_lines(corpus, openings, fmt, overlap.for_case(corpus, idx), params)
+            suspect = labels.loc[corpus.suspect]
+
+            def row(t: str, prompt_set: str = prompt_set, suspect: pd.Series = suspect,
+                    name: str = corpus.suspect) -> dict[str, Any]:
+                return {"set": prompt_set, "suspect": name, "teacher": t, "family": family[t],
+                        "role": suspect["role"], "lineage": suspect["lineage"],
+                        "hp": int(suspect["role"] == "student" and validation.teacher_matches(
+                            suspect["trained_on_outputs_of"], labels.loc[t, "teacher_name"]))}
+
+            yield idx, corpus, openings, scored, row
+
+
+def pair_rows(bench: validation.Benchmark, params: Parameters) -> pd.DataFrame:
+    """One row per (prompt set, suspect, teacher): each variant's z and the formatting line's z."""
+    rows = []
+    overlap = validation.wording_overlap(bench, params.opening_words)
+    for _, corpus, openings, scored, row in scored_full_panel_cases(bench, params, overlap):
+        z = {v: embedding_z(corpus, openings, v, params) for v in VARIANTS}
+        rows += [{**row(t), "formatting": scored.line_z["stylometry"][t], **{v: z[v][t] for v in VARIANTS}}
+                 for t in corpus.teachers]
     return pd.DataFrame(rows)
 
 
@@ -91,23 +112,33 @@ def family_metrics(pairs: pd.DataFrame, column: str) -> dict[str, float]:
             "n_pairs": len(fam)}
 
 
+def header(title: str, labels: Path, bench: validation.Benchmark) -> str:
+    """The first line of a block of family-level line measurements (what was measured, on which sets)."""
+    return (f"{title} on {labels.name} ({len(bench.prompt_keys)} prompts, prompt sets: "
+            f"{', '.join(s for s in bench.prompt_sets() if not validation.is_sample(s))}); family level, "
+            f"leave-one-lineage-out logistic calibration (unbounded)")
+
+
+def metrics_line(label: str, pairs: pd.DataFrame, column: str, width: int) -> str:
+    """One measured score: :func:`family_metrics` of ``column``, as a line of the results file."""
+    m = family_metrics(pairs, column)
+    return (f"  {label:{width}s} AUC {m['auc']:.4f}  Cllr {m['cllr']:.3f} (min {m['cllr_min']:.3f})  "
+            f"control pairs with LR > 2: {m['controls_above_2']} (max log10 LR {m['controls_max']:+.2f}), "
+            f"{m['n_pairs']} pairs")
+
+
 def main() -> None:
     labels = labelled_benchmark.labels_argument(__doc__.splitlines()[0])
     params = Parameters()
     bench = labelled_benchmark.embedded_benchmark(labels, params)
     pairs = pair_rows(bench, params)
-    lines = [f"semantic line variants on {labels.name} ({len(bench.prompt_keys)} prompts, prompt sets: "
-             f"{', '.join(s for s in bench.prompt_sets() if not validation.is_sample(s))}); family level, "
-             f"leave-one-lineage-out logistic calibration (unbounded)"]
+    lines = [header("semantic line variants", labels, bench)]
     for variant in VARIANTS:
         pairs[f"{variant}, minimum with formatting"] = np.minimum(pairs[variant], pairs["formatting"])
         pairs[f"{variant}, mean with formatting"] = (pairs[variant] + pairs["formatting"]) / 2
         for label, column in ((f"{variant}, line alone", variant),
                               *((f"{variant}, {how} with formatting",) * 2 for how in FUSIONS)):
-            m = family_metrics(pairs, column)
-            lines.append(f"  {label:42s} AUC {m['auc']:.4f}  Cllr {m['cllr']:.3f} (min {m['cllr_min']:.3f})  "
-                         f"control pairs with LR > 2: {m['controls_above_2']} (max log10 LR "
-                         f"{m['controls_max']:+.2f}), {m['n_pairs']} pairs")
+            lines.append(metrics_line(label, pairs, column, 42))
     labelled_benchmark.append_result("semantic_variants.txt", "\n".join(lines))
 
 

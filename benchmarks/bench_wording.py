@@ -24,7 +24,7 @@ from collections.abc import Callable
 import labelled_benchmark
 import numpy as np
 import pandas as pd
-from bench_semantic_variants import family_metrics
+from bench_semantic_variants import header, metrics_line, scored_full_panel_cases
 
 from forensics import validation, weighing
 from forensics.case import Parameters
@@ -52,38 +52,22 @@ def variants(opening_words: int) -> dict[str, Callable[[str], frozenset[str]]]:
 
 def pair_rows(bench: validation.Benchmark, params: Parameters) -> pd.DataFrame:
     """One row per (prompt set, suspect, teacher): the v6 fused lines' z and each variant's wording z."""
-    labels = bench.labels.set_index("name")
-    family = validation.family_of_teachers(bench.labels)
-    formatting = validation.formatting_matrices(bench)
     names = sorted(bench.responses)
     overlaps = {name: validation.BenchmarkOverlap(names, per_prompt_overlap(
         [[terms(text) for text in bench.responses[n]] for n in names]))
         for name, terms in variants(params.opening_words).items()}
     shipped = next(iter(overlaps))
     rows = []
-    for prompt_set, idx in bench.prompt_sets().items():
-        if validation.is_sample(prompt_set):
-            continue
-        for corpus in validation.benchmark_cases(bench, idx):
-            openings = {s: bench.openings[s][idx] for s in corpus.sources}
-            fmt = {s: (formatting[s][0][idx], formatting[s][1][idx]) for s in corpus.sources}
-            scored = validation.score_fused_lines(corpus, openings, fmt, overlaps[shipped].for_case(corpus, idx),
-                                                  params)
-            none = np.empty((0, len(idx)), dtype=int)
-            wording = {}
-            for name, overlap in overlaps.items():
-                per_prompt = consensus_removed(overlap.for_case(corpus, idx), corpus.sources, corpus.references)
-                matrices = wording_matrices(corpus, per_prompt, none, params.opening_words)
-                wording[name] = weighing.wording_lines(matrices, corpus.suspect, corpus.teachers, corpus.references)
-            documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
-            role = labels.loc[corpus.suspect, "role"]
-            for t in corpus.teachers:
-                rows.append({"set": prompt_set, "suspect": corpus.suspect, "teacher": t, "family": family[t],
-                             "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
-                             "hp": int(role == "student" and validation.teacher_matches(
-                                 documented, labels.loc[t, "teacher_name"])),
-                             "semantic": scored.line_z["embedding"][t], "formatting": scored.line_z["stylometry"][t],
-                             "fused (shipped)": scored.fused[t], **{n: wording[n][t]["z"] for n in overlaps}})
+    for idx, corpus, _, scored, row in scored_full_panel_cases(bench, params, overlaps[shipped]):
+        none = np.empty((0, len(idx)), dtype=int)
+        wording = {}
+        for name, overlap in overlaps.items():
+            per_prompt = consensus_removed(overlap.for_case(corpus, idx), corpus.sources, corpus.references)
+            matrices = wording_matrices(corpus, per_prompt, none, params.opening_words)
+            wording[name] = weighing.wording_lines(matrices, corpus.suspect, corpus.teachers, corpus.references)
+        rows += [{**row(t), "semantic": scored.line_z["embedding"][t], "formatting": scored.line_z["stylometry"][t],
+                  "fused (shipped)": scored.fused[t], **{n: wording[n][t]["z"] for n in overlaps}}
+                 for t in corpus.teachers]
     return pd.DataFrame(rows)
 
 
@@ -98,14 +82,7 @@ def main() -> None:
     for name in names:
         pairs[f"{name}, fused as a third line"] = (pairs["semantic"] + pairs["formatting"] + pairs[name]) / 3
         columns += [name, f"{name}, fused as a third line"]
-    lines = [f"shared-wording line on {labels.name} ({len(bench.prompt_keys)} prompts, prompt sets: "
-             f"{', '.join(s for s in bench.prompt_sets() if not validation.is_sample(s))}); family level, "
-             f"leave-one-lineage-out logistic calibration (unbounded)"]
-    for column in columns:
-        m = family_metrics(pairs, column)
-        lines.append(f"  {column:52s} AUC {m['auc']:.4f}  Cllr {m['cllr']:.3f} (min {m['cllr_min']:.3f})  "
-                     f"control pairs with LR > 2: {m['controls_above_2']} (max log10 LR {m['controls_max']:+.2f}), "
-                     f"{m['n_pairs']} pairs")
+    lines = [header("shared-wording line", labels, bench)] + [metrics_line(c, pairs, c, 52) for c in columns]
     labelled_benchmark.append_result("wording.txt", "\n".join(lines))
 
 
