@@ -542,3 +542,21 @@ def test_a_teacher_supported_without_its_family_is_told_why_it_is_not_named(
     named = sample_findings["conclusion"]
     assert named["candidates_supported"] == [named["attributed_teacher"]]
     assert not any("its family is not" in p for p in report.does_not_show(sample_findings))
+
+
+def test_the_method_section_names_the_fused_lines_in_words(sample_findings: dict[str, Any], tmp_path: Path) -> None:
+    """The method section says which lines make the fused score, in a reader's words, from the findings'
+    own list (a line it does not know is named from its key; hostile text stays text)."""
+    from forensics.report.lines import fused_lines_phrase
+
+    assert fused_lines_phrase({"fused_lines": ["embedding", "wording", "stylometry"]}) == \
+        "semantic, shared-wording and formatting"
+    assert fused_lines_phrase({"fused_lines": ["embedding", "stylometry"]}) == "semantic and formatting"
+    assert fused_lines_phrase({"fused_lines": ["new_line"]}) == "new line"
+    assert fused_lines_phrase({}) == "" and fused_lines_phrase({"fused_lines": "embedding"}) == ""
+    expected = fused_lines_phrase(sample_findings)
+    assert expected == "semantic, shared-wording and formatting"
+    html = report.render_html(sample_findings, {}, tmp_path)
+    assert f"the mean of the z-scores of the {expected}" in " ".join(html.split())
+    hostile = {**sample_findings, "fused_lines": ["<script>x</script>"]}
+    assert "<script>x</script>" not in report.render_html(hostile, {}, tmp_path)
