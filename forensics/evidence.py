@@ -31,6 +31,7 @@ from forensics.lr_words import lr_value
 from forensics.results import SCHEMA, Findings, LineScores
 from forensics.scoring import MIN_PANEL, MIN_SEPARATING_PANEL, line_entry, percentile_interval, rounded
 from forensics.semantic import ARTIFACT, FULL_STATISTIC, SemanticMatrices, read_matrices
+from forensics.wording import ARTIFACT as WORDING_ARTIFACT
 from forensics.wording import WordingMatrices
 from forensics.wording import read_matrices as read_wording
 
@@ -77,7 +78,7 @@ def score_lines(semantic: SemanticMatrices, stylo: Mapping[str, Any], markers: M
                              path=ARTIFACT, fix="re-run the case from step 02 (forensics run)")
     if tuple(wording.sources) != tuple(semantic.sources):
         raise ForensicsError(f"the wording matrices were measured for sources {list(wording.sources)}, not for "
-                             f"this case's {list(semantic.sources)}", path="artifacts/wording.json",
+                             f"this case's {list(semantic.sources)}", path=WORDING_ARTIFACT,
                              fix="re-run the case from step 03 (forensics run)")
     return assemble({"embedding": weighing.embedding_lines(semantic),
                      "wording": weighing.wording_lines(wording, suspect, teachers, references),

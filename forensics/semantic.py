@@ -186,16 +186,9 @@ class SemanticMatrices:
         parts = [("openings", np.concatenate([self.openings[None], self.openings_boot]))]
         if self.full_answers is not None:
             parts.append(("full_answers", self.full_answers[None]))
-        n = len(self.sources)
-        if any(stack.shape[1:] != (n, n) for _, stack in parts):
-            raise ValueError(f"the semantic matrices must be {n} x {n} (one row and column per source)")
-        frames = []
-        for measure, stack in parts:
-            rep, a, b = np.indices(stack.shape).reshape(3, -1)
-            frames.append(pd.DataFrame({"measure": measure, "replicate": rep.astype(np.int64),
-                                        "source": np.asarray(self.sources, dtype=object)[a],
-                                        "other": np.asarray(self.sources, dtype=object)[b],
-                                        "similarity": stack.reshape(-1).astype(np.float64)}))
+        frames = [matrix_frame(stack, self.sources, "semantic") for _, stack in parts]
+        for (measure, _), frame in zip(parts, frames, strict=True):
+            frame.insert(0, "measure", measure)
         return pd.concat(frames, ignore_index=True)
 
     @classmethod
@@ -206,7 +199,6 @@ class SemanticMatrices:
             raise InputError(f"the semantic line's record lacks {', '.join(missing)}", path=ARTIFACT,
                              fix="re-run the case from step 02 (forensics run)")
         sources = tuple(meta["sources"])
-        index = {s: i for i, s in enumerate(sources)}
         strangers = sorted((set(frame["source"]) | set(frame["other"])) - set(sources))
         if strangers:
             raise InputError(f"the semantic matrices name sources the record does not: {strangers[:3]}",
@@ -214,12 +206,7 @@ class SemanticMatrices:
 
         def stack(measure: str) -> np.ndarray | None:
             rows = frame[frame["measure"] == measure]
-            if rows.empty:
-                return None
-            out = np.full((int(rows["replicate"].max()) + 1, len(sources), len(sources)), np.nan)
-            out[rows["replicate"].to_numpy(), rows["source"].map(index).to_numpy(),
-                rows["other"].map(index).to_numpy()] = rows["similarity"].to_numpy(dtype=np.float64)
-            return out
+            return None if rows.empty else matrix_stack(rows, sources)
 
         openings, full_answers = stack("openings"), stack("full_answers")
         if openings is None or np.isnan(openings).any() or (full_answers is not None and np.isnan(full_answers).any()):
@@ -235,6 +222,28 @@ class SemanticMatrices:
         return {"sources": list(self.sources), "suspect": self.suspect, "teachers": list(self.teachers),
                 "references": list(self.references), "opening_words": self.opening_words,
                 "statistic": self.statistic(), "n_bootstrap": int(len(self.openings_boot))}
+
+
+def matrix_frame(stack: np.ndarray, sources: Sequence[str], line: str) -> pd.DataFrame:
+    """Long table (replicate, source, other, similarity) of a (R, S, S) stack of similarity matrices, how the
+    matrix lines store them at full precision (replicate 0 is every prompt)."""
+    n = len(sources)
+    if stack.shape[1:] != (n, n):
+        raise ValueError(f"the {line} matrices must be {n} x {n} (one row and column per source)")
+    rep, a, b = np.indices(stack.shape).reshape(3, -1)
+    names = np.asarray(sources, dtype=object)
+    return pd.DataFrame({"replicate": rep.astype(np.int64), "source": names[a], "other": names[b],
+                         "similarity": stack.reshape(-1).astype(np.float64)})
+
+
+def matrix_stack(rows: pd.DataFrame, sources: Sequence[str]) -> np.ndarray:
+    """Back from :func:`matrix_frame`: the (R, S, S) stack, NaN where a pair or a replicate is missing (the
+    caller refuses an incomplete one, naming its artifact)."""
+    index = {s: i for i, s in enumerate(sources)}
+    out = np.full((int(rows["replicate"].max()) + 1, len(sources), len(sources)), np.nan)
+    out[rows["replicate"].to_numpy(), rows["source"].map(index).to_numpy(),
+        rows["other"].map(index).to_numpy()] = rows["similarity"].to_numpy(dtype=np.float64)
+    return out
 
 
 def semantic_matrices(corpus: AlignedCorpus, per_prompt: np.ndarray, boot_idx: np.ndarray,

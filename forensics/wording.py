@@ -122,29 +122,23 @@ class WordingMatrices:
 
     def to_frame(self) -> pd.DataFrame:
         """Long table (replicate, source, other, similarity); replicate 0 is every prompt."""
-        stack = np.concatenate([self.similarity[None], self.boot])
-        n = len(self.sources)
-        if stack.shape[1:] != (n, n):
-            raise ValueError(f"the wording matrices must be {n} x {n} (one row and column per source)")
-        rep, a, b = np.indices(stack.shape).reshape(3, -1)
-        names = np.asarray(self.sources, dtype=object)
-        return pd.DataFrame({"replicate": rep.astype(np.int64), "source": names[a], "other": names[b],
-                             "similarity": stack.reshape(-1).astype(np.float64)})
+        from forensics.semantic import matrix_frame
+
+        return matrix_frame(np.concatenate([self.similarity[None], self.boot]), self.sources, "wording")
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, meta: dict[str, Any]) -> WordingMatrices:
         """Back from :meth:`to_frame` and the record in ``artifacts/wording.json``."""
+        from forensics.semantic import matrix_stack
+
         fix = "re-run the case from step 03 (forensics run)"
         if "sources" not in meta:
             raise InputError("the wording line's record lacks its sources", path=ARTIFACT, fix=fix)
         sources = tuple(meta["sources"])
-        index = {s: i for i, s in enumerate(sources)}
         if not (set(frame["source"]) | set(frame["other"])) <= set(sources) or frame.empty:
             raise InputError("the wording matrices do not match the sources their record names",
                              path=MATRICES_ARTIFACT, fix=fix)
-        out = np.full((int(frame["replicate"].max()) + 1, len(sources), len(sources)), np.nan)
-        out[frame["replicate"].to_numpy(), frame["source"].map(index).to_numpy(),
-            frame["other"].map(index).to_numpy()] = frame["similarity"].to_numpy(dtype=np.float64)
+        out = matrix_stack(frame, sources)
         if np.isnan(out).any():
             raise InputError("the wording matrices are incomplete (a source pair or a replicate is missing)",
                              path=MATRICES_ARTIFACT, fix=fix)
