@@ -4,14 +4,20 @@ Why: three choices in the engine look as if they leave evidence unused, and each
 kept. Every variant is decided by the validation itself (:func:`forensics.validation.held_out`, both
 schemes, calibrations refitted in every fold on the variant's own scores); only the variant changes.
 
-* **Fusion weights.** The fused score is the plain mean of the semantic and the formatting z
+* **Fusion weights.** The fused score is the plain mean of the fused lines' z
   (:func:`forensics.weighing.fuse`). The semantic line alone separates better than the formatting line, so
-  a weight above one half on it might name more students: ``semantic weight 0.6 / 0.7 / 0.8`` weigh it so
-  (a line that could not be computed is left out, as in the mean).
+  more weight on it might name more students: ``semantic weight 0.6 / 0.7 / 0.8`` weigh it so, the rest
+  shared equally by the other fused lines (a line that could not be computed is left out, as in the mean).
 * **A family's rivals.** Against independence a family is scored alone, so a student of a sister family
   (gpt-3.5-turbo's, say) scores high for gpt-4 too, a misleading Hd pair. ``family less 0.2 / 0.3 x best
   rival`` subtracts that share of the best other family's score (when positive) before the family level is
   calibrated, so a family whose resemblance another candidate explains counts for less.
+* **How a one-member family is weighed.** A family of one member carries its member's teacher-level LR
+  (:func:`forensics.calibration.family_level`, since panel-relative-fused-v8). ``one-member families at
+  family level (v7)`` weighs them with the family calibration, as before, which can state two strengths for
+  one proposition; ``family calibration fitted on several-member families only`` also leaves one-member
+  families out of the family calibration's fit. ``every teacher its own family`` is a case file without
+  ``family:`` (the calibrations refitted so), where the family level then adds nothing to the teacher level.
 * **Which family is named.** :func:`forensics.weighing.decide` names the *leading* family (highest score)
   when the candidate-vs-candidate LR favours it over every other. ``any supported family`` also names a
   supported family that is not the leader when the comparison favours it over every other family.
@@ -31,8 +37,11 @@ level's held-out pair AUC and Cllr (the weights change them, the rules do not). 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+from unittest import mock
 
 import labelled_benchmark
 import numpy as np
@@ -46,11 +55,35 @@ RIVAL_SHARES = (0.2, 0.3)
 
 
 def weighted(pairs: pd.DataFrame, semantic_weight: float) -> pd.DataFrame:
-    """The pair table with each score the weighted mean of the two fused lines' z (one line alone where the
-    other could not be computed, as :func:`forensics.weighing.fuse` leaves it out)."""
-    semantic, formatting = pairs["z_embedding"], pairs["z_stylometry"]
-    score = semantic_weight * semantic + (1 - semantic_weight) * formatting
-    return pairs.assign(score=score.where(np.isfinite(score), semantic.where(np.isfinite(semantic), formatting)))
+    """The pair table with each score ``semantic_weight`` x the semantic z plus the rest x the mean of the
+    other fused lines' z (the mean of what is there where a line could not be computed, as
+    :func:`forensics.weighing.fuse` leaves it out)."""
+    semantic = pairs["z_embedding"]
+    others = pairs[[f"z_{line}" for line in weighing.FUSED_LINES if line != "embedding"]].mean(axis=1)
+    score = semantic_weight * semantic + (1 - semantic_weight) * others
+    plain = pairs[[f"z_{line}" for line in weighing.FUSED_LINES]].mean(axis=1)
+    return pairs.assign(score=score.where(np.isfinite(score), plain))
+
+
+def one_member_families_at_family_level(tables: validation.LevelTables) -> validation.LevelTables:
+    """The tables with every family counted as one of several, so the family calibration weighs all of them
+    (:func:`forensics.validation.transform_level`), as panel-relative-fused-v7 did."""
+    families = tables.family.assign(n_members=tables.family["n_members"].clip(lower=2))
+    return dataclasses.replace(tables, family=families)
+
+
+@contextlib.contextmanager
+def family_fitted_on_several_members() -> Iterator[None]:
+    """Within it, the calibrations leave one-member families out of the family level's fit (they are still
+    tested, and weighed at teacher level)."""
+    shipped = validation.never_fitted
+
+    def never_fitted(frame: pd.DataFrame) -> pd.Series:
+        out = shipped(frame)
+        return out | (frame["n_members"] == 1) if "n_members" in frame.columns else out
+
+    with mock.patch.object(validation, "never_fitted", never_fitted):
+        yield
 
 
 def level_tables(pairs: pd.DataFrame, preferences: pd.DataFrame, rival_share: float = 0.0) -> validation.LevelTables:
@@ -108,9 +141,11 @@ def any_supported_member(teachers: Sequence[Mapping[str, Any]], families: Sequen
 
 
 def tally(cases: pd.DataFrame) -> str:
-    """Full panels: students to a documented / wrong family, with a teacher named, controls attributed; then
-    the same for families on each sub-panel size."""
-    parts = []
+    """Students of the all-prompts set named to a documented family (where the scheme tests it); full panels:
+    students to a documented / wrong family, with a teacher named, controls attributed; then the same for
+    families on each sub-panel size."""
+    every = cases[(cases["set"] == validation.ALL_PROMPTS) & (cases["role"] == "student")]
+    parts = [f"all prompts: family {int(every['correct_family'].sum())} of {len(every)}"] if len(every) else []
     sub = cases["set"].map(validation.is_subpanel)
     groups = [("full panels", cases[~sub])] + [
         (f"panels of {size}", rows) for size, rows in cases[sub].groupby(cases.loc[sub, "set"].map(
@@ -139,13 +174,20 @@ def main() -> None:
     variants += [(f"family less {c} x best rival", level_tables(pairs, preferences, c), weighing.decide)
                  for c in RIVAL_SHARES]
     variants += [("any supported family", level_tables(pairs, preferences), any_supported_family),
-                 ("any supported member", level_tables(pairs, preferences), any_supported_member)]
+                 ("any supported member", level_tables(pairs, preferences), any_supported_member),
+                 ("one-member families at family level (v7)",
+                  one_member_families_at_family_level(level_tables(pairs, preferences)), weighing.decide)]
+    variants += [("every teacher its own family", level_tables(pairs.assign(family=pairs["teacher"]), preferences),
+                  weighing.decide)]
+    fitted_on_several = {"family calibration fitted on several-member families only"}
+    variants += [(name, level_tables(pairs, preferences), weighing.decide) for name in sorted(fitted_on_several)]
     lines = [f"fusion weights and decision rules on {labels.name} ({len(bench.prompt_keys)} prompts); decided "
-             f"by validation.held_out"]
+             f"by validation.held_out ({validation.METHOD_VERSION})"]
     for name, tables, rule in variants:
         lines.append(f"  {name}")
         for scheme in validation.SCHEMES:
-            done, cases = validation.held_out(tables, scheme, params.inconclusive_band, rule)
+            with family_fitted_on_several_members() if name in fitted_on_several else contextlib.nullcontext():
+                done, cases = validation.held_out(tables, scheme, params.inconclusive_band, rule)
             fitted = done.family[~validation.never_fitted(done.family)]
             metrics = validation.level_metrics(fitted, "score")
             lines.append(f"    {scheme}: family AUC {metrics['pair_auc']:.3f}, Cllr {metrics['cllr']:.3f}; "

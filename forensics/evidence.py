@@ -22,6 +22,7 @@ from forensics.calibration import (
     Calibration,
     CalibrationSet,
     calibration_record,
+    family_level,
     supports,
     verbal,
 )
@@ -204,13 +205,15 @@ def _marker_entry(line: Mapping[str, Any], z: float, data: Mapping[str, Any], n_
                                                      "panel_rate")} for row in data["markers"][:15]]}
 
 
-def family_entries(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]], cal: Calibration,
+def family_entries(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]], cal: CalibrationSet,
                    band: Sequence[float]) -> list[dict[str, Any]]:
-    """Per family (case order): members, the best member and its score, and the family-level LR."""
+    """Per family (case order): members, the best member and its score, and the family's LR (a family of
+    one member carries its member's, :func:`forensics.calibration.family_level`)."""
     out = []
     for name, (score, best) in weighing.family_scores(scores, groups).items():
+        level = family_level(len(groups[name]))
         out.append({"name": name, "members": list(groups[name]), "best_member": best, "score": rounded(score),
-                    **lr_fields(score, cal, band)})
+                    **lr_fields(score, cal[level], band)})
     return out
 
 
@@ -227,7 +230,7 @@ def conclude(suspect: str, scores: Mapping[str, float], groups: Mapping[str, Seq
     members = [m for ms in groups.values() for m in ms]
     teachers = [{"name": t, "score": rounded(scores[t]), **lr_fields(scores[t], cal["teacher"], band)}
                 for t in members]
-    families = family_entries(scores, groups, cal["family"], band)
+    families = family_entries(scores, groups, cal, band)
     conclusion = weighing.decide(teachers, families, comparison(cal["comparison"], semantic), band,
                                  separable=len(semantic.references) >= MIN_SEPARATING_PANEL)
     conclusion["statement"] = statement(suspect, teachers, families, conclusion)
@@ -471,7 +474,8 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
                f"prompt sets). They are bounded to [{t.lower:+.2f}, {t.upper:+.2f}] (teacher) and "
                f"[{f.lower:+.2f}, {f.upper:+.2f}] (family) in log10: with this many labelled models, stronger "
                f"values would claim more than the calibration data can show (empirical lower and upper "
-               f"bounds); more labelled students and controls are what would raise them.")
+               f"bounds); more labelled students and controls are what would raise them. A family of one "
+               f"member carries its member's teacher-level likelihood ratio: the propositions are the same.")
     excluded = coverage.get("excluded") or []
     if excluded:
         many = len(excluded) != 1

@@ -44,7 +44,15 @@ import numpy as np
 import pandas as pd
 
 from forensics import weighing
-from forensics.calibration import DEFAULT_CALIBRATION, LEVELS, Calibration, CalibrationSet, cllr, supports
+from forensics.calibration import (
+    DEFAULT_CALIBRATION,
+    LEVELS,
+    Calibration,
+    CalibrationSet,
+    cllr,
+    family_level,
+    supports,
+)
 from forensics.case import Parameters
 from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
@@ -59,7 +67,7 @@ REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
 #: Bumped whenever the scoring changes, so an old calibration file is recognisably stale.
-METHOD_VERSION = "panel-relative-fused-v7"
+METHOD_VERSION = "panel-relative-fused-v8"
 #: The prompt set holding every prompt; the others are named after their prompt source, or are samples.
 ALL_PROMPTS = "all"
 #: Random prompt samples validated besides the prompt sources, at sizes real cases have (a case holds from
@@ -470,7 +478,8 @@ def family_table(pairs: pd.DataFrame) -> pd.DataFrame:
         first = group.iloc[0]
         for fam, (score, best) in weighing.family_scores(scores, groups).items():
             rows.append({"set": prompt_set, "n_prompts": first["n_prompts"], "suspect": suspect, "family": fam,
-                         "members": ", ".join(groups[fam]), "best_member": best, "role": first["role"],
+                         "members": ", ".join(groups[fam]), "n_members": len(groups[fam]), "best_member": best,
+                         "role": first["role"],
                          "lineage": first["lineage"], "hp": int(any(hp[m] for m in groups[fam])),
                          "score": score})
     return pd.DataFrame(rows)
@@ -529,12 +538,31 @@ class LevelTables:
 
 def fit_levels(tables: LevelTables, keep: Callable[[pd.DataFrame], pd.Series]) -> dict[str, Calibration]:
     """One calibration per level on the rows ``keep`` selects, random samples and sub-panels excepted (they
-    are tested, never fitted on); ELUB bounds from one prompt set's worth."""
+    are tested, never fitted on); ELUB bounds from one prompt set's worth.
+
+    The family calibration is fitted on every family, those of one member included, although it weighs
+    only families of several (:func:`transform_level`): a one-member family's score is the same best-member
+    statistic, and fitting without them (tried) left the family level fewer labelled pairs and a higher
+    Cllr (``benchmarks/bench_decision_variants.py``)."""
     out = {}
     for level, (frame, column) in tables.tables().items():
         train = frame[keep(frame) & ~never_fitted(frame)]
         sets = [(g[column].to_numpy(), g["hp"].to_numpy()) for _, g in train.groupby("set", sort=True)]
         out[level] = Calibration.fit(train[column].to_numpy(), train["hp"].to_numpy(), bound_sets=sets)
+    return out
+
+
+def transform_level(frame: pd.DataFrame, level: str, column: str, cals: dict[str, Calibration]) -> np.ndarray:
+    """log10 LRs of a level's rows, as the pipeline weighs them: a family of one member carries its member's
+    teacher-level LR (:func:`forensics.calibration.family_level`), every other row its level's."""
+    values = frame[column].to_numpy(dtype=float)
+    if level != "family":
+        return cals[level].transform(values)
+    weighed_at = np.array([family_level(int(n)) for n in frame["n_members"]], dtype=object)
+    out = np.empty(len(values))
+    for lvl in sorted(set(weighed_at)):
+        mask = weighed_at == lvl
+        out[mask] = cals[lvl].transform(values[mask])
     return out
 
 
@@ -567,7 +595,7 @@ def held_out(tables: LevelTables, scheme: str, band: tuple[float, float],
         tested = {}
         for level, (frame, column) in tables.tables().items():
             rows = frame[test(frame)].copy()
-            rows["log10_lr"] = cals[level].transform(rows[column].to_numpy())
+            rows["log10_lr"] = transform_level(rows, level, column, cals)
             rows["supports"] = [supports(v, band) for v in rows["log10_lr"]]
             rows["scheme"] = scheme
             parts[level].append(rows)

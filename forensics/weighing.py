@@ -24,7 +24,9 @@ family pair AUC 0.950 -> 0.954, Cllr 0.465 -> 0.439, and fewer controls attribut
 of 5 -> 0; sub-panels of 2 references: 5 -> 1 of 140).
 
 **Families and candidates.** A family's score is its best member's. The calibrations
-(:mod:`forensics.calibration`) turn teacher and family scores into LRs against independence, and the
+(:mod:`forensics.calibration`) turn teacher and family scores into LRs against independence (a family of
+one member carries its member's LR, :func:`forensics.calibration.family_level`: since
+panel-relative-fused-v8), and the
 suspect's preference for one candidate over another on the semantic line (:func:`comparison_statistic`)
 into an LR for "trained on A rather than B"; :func:`decide` names the most specific candidate those LRs
 support. Until panel-relative-fused-v6 the comparison calibrated the difference of the two candidates'

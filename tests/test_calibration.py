@@ -17,6 +17,7 @@ from forensics.calibration import (
     CalibrationSet,
     calibration_record,
     cllr,
+    family_level,
     supports,
     verbal,
 )
@@ -276,3 +277,7 @@ def test_cllr_min_removes_miscalibration_only() -> None:
     value, value_min = cllr(np.r_[[12.0] * 5, [8.0] * 5], LABELS)
     assert value > 1.0
     assert value_min == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_family_of_one_member_is_weighed_at_teacher_level() -> None:
+    assert [family_level(n) for n in (1, 2, 5)] == ["teacher", "family", "family"]

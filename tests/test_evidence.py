@@ -409,6 +409,17 @@ CAL = CalibrationSet(levels={
     "comparison": Calibration(intercept=0.0, slope=1.0, lower=-1.0, upper=1.0, n_hp=20, n_hd=20)})
 
 
+def test_a_family_of_one_member_carries_its_members_lr_and_a_family_of_several_the_family_calibrations() -> None:
+    """One proposition, one strength: a one-member family's LR and bounds are its member's (teacher level);
+    a family of several is weighed by the family calibration (here with other bounds, so the two differ)."""
+    entries = {f["name"]: f for f in evidence.family_entries({"a1": 2.0, "a2": 0.3, "b": 1.6},
+                                                            {"A": ["a1", "a2"], "b": ["b"]}, CAL, BAND)}
+    assert entries["b"]["log10_lr"] == 1.5 and entries["b"]["lr_bounds"] == [-1.25, 1.5]
+    assert entries["A"]["log10_lr"] == 1.75 and entries["A"]["lr_bounds"] == [-1.5, 1.75]
+    fields = ("log10_lr", "lr_bounds", "at_bound", "verbal", "supports")
+    assert evidence.lr_fields(1.6, CAL["teacher"], BAND) == {k: entries["b"][k] for k in fields}
+
+
 def make_case(references: list[tuple[str, str | None]], suspect_base: str | None) -> SimpleNamespace:
     return SimpleNamespace(
         suspect=SimpleNamespace(name="S", base_model=suspect_base),

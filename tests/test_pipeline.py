@@ -26,6 +26,7 @@ import jsonschema
 import pandas as pd
 import pytest
 from pdfparts import pdf_streams
+from runlog import embedding_stats
 
 from forensics.calibration import DEFAULT_CALIBRATION, Calibration, CalibrationSet, supports, verbal
 from forensics.custody import sha256_file
@@ -43,7 +44,6 @@ REFERENCES = (("guanaco-13b", "guanaco-13b.jsonl", "LLaMA-13B"), ("gemini-pro", 
               ("cohere", "cohere.jsonl", None))
 PARAMETERS = {"bootstrap": 100, "permutations": 200, "min_prompts": 30}
 RUN_TIMEOUT_S = 600
-STATS = re.compile(r"^embeddings: (\d+) texts, (\d+) from the cache, (\d+) embedded now$", re.M)
 #: The file whose byte is changed in the last test, and the response text the change lands in.
 TAMPERED = "exchanges/cohere.jsonl"
 
@@ -131,13 +131,6 @@ def forensics(cache: Path, cwd: Path, *args: str) -> Done:
     proc = subprocess.run([sys.executable, "-m", "forensics.cli", *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=RUN_TIMEOUT_S, check=False)
     return Done(proc, time.monotonic() - started)
-
-
-def embedding_stats(stderr: str) -> tuple[int, int, int]:
-    found = STATS.search(stderr)
-    assert found, f"no embedding statistics line in:\n{stderr[-3000:]}"
-    texts, cached, embedded = (int(g) for g in found.groups())
-    return texts, cached, embedded
 
 
 # --------------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import sqlite3
@@ -33,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from runlog import embedding_stats
 
 from forensics import custody, pipeline
 from forensics.case import load_case
@@ -42,7 +42,6 @@ from forensics.store import _HEADER, DB_NAME
 
 HEADER_BYTES = _HEADER.size
 OUTPUTS = ("findings.json", "report.html", "report.pdf")
-STATS = re.compile(r"^embeddings: (\d+) texts, (\d+) from the cache, (\d+) embedded now$", re.M)
 RUN_TIMEOUT_S = 300
 #: Run the real CLI with embedding groups of one batch (32 chunks) instead of 16, so a 40-prompt case
 #: writes its cache in several steps, as a 20,000-prompt case does: a kill can then land between two
@@ -93,14 +92,6 @@ def damage_entry(cache: Path, entry: tuple[str, str], data: bytes) -> None:
     with contextlib.closing(sqlite3.connect(cache / DB_NAME, timeout=60)) as conn, conn:
         conn.execute("UPDATE vectors SET entry = ? WHERE text_hash = ? AND ns = "
                      "(SELECT id FROM namespaces WHERE fingerprint = ?)", (data, entry[1], entry[0]))
-
-
-def embedding_stats(stderr: str) -> tuple[int, int, int]:
-    """(texts, from the cache, embedded now) from the line ``forensics run`` prints after embedding."""
-    found = STATS.search(stderr)
-    assert found, f"no embedding statistics line in:\n{stderr[-3000:]}"
-    texts, cached, embedded = (int(g) for g in found.groups())
-    return texts, cached, embedded
 
 
 def assert_no_result(out: Path) -> None:

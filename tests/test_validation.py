@@ -45,6 +45,7 @@ from forensics.validation import (
     subpanels,
     summarise_scheme,
     teacher_matches,
+    transform_level,
     wording_overlap,
 )
 
@@ -249,7 +250,24 @@ def test_each_lineage_gets_lrs_from_calibrations_fitted_without_it() -> None:
         cals = fit_levels(tables, lambda f, lin=lineage: f["lineage"] != lin)
         for level, (frame, column) in done.tables().items():
             own = frame[frame["lineage"] == lineage]
-            np.testing.assert_allclose(own["log10_lr"], cals[level].transform(own[column].to_numpy()))
+            np.testing.assert_allclose(own["log10_lr"], transform_level(own, level, column, cals))
+
+
+def test_a_one_member_family_gets_its_members_held_out_lr_and_a_family_of_several_the_family_level() -> None:
+    """The synthetic family t-b has one member: its held-out family LR is t-b's teacher-level LR in every
+    case; family A's come from the family calibration, fitted on every family (t-b's pairs included)."""
+    tables = synthetic_tables()
+    done, _ = held_out(tables, "lolo", (-0.3, 0.3))
+    single = done.family[done.family["n_members"] == 1].set_index(["set", "suspect", "family"])["log10_lr"]
+    member = done.teacher.set_index(["set", "suspect", "teacher"])["log10_lr"]
+    assert len(single) and set(single.index.get_level_values("family")) == {"t-b"}
+    np.testing.assert_array_equal(single.to_numpy(), member.loc[single.index].to_numpy())
+    several = done.family[done.family["n_members"] == 2]
+    cals = fit_levels(tables, lambda f: f["lineage"] != "la")
+    own = several[several["lineage"] == "la"]
+    np.testing.assert_allclose(own["log10_lr"], cals["family"].transform(own["score"].to_numpy()))
+    assert not np.allclose(cals["family"].transform(own["score"].to_numpy()),
+                           cals["teacher"].transform(own["score"].to_numpy()))
 
 
 def test_the_held_out_lineage_does_not_shape_its_own_calibration() -> None:

@@ -5,7 +5,9 @@ Three proposition pairs are calibrated, each on its own labelled pairs (:data:`L
 - ``teacher``: the fused panel-relative score of a (suspect, teacher) pair -> log10 LR for Hp "the suspect
   was trained on this teacher's outputs" against Hd "it was developed independently of it";
 - ``family``: the score of a (suspect, family) pair (its best member's) -> log10 LR for Hp "trained on
-  outputs of some model of this family" against Hd "developed independently of every model of it";
+  outputs of some model of this family" against Hd "developed independently of every model of it". It
+  weighs families of several members (:func:`family_level`): a family of one member is that member, the
+  same propositions and the same statistic, so it carries its member's teacher-level LR;
 - ``comparison``: the suspect's preference for candidate A over B (:func:`forensics.scoring.preference_z`;
   families through their best members) -> log10 LR for "trained on A rather than B" against "trained on B
   rather than A" (fitted on mirrored pairs, so LR(A, B) = 1 / LR(B, A)).
@@ -33,6 +35,21 @@ DEFAULT_CALIBRATION = CALIBRATION_DIR / "default.json"
 FORMAT_VERSION = 2
 #: The calibrated proposition pairs (module docstring).
 LEVELS = ("teacher", "family", "comparison")
+
+
+
+def family_level(n_members: int) -> str:
+    """The calibration level that weighs a family of ``n_members`` candidates: ``family``, or ``teacher`` for
+    a family of one.
+
+    Why: for a family of one, "trained on some model of F" *is* "trained on its member", and the family's
+    score is its member's, so anything but the member's LR would state two strengths for one proposition (a
+    report read "the teacher is supported, its family is not" for a one-member family: the family
+    calibration, fitted mostly on best-of-several scores, is stricter than the teacher calibration at the same
+    score). Where every teacher is its own family, the family level thus adds nothing to the teacher level.
+    """
+    return "teacher" if n_members == 1 else "family"
+
 
 #: ENFSI (2015) verbal equivalents, as upper bounds of the LR (not log) for each phrase.
 VERBAL_SCALE: tuple[tuple[float, str], ...] = (
