@@ -18,6 +18,12 @@ schemes, calibrations refitted in every fold on the variant's own scores); only 
   one proposition; ``family calibration fitted on several-member families only`` also leaves one-member
   families out of the family calibration's fit. ``every teacher its own family`` is a case file without
   ``family:`` (the calibrations refitted so), where the family level then adds nothing to the teacher level.
+* **Panels of two references.** Since panel-relative-fused-v8 nothing is named with fewer than three
+  references (:data:`forensics.scoring.MIN_ATTRIBUTING_PANEL`). ``two references name a candidate (v7)``
+  decides them as before: a candidate is named when it stands out against unsupported ones, two supported
+  candidates are not compared. Below the shipped rule's counts, ``one-candidate cases`` counts the
+  control/teacher pairs whose teacher-level LR supports Hp per panel size: what a case with that one
+  candidate and no family would be attributed on where its panel allows naming anything.
 * **Which family is named.** :func:`forensics.weighing.decide` names the *leading* family (highest score)
   when the candidate-vs-candidate LR favours it over every other. ``any supported family`` also names a
   supported family that is not the leader when the comparison favours it over every other family.
@@ -108,15 +114,16 @@ def promoted(entries: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any]) ->
 
 def any_supported_family(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
                          compare: Callable[[str, str], float], band: Sequence[float],
-                         separable: bool = True) -> dict[str, Any]:
+                         enough_references: bool = True) -> dict[str, Any]:
     """As shipped, but when the leading family is not named, a supported family favoured over every other
     one is (the highest-scoring such family)."""
-    shipped = weighing.decide(teachers, families, compare, band, separable=separable)
+    shipped = weighing.decide(teachers, families, compare, band, enough_references=enough_references)
     if shipped["attributed_family"] is not None:
         return shipped
     for family in sorted(families, key=lambda f: -f["score"] if weighing._finite(f["score"]) else np.inf):
         if family["supports"] == "Hp":
-            decision = weighing.decide(teachers, promoted(families, family), compare, band, separable=separable)
+            decision = weighing.decide(teachers, promoted(families, family), compare, band,
+                                       enough_references=enough_references)
             if decision["attributed_family"] is not None:
                 return decision
     return shipped
@@ -124,20 +131,50 @@ def any_supported_family(teachers: Sequence[Mapping[str, Any]], families: Sequen
 
 def any_supported_member(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
                          compare: Callable[[str, str], float], band: Sequence[float],
-                         separable: bool = True) -> dict[str, Any]:
+                         enough_references: bool = True) -> dict[str, Any]:
     """As shipped, but when the family named stands alone, a supported member favoured over every sibling is
     named (the highest-scoring such member)."""
-    shipped = weighing.decide(teachers, families, compare, band, separable=separable)
+    shipped = weighing.decide(teachers, families, compare, band, enough_references=enough_references)
     if shipped["outcome"] != "family attributed":
         return shipped
     members = next(f["members"] for f in families if f["name"] == shipped["attributed_family"])
     for teacher in sorted((t for t in teachers if t["name"] in members and weighing._finite(t["score"])),
                           key=lambda t: -t["score"]):
         if teacher["supports"] == "Hp":
-            decision = weighing.decide(promoted(teachers, teacher), families, compare, band, separable=separable)
+            decision = weighing.decide(promoted(teachers, teacher), families, compare, band,
+                                       enough_references=enough_references)
             if decision["attributed_teacher"] is not None:
                 return decision
     return shipped
+
+
+def two_references_name_a_candidate(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
+                                    compare: Callable[[str, str], float], band: Sequence[float],
+                                    enough_references: bool = True) -> dict[str, Any]:
+    """v7's rule for panels of two: decided as with enough references, except that a candidate is not
+    compared with one that also supports Hp (the comparison counts as no evidence, log10 LR 0): a rival
+    family when the family supports Hp, a sibling when the sibling does."""
+    if enough_references:
+        return weighing.decide(teachers, families, compare, band)
+    family_of = {m: f for f in families for m in f["members"]}
+    teacher_supports = {t["name"]: t["supports"] for t in teachers}
+
+    def apart(a: str, b: str) -> float:
+        same_family = family_of[a] is family_of[b]
+        supported = (teacher_supports[b] if same_family else family_of[b]["supports"]) == "Hp"
+        return 0.0 if supported else compare(a, b)
+
+    return weighing.decide(teachers, families, apart, band)
+
+
+def one_candidate_cases(done: validation.LevelTables) -> str:
+    """Control/teacher pairs whose held-out teacher-level LR supports Hp, per panel size (module docstring)."""
+    controls = done.teacher[done.teacher["role"] == "control"]
+    size = controls["set"].map(lambda s: f"{validation.subpanel_size(s)} references" if validation.is_subpanel(s)
+                               else "full panels")
+    counts = [f"{name} {int((rows['supports'] == 'Hp').sum())} of {len(rows)}"
+              for name, rows in controls.groupby(size, sort=True)]
+    return "one-candidate cases, control/teacher pairs supporting Hp: " + ", ".join(counts)
 
 
 def tally(cases: pd.DataFrame) -> str:
@@ -178,7 +215,9 @@ def main() -> None:
                  ("one-member families at family level (v7)",
                   one_member_families_at_family_level(level_tables(pairs, preferences)), weighing.decide)]
     variants += [("every teacher its own family", level_tables(pairs.assign(family=pairs["teacher"]), preferences),
-                  weighing.decide)]
+                  weighing.decide),
+                 ("two references name a candidate (v7)", level_tables(pairs, preferences),
+                  two_references_name_a_candidate)]
     fitted_on_several = {"family calibration fitted on several-member families only"}
     variants += [(name, level_tables(pairs, preferences), weighing.decide) for name in sorted(fitted_on_several)]
     lines = [f"fusion weights and decision rules on {labels.name} ({len(bench.prompt_keys)} prompts); decided "
@@ -192,6 +231,8 @@ def main() -> None:
             metrics = validation.level_metrics(fitted, "score")
             lines.append(f"    {scheme}: family AUC {metrics['pair_auc']:.3f}, Cllr {metrics['cllr']:.3f}; "
                          f"{tally(cases)}")
+            if name.startswith("shipped"):
+                lines.append(f"      {one_candidate_cases(done)}")
     labelled_benchmark.append_result("decision_variants.txt", "\n".join(lines))
 
 

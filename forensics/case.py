@@ -30,12 +30,10 @@ from typing import Any
 import yaml
 
 from forensics.errors import CaseFileError
+from forensics.scoring import MIN_ATTRIBUTING_PANEL
 
 #: File extensions :func:`forensics.exchanges.read_exchanges` understands (checked here, at load time).
 EXCHANGE_SUFFIXES = (".jsonl", ".csv", ".parquet", ".json")
-
-#: Below this many references the panel-relative z-scores rest on too few models; a warning, not an error.
-MIN_PANEL_WARN = 3
 
 ROLES = ("suspect", "teacher", "reference")
 _TOP_KEYS = ("case", "title", "suspect", "teachers", "references", "parameters")
@@ -58,8 +56,8 @@ CASE_REJECTS: list[tuple[str, str, str]] = [
     ("no teacher or no reference", "error: CaseFileError", "add at least one of each"),
     ("only 1 reference, at `forensics run` or in the notebooks", "error: CaseFileError",
      "add references (one model has no spread to measure the suspect against)"),
-    ("fewer than 3 references", "warning: small_panel (Case.warnings)",
-     "add reference models; z-scores against 1-2 models are unstable"),
+    (f"fewer than {MIN_ATTRIBUTING_PANEL} references", "warning: small_panel (Case.warnings)",
+     "add reference models: with fewer, z-scores are unstable and no candidate is named"),
     ("two sources with the same name", "error: CaseFileError", "give every source a distinct name"),
     ("two sources with the same file", "warning: shared_file (Case.warnings)",
      "check the case: a model compared with its own outputs matches trivially"),
@@ -276,9 +274,10 @@ def load_case(path: str | Path, *, min_references: int = 1) -> Case:
         raise doc.error(f"'references' lists {len(references)} model(s); a case needs at least {min_references}: "
                         "the evidence is the suspect's resemblance beyond the spread among the references",
                         ("references",), "add reference models believed independent of every teacher")
-    if len(references) < MIN_PANEL_WARN:
+    if len(references) < MIN_ATTRIBUTING_PANEL:
         warnings.append(f"small_panel: only {len(references)} reference model(s); panel-relative z-scores "
-                        f"against fewer than {MIN_PANEL_WARN} references are unstable")
+                        f"against fewer than {MIN_ATTRIBUTING_PANEL} references are unstable, and no candidate "
+                        f"is named")
     sources = [suspect, *teachers, *references]
     _check_unique_names(sources, doc)
     warnings.extend(_shared_file_warnings(sources))

@@ -30,7 +30,7 @@ from forensics.custody import environment, utc_now
 from forensics.errors import ForensicsError
 from forensics.lr_words import lr_value
 from forensics.results import SCHEMA, Findings, LineScores
-from forensics.scoring import MIN_PANEL, MIN_SEPARATING_PANEL, line_entry, percentile_interval, rounded
+from forensics.scoring import MIN_ATTRIBUTING_PANEL, line_entry, percentile_interval, rounded
 from forensics.semantic import ARTIFACT, FULL_STATISTIC, SemanticMatrices, read_matrices
 from forensics.wording import ARTIFACT as WORDING_ARTIFACT
 from forensics.wording import WordingMatrices
@@ -231,9 +231,10 @@ def conclude(suspect: str, scores: Mapping[str, float], groups: Mapping[str, Seq
     teachers = [{"name": t, "score": rounded(scores[t]), **lr_fields(scores[t], cal["teacher"], band)}
                 for t in members]
     families = family_entries(scores, groups, cal, band)
+    n_references = len(semantic.references)
     conclusion = weighing.decide(teachers, families, comparison(cal["comparison"], semantic), band,
-                                 separable=len(semantic.references) >= MIN_SEPARATING_PANEL)
-    conclusion["statement"] = statement(suspect, teachers, families, conclusion)
+                                 enough_references=n_references >= MIN_ATTRIBUTING_PANEL)
+    conclusion["statement"] = statement(suspect, teachers, families, conclusion, n_references)
     return teachers, families, conclusion
 
 
@@ -258,9 +259,10 @@ def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any]
     re-scored (full data, no replicates): the conclusion rests on nothing else. The left-out reference
     still counts in the panel consensus the semantic and wording similarities were measured against, as it
     does in the standardisation of the stylometric features: only the scoring panel changes. Empty when the panel
-    would fall below :data:`forensics.scoring.MIN_PANEL`.
+    would fall below :data:`forensics.scoring.MIN_ATTRIBUTING_PANEL` (nothing could be attributed then, so
+    every attribution would "change" by construction).
     """
-    if len(references) <= MIN_PANEL:
+    if len(references) <= MIN_ATTRIBUTING_PANEL:
         return []
     fused_families = {f: {"sim": v["sim"]} for f, v in stylo["families"].items() if f in weighing.STYLO_FAMILIES}
     out = []
@@ -278,10 +280,16 @@ def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any]
     return out
 
 
-def robustness_sentence(conclusion: Mapping[str, Any], left_out: Sequence[tuple[str, Mapping[str, Any]]]) -> str | None:
-    """Whether the conclusion survives leaving out each reference in turn (None without the check)."""
+def robustness_sentence(conclusion: Mapping[str, Any], left_out: Sequence[tuple[str, Mapping[str, Any]]],
+                        n_references: int) -> str | None:
+    """Whether the conclusion survives leaving out each reference in turn; without the check, why, when the
+    panel is just large enough to name a candidate (None for smaller panels: their limitation says more)."""
     if not left_out:
-        return None
+        if n_references != MIN_ATTRIBUTING_PANEL:
+            return None
+        return (f"The case was not decided again with each reference left out: with one of the {n_references} "
+                f"left out, too few would remain to name any candidate, so a conclusion here rests on all "
+                f"{n_references} references.")
 
     def key(c: Mapping[str, Any]) -> tuple[Any, ...]:
         return c["outcome"], c.get("attributed_family"), c.get("attributed_teacher")
@@ -309,9 +317,15 @@ def _outcome_words(conclusion: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------- conclusion
 
 def statement(suspect: str, teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
-              conclusion: Mapping[str, Any]) -> str:
+              conclusion: Mapping[str, Any], n_references: int = MIN_ATTRIBUTING_PANEL) -> str:
     """One plain-language sentence for the legal reader: the most specific statement the evidence supports."""
     outcome = conclusion["outcome"]
+    supported = conclusion.get("families_supported") or conclusion.get("candidates_supported") or []
+    if n_references < MIN_ATTRIBUTING_PANEL and supported:
+        return (f"Inconclusive: the evidence leans towards training on outputs of {', '.join(supported)}, but "
+                f"with only {n_references} reference model{'s' if n_references != 1 else ''} no candidate is "
+                f"named: how much independent models vary cannot be estimated from so few (at least "
+                f"{MIN_ATTRIBUTING_PANEL} are needed).")
     family = next((f for f in families if f["name"] == conclusion.get("attributed_family")), None)
     lead = _lead_factor(conclusion.get("family_comparisons", {}))
     if outcome == "attributed":
@@ -455,10 +469,7 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
     close = sorted((t for t in teachers if t["supports"] == "Hp"), key=lambda t: -t["log10_lr"])
     if len(close) > 1:
         out.append(f"More than one candidate teacher is supported ({', '.join(t['name'] for t in close)}); "
-                   f"candidates that resemble each other cannot always be told apart."
-                   + (f" With fewer than {MIN_SEPARATING_PANEL} references they are not compared at all: how "
-                      f"much independent models' preferences between two candidates vary cannot be estimated "
-                      f"from {len(refs)}." if len(refs) < MIN_SEPARATING_PANEL else ""))
+                   f"candidates that resemble each other cannot always be told apart.")
     if any(len(f["members"]) > 1 for f in families):
         out.append("Members of one family (snapshots or versions of one model line) are told apart with the "
                    "candidate-versus-candidate calibration, which was fitted on candidates of different "
@@ -512,6 +523,8 @@ def small_panel(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]]) -
     mean and spread are poorly estimated (two versions of one model make it look uniform), and the
     validation measured how often controls and students were then attributed.
     """
+    if n_panel < MIN_ATTRIBUTING_PANEL:
+        return too_small_to_attribute(n_panel, per_panel_size)
     entry = next((v for v in per_panel_size.values() if v.get("n_panel") == n_panel), None)
     if entry is None:
         return None
@@ -527,6 +540,22 @@ def small_panel(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]]) -
             + " More independent references (other developers, other training data; not versions of one "
               "model, which make the panel look more uniform than independent models are) make the findings "
               "firmer.")
+
+
+def too_small_to_attribute(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]]) -> str:
+    """The limitation of a panel too small to name any candidate (:data:`forensics.scoring.MIN_ATTRIBUTING_PANEL`),
+    with how often the validation's human-data controls had a supported candidate at that size, when it
+    measured that (the reason the likelihood ratios of such a case are not a finding)."""
+    entry = next((v for v in per_panel_size.values() if v.get("n_panel") == n_panel), None)
+    supported = entry.get("controls_with_a_supported_teacher_or_family") if entry else None
+    measured = (f" On the validation cases scored with panels of {n_panel} references, {supported} of "
+                f"{entry['n_controls']} human-data control cases had a teacher or family whose likelihood ratio "
+                f"supported Hp." if supported is not None else "")
+    return (f"The reference panel has only {n_panel} model{'s' if n_panel != 1 else ''}: too few to name a "
+            f"candidate (at least {MIN_ATTRIBUTING_PANEL} are needed), because how much independent models "
+            f"vary cannot be estimated from so few, above all when they are versions of one model; the "
+            f"likelihood ratios are shown, but they are not a finding.{measured} Add independent references "
+            f"(other developers, other training data) and run the case again.")
 
 
 # ----------------------------------------------------------------------------------------- step 06
@@ -593,7 +622,7 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
         "identity_counts": art["markers"].get("identity", {}).get("sources", {}),
         "canaries": art["markers"].get("canaries"),
         "limitations": limitations(case, corpus, art["coverage"], teachers, families, cal,
-                                   robustness_sentence(conclusion, left_out)),
+                                   robustness_sentence(conclusion, left_out, len(refs))),
         "validation": {**calibration_record(cal_path), **cal.metrics.get("summary", {}),
                        "cross_source": cal.metrics.get("cross_source")},
         "inputs": [{**{k: i.get(k) for k in ("name", "role", "path", "sha256")},

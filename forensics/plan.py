@@ -29,6 +29,7 @@ from typing import Any
 from forensics.calibration import CALIBRATION_DIR, DEFAULT_CALIBRATION, Calibration, CalibrationSet
 from forensics.custody import sha256_file
 from forensics.errors import ForensicsError
+from forensics.scoring import MIN_ATTRIBUTING_PANEL
 
 DEFAULT_BAND = (-math.log10(2), math.log10(2))
 #: Estimates above this are reported as "more than" it: far beyond any collection the pilot speaks for.
@@ -143,8 +144,15 @@ def plan(run_dir: str | Path) -> dict[str, Any]:
         "n_prompts_pilot": (findings.get("data") or {}).get("n_prompts_analysed"),
         "inconclusive_band": list(_band(findings)),
         "calibration_matches_pilot": recorded is None or recorded == sha256_file(used),
+        "n_references": _n_references(findings),
         "teachers": [asdict(e) for e in estimate(findings, cal)],
     }
+
+
+def _n_references(findings: Mapping[str, Any]) -> int | None:
+    """The pilot's reference panel size (None where the findings do not list it)."""
+    panel = findings.get("panel")
+    return sum(1 for p in panel if isinstance(p, Mapping)) if isinstance(panel, list) else None
 
 
 def plan_lines(result: Mapping[str, Any]) -> list[str]:
@@ -156,4 +164,9 @@ def plan_lines(result: Mapping[str, Any]) -> list[str]:
         lines.append(f"{t['name']}: log10 LR {lr} ({t['supports']}) -> {t['verdict']}: {t['message']}")
     if not result["calibration_matches_pilot"]:
         lines.append("note: the calibration file changed since the pilot ran; estimates use the current one")
+    n_refs = result.get("n_references")
+    if n_refs is not None and n_refs < MIN_ATTRIBUTING_PANEL:
+        lines.append(f"note: the pilot's panel has {n_refs} reference model(s); with fewer than "
+                     f"{MIN_ATTRIBUTING_PANEL} no candidate is named however many prompts are collected: add "
+                     f"independent references")
     return lines

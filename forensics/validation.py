@@ -58,7 +58,7 @@ from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
 from forensics.exchanges import AlignedCorpus
 from forensics.results import LineScores
-from forensics.scoring import DECIMALS, MIN_SEPARATING_PANEL, all_weights, rounded
+from forensics.scoring import DECIMALS, MIN_ATTRIBUTING_PANEL, all_weights, rounded
 
 if TYPE_CHECKING:
     from forensics.semantic import SemanticMatrices
@@ -627,7 +627,7 @@ def case_outcomes(teachers: pd.DataFrame, families: pd.DataFrame, comparison: Ca
         f_entries = [{"name": r.family, "score": r.score, "supports": r.supports, "best_member": r.best_member,
                       "members": r.members.split(", ")} for r in fams.itertuples()]
         decision = rule(t_entries, f_entries, compare, band,
-                        separable=int(group["n_panel"].iloc[0]) >= MIN_SEPARATING_PANEL)
+                        enough_references=int(group["n_panel"].iloc[0]) >= MIN_ATTRIBUTING_PANEL)
         documented_t = set(group.loc[group["hp"] == 1, "teacher"])
         documented_f = set(fams.loc[fams["hp"] == 1, "family"])
         first = group.iloc[0]
@@ -832,8 +832,8 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
     fam = fam[fam["set"] == ALL_PROMPTS]
     tippett = {"level": "family", "hp": [rounded(v) for v in sorted(fam.loc[fam["hp"] == 1, "log10_lr"])],
                "hd": [rounded(v) for v in sorted(fam.loc[fam["hp"] == 0, "log10_lr"])]}
-    quoted = ("n_controls", "false_attributions_controls", "n_students", "students_family_attributed_correctly",
-              "students_misattributed_family")
+    quoted = ("n_controls", "false_attributions_controls", "controls_with_a_supported_teacher_or_family",
+              "n_students", "students_family_attributed_correctly", "students_misattributed_family")
     lolo = summary["schemes"]["lolo"]
     sizes = {k: {f: v[f] for f in ("n_prompts", *quoted)} for k, v in lolo["per_prompt_set"].items()}
     panels = {k: {f: v[f] for f in ("n_panel", "full_panels", *quoted)} for k, v in lolo["per_panel_size"].items()}

@@ -241,7 +241,8 @@ def family_scores(scores: Mapping[str, float], groups: Mapping[str, Sequence[str
 
 
 def decide(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
-           compare: Callable[[str, str], float], band: Sequence[float], separable: bool = True) -> dict[str, Any]:
+           compare: Callable[[str, str], float], band: Sequence[float],
+           enough_references: bool = True) -> dict[str, Any]:
     """The conclusion at family and teacher level: the most specific statement the evidence supports.
 
     ``teachers`` and ``families`` carry ``name``, ``score``, ``log10_lr`` and ``supports`` (families also
@@ -254,9 +255,9 @@ def decide(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str
       panel does, and two families that cannot be told apart give "inconclusive", naming both.
     - A **teacher** is attributed when its family is, its own LR supports Hp, and (in a family of several
       members) it is favoured over every sibling by the same comparison; otherwise the family stands alone.
-    - Without ``separable`` (a panel smaller than :data:`forensics.scoring.MIN_SEPARATING_PANEL`), two
-      candidates that both support Hp are not told apart: their comparison counts as no evidence (log10 LR
-      0), so the case is inconclusive between them; a candidate is still compared with unsupported ones.
+    - Without ``enough_references`` (a panel smaller than :data:`forensics.scoring.MIN_ATTRIBUTING_PANEL`)
+      nothing is attributed: the outcome is "inconclusive" when a candidate or family supports Hp, else "no
+      teacher supported" (the constant says why).
     """
     high = float(band[1])
     supported_t = [t["name"] for t in teachers if t["supports"] == "Hp"]
@@ -266,21 +267,17 @@ def decide(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str
             "attributed_teacher": None, "attributed_family": None, "family_comparisons": {},
             "sibling_comparisons": {}}
     ranked = sorted((f for f in families if _finite(f["score"])), key=lambda f: -f["score"])
-    if not ranked or ranked[0]["supports"] != "Hp":
+    if not ranked or ranked[0]["supports"] != "Hp" or not enough_references:
         outcome = "inconclusive" if supported_f or supported_t else "no teacher supported"
         return {**base, "outcome": outcome}
     top = ranked[0]
-
-    def weigh(a: str, b: str, b_supports: str) -> float:
-        return compare(a, b) if separable or b_supports != "Hp" else 0.0
-
-    rivals = {f["name"]: weigh(top["best_member"], f["best_member"], f["supports"]) for f in ranked[1:]}
+    rivals = {f["name"]: compare(top["best_member"], f["best_member"]) for f in ranked[1:]}
     if any(v <= high for v in rivals.values()):
         return {**base, "outcome": "inconclusive", "family_comparisons": _rounded_map(rivals)}
     base.update(attributed_family=top["name"], family_comparisons=_rounded_map(rivals))
     members = [t for t in teachers if t["name"] in top["members"] and _finite(t["score"])]
     best = max(members, key=lambda t: t["score"])
-    siblings = {t["name"]: weigh(best["name"], t["name"], t["supports"]) for t in members if t is not best}
+    siblings = {t["name"]: compare(best["name"], t["name"]) for t in members if t is not best}
     base["sibling_comparisons"] = _rounded_map(siblings)
     if best["supports"] == "Hp" and all(v > high for v in siblings.values()):
         return {**base, "outcome": "attributed", "attributed_teacher": best["name"]}

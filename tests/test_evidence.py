@@ -273,21 +273,36 @@ def test_two_candidates_the_comparison_cannot_separate_are_inconclusive() -> Non
     assert got["families_supported"] == ["T", "U"]
 
 
-def test_a_panel_too_small_to_separate_leaves_two_supported_candidates_apart() -> None:
-    """With fewer than 3 references the same clear lead between two supported candidates is not named,
-    but a lead over unsupported candidates still is (and siblings that are both supported stay apart)."""
-    t = [teacher("T", "Hp", 2.95), teacher("U", "Hp", 1.39), teacher("V", "Hd", -1.0)]
-    got = decide(t, singles(*t), by_score(t), BAND, separable=False)
-    assert got["outcome"] == "inconclusive" and got["attributed_family"] is None
-    assert got["family_comparisons"] == {"U": 0.0, "V": pytest.approx(3.95)}
-    t = [teacher("T", "Hp", 2.95), teacher("U", "inconclusive", 0.2), teacher("V", "Hd", -1.0)]
-    got = decide(t, singles(*t), by_score(t), BAND, separable=False)
-    assert (got["outcome"], got["attributed_teacher"]) == ("attributed", "T")
+def test_a_panel_too_small_to_attribute_names_nothing_even_a_lone_supported_candidate() -> None:
+    """With fewer than 3 references nothing is named: not a clear lead, not a single supported candidate
+    (a case with one candidate), not a family; what is supported is still listed, and without support the
+    outcome stays "no teacher supported". With enough references the same inputs are attributed."""
+    cases = [
+        [teacher("T", "Hp", 2.95), teacher("U", "Hp", 1.39), teacher("V", "Hd", -1.0)],
+        [teacher("T", "Hp", 2.95), teacher("U", "inconclusive", 0.2), teacher("V", "Hd", -1.0)],
+        [teacher("T", "Hp", 1.2)],
+    ]
+    for t in cases:
+        got = decide(t, singles(*t), by_score(t), BAND, enough_references=False)
+        assert (got["outcome"], got["attributed_family"], got["attributed_teacher"]) == ("inconclusive", None, None)
+        assert "T" in got["candidates_supported"] and "T" in got["families_supported"]
+        assert got["family_comparisons"] == {} and got["sibling_comparisons"] == {}
+        assert decide(t, singles(*t), by_score(t), BAND)["attributed_teacher"] == "T"
     t = [teacher("a1", "Hp", 2.0), teacher("a2", "Hp", 0.9), teacher("b", "Hd", -0.5)]
     fams = [family("A", ["a1", "a2"], "Hp", 2.0), family("b", ["b"], "Hd", -0.5)]
-    got = decide(t, fams, by_score(t), BAND, separable=False)
-    assert (got["outcome"], got["attributed_family"], got["attributed_teacher"]) == ("family attributed", "A", None)
+    assert decide(t, fams, by_score(t), BAND, enough_references=False)["attributed_family"] is None
     assert decide(t, fams, by_score(t), BAND)["attributed_teacher"] == "a1"
+    t = [teacher("T", "inconclusive", 0.2), teacher("U", "Hd", -1.0)]
+    assert decide(t, singles(*t), by_score(t), BAND, enough_references=False)["outcome"] == "no teacher supported"
+
+
+def test_statement_with_too_few_references_says_why_nothing_is_named() -> None:
+    t = [teacher("T", "Hp", 1.2), teacher("U", "Hd", -1.0)]
+    decided = decide(t, singles(*t), by_score(t), BAND, enough_references=False)
+    text = evidence.statement("S", t, singles(*t), decided, n_references=2)
+    assert text.startswith("Inconclusive: the evidence leans towards training on outputs of T, but with only 2 "
+                           "reference models no candidate is named")
+    assert "at least 3 are needed" in text and "U" not in text
 
 
 def test_a_lead_without_support_attributes_nothing() -> None:
@@ -493,13 +508,11 @@ def test_several_supported_candidates_are_named() -> None:
     assert "(U, T)" in got[0]  # strongest first
 
 
-def test_several_supported_candidates_with_two_references_are_said_not_to_be_compared() -> None:
+def test_several_supported_candidates_get_one_sentence_whatever_the_panel() -> None:
     teachers = [teacher("T", "Hp", 1.2), teacher("U", "Hp", 1.9), teacher("V", "Hd", -1)]
-    two = mentions(limitations([("R1", "X"), ("R2", "Y")], teachers=teachers), "More than one candidate")
-    assert len(two) == 1 and "With fewer than 3 references they are not compared at all" in two[0]
-    assert "from 2." in two[0]
-    three = mentions(limitations(FIVE[:3], teachers=teachers), "More than one candidate")
-    assert len(three) == 1 and "not compared" not in three[0]
+    for refs in ([("R1", "X"), ("R2", "Y")], FIVE[:3]):
+        got = mentions(limitations(refs, teachers=teachers), "More than one candidate")
+        assert len(got) == 1 and "not compared" not in got[0]
 
 
 def test_one_supported_candidate_has_no_such_sentence() -> None:
@@ -562,13 +575,25 @@ PANELS = {"2": {"n_panel": 2, "full_panels": [4, 7], "n_students": 64, "students
 
 
 def test_a_small_panel_quotes_the_validated_outcomes_at_its_size() -> None:
-    text = evidence.small_panel(2, PANELS)
-    assert text is not None and text.startswith("The reference panel has only 2 models.")
-    assert "panels of 2 references (drawn from their full panels of 4 to 7)" in text
-    assert "20 of 64 students" in text and "2 of 20 human-data controls" in text and "less reliable" in text
     calm = evidence.small_panel(3, PANELS)
-    assert calm is not None and "0 of 20 human-data controls" in calm and "less reliable" not in calm
-    assert evidence.small_panel(5, PANELS) is None and evidence.small_panel(2, {}) is None
+    assert calm is not None and calm.startswith("The reference panel has only 3 models.")
+    assert "panels of 3 references (drawn from their full panels of 4 to 7)" in calm
+    assert "30 of 64 students" in calm and "0 of 20 human-data controls" in calm and "less reliable" not in calm
+    shaky = evidence.small_panel(3, {"3": {**PANELS["3"], "false_attributions_controls": 2}})
+    assert shaky is not None and "2 of 20 human-data controls" in shaky and "less reliable" in shaky
+    assert evidence.small_panel(5, PANELS) is None and evidence.small_panel(3, {}) is None
+
+
+def test_a_panel_too_small_to_attribute_says_so_with_the_controls_validated_at_its_size() -> None:
+    """Two references: the limitation says nothing can be named and why, quoting how many validation
+    controls had a supported candidate at that size where the calibration recorded it (and not otherwise)."""
+    text = evidence.small_panel(2, {"2": {**PANELS["2"], "controls_with_a_supported_teacher_or_family": 3}})
+    assert text is not None and text.startswith("The reference panel has only 2 models: too few to name a "
+                                                "candidate (at least 3 are needed)")
+    assert "3 of 20 human-data control cases had a teacher or family whose likelihood ratio supported Hp" in text
+    assert "they are not a finding" in text
+    for bare in (evidence.small_panel(2, PANELS), evidence.small_panel(2, {})):
+        assert bare is not None and "too few to name a candidate" in bare and "control cases" not in bare
 
 
 def test_two_near_twin_references_no_longer_make_a_huge_z() -> None:
@@ -634,13 +659,26 @@ def test_leaving_out_each_reference_decides_the_case_again(lean: float, close: f
     left_out = evidence.leave_one_reference_out(semantic, stylo, wording, "S", ["T1", "T2"], refs, groups, CAL,
                                                 band)
     assert [r for r, _ in left_out] == refs
-    text = evidence.robustness_sentence(conclusion, left_out)
+    text = evidence.robustness_sentence(conclusion, left_out, 4)
     assert text is not None and "each of the 4 references left out in turn" in text
     if changed:
         assert f"changes in {len(changed)} of 4 ({'; '.join(changed)})" in text
     else:
         assert "the conclusion is the same" in text
-    assert evidence.robustness_sentence(conclusion, []) is None
-    two = dataclasses.replace(semantic, references=("R1", "R2"))
-    assert evidence.leave_one_reference_out(two, stylo, wording, "S", ["T1", "T2"], ["R1", "R2"], groups, CAL,
-                                            band) == []
+    assert evidence.robustness_sentence(conclusion, [], 2) is None
+
+
+def test_a_panel_of_three_is_not_decided_again_without_each_reference_and_the_limitation_says_why() -> None:
+    """Leaving one of three out would leave too few references to name anything, so every attribution would
+    "change" by construction: the check is skipped, and said to be (two references: no sentence at all)."""
+    semantic, stylo, refs = _loo_case(0.80, 0.80)
+    band, groups = (-math.log10(2), math.log10(2)), {"T1": ["T1"], "T2": ["T2"]}
+    wording = WordingMatrices(sources=semantic.sources, similarity=semantic.openings, boot=semantic.openings_boot)
+    for kept in (refs[:3], refs[:2]):
+        small = dataclasses.replace(semantic, references=tuple(kept))
+        assert evidence.leave_one_reference_out(small, stylo, wording, "S", ["T1", "T2"], kept, groups, CAL,
+                                                band) == []
+    conclusion = {"outcome": "attributed", "attributed_family": "T1", "attributed_teacher": "T1"}
+    text = evidence.robustness_sentence(conclusion, [], 3)
+    assert text is not None and "not decided again with each reference left out" in text
+    assert "rests on all 3 references" in text

@@ -105,3 +105,16 @@ def test_cli_prints_a_line_per_candidate_and_json(cal: Calibration, tmp_path: Pa
     assert data["teachers"][0]["prompts_needed"] == expected and data["calibration_matches_pilot"]
     assert plan(tmp_path)["n_prompts_pilot"] == 100
     assert main(["plan", str(tmp_path / "nowhere")]) != 0
+
+
+def test_a_pilot_with_too_few_references_is_told_that_more_prompts_will_not_name_anyone(
+        cal: Calibration, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = score_at(cal, 0.6)
+    pilot = findings(teacher("a", a, [a - 0.5, a + 0.5], cal))
+    for n_refs, warned in ((2, True), (3, False)):
+        pilot["panel"] = [{"name": f"r{i}", "role": "reference"} for i in range(n_refs)]
+        (tmp_path / "findings.json").write_text(json.dumps(pilot))
+        assert main(["plan", str(tmp_path)]) == 0
+        out = capsys.readouterr().out
+        assert ("no candidate is named however many prompts" in out) is warned
+        assert plan(tmp_path)["n_references"] == n_refs

@@ -334,9 +334,10 @@ def test_a_measured_decision_rule_decides_every_case_with_the_same_inputs_as_the
     tables = synthetic_tables()
     seen = []
 
-    def recording(teachers: list, families: list, compare: object, band: object, separable: bool = True) -> dict:
+    def recording(teachers: list, families: list, compare: object, band: object,
+                  enough_references: bool = True) -> dict:
         seen.append(sorted(t["name"] for t in teachers))
-        return {**weighing.decide(teachers, families, compare, band, separable=separable),
+        return {**weighing.decide(teachers, families, compare, band, enough_references=enough_references),
                 "attributed_family": None, "outcome": "no teacher supported"}
 
     _, shipped = held_out(tables, "lolo", (-0.3, 0.3))
