@@ -1,8 +1,9 @@
-"""Fusion weights and decision rules the shipped method was measured against, none of them shipped.
+"""Fusion weights and decision rules the shipped method was measured against (earlier versions' among them).
 
-Why: three choices in the engine look as if they leave evidence unused, and each was measured before it was
-kept. Every variant is decided by the validation itself (:func:`forensics.validation.held_out`, both
-schemes, calibrations refitted in every fold on the variant's own scores); only the variant changes.
+Why: several choices in the engine look as if they leave evidence unused or could be made either way, and
+each was measured before it was kept. Every variant is decided by the validation itself
+(:func:`forensics.validation.held_out`, both schemes, calibrations refitted in every fold on the variant's
+own scores); only the variant changes.
 
 * **Fusion weights.** The fused score is the plain mean of the fused lines' z
   (:func:`forensics.weighing.fuse`). The semantic line alone separates better than the formatting line, so

@@ -37,7 +37,6 @@ FORMAT_VERSION = 2
 LEVELS = ("teacher", "family", "comparison")
 
 
-
 def family_level(n_members: int) -> str:
     """The calibration level that weighs a family of ``n_members`` candidates: ``family``, or ``teacher`` for
     a family of one.
