@@ -668,6 +668,25 @@ def test_leaving_out_each_reference_decides_the_case_again(lean: float, close: f
     assert evidence.robustness_sentence(conclusion, [], 2) is None
 
 
+def test_the_same_clear_lead_is_named_with_four_references_and_not_with_two() -> None:
+    """conclude(), as step 06 calls it: the lead that four references attribute stays unnamed when only two
+    of them remain, and the statement says why."""
+    semantic, stylo, refs = _loo_case(0.80, 0.80)
+    band, groups = (-math.log10(2), math.log10(2)), {"T1": ["T1"], "T2": ["T2"]}
+    markers = {"teachers": {t: {"suspect": 0.0, "references": {r: 0.0 for r in refs}} for t in ("T1", "T2")}}
+    wording = WordingMatrices(sources=semantic.sources, similarity=semantic.openings, boot=semantic.openings_boot)
+    full = evidence.score_lines(semantic, stylo, markers, wording, "S", ["T1", "T2"], refs)
+    assert evidence.conclude("S", full.fused, groups, CAL, band, semantic)[2]["attributed_teacher"] == "T1"
+    two = dataclasses.replace(semantic, references=tuple(refs[:2]))
+    scored = evidence.score_lines(two, stylo, markers, wording, "S", ["T1", "T2"], refs[:2])
+    teachers, _, conclusion = evidence.conclude("S", scored.fused, groups, CAL, band, two)
+    assert conclusion["attributed_teacher"] is None and conclusion["attributed_family"] is None
+    assert conclusion["outcome"] == "inconclusive" and conclusion["candidates_supported"] == ["T1"]
+    assert next(t for t in teachers if t["name"] == "T1")["supports"] == "Hp"  # supported, yet not named
+    assert conclusion["statement"].startswith("Inconclusive: the evidence leans towards training on outputs of "
+                                              "T1, but with only 2 reference models no candidate is named")
+
+
 def test_a_panel_of_three_is_not_decided_again_without_each_reference_and_the_limitation_says_why() -> None:
     """Leaving one of three out would leave too few references to name anything, so every attribution would
     "change" by construction: the check is skipped, and said to be (two references: no sentence at all)."""
