@@ -315,7 +315,8 @@ def test_a_size_sentence_needs_the_size_and_sound_figures() -> None:
 PANELS = {"3": {"n_panel": 3, "n_students": 448, "students_family_attributed_correctly": 183,
                 "students_misattributed_family": 15, "n_controls": 140, "false_attributions_controls": 15},
           "2": {"n_panel": 2, "n_students": 448, "students_family_attributed_correctly": 95,
-                "students_misattributed_family": 5, "n_controls": 140, "false_attributions_controls": 9}}
+                "students_misattributed_family": 5, "n_controls": 140, "false_attributions_controls": 9,
+                "controls_with_a_supported_teacher_or_family": 14}}
 
 
 def test_the_validation_table_shows_the_outcomes_with_small_panels() -> None:
@@ -323,9 +324,10 @@ def test_the_validation_table_shows_the_outcomes_with_small_panels() -> None:
     got = [(r["label"].split(":")[0], r["lolo"]) for r in rows]
     prefix = "with panels of {} references (drawn from the full panels; all prompts and samples)"
     assert got == [(prefix.format(2), "95 of 448"), (prefix.format(2), "5 of 448"), (prefix.format(2), "9 of 140"),
-                   (prefix.format(3), "183 of 448"), (prefix.format(3), "15 of 448"),
-                   (prefix.format(3), "15 of 140")]
+                   (prefix.format(2), "14 of 140"), (prefix.format(3), "183 of 448"),
+                   (prefix.format(3), "15 of 448"), (prefix.format(3), "15 of 140")]  # 3: an older calibration
     assert rows[2]["label"].endswith("human-data controls attributed a teacher or family")
+    assert rows[3]["label"].endswith("human-data controls with any supported candidate")
     hostile = {"per_panel_size": {"x": {**PANELS["2"], "n_controls": "<script>"}, "y": "nonsense",
                                   "z": {"n_panel": "two"}}}
     assert [r["lolo"] for r in report.validation_rows(hostile)] == ["95 of 448", "5 of 448"]

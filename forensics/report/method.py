@@ -30,10 +30,12 @@ CASE_METRICS = (
     ("controls_with_a_supported_teacher_or_family", "human-data controls with any supported candidate",
      "n_controls"),
 )
-#: The case outcomes shown per small panel size: family attributions, right and wrong.
+#: The case outcomes shown per small panel size: family attributions, right and wrong, and controls with a
+#: supported candidate (why nothing is named below three references; absent from older calibrations).
 PANEL_METRICS = tuple(m for m in CASE_METRICS if m[0] in ("students_family_attributed_correctly",
                                                          "students_misattributed_family",
-                                                         "false_attributions_controls"))
+                                                         "false_attributions_controls",
+                                                         "controls_with_a_supported_teacher_or_family"))
 LEVEL_NAMES = {"family": "family (trained on some model of the family)", "teacher": "teacher",
                "comparison": "candidate against candidate"}
 
