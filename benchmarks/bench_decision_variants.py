@@ -20,7 +20,7 @@ own scores); only the variant changes.
   families out of the family calibration's fit. ``every teacher its own family`` is a case file without
   ``family:`` (the calibrations refitted so), where the family level then adds nothing to the teacher level.
 * **Panels of two references.** Since panel-relative-fused-v8 nothing is named with fewer than three
-  references (:data:`forensics.scoring.MIN_ATTRIBUTING_PANEL`). ``two references name a candidate (v7)``
+  references (:data:`forensics.case.MIN_ATTRIBUTING_PANEL`). ``two references name a candidate (v7)``
   decides them as before: a candidate is named when it stands out against unsupported ones, two supported
   candidates are not compared. Below the shipped rule's counts, ``one-candidate cases`` counts the
   control/teacher pairs whose teacher-level LR supports Hp per panel size: what a case with that one

@@ -30,10 +30,22 @@ from typing import Any
 import yaml
 
 from forensics.errors import CaseFileError
-from forensics.scoring import MIN_ATTRIBUTING_PANEL
 
 #: File extensions :func:`forensics.exchanges.read_exchanges` understands (checked here, at load time).
 EXCHANGE_SUFFIXES = (".jsonl", ".csv", ".parquet", ".json")
+
+#: Below this many references nothing is attributed (the LRs are still reported; the case file gets the
+#: ``small_panel`` warning; kept here, not beside the scoring, so that loading a case stays light). The
+#: panel's spread, which every z is measured in, rests on one degree of freedom with two references, and two
+#: versions of one model in such a panel look alike on everything, so a suspect unlike both resembles every
+#: candidate "beyond the panel". On the development benchmark's sub-panels of two references, 14 of 140
+#: human-data control cases had a supported candidate (71 of 980 control/teacher pairs, all with two versions
+#: of one model as the panel); a case with one candidate, or without families, would have been attributed on
+#: them. With three references no control/teacher pair was supported (0 of 980). Until
+#: panel-relative-fused-v8 two references still attributed a candidate that stood out against unsupported
+#: ones (two supported candidates were not told apart: comparing them attributed 9 of 140 control cases in
+#: v6).
+MIN_ATTRIBUTING_PANEL = 3
 
 ROLES = ("suspect", "teacher", "reference")
 _TOP_KEYS = ("case", "title", "suspect", "teachers", "references", "parameters")

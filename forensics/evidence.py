@@ -26,11 +26,12 @@ from forensics.calibration import (
     supports,
     verbal,
 )
+from forensics.case import MIN_ATTRIBUTING_PANEL
 from forensics.custody import environment, utc_now
 from forensics.errors import ForensicsError
 from forensics.lr_words import lr_value
 from forensics.results import SCHEMA, Findings, LineScores
-from forensics.scoring import MIN_ATTRIBUTING_PANEL, line_entry, percentile_interval, rounded
+from forensics.scoring import line_entry, percentile_interval, rounded
 from forensics.semantic import ARTIFACT, FULL_STATISTIC, SemanticMatrices, read_matrices
 from forensics.wording import ARTIFACT as WORDING_ARTIFACT
 from forensics.wording import WordingMatrices
@@ -259,7 +260,7 @@ def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any]
     re-scored (full data, no replicates): the conclusion rests on nothing else. The left-out reference
     still counts in the panel consensus the semantic and wording similarities were measured against, as it
     does in the standardisation of the stylometric features: only the scoring panel changes. Empty when the panel
-    would fall below :data:`forensics.scoring.MIN_ATTRIBUTING_PANEL` (nothing could be attributed then, so
+    would fall below :data:`forensics.case.MIN_ATTRIBUTING_PANEL` (nothing could be attributed then, so
     every attribution would "change" by construction).
     """
     if len(references) <= MIN_ATTRIBUTING_PANEL:
@@ -543,7 +544,7 @@ def small_panel(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]]) -
 
 
 def too_small_to_attribute(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]]) -> str:
-    """The limitation of a panel too small to name any candidate (:data:`forensics.scoring.MIN_ATTRIBUTING_PANEL`),
+    """The limitation of a panel too small to name any candidate (:data:`forensics.case.MIN_ATTRIBUTING_PANEL`),
     with how often the validation's human-data controls had a supported candidate at that size, when it
     measured that (the reason the likelihood ratios of such a case are not a finding)."""
     entry = next((v for v in per_panel_size.values() if v.get("n_panel") == n_panel), None)

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from forensics.calibration import CALIBRATION_DIR, DEFAULT_CALIBRATION, Calibration, CalibrationSet
+from forensics.case import MIN_ATTRIBUTING_PANEL
 from forensics.custody import sha256_file
 from forensics.errors import ForensicsError
-from forensics.scoring import MIN_ATTRIBUTING_PANEL
 
 DEFAULT_BAND = (-math.log10(2), math.log10(2))
 #: Estimates above this are reported as "more than" it: far beyond any collection the pilot speaks for.

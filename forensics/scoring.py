@@ -36,16 +36,6 @@ if TYPE_CHECKING:
 
 #: Below this many references the panel cannot show how much independent models vary.
 MIN_PANEL = 2
-#: Below this many references nothing is attributed (the LRs are still reported): the panel's spread, which
-#: every z is measured in, rests on one degree of freedom with two references, and two versions of one
-#: model in such a panel look alike on everything, so a suspect unlike both resembles every candidate "beyond
-#: the panel". On the development benchmark's sub-panels of two references, 14 of 140 human-data control
-#: cases had a supported candidate (71 of 980 control/teacher pairs, all with two versions of one model as
-#: the panel); a case with one candidate, or without families, would have been attributed on them. With
-#: three references no control/teacher pair was supported (0 of 980). Until panel-relative-fused-v8 two
-#: references still attributed a candidate that stood out against unsupported ones (two supported
-#: candidates were not told apart: comparing them attributed 9 of 140 control cases in v6).
-MIN_ATTRIBUTING_PANEL = 3
 #: A spread of the reference rates below this (relative to their size) is rounding noise, not spread.
 NO_SPREAD = 1e-12
 

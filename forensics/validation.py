@@ -53,12 +53,12 @@ from forensics.calibration import (
     family_level,
     supports,
 )
-from forensics.case import Parameters
+from forensics.case import MIN_ATTRIBUTING_PANEL, Parameters
 from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
 from forensics.exchanges import AlignedCorpus
 from forensics.results import LineScores
-from forensics.scoring import DECIMALS, MIN_ATTRIBUTING_PANEL, all_weights, rounded
+from forensics.scoring import DECIMALS, all_weights, rounded
 
 if TYPE_CHECKING:
     from forensics.semantic import SemanticMatrices
