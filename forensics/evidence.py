@@ -524,9 +524,9 @@ def small_panel(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]]) -
     mean and spread are poorly estimated (two versions of one model make it look uniform), and the
     validation measured how often controls and students were then attributed.
     """
-    if n_panel < MIN_ATTRIBUTING_PANEL:
-        return too_small_to_attribute(n_panel, per_panel_size)
     entry = next((v for v in per_panel_size.values() if v.get("n_panel") == n_panel), None)
+    if n_panel < MIN_ATTRIBUTING_PANEL:
+        return too_small_to_attribute(n_panel, entry)
     if entry is None:
         return None
     full = entry.get("full_panels") or ["?", "?"]
@@ -543,11 +543,10 @@ def small_panel(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]]) -
               "firmer.")
 
 
-def too_small_to_attribute(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]]) -> str:
+def too_small_to_attribute(n_panel: int, entry: Mapping[str, Any] | None) -> str:
     """The limitation of a panel too small to name any candidate (:data:`forensics.case.MIN_ATTRIBUTING_PANEL`),
-    with how often the validation's human-data controls had a supported candidate at that size, when it
-    measured that (the reason the likelihood ratios of such a case are not a finding)."""
-    entry = next((v for v in per_panel_size.values() if v.get("n_panel") == n_panel), None)
+    with how often the validation's human-data controls had a supported candidate at that size, when its
+    per-size ``entry`` records that (the reason the likelihood ratios of such a case are not a finding)."""
     supported = entry.get("controls_with_a_supported_teacher_or_family") if entry else None
     measured = (f" On the validation cases scored with panels of {n_panel} references, {supported} of "
                 f"{entry['n_controls']} human-data control cases had a teacher or family whose likelihood ratio "
