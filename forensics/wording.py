@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from forensics.errors import InputError
+from forensics.semantic import PROMPT_SLICE, consensus_removed, matrix_frame, matrix_stack, similarity_matrices
 
 if TYPE_CHECKING:
     from forensics.custody import RunFolder
@@ -89,8 +90,6 @@ def case_overlap(corpus: AlignedCorpus, opening_words: int | None) -> np.ndarray
     """(S, S, n) raw overlaps of a case's openings (case order), a slice of prompts at a time: the term sets
     of a million answers are never held together (only the (S, S, n) result is), and each prompt's value
     depends on its own answers alone, so slicing changes no bit."""
-    from forensics.semantic import PROMPT_SLICE
-
     n = len(corpus.prompt_keys)
     out = np.empty((len(corpus.sources), len(corpus.sources), n), dtype=np.float64)
     for start in range(0, n, PROMPT_SLICE):
@@ -102,8 +101,6 @@ def case_overlap(corpus: AlignedCorpus, opening_words: int | None) -> np.ndarray
 
 def paired_overlap(corpus: AlignedCorpus, opening_words: int | None) -> np.ndarray:
     """The line's per-prompt statistic: paired overlaps with each prompt's panel consensus removed."""
-    from forensics.semantic import consensus_removed
-
     return consensus_removed(case_overlap(corpus, opening_words), corpus.sources, corpus.references)
 
 
@@ -122,15 +119,11 @@ class WordingMatrices:
 
     def to_frame(self) -> pd.DataFrame:
         """Long table (replicate, source, other, similarity); replicate 0 is every prompt."""
-        from forensics.semantic import matrix_frame
-
         return matrix_frame(np.concatenate([self.similarity[None], self.boot]), self.sources, "wording")
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, meta: dict[str, Any]) -> WordingMatrices:
         """Back from :meth:`to_frame` and the record in ``artifacts/wording.json``."""
-        from forensics.semantic import matrix_stack
-
         fix = "re-run the case from step 03 (forensics run)"
         if "sources" not in meta:
             raise InputError("the wording line's record lacks its sources", path=ARTIFACT, fix=fix)
@@ -152,8 +145,6 @@ class WordingMatrices:
 def wording_matrices(corpus: AlignedCorpus, per_prompt: np.ndarray, boot_idx: np.ndarray,
                      opening_words: int | None) -> WordingMatrices:
     """The line's matrices from its per-prompt statistic (:func:`paired_overlap`)."""
-    from forensics.semantic import similarity_matrices
-
     full, boot = similarity_matrices(per_prompt, boot_idx)
     return WordingMatrices(sources=tuple(corpus.sources), similarity=full, boot=boot, opening_words=opening_words)
 
