@@ -39,8 +39,7 @@ import pandas as pd
 from forensics import validation
 from forensics.case import Parameters
 from forensics.scoring import preference_z
-from forensics.semantic import consensus_removed
-from forensics.wording import wording_matrices
+from forensics.wording import overlap_matrices
 
 KEYS = ["set", "suspect", "a", "b"]
 
@@ -50,8 +49,8 @@ def wording_preferences(bench: validation.Benchmark, params: Parameters) -> pd.D
     overlap = validation.wording_overlap(bench, params.opening_words)
     rows = []
     for prompt_set, idx, corpus in validation.scored_cases(bench):
-        per_prompt = consensus_removed(overlap.for_case(corpus, idx), corpus.sources, corpus.references)
-        words = wording_matrices(corpus, per_prompt, np.empty((0, len(idx)), dtype=int), params.opening_words)
+        words = overlap_matrices(corpus, overlap.for_case(corpus, idx), np.empty((0, len(idx)), dtype=int),
+                                 params.opening_words)
         rows += [{"set": prompt_set, "suspect": corpus.suspect, "a": a, "b": b,
                   "wording_z": preference_z(words.similarity, list(words.sources), corpus.suspect, a, b,
                                             list(corpus.references))}

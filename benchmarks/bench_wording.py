@@ -29,9 +29,8 @@ from bench_semantic_variants import header, metrics_line, scored_full_panel_case
 from forensics import validation, weighing
 from forensics.case import Parameters
 from forensics.embeddings import opening
-from forensics.semantic import consensus_removed
 from forensics.stylometry import tokenize
-from forensics.wording import opening_terms, per_prompt_overlap, wording_matrices
+from forensics.wording import opening_terms, overlap_matrices, per_prompt_overlap
 
 
 def _terms(orders: tuple[int, ...], words: int) -> Callable[[str], frozenset[str]]:
@@ -62,8 +61,7 @@ def pair_rows(bench: validation.Benchmark, params: Parameters) -> pd.DataFrame:
         none = np.empty((0, len(idx)), dtype=int)
         wording = {}
         for name, overlap in overlaps.items():
-            per_prompt = consensus_removed(overlap.for_case(corpus, idx), corpus.sources, corpus.references)
-            matrices = wording_matrices(corpus, per_prompt, none, params.opening_words)
+            matrices = overlap_matrices(corpus, overlap.for_case(corpus, idx), none, params.opening_words)
             wording[name] = weighing.wording_lines(matrices, corpus.suspect, corpus.teachers, corpus.references)
         rows += [{**row(t), "semantic": scored.line_z["embedding"][t], "formatting": scored.line_z["stylometry"][t],
                   "fused (shipped)": scored.fused[t], **{n: wording[n][t]["z"] for n in overlaps}}

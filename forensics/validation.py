@@ -384,8 +384,7 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
     from scipy import sparse
 
     from forensics import stylometry
-    from forensics.semantic import consensus_removed
-    from forensics.wording import wording_matrices
+    from forensics.wording import overlap_matrices
 
     sources, n = corpus.sources, len(corpus.prompt_keys)
     boot_idx = np.empty((0, n), dtype=int) if boot_idx is None else boot_idx
@@ -401,8 +400,7 @@ def score_fused_lines(corpus: AlignedCorpus, openings: dict[str, np.ndarray],
     stylo = weighing.stylometry_lines({"sources": sources, "families": {"formatting": {"sim": sim[0],
                                                                                       "boot": sim[1:]}}},
                                       corpus.suspect, corpus.teachers, corpus.references)
-    words = wording_matrices(corpus, consensus_removed(overlap, sources, corpus.references), boot_idx,
-                             params.opening_words)
+    words = overlap_matrices(corpus, overlap, boot_idx, params.opening_words)
     wording = weighing.wording_lines(words, corpus.suspect, corpus.teachers, corpus.references)
     from forensics.evidence import assemble
 

@@ -149,6 +149,14 @@ def wording_matrices(corpus: AlignedCorpus, per_prompt: np.ndarray, boot_idx: np
     return WordingMatrices(sources=tuple(corpus.sources), similarity=full, boot=boot, opening_words=opening_words)
 
 
+def overlap_matrices(corpus: AlignedCorpus, overlap: np.ndarray, boot_idx: np.ndarray,
+                     opening_words: int | None) -> WordingMatrices:
+    """The line's matrices from a case's raw per-prompt overlaps (:func:`case_overlap`, or the validation's
+    slice of the benchmark's): each prompt's panel consensus removed, as :func:`paired_overlap` does."""
+    return wording_matrices(corpus, consensus_removed(overlap, corpus.sources, corpus.references), boot_idx,
+                            opening_words)
+
+
 def measure(corpus: AlignedCorpus, boot_idx: np.ndarray, opening_words: int | None) -> WordingMatrices:
     """The line measured on a case's corpus (texts loaded), with the case's prompt resamples."""
     return wording_matrices(corpus, paired_overlap(corpus, opening_words), boot_idx, opening_words)
