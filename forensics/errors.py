@@ -7,7 +7,13 @@ line and exits non-zero; it never shows a traceback for these.
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
+
+#: Unicode categories shown as ``[U+XXXX]`` in an error line: control, format (bidi overrides among them)
+#: and lone surrogates. An error quotes hostile input (a column name, a key); on a terminal, escape sequences
+#: or a right-to-left override in it could rewrite or reorder what the investigator reads.
+_HIDDEN_CATEGORIES = ("Cc", "Cf", "Cs")
 
 
 class ForensicsError(Exception):
@@ -28,7 +34,12 @@ class ForensicsError(Exception):
         if self.path is not None:
             where = self.path + (f":{self.line}" if self.line is not None else "") + ": "
         text = where + self.problem + (f" (fix: {self.fix})" if self.fix else "")
-        return " ".join(text.split())  # one line, whatever the input contained
+        return visible(" ".join(text.split()))  # one line, whatever the input contained
+
+
+def visible(text: str) -> str:
+    """``text`` with every control, format or surrogate character written as ``[U+XXXX]``."""
+    return "".join(f"[U+{ord(c):04X}]" if unicodedata.category(c) in _HIDDEN_CATEGORIES else c for c in text)
 
 
 class CaseFileError(ForensicsError):

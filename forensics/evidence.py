@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 STEP = "06_evidence"
 N_EXHIBITS = 3
-EXHIBIT_CHARS = 1500
 MIN_EXHIBIT_WORDS = 25
 MAX_LEAKS = 20
 #: Each line's figure: (line, value axis, title).
@@ -391,7 +390,8 @@ def exhibits(corpus: AlignedCorpus, per_prompt: pd.DataFrame, teacher: str, mark
 
     Each exhibit shows the same prompt's answers from the teacher, the suspect and the reference closest
     to the teacher on that prompt, with the teacher's marker phrases found in both answers and their base
-    rate across the panel.
+    rate across the panel. The answers are kept whole (the report cuts long ones with a visible note): an
+    exhibit cut here would look complete in the report.
     """
     rows = per_prompt[per_prompt["teacher"] == teacher]
     wide = rows.pivot(index="prompt_key", columns="source", values="similarity")
@@ -410,8 +410,8 @@ def exhibits(corpus: AlignedCorpus, per_prompt: pd.DataFrame, teacher: str, mark
         phrases = [{"phrase": m["phrase"], "panel_base_rate": m.get("panel_rate")}
                    for m in marker_rows if all(f" {m['phrase']} " in words for words in both)][:8]
         out.append({"prompt_key": key, "prompt": corpus.prompts[i], "teacher_name": teacher,
-                    "teacher": teacher_text[:EXHIBIT_CHARS], "suspect": suspect_text[:EXHIBIT_CHARS],
-                    "reference": corpus.responses[closest][i][:EXHIBIT_CHARS], "reference_name": closest,
+                    "teacher": teacher_text, "suspect": suspect_text,
+                    "reference": corpus.responses[closest][i], "reference_name": closest,
                     "similarity_suspect_teacher": rounded(wide.loc[key, corpus.suspect]),
                     "similarity_reference_teacher": rounded(wide.loc[key, closest]), "phrases": phrases})
     return out

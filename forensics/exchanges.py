@@ -45,7 +45,7 @@ import io
 import json
 import re
 import unicodedata
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -290,6 +290,7 @@ def read_exchanges(path: str | Path, *, max_response_chars: int = DEFAULT_MAX_RE
         fmt, records = _expand_conversations(path, *_PARSERS[suffix](path, _decode(path, raw)))
     if not records:
         raise InputError("the file holds no exchanges", path=path, fix="supply the model's exchanges")
+    _check_unicode(_Place(path, fmt), records)
     warnings = _Warnings(path)
     records, collection = _screen_collected(path, records, warnings)
     frame = _build_frame(path, fmt, records, max_response_chars, warnings)
@@ -617,6 +618,34 @@ def _check_text(place: _Place, number: int, column: str, value: Any) -> None:
                           "fix the text's encoding; it is not valid Unicode")
 
 
+def _check_unicode(place: _Place, records: list[tuple[int, dict[str, Any]]]) -> None:
+    """Refuse an unpaired surrogate anywhere in a record (keys, extra fields, the collection block), not
+    only in the prompt and response: JSON's ``\\udXXX`` escapes decode to one, and it cannot be written to
+    Parquet, JSON or a report later, where the error would no longer name the file and line."""
+    for number, obj in records:
+        for where, text in _strings(obj, ""):
+            bad = _SURROGATE_RE.search(text)
+            if bad:
+                raise place.error(number, f"'{where or text[:40]}' contains an unpaired surrogate "
+                                          f"U+{ord(bad.group()):04X}",
+                                  "fix the text's encoding; it is not valid Unicode")
+
+
+def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Every string inside a parsed record, keys included, with the dotted path of where it is."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str):
+                yield path, key
+            yield from _strings(item, path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{where}[{index}]")
+
+
 def _prompt_id(place: _Place, number: int, value: Any) -> str | None:
     """Ids may be text or integers (JSON ``1`` and CSV ``"1"`` are the same id); empty means none."""
     if value is None:
@@ -633,7 +662,10 @@ def _prompt_id(place: _Place, number: int, value: Any) -> str | None:
 def _build_frame(path: Path, fmt: str, records: list[tuple[int, dict[str, Any]]], max_chars: int,
                  warnings: _Warnings) -> pd.DataFrame:
     place = _Place(path, fmt)
-    extras = _extra_columns(records, warnings)
+    # a conversation's turns carry the conversation they belong to (the bootstrap resamples whole
+    # conversations); in a flat file a column of that name is the user's, and must not regroup the prompts
+    conversational = fmt.rsplit("-", 1)[-1] in conversations.LAYOUT_KEYS.values()
+    extras = _extra_columns(records, warnings, () if conversational else ("conversation_id",))
     rows: list[dict[str, Any]] = []
     seen_id: dict[str, int] = {}
     seen_norm: dict[str, int] = {}
@@ -652,15 +684,17 @@ def _build_frame(path: Path, fmt: str, records: list[tuple[int, dict[str, Any]]]
     return frame
 
 
-def _extra_columns(records: list[tuple[int, dict[str, Any]]], warnings: _Warnings) -> dict[str, str]:
-    """Extra input columns in first-seen order, renamed when they would clash with a derived column."""
+def _extra_columns(records: list[tuple[int, dict[str, Any]]], warnings: _Warnings,
+                   reserved: tuple[str, ...] = ()) -> dict[str, str]:
+    """Extra input columns in first-seen order, renamed when they would clash with a derived column (or
+    with one of ``reserved``, columns the reader derives for this file's layout)."""
     extras: dict[str, str] = {}
     for _, obj in records:
         for key in obj:
             if key in extras or key in (*_REQUIRED, "prompt_id"):
                 continue
             column = key
-            if key in _DERIVED or key in ("prompt_key", "source", "role"):
+            if key in _DERIVED or key in ("prompt_key", "source", "role", *reserved):
                 column = f"extra_{key}"
                 warnings.add("renamed_column", "extra column named like a derived column, kept as "
                              "extra_<name>", f"{key} -> {column}")

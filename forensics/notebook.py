@@ -55,6 +55,23 @@ def escaped(text: str, limit: int = 2000) -> str:
     return escaped_html(text, limit)
 
 
+def heading(text: str) -> Any:
+    """A heading for a notebook display, as inert HTML: through Markdown, an escaped name such as
+    ``![x](https://host/a.png)`` would still render as a remote image or a live link."""
+    from IPython.display import HTML
+
+    return HTML(f"<h3>{escaped(text, 200)}</h3>")
+
+
+def paragraphs(texts: list[str], bullets: bool = False) -> Any:
+    """Sentences (a statement, the limitations) for a notebook display, as inert HTML (:func:`heading`)."""
+    from IPython.display import HTML
+
+    if bullets:
+        return HTML("<ul>" + "".join(f"<li>{escaped(t)}</li>" for t in texts) + "</ul>")
+    return HTML("".join(f"<p>{escaped(t)}</p>" for t in texts))
+
+
 def show_json(data: Any) -> Any:
     """Pretty JSON display for notebooks (IPython's JSON viewer when available)."""
     from IPython.display import JSON

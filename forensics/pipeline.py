@@ -32,6 +32,9 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL_NAME = "forensics"
 #: Outputs a complete run must have; checked before the staging folder is promoted.
 REQUIRED_OUTPUTS = ("findings.json", "report.html", "report.pdf", "manifest.json")
+#: Everything a run writes at the top of its folder: a folder holding anything else is not a run folder,
+#: and a run never replaces (deletes) it.
+RUN_ENTRIES = frozenset({*REQUIRED_OUTPUTS, "artifacts", "figures", "notebooks"})
 
 
 def notebooks() -> list[Path]:
@@ -173,6 +176,8 @@ def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet:
     out = Path(out_dir) if out_dir else default_run_dir(case.case_id)
     out = out.resolve()
     staging = out.with_name(out.name + ".partial")
+    for folder in (out, staging, out.with_name(out.name + ".old")):
+        check_replaceable(folder)
     shutil.rmtree(staging, ignore_errors=True)
 
     def say(step: str) -> None:
@@ -188,8 +193,39 @@ def run_case(case_file: str | Path, out_dir: str | Path | None = None, *, quiet:
     if missing:
         raise ForensicsError(f"the run finished without {', '.join(missing)}", path=staging,
                              fix="open the executed notebooks in the folder to see what went wrong")
+    record_notebooks(staging)
     _promote(staging, out)
     return out
+
+
+def check_replaceable(folder: Path) -> None:
+    """Refuse to run into ``folder`` unless replacing it loses nothing but an earlier run: it does not exist,
+    or it is a folder holding only what a run writes (:data:`RUN_ENTRIES`, and an interrupted atomic write's
+    hidden temporary file). ``--out`` pointing at the case folder, a home folder or a file must stop the
+    run before anything is deleted, not after."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if folder.is_symlink() or not folder.is_dir():
+        raise ForensicsError("the output path exists and is not a run folder", path=folder,
+                             fix="pass --out a new folder, or an earlier run's folder (it is replaced)")
+    foreign = sorted(p.name for p in folder.iterdir()
+                     if p.name not in RUN_ENTRIES and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ForensicsError(f"the output folder holds files a run did not write ({shown}); a run replaces "
+                             f"its output folder, so it will not use this one", path=folder,
+                             fix="pass --out a new folder, or an earlier run's folder (it is replaced)")
+
+
+def record_notebooks(run_dir: Path) -> None:
+    """Hash the executed notebooks into the run's manifest, as every other artifact is, so that ``forensics
+    verify`` catches an edited notebook too (they are written by papermill, not through the run folder)."""
+    from forensics.custody import Manifest
+
+    manifest = Manifest.load(run_dir)
+    for path in sorted((run_dir / "notebooks").glob("*.ipynb")):
+        manifest.record_artifact(path, "run")
+    manifest.save()
 
 
 def _promote(staging: Path, out: Path) -> None:

@@ -49,18 +49,42 @@ class Estimate:
 
 
 def load_findings(run_dir: str | Path) -> dict[str, Any]:
+    """The pilot's findings, refused in one line when they are not shaped as a run writes them (the parts
+    this plan reads: a hand-edited or truncated file must not end in a traceback)."""
     path = Path(run_dir) / "findings.json"
+    fix = "give the folder of a finished run (forensics run CASE --out DIR)"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        findings = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ForensicsError(f"cannot read the pilot's findings: {exc}", path=path,
-                             fix="give the folder of a finished run (forensics run CASE --out DIR)") from None
+        raise ForensicsError(f"cannot read the pilot's findings: {exc}", path=path, fix=fix) from None
+    problem = _shape_problem(findings)
+    if problem:
+        raise ForensicsError(f"the pilot's findings are not as a run writes them: {problem}", path=path, fix=fix)
+    return findings
+
+
+def _shape_problem(findings: Any) -> str | None:
+    if not isinstance(findings, dict):
+        return "the file is not a JSON object"
+    for key in ("validation", "parameters", "data"):
+        if not isinstance(findings.get(key) or {}, dict):
+            return f"'{key}' is not an object"
+    teachers = findings.get("teachers") or []
+    if not isinstance(teachers, list) or not all(isinstance(t, dict) for t in teachers):
+        return "'teachers' is not a list of objects"
+    band = (findings.get("parameters") or {}).get("inconclusive_band")
+    if band is not None and not (isinstance(band, list) and len(band) == 2
+                                 and all(isinstance(b, int | float) and not isinstance(b, bool) for b in band)):
+        return "'parameters.inconclusive_band' is not two numbers"
+    return None
 
 
 def calibration_path(findings: Mapping[str, Any]) -> Path:
-    """The calibration file the pilot used (by the name it recorded), else the shipped one."""
+    """The calibration file the pilot used (by the name it recorded, a file of the package's calibration
+    folder and nothing else), else the shipped one."""
     name = (findings.get("validation") or {}).get("calibration_file")
-    return CALIBRATION_DIR / name if name and (CALIBRATION_DIR / name).is_file() else DEFAULT_CALIBRATION
+    inside = isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..")
+    return CALIBRATION_DIR / name if inside and (CALIBRATION_DIR / name).is_file() else DEFAULT_CALIBRATION
 
 
 def calibration_of(findings: Mapping[str, Any]) -> Calibration:
@@ -74,12 +98,20 @@ def _band(findings: Mapping[str, Any]) -> tuple[float, float]:
 
 
 def _n_prompts(findings: Mapping[str, Any], teacher: Mapping[str, Any]) -> int | None:
-    n = (findings.get("data") or {}).get("n_prompts_analysed")
+    n = _number((findings.get("data") or {}).get("n_prompts_analysed"))
     if n is None:
-        lines = (teacher.get("evidence") or {}).values()
-        n = next((line.get("n_prompts") for line in lines if isinstance(line, Mapping) and line.get("n_prompts")),
-                 None)
+        evidence = teacher.get("evidence")
+        lines = evidence.values() if isinstance(evidence, Mapping) else []
+        n = next((_number(line.get("n_prompts")) for line in lines
+                  if isinstance(line, Mapping) and _number(line.get("n_prompts"))), None)
     return int(n) if n else None
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from the findings, or None (text, booleans, NaN: what a hand-edited file may hold)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def prompts_needed(score: float, ci95: tuple[float, float], n: int, cal: Calibration,
@@ -109,14 +141,15 @@ def estimate(findings: Mapping[str, Any], cal: Calibration | None = None) -> lis
 def _estimate_one(teacher: Mapping[str, Any], n: int | None, cal: Calibration,
                   band: tuple[float, float]) -> Estimate:
     name = str(teacher.get("name", "?"))
-    score, ci = teacher.get("score"), teacher.get("score_ci95") or [None, None]
-    lr = teacher.get("log10_lr")
+    score, ci = _number(teacher.get("score")), teacher.get("score_ci95")
+    ci = [_number(v) for v in ci] if isinstance(ci, list) and len(ci) == 2 else [None, None]
+    lr = _number(teacher.get("log10_lr"))
     now = str(teacher.get("supports", "unknown"))
-    if score is None or n is None or None in ci or not all(map(math.isfinite, [score, *ci])):
+    if score is None or n is None or ci[0] is None or ci[1] is None:
         return Estimate(name, lr, now, "unknown", None, "no bootstrap interval in the pilot's findings: "
                         "re-run the pilot with bootstrap > 0")
-    verdict, needed = prompts_needed(float(score), (float(ci[0]), float(ci[1])), n, cal, band)
-    return Estimate(name, lr, now, verdict, needed, _message(verdict, needed, n, cal, band, float(score)))
+    verdict, needed = prompts_needed(score, (ci[0], ci[1]), n, cal, band)
+    return Estimate(name, lr, now, verdict, needed, _message(verdict, needed, n, cal, band, score))
 
 
 def _message(verdict: str, needed: int | None, n: int, cal: Calibration, band: tuple[float, float],

@@ -164,7 +164,7 @@ class TeacherResult(LRFields):
 
     name: str
     family: str
-    score: float | None = Field(description="fused score: the smallest fused line z")
+    score: float | None = Field(description="fused score: the mean of the fused lines' z")
     score_ci95: Interval
     beats_other_candidates: bool
     beats_share: float = Field(description="share of bootstrap replicates in which it out-scores every other")

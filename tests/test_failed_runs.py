@@ -81,3 +81,39 @@ def test_the_command_prints_one_line_and_exits_non_zero(corpus: tuple[Path, dict
     assert code == 2 and "\n" not in err and err.startswith("forensics: error:")
     assert "bad.jsonl:3:" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("where", ["case folder", "a file", "folder with other files", "stale .partial"])
+def test_a_run_never_replaces_what_it_did_not_write(where: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A run replaces its output folder in one rename; pointed at anything but an earlier run's folder it
+    must stop before it deletes (or embeds) anything, and say why in one line."""
+    folder = tmp_path / "case"
+    folder.mkdir()
+    bad = folder / "suspect.jsonl"
+    _good_jsonl(bad)
+    case_file = _case_around(bad)
+    out = {"case folder": folder, "a file": bad, "folder with other files": tmp_path / "mine",
+           "stale .partial": tmp_path / "run"}[where]
+    if where == "folder with other files":
+        out.mkdir()
+        (out / "notes.txt").write_text("my notes", encoding="utf-8")
+    if where == "stale .partial":
+        (tmp_path / "run.partial").mkdir()
+        (tmp_path / "run.partial" / "thesis.tex").write_text("keep", encoding="utf-8")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code = main(["run", str(case_file), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "not" in err and "Traceback" not in err, err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_an_earlier_run_folder_may_be_replaced(tmp_path: Path) -> None:
+    from forensics.pipeline import check_replaceable
+
+    run = tmp_path / "run"
+    (run / "notebooks").mkdir(parents=True)
+    (run / "findings.json").write_text("{}", encoding="utf-8")
+    (run / ".manifest.json.x1.tmp").write_text("", encoding="utf-8")  # an interrupted atomic write
+    check_replaceable(run)
+    check_replaceable(tmp_path / "absent")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from forensics.calibration import Calibration, CalibrationSet
+from forensics.calibration import DEFAULT_CALIBRATION, Calibration, CalibrationSet
 from forensics.cli import main
-from forensics.plan import MAX_PROMPTS, estimate, plan, prompts_needed
+from forensics.plan import MAX_PROMPTS, calibration_path, estimate, plan, prompts_needed
 
 BAND = (-math.log10(2), math.log10(2))
 
@@ -118,3 +118,27 @@ def test_a_pilot_with_too_few_references_is_told_that_more_prompts_will_not_name
         out = capsys.readouterr().out
         assert ("no candidate is named however many prompts" in out) is warned
         assert plan(tmp_path)["n_references"] == n_refs
+
+
+@pytest.mark.parametrize("broken", [
+    [], {"validation": "x"}, {"parameters": {"inconclusive_band": [1]}},
+    {"parameters": {"inconclusive_band": ["a", "b"]}}, {"teachers": "abc"}, {"teachers": [1, 2]},
+])
+def test_a_malformed_pilot_is_refused_in_one_line(broken: object, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "findings.json").write_text(json.dumps(broken))
+    assert main(["plan", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "findings.json" in err and "not as a run writes them" in err
+
+
+def test_odd_values_and_a_calibration_outside_the_package_are_not_followed(cal: Calibration,
+                                                                            tmp_path: Path) -> None:
+    a = score_at(cal, 0.6)
+    pilot = findings(teacher("a", a, [a - 0.5, a + 0.5], cal),
+                     {"name": "b", "score": "1.2", "score_ci95": "wide", "evidence": "none"})
+    pilot["validation"]["calibration_file"] = "../../../../../../etc/passwd"
+    (tmp_path / "findings.json").write_text(json.dumps(pilot))
+    result = plan(tmp_path)
+    assert [t["verdict"] for t in result["teachers"]] == ["collect", "unknown"]
+    assert calibration_path(pilot) == DEFAULT_CALIBRATION  # not the path the file names

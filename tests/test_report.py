@@ -230,7 +230,7 @@ def test_first_page_answers_the_question(sample: SimpleNamespace) -> None:
     sentence = report.answer_sentence(f["suspect"], teacher, named, f["conclusion"]["attributed_teacher"])
     assert words(sentence).replace("-", "") in first.replace("-", "")
     assert report.lr_phrase(teacher["log10_lr"]) in first
-    assert f"log10 LR = {teacher['log10_lr']:+.2f}" in first
+    assert f"log10 LR = {teacher['log10_lr']:+.3f}" in first
     assert "prosecutor's fallacy" in first
     assert f"does not show that the developer of {f['suspect']} acted knowingly" in first
     assert "page 1 of" in first and f["case"] in first  # running header and page numbers
@@ -518,7 +518,12 @@ def test_a_family_outcome_leads_with_the_family_and_says_what_it_does_not_show(
     assert "a model of the Fam <b>A</b> family" in families[0]["answer"]
     assert report.outcome_of(findings) == "family attributed"
     assert any("which member of the family" in p for p in report.does_not_show(findings))
-    assert "rather than on the other candidate" in report.comparison_sentence(findings)
+    sentence = report.comparison_sentence(findings)
+    assert "favour training on Fam <b>A</b> rather than on other: LR about" in sentence
+    assert "bound" not in sentence
+    upper = findings["validation"]["levels"]["comparison"]["upper"]
+    findings["conclusion"]["family_comparisons"] = {"other": upper}  # as strong as the calibration allows
+    assert "sits at the bound of the candidate-against-candidate calibration" in report.comparison_sentence(findings)
     assert all("the evidence singles out: Fam <b>A</b>" in t["answer"] for t in teachers if t["supports"] == "Hp")
 
 
@@ -562,3 +567,17 @@ def test_the_method_section_names_the_fused_lines_in_words(sample_findings: dict
     assert f"the mean of the z-scores of the {expected}" in " ".join(html.split())
     hostile = {**sample_findings, "fused_lines": ["<script>x</script>"]}
     assert "<script>x</script>" not in report.render_html(hostile, {}, tmp_path)
+
+
+def test_notebook_displays_of_names_and_sentences_are_inert() -> None:
+    """Names and sentences shown in the executed notebooks go out as escaped HTML, never through Markdown,
+    where an escaped ``![x](url)`` would still fetch a remote image or render a live link."""
+    from forensics import notebook
+
+    hostile = "![x](https://evil.invalid/a.png) [click](javascript:alert(1)) <img src=x onerror=alert(1)>"
+    shown = [notebook.heading(hostile).data, notebook.paragraphs([hostile]).data,
+             notebook.paragraphs([hostile, "second"], bullets=True).data]
+    for html in shown:
+        assert "<img" not in html and "href" not in html and "&lt;img" in html
+        assert "![x](https://evil.invalid/a." in html  # shown as the text it is
+    assert shown[2].count("<li>") == 2

@@ -49,10 +49,11 @@ def strength_sentence(teacher: Mapping[str, Any]) -> str:
     if log10_lr is None:
         return f"Strength of evidence: {verbal}; no likelihood ratio was recorded."
     sentence = (f"Strength of evidence: {verbal}. The observations are {lr_phrase(log10_lr)} "
-                f"(likelihood ratio about {lr_value(log10_lr)}; log10 LR = {log10_lr:+.2f}).")
+                f"(likelihood ratio about {lr_value(log10_lr)}; log10 LR = {log10_lr:+.3f}).")
     if _at_bound(log10_lr, teacher.get("lr_bounds")):
-        sentence += (" This is the largest value the validation data can support (ELUB bound); the "
-                     "evidence itself may be stronger.")
+        sentence += (" This is the strongest likelihood ratio the calibration allows in this direction (its "
+                     "ELUB bound, set by how many labelled cases back the calibration); the evidence itself "
+                     "may be stronger.")
     return sentence
 
 
@@ -165,21 +166,27 @@ def _strongest_first(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def comparison_sentence(findings: Mapping[str, Any]) -> str:
-    """How strongly the evidence favours the leading family over each other one (and over siblings)."""
+    """How strongly the evidence favours the leading family over each other one (and its best member over
+    each sibling), saying when a comparison sits at the comparison calibration's bound."""
     conclusion = mapping_of(findings.get("conclusion"))
-    parts = []
-    for key, what in (("family_comparisons", "family"), ("sibling_comparisons", "sibling")):
+    levels = mapping_of(mapping_of(findings.get("validation")).get("levels"))
+    bound = as_number(mapping_of(levels.get("comparison")).get("upper"))
+    leader = short_name(conclusion.get("attributed_family") or "the leading candidate family")
+    parts, capped = [], False
+    for key, what in (("family_comparisons", f"training on {leader} rather than on"),
+                      ("sibling_comparisons", "its leading member rather than on its sibling")):
         values = {str(k): as_number(v) for k, v in mapping_of(conclusion.get(key)).items()}
         values = {k: v for k, v in values.items() if v is not None}
-        if values:
-            listed = "; ".join(f"{short_name(k)}: LR about {lr_value(v)} (log10 {v:+.2f})"
-                               for k, v in sorted(values.items(), key=lambda kv: kv[1]))
-            parts.append(f"against each other candidate {what}, {listed}")
+        capped = capped or any(bound is not None and abs(abs(v) - bound) < 1e-6 for v in values.values())
+        parts += [f"{what} {short_name(k)}: LR about {lr_value(v)} (log10 {v:+.2f})"
+                  for k, v in sorted(values.items(), key=lambda kv: kv[1])]
     if not parts:
         return ""
-    leader = conclusion.get("attributed_family") or "the leading candidate"
-    return (f"Candidate against candidate: the observations favour training on {short_name(leader)} rather "
-            f"than on the other candidate, " + "; and ".join(parts) + ".")
+    text = "Candidate against candidate, the observations favour " + "; ".join(parts) + "."
+    if capped:
+        text += (f" A comparison at log10 {bound:+.2f} sits at the bound of the candidate-against-candidate "
+                 f"calibration: the strongest value it allows, set by how many labelled cases back it.")
+    return text
 
 
 def data_sentence(data: Mapping[str, Any]) -> str:

@@ -185,6 +185,39 @@ def jsonl_lone_surrogate(d: Path) -> Expectation:
 
 
 @case
+def jsonl_surrogate_in_extra_field(d: Path) -> Expectation:
+    t = put(d, "bad.jsonl", '{"prompt": "a", "response": "x", "meta": {"tags": ["ok", "b\\udc00"]}}\n')
+    return error("read", t, "InputError", "bad.jsonl:1:", "'meta.tags[1]' contains an unpaired surrogate")
+
+
+@case
+def jsonl_surrogate_in_key(d: Path) -> Expectation:
+    t = put(d, "bad.jsonl", '{"prompt": "a", "response": "x"}\n{"prompt": "b", "response": "y", "k\\udc00": 1}\n')
+    return error("read", t, "InputError", "bad.jsonl:2:", "'k[U+DC00]' contains an unpaired surrogate")
+
+
+@case
+def jsonl_surrogate_in_collection_block(d: Path) -> Expectation:
+    t = put(d, "bad.jsonl", '{"prompt": "a", "response": "x", "collection": {"status": "ok", "model": "m\\udc00"}}\n')
+    return error("read", t, "InputError", "bad.jsonl:1:", "'collection.model' contains an unpaired surrogate")
+
+
+@case
+def flat_conversation_id_is_an_extra_column(d: Path) -> Expectation:
+    """Only a conversation's turns are grouped for the bootstrap; a flat file's column of that name is kept
+    as data (one shared value would otherwise make every bootstrap replicate the same prompts)."""
+    rows = [{"prompt": p, "response": "x", "conversation_id": "same"} for p in ("a", "b")]
+    t = put(d, "c.jsonl", jsonl(rows))
+    return ok("read", t, warnings={"renamed_column": 1}, rows=2)
+
+
+@case
+def csv_header_with_terminal_escapes(d: Path) -> Expectation:
+    t = put(d, "bad.csv", "prompt,\x1b[31mRED,\u202eevil\na,b,c\n")
+    return error("read", t, "InputError", "bad.csv:1:", "[U+001B][31mRED", "[U+202E]evil")
+
+
+@case
 def jsonl_prompt_id_float(d: Path) -> Expectation:
     t = put(d, "bad.jsonl", '{"prompt_id": 1.5, "prompt": "a", "response": "x"}\n')
     return error("read", t, "InputError", "bad.jsonl:1:", "'prompt_id' must be")
