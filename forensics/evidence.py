@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 STEP = "06_evidence"
 N_EXHIBITS = 3
 MIN_EXHIBIT_WORDS = 25
+#: How many times shorter (or longer) than every reference model's the suspect's median answer must be for
+#: the report to name length as an alternative explanation (a disclosure, not part of the decision).
+LENGTH_RATIO = 2.0
 MAX_LEAKS = 20
 #: Each line's figure: (line, value axis, title).
 LINE_FIGURES = (
@@ -468,6 +471,9 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
         out.append("The suspect's base model is not stated in the case file; resemblance inherited from a "
                    "shared base model cannot be ruled out as an alternative explanation.")
     close = sorted((t for t in teachers if t["supports"] == "Hp"), key=lambda t: -t["log10_lr"])
+    length = length_outside_panel(corpus, [t["name"] for t in close])
+    if length:
+        out.append(length)
     if len(close) > 1:
         out.append(f"More than one candidate teacher is supported ({', '.join(t['name'] for t in close)}); "
                    f"candidates that resemble each other cannot always be told apart.")
@@ -494,6 +500,33 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
         out.append(f"{len(excluded)} prompt{'s were' if many else ' was'} excluded because a source lacked a "
                    "(non-empty) answer; see the data warnings.")
     return out
+
+
+def median_words(texts: Sequence[str]) -> float:
+    return float(np.median([len(t.split()) for t in texts])) if len(texts) else float("nan")
+
+
+def length_outside_panel(corpus: AlignedCorpus, supported: Sequence[str]) -> str | None:
+    """A sentence when the suspect's answers are far shorter or longer (:data:`LENGTH_RATIO`) than every
+    reference model's: answer length is an alternative explanation the panel then cannot absorb (terse
+    answers resemble each other whatever wrote them, and no panel model shows how much), so the reader is
+    told, with the supported candidates' own lengths beside it."""
+    suspect = median_words(corpus.responses[corpus.suspect])
+    panel = [median_words(corpus.responses[r]) for r in corpus.references]
+    if not panel or not np.isfinite(suspect) or not all(np.isfinite(panel)):
+        return None
+    if suspect * LENGTH_RATIO < min(panel):
+        which = "shorter"
+    elif suspect > LENGTH_RATIO * max(panel):
+        which = "longer"
+    else:
+        return None
+    teachers = "".join(f"; {name}: {median_words(corpus.responses[name]):g}" for name in supported)
+    return (f"The suspect's answers are much {which} (median {suspect:g} words) than every reference model's "
+            f"({min(panel):g} to {max(panel):g}){teachers}. Answers of similar length resemble each other "
+            f"whatever wrote them, and no model of the panel shows how much, so part of a resemblance to a "
+            f"candidate of similar length may be owed to length alone; a panel including models that answer "
+            f"at this length would weigh it.")
 
 
 def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]) -> str | None:

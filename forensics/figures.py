@@ -521,7 +521,7 @@ def lr_scale_figure(log10_lr: float, band: Sequence[float], verbal: str, *,
     ax = fig.subplots()
     _draw_bands(ax, scale, limit)
     ax.axvspan(band[0], band[1], facecolor="none", edgecolor="#555555", hatch="///", linewidth=0.0,
-               label=f"inconclusive band (log10 LR {band[0]:+g} to {band[1]:+g})")
+               label=f"inconclusive band (log10 LR {band[0]:+.2f} to {band[1]:+.2f})")
     if bounds is not None:
         for edge in bounds:
             ax.axvline(edge, color="#333333", linestyle=":", linewidth=1.4)

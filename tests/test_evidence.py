@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import defaultdict
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -441,17 +442,36 @@ def make_case(references: list[tuple[str, str | None]], suspect_base: str | None
         references=[SimpleNamespace(name=n, base_model=b) for n, b in references])
 
 
-def make_corpus(references: list[str], n_prompts: int, groups: list[str] | None = None) -> SimpleNamespace:
+def make_corpus(references: list[str], n_prompts: int, groups: list[str] | None = None,
+                words: dict[str, int] | None = None) -> SimpleNamespace:
+    """Every source answers in 50 words unless ``words`` says otherwise."""
+    lengths = defaultdict(lambda: 50, words or {})
+    responses = defaultdict(list, {s: ["word " * n] * n_prompts for s, n in lengths.items()})
+    for name in ["S", *references]:
+        responses.setdefault(name, ["word " * lengths[name]] * n_prompts)
     return SimpleNamespace(references=references, prompt_keys=[f"{i:04d}" for i in range(n_prompts)],
-                           groups=groups)
+                           groups=groups, suspect="S", responses=responses)
 
 
 def limitations(refs: list[tuple[str, str | None]], suspect_base: str | None = "Base-7B", n_prompts: int = 500,
                 teachers: list[dict[str, Any]] | None = None, coverage: dict[str, Any] | None = None,
-                families: list[dict[str, Any]] | None = None, groups: list[str] | None = None) -> list[str]:
+                families: list[dict[str, Any]] | None = None, groups: list[str] | None = None,
+                words: dict[str, int] | None = None) -> list[str]:
     teachers = teachers or [teacher("T", "Hd", -1.0)]
-    return evidence.limitations(make_case(refs, suspect_base), make_corpus([n for n, _ in refs], n_prompts, groups),
-                                coverage or {}, teachers, families or singles(*teachers), CAL)
+    corpus = make_corpus([n for n, _ in refs], n_prompts, groups, words)
+    return evidence.limitations(make_case(refs, suspect_base), corpus, coverage or {}, teachers,
+                                families or singles(*teachers), CAL)
+
+
+def test_answers_far_shorter_than_every_reference_are_named_as_an_alternative_explanation() -> None:
+    teachers = [teacher("T", "Hp", 1.2), teacher("U", "Hd", -1.0)]
+    refs = {name: 200 for name, _ in FIVE}
+    got = mentions(limitations(FIVE, teachers=teachers, words={"S": 40, "T": 30, **refs}), "much shorter")
+    assert len(got) == 1 and "median 40 words" in got[0] and "(200 to 200); T: 30." in got[0]
+    assert "U:" not in got[0]  # only the supported candidates' lengths
+    assert mentions(limitations(FIVE, words={"S": 900, **refs}), "much longer (median 900 words)")
+    assert not mentions(limitations(FIVE, words={"S": 120, **refs}), "much shorter")  # within a factor 2
+    assert not mentions(limitations(FIVE), "much shorter")
 
 
 def test_turns_of_conversations_are_a_stated_limitation() -> None:

@@ -581,3 +581,43 @@ def test_notebook_displays_of_names_and_sentences_are_inert() -> None:
         assert "<img" not in html and "href" not in html and "&lt;img" in html
         assert "![x](https://evil.invalid/a." in html  # shown as the text it is
     assert shown[2].count("<li>") == 2
+
+
+def test_an_attribution_still_says_that_support_for_hd_is_not_proof_of_independence(
+        sample_findings: dict[str, Any]) -> None:
+    """The other candidates' "developed independently" rows of an attributed case need the same caveat."""
+    findings = copy.deepcopy(sample_findings)
+    assert report.outcome_of(findings) == "attributed"
+    assert any(t["supports"] == "Hd" for t in findings["teachers"])
+    assert any("does not prove independence" in p for p in report.does_not_show(findings))
+    for entry in [*findings["teachers"], *findings["families"]]:
+        entry["supports"] = "Hp" if entry["name"] == findings["conclusion"]["attributed_teacher"] else "inconclusive"
+    assert not any("does not prove independence" in p for p in report.does_not_show(findings))
+
+
+def test_identity_statements_are_counted_for_every_model_and_told_apart(sample_findings: dict[str, Any],
+                                                                       tmp_path: Path) -> None:
+    findings = copy.deepcopy(sample_findings)
+    findings["identity_counts"] = {
+        findings["suspect"]: {"by_vendor": {}, "unnamed": 1, "rate": 0.0, "responses": 0},
+        "ref <b>x</b>": {"by_vendor": {"Vendor<script>": 2}, "unnamed": 5, "rate": 0.01, "responses": 2}}
+    findings["identity_leaks"] = [{"source": findings["suspect"], "prompt_key": "k", "prompt": "Hi",
+                                   "response": "I'm just a language model.", "match": "I'm just a language model",
+                                   "vendor": "unnamed"}]
+    rows = report.identity_rows(findings)
+    assert {r["source"]: r["named"] for r in rows} == {findings["suspect"]: "none", "ref <b>x</b>": "Vendor<script> 2"}
+    html = report.render_html(findings, {}, tmp_path)
+    assert "(suspect)" in html and "<script>" not in html and "Vendor&lt;script&gt; 2" in html
+    assert "· unnamed ·" in " ".join(html.split())
+
+
+def test_the_verbal_scale_table_places_families_of_several_members_too(sample_findings: dict[str, Any],
+                                                                       tmp_path: Path) -> None:
+    findings = copy.deepcopy(sample_findings)
+    findings["families"] = [{"name": "Fam A", "members": ["a1", "a2"], "supports": "Hd", "log10_lr": -1.2,
+                             "verbal": "moderate support for Hd", "lr_bounds": [-1.3, 1.0], "score": -0.5}]
+    from forensics.report.context import several_member_families
+
+    placed = [t["name"] for row in report.scale_rows(several_member_families(findings)) for t in row["teachers"]]
+    assert placed == ["Fam A (family)"]
+    assert "Fam A (family)" in report.render_html(findings, {}, tmp_path)

@@ -50,6 +50,7 @@ from forensics.report.method import (
     LEVEL_METRICS,
     band_sentence,
     exhibit_views,
+    identity_rows,
     leak_views,
     scale_rows,
     size_sentence,
@@ -78,7 +79,8 @@ __all__ = [
     "comparison_sentence", "as_number", "as_text",
     "band_sentence", "build", "build_report", "clip", "context", "custody_view", "data_sentence",
     "describe_line", "does_not_show", "exhibit_views", "fmt", "fmt_p", "fmt_pct", "fmt_range", "fmt_signed",
-    "highlight", "inert", "leak_views", "line_views", "lr_phrase", "lr_value", "outcome_of", "plain_text",
+    "highlight", "identity_rows", "inert", "leak_views", "line_views", "lr_phrase", "lr_value", "outcome_of",
+    "plain_text",
     "render_html", "render_pdf", "render_text", "run_step", "scale_rows", "size_sentence", "strength_sentence",
     "timestamp", "validation_rows", "validation_sentence",
 ]

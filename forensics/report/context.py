@@ -14,6 +14,7 @@ from forensics.report.lines import fused_lines_phrase, line_views
 from forensics.report.method import (
     band_sentence,
     exhibit_views,
+    identity_rows,
     leak_views,
     scale_rows,
     validation_rows,
@@ -22,6 +23,12 @@ from forensics.report.method import (
 from forensics.report.reading import mapping_of, records_of, short_name
 from forensics.report.sentences import answer_views, comparison_sentence, data_sentence, does_not_show, outcome_of
 from forensics.results import contract_problem
+
+
+def several_member_families(findings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Families of several members, named as families (a family of one is its member's row already)."""
+    return [dict(f, name=f"{as_text(f.get('name'))} (family)") for f in records_of(findings.get("families"))
+            if isinstance(f.get("members"), list) and len(f["members"]) > 1]
 
 
 def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: FigureSet) -> dict[str, Any]:
@@ -54,7 +61,9 @@ def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: F
         "lines": line_views(findings, figures),
         "exhibits": exhibit_views(findings), "n_exhibits": len(records_of(findings.get("exhibits"))),
         "leaks": leak_views(findings), "n_leaks": len(records_of(findings.get("identity_leaks"))),
-        "band_sentence": band_sentence(findings), "scale_rows": scale_rows(teachers),
+        "identity_rows": identity_rows(findings),
+        "band_sentence": band_sentence(findings),
+        "scale_rows": scale_rows([*teachers, *several_member_families(findings)]),
         "validation": validation, "validation_rows": validation_rows(validation),
         "fused_lines": fused_lines_phrase(findings),
         "validation_sentence": validation_sentence(validation, data.get("n_prompts_analysed")),

@@ -61,6 +61,20 @@ def leak_views(findings: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(leak, matches=[leak.get("match")] if leak.get("match") else []) for leak in leaks]
 
 
+def identity_rows(findings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per model, how many of its answers name a vendor or model as itself (by vendor) and how many only
+    call it an AI or a language model: the suspect's own statements read against every model's base rate."""
+    counts = mapping_of(findings.get("identity_counts"))
+    rows = []
+    for source in sorted(counts):
+        entry = mapping_of(counts[source])
+        by_vendor = mapping_of(entry.get("by_vendor"))
+        named = ", ".join(f"{vendor} {fmt(n)}" for vendor, n in sorted(by_vendor.items())) or "none"
+        rows.append({"source": source, "named": named, "unnamed": entry.get("unnamed"),
+                     "suspect": source == findings.get("suspect")})
+    return rows
+
+
 def scale_rows(teachers: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The verbal scale with each teacher placed in its band, saying when the band was overruled."""
     rows = []

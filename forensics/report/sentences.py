@@ -100,9 +100,11 @@ def does_not_show(findings: Mapping[str, Any]) -> list[str]:
     if outcome == "family attributed":
         points.append("It does not show which member of the family (which snapshot or version) the outputs "
                       "came from: the members resemble each other too closely for these observations to tell.")
-    elif outcome != "attributed":
-        points.append("An inconclusive result or support for Hd does not prove independence: a small amount "
-                      "of teacher data, or data passed through another model, may leave no measurable trace.")
+    families = records_of(findings.get("families"))
+    if outcome != "attributed" or any(c.get("supports") == "Hd" for c in [*teachers, *families]):
+        points.append("An inconclusive result or support for Hd (for any candidate) does not prove "
+                      "independence: a small amount of teacher data, or data passed through another model, may "
+                      "leave no measurable trace.")
     conclusion = mapping_of(findings.get("conclusion"))
     named = conclusion.get("attributed_teacher")
     unnamed = [t for t in teachers if t.get("supports") == "Hp" and t.get("name") != named]
