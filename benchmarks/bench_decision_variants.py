@@ -13,6 +13,11 @@ own scores); only the variant changes.
   (gpt-3.5-turbo's, say) scores high for gpt-4 too, a misleading Hd pair. ``family less 0.2 / 0.3 x best
   rival`` subtracts that share of the best other family's score (when positive) before the family level is
   calibrated, so a family whose resemblance another candidate explains counts for less.
+* **How a family of several members is scored.** A family's score is its best member's
+  (:func:`forensics.weighing.family_scores`): Hp is "trained on *some* model of it". ``family scored by its
+  members' mean`` and ``family scored by a soft maximum (t = 0.5)`` (0.5 log of the mean of exp(score / 0.5))
+  take less from the single closest member, so a student of a sister family that resembles one snapshot
+  counts for less, and a student of the family that resembles one snapshot more than the other too.
 * **How a one-member family is weighed.** A family of one member carries its member's teacher-level LR
   (:func:`forensics.calibration.family_level`, since panel-relative-fused-v8). ``one-member families at
   family level (v7)`` weighs them with the family calibration, as before, which can state two strengths for
@@ -70,6 +75,21 @@ def weighted(pairs: pd.DataFrame, semantic_weight: float) -> pd.DataFrame:
     score = semantic_weight * semantic + (1 - semantic_weight) * others
     plain = pairs[[f"z_{line}" for line in weighing.FUSED_LINES]].mean(axis=1)
     return pairs.assign(score=score.where(np.isfinite(score), plain))
+
+
+def family_scored_by(tables: validation.LevelTables, pairs: pd.DataFrame,
+                     aggregate: Callable[[np.ndarray], float]) -> validation.LevelTables:
+    """The tables with each family of several members scored by ``aggregate`` of its members' scores (the
+    best member, which the comparisons use, unchanged)."""
+    score = pairs.set_index(["set", "suspect", "teacher"])["score"]
+    families = tables.family
+    new = [aggregate(np.array([score[(row.set, row.suspect, m)] for m in row.members.split(", ")], dtype=float))
+           if row.n_members > 1 else row.score for row in families.itertuples()]
+    return dataclasses.replace(tables, family=families.assign(score=new))
+
+
+def soft_maximum(scores: np.ndarray, temperature: float = 0.5) -> float:
+    return float(temperature * np.log(np.mean(np.exp(scores / temperature))))
 
 
 def one_member_families_at_family_level(tables: validation.LevelTables) -> validation.LevelTables:
@@ -215,6 +235,11 @@ def main() -> None:
                  ("any supported member", level_tables(pairs, preferences), any_supported_member),
                  ("one-member families at family level (v7)",
                   one_member_families_at_family_level(level_tables(pairs, preferences)), weighing.decide)]
+    variants += [("family scored by its members' mean", family_scored_by(level_tables(pairs, preferences), pairs,
+                                                                          lambda v: float(np.mean(v))),
+                  weighing.decide),
+                 ("family scored by a soft maximum (t = 0.5)",
+                  family_scored_by(level_tables(pairs, preferences), pairs, soft_maximum), weighing.decide)]
     variants += [("every teacher its own family", level_tables(pairs.assign(family=pairs["teacher"]), preferences),
                   weighing.decide),
                  ("two references name a candidate (v7)", level_tables(pairs, preferences),

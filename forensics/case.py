@@ -488,6 +488,11 @@ def _shared_file_warnings(sources: list[Source]) -> list[str]:
 #: Integer parameters and their smallest allowed value.
 _INT_MINIMA = {"seed": 0, "max_response_chars": 1, "min_prompts": 1, "bootstrap": 1, "permutations": 1,
                "mfw": 1, "opening_words": 1, "umap_max_points": 2}
+#: Upper limits: far above any sensible value, so that a typo (an extra few zeros) stops at the case file
+#: with its line instead of as hours of bootstrap or an exhausted memory inside a notebook.
+_INT_MAXIMA = {"seed": 2**32 - 1, "max_response_chars": 10_000_000, "min_prompts": 10_000_000,
+               "bootstrap": 100_000, "permutations": 1_000_000, "mfw": 100_000, "opening_words": 10_000,
+               "umap_max_points": 10_000_000}
 _PARAM_KEYS = tuple(f.name for f in fields(Parameters))
 
 
@@ -520,8 +525,9 @@ def _parse_int(key: str, value: Any, at: Key, doc: _Doc) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise doc.error(f"parameter '{key}' must be an integer, got {_type_name(value)}", at,
                         f"write a whole number >= {low}")
-    if value < low or (key == "seed" and value >= 2**32):
-        bound = f">= {low}" + (" and < 2**32" if key == "seed" else "")
+    high = _INT_MAXIMA[key]
+    if not low <= value <= high:
+        bound = f"from {low} to {high:,}"
         raise doc.error(f"parameter '{key}' is {value}; it must be {bound}", at, f"use a value {bound}")
     return value
 

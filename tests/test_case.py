@@ -131,6 +131,16 @@ def test_error_line_points_at_the_offending_key(tmp_path: Path) -> None:
     assert info.value.path == str(path.resolve()) and info.value.fix
 
 
+@pytest.mark.parametrize(("key", "value"), [("bootstrap", 100_000_000_000), ("seed", 2**32), ("bootstrap", 0),
+                                            ("permutations", 10**7), ("seed", -1)])
+def test_integer_parameters_out_of_range_stop_at_the_case_file(tmp_path: Path, key: str, value: int) -> None:
+    """A few zeros too many would otherwise surface as hours of bootstrap inside a notebook."""
+    path = make_case(tmp_path, f"parameters:\n  {key}: {value}\n")
+    with pytest.raises(CaseFileError, match=f"parameter '{key}' is {value}; it must be from") as info:
+        load_case(path)
+    assert key in path.read_text(encoding="utf-8").splitlines()[info.value.line - 1]
+
+
 def test_yaml_aliases_do_not_blow_up(tmp_path: Path) -> None:
     """Anchors/aliases are legal YAML; the line index visits each node once (no exponential walk)."""
     bomb = "x0: &a0 [1, 2]\n" + "".join(f"x{i}: &a{i} [*a{i - 1}, *a{i - 1}]\n" for i in range(1, 40))
