@@ -621,3 +621,15 @@ def test_the_verbal_scale_table_places_families_of_several_members_too(sample_fi
     placed = [t["name"] for row in report.scale_rows(several_member_families(findings)) for t in row["teachers"]]
     assert placed == ["Fam A (family)"]
     assert "Fam A (family)" in report.render_html(findings, {}, tmp_path)
+
+
+def test_the_custody_appendix_lists_every_model_file_and_the_calibration(sample_findings: dict[str, Any],
+                                                                         tmp_path: Path) -> None:
+    manifest = {"model": {"name": "m", "files": [{"path": "a.json", "sha256": "1" * 64, "bytes": 3},
+                                                 {"path": "model.safetensors", "sha256": "2" * 64, "bytes": 9}]}}
+    view = report.custody_view(manifest, sample_findings)
+    assert ("files/model.safetensors/sha256", "2" * 64) in view["model"]
+    assert ("calibration sha256", sample_findings["validation"]["calibration_sha256"]) in view["calibration"]
+    html = report.render_html(sample_findings, manifest, tmp_path)
+    assert "2" * 64 in html and sample_findings["validation"]["data_sha256"] in html
+    assert "No input file records how its answers were obtained" in html

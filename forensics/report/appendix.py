@@ -23,12 +23,20 @@ def _seconds(step: Mapping[str, Any]) -> str:
 
 def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     """A nested mapping as sorted (dotted key, text) rows: model files and their hashes, one per row."""
+    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        # a list of records (the model's files): one row each, named by its path where it has one
+        rows_of_list: list[tuple[str, str]] = []
+        for index, item in enumerate(value):
+            name = as_text(item.get("path")) or str(index)
+            rows_of_list += _flat({k: v for k, v in item.items() if k != "path"}, f"{prefix}{name}/")
+        return rows_of_list
     if not isinstance(value, Mapping):
-        return [(prefix or "value", as_text(value))]
+        return [(prefix.rstrip("/") or "value", as_text(value))]
     rows: list[tuple[str, str]] = []
     for key, item in sorted(value.items()):
         nested = isinstance(item, Mapping)
-        rows += _flat(item, f"{prefix}{key}/") if nested else [(f"{prefix}{key}", as_text(item))]
+        records = isinstance(item, list) and bool(item) and all(isinstance(v, Mapping) for v in item)
+        rows += _flat(item, f"{prefix}{key}/") if nested or records else [(f"{prefix}{key}", as_text(item))]
     return rows
 
 
@@ -40,10 +48,17 @@ def _json(value: Any) -> str:
         return repr(value)
 
 
+#: What identifies the calibration that turned scores into likelihood ratios, and the labelled data it was
+#: fitted on (the report's numbers depend on both; ``forensics calibrate`` rebuilds the file from the data).
+CALIBRATION_ROWS = (("calibration_file", "calibration file"), ("calibration_sha256", "calibration sha256"),
+                    ("data_sha256", "sha256 of the labelled data it was fitted on"))
+
+
 def custody_view(manifest: Mapping[str, Any], findings: Mapping[str, Any]) -> dict[str, Any]:
     """The chain-of-custody appendix, from the manifest (falling back to findings where it is silent)."""
     environment = mapping_of(manifest.get("environment") or findings.get("environment"))
     parameters = mapping_of(manifest.get("parameters") or findings.get("parameters"))
+    validation = mapping_of(findings.get("validation"))
     return {
         "case_file": mapping_of(manifest.get("case_file")),
         "inputs": records_of(manifest.get("inputs") or findings.get("inputs")),
@@ -53,6 +68,8 @@ def custody_view(manifest: Mapping[str, Any], findings: Mapping[str, Any]) -> di
         "parameters_sha256": manifest.get("parameters_sha256") or findings.get("parameters_sha256"),
         "environment": sorted((k, as_text(v)) for k, v in environment.items() if k != "packages"),
         "packages": sorted(mapping_of(environment.get("packages")).items()),
+        "calibration": [(label, as_text(validation.get(key))) for key, label in CALIBRATION_ROWS
+                        if validation.get(key)],
         "steps": [dict(s, seconds=_seconds(s)) for s in records_of(manifest.get("steps"))],
         # The report's own files are recorded after rendering: any entry for them here is a stale one.
         "artifacts": sorted((str(rel), mapping_of(a)) for rel, a in mapping_of(manifest.get("artifacts")).items()
