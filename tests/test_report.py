@@ -633,3 +633,12 @@ def test_the_custody_appendix_lists_every_model_file_and_the_calibration(sample_
     html = report.render_html(sample_findings, manifest, tmp_path)
     assert "2" * 64 in html and sample_findings["validation"]["data_sha256"] in html
     assert "No input file records how its answers were obtained" in html
+
+
+def test_a_line_summary_counts_ties_and_says_how_far_the_z_is() -> None:
+    from forensics.report import lines
+
+    assert lines._position(0.5, [0.1, 0.5, 0.5, 0.9]) == \
+        "higher than 1, equal to 2, and lower than 1 of the 4 panel models (panel 0.100 to 0.900)"
+    assert lines._z_words(0.99) == "less than one panel standard deviation from the panel's mean"
+    assert lines._z_words(-3.5).startswith("more than three")

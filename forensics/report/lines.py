@@ -42,25 +42,29 @@ CORE_KEYS = frozenset({"statistic", "suspect_value", "panel_values", "z", "ci95"
 
 
 def _z_words(z: float) -> str:
+    """How far the z puts the suspect from the panel's mean, in the panel's standard deviations (the rank
+    among the panel's models is said separately: with few models, higher than all can still be within one)."""
     size = abs(z)
     if size >= 3:
-        return "far outside the panel's spread"
+        return "more than three panel standard deviations from the panel's mean"
     if size >= 2:
-        return "outside the panel's usual spread"
+        return "two to three panel standard deviations from the panel's mean"
     if size >= 1:
-        return "at the edge of the panel's spread"
-    return "within the panel's spread"
+        return "one to two panel standard deviations from the panel's mean"
+    return "less than one panel standard deviation from the panel's mean"
 
 
 def _position(value: float, panel: list[float]) -> str:
     above = sum(v < value for v in panel)
     below = sum(v > value for v in panel)
+    equal = len(panel) - above - below
     span = f"panel {fmt(min(panel))} to {fmt(max(panel))}"
     if above == len(panel):
         return f"higher than all {len(panel)} panel models ({span})"
     if below == len(panel):
         return f"lower than all {len(panel)} panel models ({span})"
-    return f"higher than {above} and lower than {below} of the {len(panel)} panel models ({span})"
+    tied = f", equal to {equal}," if equal else ""
+    return f"higher than {above}{tied} and lower than {below} of the {len(panel)} panel models ({span})"
 
 
 def _interval_words(ci: Any, panel: list[float]) -> str:
