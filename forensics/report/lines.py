@@ -28,8 +28,11 @@ LINES = {
                    "the score; function-word frequencies, character n-grams and topic-masked text are shown "
                    "beside them as components and do not enter it."),
     "markers": ("Teacher-specific phrases and identity markers",
-                "Phrases typical of the candidate teacher and rare elsewhere, self-identification as another "
-                "model, and investigator-supplied canary strings."),
+                "Phrases that set the candidate teacher apart from the other candidates and the panel taken "
+                "together (so a phrase can be common in the panel yet rare in the other candidates), "
+                "self-identification as another model, and investigator-supplied canary strings. In the "
+                "phrase table the rates are the share of answers containing the phrase, and log odds z is how "
+                "strongly the phrase separates the teacher (weighted log-odds ratio, in standard errors)."),
     "clusters": ("Co-clustering of responses",
                  "Whether the suspect's responses fall in the same groups as the teacher's more often than "
                  "the panel's do, when all responses are clustered together."),
