@@ -10,7 +10,7 @@ from forensics.escaping import RESPONSE_LIMIT, as_text
 from forensics.report.appendix import custody_view, timestamp
 from forensics.report.constants import MAX_ROWS, PROMPT_LIMIT
 from forensics.report.figure_set import FigureSet
-from forensics.report.lines import fused_lines_phrase, line_views
+from forensics.report.lines import GLOSSARY, fused_lines_phrase, line_views
 from forensics.report.method import (
     band_sentence,
     exhibit_views,
@@ -61,7 +61,7 @@ def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: F
         "lines": line_views(findings, figures),
         "exhibits": exhibit_views(findings), "n_exhibits": len(records_of(findings.get("exhibits"))),
         "leaks": leak_views(findings), "n_leaks": len(records_of(findings.get("identity_leaks"))),
-        "identity_rows": identity_rows(findings),
+        "identity_rows": identity_rows(findings), "glossary": GLOSSARY,
         "band_sentence": band_sentence(findings),
         "scale_rows": scale_rows([*teachers, *several_member_families(findings)]),
         "validation": validation, "validation_rows": validation_rows(validation),

@@ -40,6 +40,30 @@ LINES = {
 #: How the method section names each line in a sentence ("the mean of the z-scores of the ... lines").
 SHORT_NAMES = {"embedding": "semantic", "wording": "shared-wording", "stylometry": "formatting",
                "markers": "markers", "clusters": "co-clustering"}
+#: The terms the evidence tables use, in plain words (the report's glossary).
+GLOSSARY = (
+    ("z against the panel", "how far the suspect's value is from the mean of the reference models' values, in "
+     "their standard deviations (adjusted for how few reference models estimate that spread)"),
+    ("95% interval (suspect)", "the range the suspect's value would take in 95% of resamplings of the prompts "
+     "(bootstrap): how much it depends on which prompts happened to be asked"),
+    ("permutation p", "the share of random reshufflings of which answers belong to which model that give a "
+     "value at least as extreme: small values mean the observed pattern is unlikely to be chance"),
+    ("naive z", "the z computed without first removing what every model says to the same prompt; shown so the "
+     "effect of that correction (for length and register shared by all models) can be seen"),
+    ("full answers", "the same semantic measure on whole answers instead of their openings (reported, not "
+     "part of the likelihood ratio)"),
+    ("raw similarity", "the average cosine similarity of each model's answer openings to the teacher's, before "
+     "any correction"),
+    ("noise share / noise included", "in co-clustering, the share of the teacher's answers that fall in no "
+     "cluster, and the line's values when those answers are counted as well"),
+    ("formatting", "markdown and discourse habits: headers, lists, bold, typical openings and closings, line "
+     "and sentence lengths"),
+    ("mfw Burrows / Cosine Delta", "distances between models over the rates of their most frequent words "
+     "(standard authorship-attribution measures)"),
+    ("char ngrams / distorted ngrams", "the same over character sequences, and over text with topic words "
+     "masked so that only function words and punctuation remain (text distortion)"),
+    ("markers", "phrases that set the teacher apart (section 3), counted per 100 words"),
+)
 #: Fields every evidence entry has; anything else is shown as a further measure.
 CORE_KEYS = frozenset({"statistic", "suspect_value", "panel_values", "z", "ci95", "n_prompts", "p_value"})
 
