@@ -621,9 +621,12 @@ def _check_text(place: _Place, number: int, column: str, value: Any) -> None:
 def _check_unicode(place: _Place, records: list[tuple[int, dict[str, Any]]]) -> None:
     """Refuse an unpaired surrogate anywhere in a record (keys, extra fields, the collection block), not
     only in the prompt and response: JSON's ``\\udXXX`` escapes decode to one, and it cannot be written to
-    Parquet, JSON or a report later, where the error would no longer name the file and line."""
+    Parquet, JSON or a report later, where the error would no longer name the file and line. The prompt,
+    response and prompt_id values are left to :func:`_check_text`, which names them the same way."""
+    checked_later = ("prompt", "response", "prompt_id")
     for number, obj in records:
-        for where, text in _strings(obj, ""):
+        rest = {k: (None if k in checked_later else v) for k, v in obj.items()}
+        for where, text in _strings(rest, ""):
             bad = _SURROGATE_RE.search(text)
             if bad:
                 raise place.error(number, f"'{where or text[:40]}' contains an unpaired surrogate "

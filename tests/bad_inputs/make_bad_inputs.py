@@ -691,7 +691,7 @@ def case_seed_bool(d: Path) -> Expectation:
 @case
 def case_min_prompts_zero(d: Path) -> Expectation:
     target = raw_case(d, GOOD_CASE + "parameters:\n  min_prompts: 0\n")
-    return error("case", target, "CaseFileError", "case.yaml:10:", "'min_prompts' is 0", ">= 1")
+    return error("case", target, "CaseFileError", "case.yaml:10:", "'min_prompts' is 0", "from 1 to")
 
 
 @case
