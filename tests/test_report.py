@@ -519,7 +519,7 @@ def test_a_family_outcome_leads_with_the_family_and_says_what_it_does_not_show(
     assert report.outcome_of(findings) == "family attributed"
     assert any("which member of the family" in p for p in report.does_not_show(findings))
     sentence = report.comparison_sentence(findings)
-    assert "favour training on Fam <b>A</b> rather than on other: LR about" in sentence
+    assert "of training on Fam <b>A</b> rather than on each other candidate family, other: about" in sentence
     assert "bound" not in sentence
     upper = findings["validation"]["levels"]["comparison"]["upper"]
     findings["conclusion"]["family_comparisons"] = {"other": upper}  # as strong as the calibration allows

@@ -175,16 +175,18 @@ def comparison_sentence(findings: Mapping[str, Any]) -> str:
     bound = as_number(mapping_of(levels.get("comparison")).get("upper"))
     leader = short_name(conclusion.get("attributed_family") or "the leading candidate family")
     parts, capped = [], False
-    for key, what in (("family_comparisons", f"training on {leader} rather than on"),
-                      ("sibling_comparisons", "its leading member rather than on its sibling")):
+    for key, what in (("family_comparisons", f"of training on {leader} rather than on each other candidate family"),
+                      ("sibling_comparisons", "of training on its leading member rather than on each sibling")):
         values = {str(k): as_number(v) for k, v in mapping_of(conclusion.get(key)).items()}
         values = {k: v for k, v in values.items() if v is not None}
         capped = capped or any(bound is not None and abs(abs(v) - bound) < 1e-6 for v in values.values())
-        parts += [f"{what} {short_name(k)}: LR about {lr_value(v)} (log10 {v:+.2f})"
-                  for k, v in sorted(values.items(), key=lambda kv: kv[1])]
+        if values:
+            listed = "; ".join(f"{short_name(k)}: about {lr_value(v)} (log10 {v:+.2f})"
+                               for k, v in sorted(values.items(), key=lambda kv: kv[1]))
+            parts.append(f"{what}, {listed}")
     if not parts:
         return ""
-    text = "Candidate against candidate, the observations favour " + "; ".join(parts) + "."
+    text = "Candidate against candidate, the likelihood ratio " + "; and ".join(parts) + "."
     if capped:
         text += (f" A comparison at log10 {bound:+.2f} sits at the bound of the candidate-against-candidate "
                  f"calibration: the strongest value it allows, set by how many labelled cases back it.")
