@@ -10,11 +10,18 @@ from __future__ import annotations
 import unicodedata
 from pathlib import Path
 
-#: Unicode categories shown as ``[U+XXXX]`` in an error line: control, format (bidi overrides among them)
-#: and lone surrogates. An error quotes hostile input (a column name, a key); on a terminal, escape sequences
-#: or a right-to-left override in it could rewrite or reorder what the investigator reads.
-_HIDDEN_CATEGORIES = ("Cc", "Cf", "Cs")
-
+#: Characters that render as nothing (zero-width) or reorder what is displayed (bidi controls). The case
+#: reader strips them before joining prompts and reports them; error lines show them as ``[U+XXXX]``.
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e"
+BIDI_CONTROLS = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+#: ZWNJ/ZWJ shape emoji and Arabic/Indic text: legitimate in names, suspicious only beside Latin letters.
+JOINERS = "\u200c\u200d"
+#: Shown as ``[U+XXXX]`` in an error line: control characters and lone surrogates (categories Cc, Cs), the
+#: bidi controls and the invisible characters other than the joiners. An error quotes hostile input (a
+#: column name, a key); on a terminal, escape sequences or a right-to-left override in it could rewrite or
+#: reorder what the investigator reads.
+_HIDDEN_CATEGORIES = ("Cc", "Cs")
+_HIDDEN_CHARACTERS = frozenset(ZERO_WIDTH.replace(JOINERS, "") + BIDI_CONTROLS)
 
 class ForensicsError(Exception):
     """An error in the user's input or set-up, reported as one line: ``file:line: problem (fix: ...)``."""
@@ -38,8 +45,10 @@ class ForensicsError(Exception):
 
 
 def visible(text: str) -> str:
-    """``text`` with every control, format or surrogate character written as ``[U+XXXX]``."""
-    return "".join(f"[U+{ord(c):04X}]" if unicodedata.category(c) in _HIDDEN_CATEGORIES else c for c in text)
+    """``text`` with every control, bidi-control, invisible (joiners aside) or surrogate character written as
+    ``[U+XXXX]``."""
+    return "".join(f"[U+{ord(c):04X}]" if c in _HIDDEN_CHARACTERS or unicodedata.category(c) in _HIDDEN_CATEGORIES
+                   else c for c in text)
 
 
 class CaseFileError(ForensicsError):

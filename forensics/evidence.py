@@ -521,9 +521,11 @@ def length_outside_panel(corpus: AlignedCorpus, supported: Sequence[str]) -> str
         which = "longer"
     else:
         return None
-    teachers = "".join(f"; {name}: {median_words(corpus.responses[name]):g}" for name in supported)
+    span = f"{min(panel):g}" if min(panel) == max(panel) else f"{min(panel):g} to {max(panel):g}"
+    teachers = "".join(f"; the supported candidate {name}: median {median_words(corpus.responses[name]):g} words"
+                       for name in supported)
     return (f"The suspect's answers are much {which} (median {suspect:g} words) than every reference model's "
-            f"({min(panel):g} to {max(panel):g}){teachers}. Answers of similar length resemble each other "
+            f"(median {span} words){teachers}. Answers of similar length resemble each other "
             f"whatever wrote them, and no model of the panel shows how much, so part of a resemblance to a "
             f"candidate of similar length may be owed to length alone; a panel including models that answer "
             f"at this length would weigh it.")

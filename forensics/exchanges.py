@@ -57,7 +57,7 @@ import pyarrow as pa
 from forensics import collection_records, conversations
 from forensics.case import CASE_REJECTS, Case, Parameters, Source
 from forensics.custody import RunFolder, canonical_json, sha256_bytes, sha256_file, sha256_text
-from forensics.errors import ForensicsError, InputError, VerificationError
+from forensics.errors import BIDI_CONTROLS, JOINERS, ZERO_WIDTH, ForensicsError, InputError, VerificationError
 from forensics.memory import release_unused_memory
 
 STEP = "00_case"
@@ -134,11 +134,9 @@ _BASE_COLUMNS = ["prompt_id", "prompt", "prompt_norm", "response", "response_sha
 JOINED_COLUMNS = ["prompt_key", "prompt", "source", "role", "response", "response_sha256", "truncated",
                   "empty", "file", "line", "conversation_id"]
 
-# Characters that render as nothing (zero-width) or reorder what is displayed (bidi controls): removed
-# before joining, and reported, because they let two visibly equal prompts differ (or vice versa).
-_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e"
-_BIDI = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-_JOINERS = "\u200c\u200d"  # ZWNJ/ZWJ shape emoji and Arabic/Indic text; suspicious only beside Latin letters
+# Zero-width and bidi characters (forensics.errors) are removed before joining, and reported, because they
+# let two visibly equal prompts differ (or vice versa).
+_ZERO_WIDTH, _BIDI, _JOINERS = ZERO_WIDTH, BIDI_CONTROLS, JOINERS
 _INVISIBLE_RE = re.compile(f"[{_ZERO_WIDTH.replace(_JOINERS, '')}{_BIDI}]"
                            f"|(?<=[A-Za-z])[{_JOINERS}]|[{_JOINERS}](?=[A-Za-z])")
 _STRIP_INVISIBLE = str.maketrans("", "", _ZERO_WIDTH + _BIDI)

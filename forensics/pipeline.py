@@ -35,6 +35,8 @@ REQUIRED_OUTPUTS = ("findings.json", "report.html", "report.pdf", "manifest.json
 #: Everything a run writes at the top of its folder: a folder holding anything else is not a run folder,
 #: and a run never replaces (deletes) it.
 RUN_ENTRIES = frozenset({*REQUIRED_OUTPUTS, "artifacts", "figures", "notebooks"})
+#: Files a desktop leaves in any folder it has shown (a run folder browsed in Finder or Explorer).
+DESKTOP_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
 def notebooks() -> list[Path]:
@@ -209,7 +211,8 @@ def check_replaceable(folder: Path) -> None:
         raise ForensicsError("the output path exists and is not a run folder", path=folder,
                              fix="pass --out a new folder, or an earlier run's folder (it is replaced)")
     foreign = sorted(p.name for p in folder.iterdir()
-                     if p.name not in RUN_ENTRIES and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+                     if p.name not in RUN_ENTRIES | DESKTOP_CLUTTER
+                     and not (p.name.startswith(".") and p.name.endswith(".tmp")))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise ForensicsError(f"the output folder holds files a run did not write ({shown}); a run replaces "

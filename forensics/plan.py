@@ -74,8 +74,8 @@ def _shape_problem(findings: Any) -> str | None:
         return "'teachers' is not a list of objects"
     band = (findings.get("parameters") or {}).get("inconclusive_band")
     if band is not None and not (isinstance(band, list) and len(band) == 2
-                                 and all(isinstance(b, int | float) and not isinstance(b, bool) for b in band)):
-        return "'parameters.inconclusive_band' is not two numbers"
+                                 and all(_number(b) is not None for b in band) and band[0] <= band[1]):
+        return "'parameters.inconclusive_band' is not two finite numbers, the lower first"
     return None
 
 

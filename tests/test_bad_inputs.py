@@ -95,3 +95,12 @@ def test_every_warning_code_is_in_the_rejects_table(corpus: tuple[Path, dict[str
     assert codes, "the corpus exercises warnings"
     for code in codes:
         assert f"warning: {code}" in table, code
+
+
+def test_error_lines_show_controls_but_keep_the_joiners_of_real_names() -> None:
+    """Escape sequences and bidi overrides from hostile input are shown, not obeyed, by a terminal; a Persian
+    file name's ZWNJ and an emoji's ZWJ are part of the text and stay."""
+    line = errors.InputError("column \x1b[31mred\u202e", path="/data/\u067e\u0627\u0633\u062e\u200c\u0647\u0627.jsonl",
+                             line=3, fix="rename \U0001F468\u200d\U0001F469").one_line()
+    assert "[U+001B][31mred[U+202E]" in line
+    assert "\u200c" in line and "\u200d" in line and "\x1b" not in line and "\u202e" not in line

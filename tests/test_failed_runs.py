@@ -115,5 +115,6 @@ def test_an_earlier_run_folder_may_be_replaced(tmp_path: Path) -> None:
     (run / "notebooks").mkdir(parents=True)
     (run / "findings.json").write_text("{}", encoding="utf-8")
     (run / ".manifest.json.x1.tmp").write_text("", encoding="utf-8")  # an interrupted atomic write
+    (run / ".DS_Store").write_bytes(b"\0")  # the folder was looked at in a file browser
     check_replaceable(run)
     check_replaceable(tmp_path / "absent")

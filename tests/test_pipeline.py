@@ -213,10 +213,10 @@ def test_every_notebook_was_executed(first: Done) -> None:
         assert code and all(c.get("execution_count") for c in code), f"{name} has cells that did not run"
         errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"{name}: {errors[:1]}"
+        assert nb["metadata"]["papermill"]["parameters"]["case_file"].endswith("case.yaml")
     artifacts = json.loads((first.out / "manifest.json").read_text(encoding="utf-8"))["artifacts"]
     for name in expected:  # hashed like every artifact, so `forensics verify` catches an edited notebook
         assert artifacts[f"notebooks/{name}"]["sha256"] == sha256_file(first.out / "notebooks" / name)
-        assert nb["metadata"]["papermill"]["parameters"]["case_file"].endswith("case.yaml")
 
 
 def test_findings_follow_the_contract(first: Done, calibration: Calibration) -> None:

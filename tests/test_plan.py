@@ -123,6 +123,8 @@ def test_a_pilot_with_too_few_references_is_told_that_more_prompts_will_not_name
 @pytest.mark.parametrize("broken", [
     [], {"validation": "x"}, {"parameters": {"inconclusive_band": [1]}},
     {"parameters": {"inconclusive_band": ["a", "b"]}}, {"teachers": "abc"}, {"teachers": [1, 2]},
+    {"parameters": {"inconclusive_band": [float("nan"), float("nan")]}},
+    {"parameters": {"inconclusive_band": [0.5, -0.5]}},
 ])
 def test_a_malformed_pilot_is_refused_in_one_line(broken: object, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:

@@ -640,5 +640,15 @@ def test_a_line_summary_counts_ties_and_says_how_far_the_z_is() -> None:
 
     assert lines._position(0.5, [0.1, 0.5, 0.5, 0.9]) == \
         "higher than 1, equal to 2, and lower than 1 of the 4 panel models (panel 0.100 to 0.900)"
-    assert lines._z_words(0.99) == "less than one panel standard deviation from the panel's mean"
-    assert lines._z_words(-3.5).startswith("more than three")
+    assert lines._z_words(0.99) == "no more unusual than one standard deviation from the mean of a large panel"
+    assert lines._z_words(-3.5) == "as unusual as more than three standard deviations from the mean of a large panel"
+
+
+def test_exhibits_show_their_similarities_and_nothing_renders_undefined(sample_findings: dict[str, Any],
+                                                                         tmp_path: Path) -> None:
+    findings = copy.deepcopy(sample_findings)
+    assert findings["exhibits"], "the sample has exhibits"
+    findings["exhibits"][0].update(similarity_suspect_teacher=0.4321, similarity_reference_teacher=-0.0567)
+    html = report.render_html(findings, {}, tmp_path)
+    assert "suspect 0.432," in " ".join(html.split()) and "-0.057" in html
+    assert "Undefined" not in html

@@ -28,9 +28,8 @@ LINES = {
                    "the score; function-word frequencies, character n-grams and topic-masked text are shown "
                    "beside them as components and do not enter it."),
     "markers": ("Teacher-specific phrases and identity markers",
-                "Phrases that set the candidate teacher apart from the other candidates and the panel taken "
-                "together (so a phrase can be common in the panel yet rare in the other candidates), "
-                "self-identification as another model, and investigator-supplied canary strings. In the "
+                "Phrases the candidate teacher uses more than the reference panel does, self-identification "
+                "as another model, and investigator-supplied canary strings. In the "
                 "phrase table the rates are the share of answers containing the phrase, and log odds z is how "
                 "strongly the phrase separates the teacher (weighted log-odds ratio, in standard errors)."),
     "clusters": ("Co-clustering of responses",
@@ -42,12 +41,14 @@ SHORT_NAMES = {"embedding": "semantic", "wording": "shared-wording", "stylometry
                "markers": "markers", "clusters": "co-clustering"}
 #: The terms the evidence tables use, in plain words (the report's glossary).
 GLOSSARY = (
-    ("z against the panel", "how far the suspect's value is from the mean of the reference models' values, in "
-     "their standard deviations (adjusted for how few reference models estimate that spread)"),
+    ("z against the panel", "how unusual the suspect's value is beside the reference models' values: the "
+     "distance from their mean in their standard deviations, converted to allow for how few models estimate "
+     "that spread, so that 2 is as unusual as two standard deviations out against a large panel"),
     ("95% interval (suspect)", "the range the suspect's value would take in 95% of resamplings of the prompts "
      "(bootstrap): how much it depends on which prompts happened to be asked"),
     ("permutation p", "the share of random reshufflings of which answers belong to which model that give a "
-     "value at least as extreme: small values mean the observed pattern is unlikely to be chance"),
+     "value at least as extreme: a small value says such a pattern would rarely arise if the answers were "
+     "unrelated to the model that gave them (it is not the probability that they are unrelated)"),
     ("naive z", "the z computed without first removing what every model says to the same prompt; shown so the "
      "effect of that correction (for length and register shared by all models) can be seen"),
     ("full answers", "the same semantic measure on whole answers instead of their openings (reported, not "
@@ -69,16 +70,18 @@ CORE_KEYS = frozenset({"statistic", "suspect_value", "panel_values", "z", "ci95"
 
 
 def _z_words(z: float) -> str:
-    """How far the z puts the suspect from the panel's mean, in the panel's standard deviations (the rank
-    among the panel's models is said separately: with few models, higher than all can still be within one)."""
+    """How unusual the z says the suspect is beside the panel. The z is read for the panel's size
+    (:func:`forensics.scoring.panel_size_z`): the normal deviate of the same tail probability, so "2" is as
+    unusual as two standard deviations out against a large panel (with few references, the suspect is then
+    further than that from the few references' own mean). The rank among the panel's models is said apart."""
     size = abs(z)
     if size >= 3:
-        return "more than three panel standard deviations from the panel's mean"
+        return "as unusual as more than three standard deviations from the mean of a large panel"
     if size >= 2:
-        return "two to three panel standard deviations from the panel's mean"
+        return "as unusual as two to three standard deviations from the mean of a large panel"
     if size >= 1:
-        return "one to two panel standard deviations from the panel's mean"
-    return "less than one panel standard deviation from the panel's mean"
+        return "as unusual as one to two standard deviations from the mean of a large panel"
+    return "no more unusual than one standard deviation from the mean of a large panel"
 
 
 def _position(value: float, panel: list[float]) -> str:

@@ -52,6 +52,8 @@ def exhibit_views(findings: Mapping[str, Any]) -> list[dict[str, Any]]:
             "teacher": exhibit.get("teacher"), "suspect": exhibit.get("suspect"),
             "reference": exhibit.get("reference"),
             "reference_name": exhibit.get("reference_name") or "reference model",
+            "similarity_suspect_teacher": exhibit.get("similarity_suspect_teacher"),
+            "similarity_reference_teacher": exhibit.get("similarity_reference_teacher"),
             "phrases": phrases, "phrase_texts": [p.get("phrase") for p in phrases]})
     return views
 

@@ -176,7 +176,8 @@ def comparison_sentence(findings: Mapping[str, Any]) -> str:
     leader = short_name(conclusion.get("attributed_family") or "the leading candidate family")
     parts, capped = [], False
     for key, what in (("family_comparisons", f"of training on {leader} rather than on each other candidate family"),
-                      ("sibling_comparisons", "of training on its leading member rather than on each sibling")):
+                      ("sibling_comparisons", f"of training on the leading member of {leader} rather than on "
+                                              f"each sibling")):
         values = {str(k): as_number(v) for k, v in mapping_of(conclusion.get(key)).items()}
         values = {k: v for k, v in values.items() if v is not None}
         capped = capped or any(bound is not None and abs(abs(v) - bound) < 1e-6 for v in values.values())
@@ -188,8 +189,8 @@ def comparison_sentence(findings: Mapping[str, Any]) -> str:
         return ""
     text = "Candidate against candidate, the likelihood ratio " + "; and ".join(parts) + "."
     if capped:
-        text += (f" A comparison at log10 {bound:+.2f} sits at the bound of the candidate-against-candidate "
-                 f"calibration: the strongest value it allows, set by how many labelled cases back it.")
+        text += (f" A comparison at log10 \u00b1{abs(bound):.2f} sits at the bound of the candidate-against-"
+                 f"candidate calibration: the strongest value it allows, set by how many labelled cases back it.")
     return text
 
 
