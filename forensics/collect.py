@@ -54,6 +54,9 @@ class Request:
     prompt: str
     messages: list[dict[str, str]]
     line: int
+    #: the conversation a turn belongs to (None for a single prompt): written with the answer, so a case
+    #: resamples a collected suspect's turns by whole conversations, as it does its traces'
+    conversation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ def load_requests(path: str | Path) -> list[Request]:
     by_text: dict[str, Request] = {}
     for line, obj in records:
         if conversations.layout_of(obj):
-            found = [Request(t.prompt_id, t.prompt, t.messages, line) for t in conversations.turns(path, line, obj)]
+            found = [Request(t.prompt_id, t.prompt, t.messages, line, t.conversation_id)
+                     for t in conversations.turns(path, line, obj)]
         else:
             found = [_plain_request(path, line, obj)]
         for request in found:
@@ -337,7 +341,8 @@ async def _post(client: httpx.AsyncClient, settings: Settings, body: bytes) -> _
 
 
 def _record(request: Request, response: str | None, block: dict[str, Any]) -> dict[str, Any]:
-    return {"prompt_id": request.prompt_id, "prompt": request.prompt, "response": response,
+    conversation = {} if request.conversation_id is None else {"conversation_id": request.conversation_id}
+    return {"prompt_id": request.prompt_id, "prompt": request.prompt, "response": response, **conversation,
             collection_records.RECORD_KEY: block}
 
 

@@ -291,7 +291,7 @@ def read_exchanges(path: str | Path, *, max_response_chars: int = DEFAULT_MAX_RE
     _check_unicode(_Place(path, fmt), records)
     warnings = _Warnings(path)
     records, collection = _screen_collected(path, records, warnings)
-    frame = _build_frame(path, fmt, records, max_response_chars, warnings)
+    frame = _build_frame(path, fmt, records, max_response_chars, warnings, collected=collection is not None)
     return ReadResult(path=path, format=fmt, frame=frame, warnings=warnings.as_list(),
                       sha256=sha256_bytes(raw), n_bytes=len(raw), collection=collection)
 
@@ -661,11 +661,12 @@ def _prompt_id(place: _Place, number: int, value: Any) -> str | None:
 
 
 def _build_frame(path: Path, fmt: str, records: list[tuple[int, dict[str, Any]]], max_chars: int,
-                 warnings: _Warnings) -> pd.DataFrame:
+                 warnings: _Warnings, collected: bool = False) -> pd.DataFrame:
     place = _Place(path, fmt)
     # a conversation's turns carry the conversation they belong to (the bootstrap resamples whole
-    # conversations); in a flat file a column of that name is the user's, and must not regroup the prompts
-    conversational = fmt.rsplit("-", 1)[-1] in conversations.LAYOUT_KEYS.values()
+    # conversations), as do the answers `forensics collect` wrote for them; in any other flat file a column
+    # of that name is the user's, and must not regroup the prompts
+    conversational = collected or fmt.rsplit("-", 1)[-1] in conversations.LAYOUT_KEYS.values()
     extras = _extra_columns(records, warnings, () if conversational else ("conversation_id",))
     rows: list[dict[str, Any]] = []
     seen_id: dict[str, int] = {}

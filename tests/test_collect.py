@@ -212,6 +212,9 @@ def test_conversations_are_replayed_turn_by_turn(tmp_path: Path) -> None:
     assert (teacher.loc[suspect.index, "prompt"] == suspect["prompt"]).all()
     assert teacher.loc["conv-1:2", "prompt"] == "user: Name a colour.\n\nassistant: [earlier answer]\n\nuser: Another?"
     assert teacher.loc["conv-2:1", "prompt"] == "Say hi." and teacher.loc["conv-1:2", "response"] == "Red."
+    # the collected answers keep their conversations, so a collected suspect is resampled by conversation too
+    assert suspect["conversation_id"].to_dict() == teacher["conversation_id"].to_dict() == {
+        "conv-1:1": "conv-1", "conv-1:2": "conv-1", "conv-2:1": "conv-2"}
 
 
 def test_prompt_files_in_every_format_and_their_errors(tmp_path: Path) -> None:
