@@ -371,8 +371,8 @@ def _fake_notebooks(written: tuple[str, ...], fail: bool) -> Callable[..., None]
     """Stand-in for the notebooks: write some outputs into the staging folder, then maybe fail."""
 
     def execute(case_file: Path, run_dir: Path, kernel: str, on_step: Any = None) -> None:
-        for name in written:
-            (run_dir / name).write_text(f"new {name}", encoding="utf-8")
+        for name in written:  # the manifest as the steps write it (JSON), the rest as stand-in text
+            (run_dir / name).write_text("{}" if name == "manifest.json" else f"new {name}", encoding="utf-8")
         if fail:
             raise ForensicsError("notebook 05_clusters.ipynb failed: simulated", path=run_dir)
 
@@ -400,8 +400,8 @@ def test_incomplete_run_is_never_promoted(small_case: Path, tmp_path: Path, monk
 def test_complete_run_replaces_the_previous_one(small_case: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "stale.txt").write_text("from the previous run", encoding="utf-8")
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "stale.png").write_text("from the previous run", encoding="utf-8")
     monkeypatch.setattr(pipeline, "prepare", lambda *args, **kwargs: None)
     monkeypatch.setattr(pipeline, "ensure_kernel", lambda: "forensics")
     monkeypatch.setattr(pipeline, "execute_notebooks", _fake_notebooks(pipeline.REQUIRED_OUTPUTS, False))
