@@ -234,12 +234,49 @@ class RunFolder:
             written.append(self._record(target, step))
         return written
 
+    def discard_after(self, step: str) -> list[str]:
+        """Delete what the numbered steps after ``step`` wrote, and their manifest entries; return the paths.
+
+        Data flows one way (step 00's exchanges feed every later step), so when a step runs again, in a
+        notebook session say after the investigator corrected an input, what later steps derived from the
+        earlier data is stale: left in place it would pass every hash check and mix old and new data in the
+        findings. A later step reading it now stops with "run step ... first" instead.
+        """
+        order = _step_order(step)
+        if order is None:
+            return []
+        manifest = self.manifest()
+        artifacts = manifest.data.get("artifacts", {})
+        stale = sorted(rel for rel, entry in artifacts.items()
+                       if (_step_order(entry.get("step", "")) or -1) > order)
+        for rel in stale:
+            with contextlib.suppress(FileNotFoundError):
+                self.path(rel).unlink()
+            del artifacts[rel]
+        manifest.data["steps"] = [s for s in manifest.data.get("steps", [])
+                                  if (_step_order(s.get("step", "")) or -1) <= order]
+        if stale:
+            manifest.save()
+        return stale
+
+    def _existing(self, rel: str) -> Path:
+        """The artifact's path, or a one-line error saying which step's output is missing."""
+        path = self.path(rel)
+        if not path.exists():
+            from forensics.errors import ForensicsError
+
+            raise ForensicsError(f"no {rel} in the run folder: the step that writes it has not run since the "
+                                 f"steps before it did", path=self.root,
+                                 fix="run the numbered notebooks in order from the first one not yet run "
+                                     "(or the whole case with forensics run)")
+        return path
+
     def read_json(self, rel: str) -> Any:
         """Parse an artifact, refusing it when its bytes are not those the manifest recorded.
 
         The bytes are read once, then hashed and parsed: what is checked is exactly what is used.
         """
-        data = self.path(rel).read_bytes()
+        data = self._existing(rel).read_bytes()
         self.verify(rel, sha256_bytes(data))
         return json.loads(data.decode("utf-8"))
 
@@ -260,8 +297,8 @@ class RunFolder:
         return pd.read_parquet(self.path(rel), columns=[c for c in columns if c in present])
 
     def check(self, rel: str) -> None:
-        """Refuse an artifact whose bytes differ from what the manifest recorded."""
-        self.verify(rel, sha256_file(self.path(rel)))
+        """Refuse an artifact whose bytes differ from what the manifest recorded (or that is missing)."""
+        self.verify(rel, sha256_file(self._existing(rel)))
 
     def verify(self, rel: str, actual: str) -> None:
         """Refuse an artifact whose sha256 (``actual``, of the bytes the caller read) is not the recorded
@@ -272,3 +309,9 @@ class RunFolder:
         if expected is not None and actual != expected:
             raise VerificationError("artifact changed since it was written", path=self.path(rel),
                                     fix="re-run the step that writes it")
+
+
+def _step_order(step: str) -> int | None:
+    """A numbered step's position (``"03_stylometry"`` -> 3); None for anything else (``"run"``)."""
+    head = step.split("_", 1)[0]
+    return int(head) if len(head) == 2 and head.isdigit() else None

@@ -24,7 +24,9 @@ def open_case(case_file: str | Path, run_dir: str | Path) -> tuple[Case, RunFold
 
 @contextlib.contextmanager
 def step(run: RunFolder, name: str) -> Iterator[None]:
-    """Record the step's start, end and status in the manifest (a failed step is recorded as failed)."""
+    """Record the step's start, end and status in the manifest (a failed step is recorded as failed), having
+    first discarded what later steps wrote from the earlier data (:meth:`RunFolder.discard_after`)."""
+    run.discard_after(name)
     started = utc_now()
     status = "failed"
     try:

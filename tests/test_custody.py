@@ -19,7 +19,7 @@ from forensics.custody import (
     sha256_file,
     sha256_text,
 )
-from forensics.errors import VerificationError
+from forensics.errors import ForensicsError, VerificationError
 
 
 def test_sha256_file_streams_the_exact_bytes(tmp_path: Path) -> None:
@@ -149,3 +149,30 @@ def test_the_evidence_step_refuses_an_edited_json_artifact_of_a_finished_step(
     assert steps["06_evidence"] == "failed"
     assert list(steps) == ["00_case", "01_embeddings", "02_semantic", "03_stylometry", "04_markers",
                            "06_evidence"]  # each step recorded once
+    # the investigator corrects an input and runs step 00 again: nothing derived from the old data survives
+    run_notebook_step(exchanges, case, run, "00_case")
+    assert not run.path("artifacts/semantic.json").exists() and not run.path("artifacts/markers.json").exists()
+    assert [s["step"] for s in run.manifest().data["steps"]] == ["00_case"]
+    with pytest.raises(ForensicsError, match="the step that writes it has not run") as skipped:
+        run_notebook_step(evidence, case, run, "06_evidence")
+    assert "\n" not in str(skipped.value) and "run the numbered notebooks in order" in str(skipped.value)
+
+
+def test_a_step_run_again_discards_what_later_steps_wrote(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    for rel, step in (("a/00.json", "00_case"), ("a/03.json", "03_stylometry"), ("a/06.json", "06_evidence")):
+        run.write_json(rel, {"step": step}, step=step)
+    (tmp_path / "run" / "notebooks").mkdir()
+    (tmp_path / "run" / "notebooks" / "x.ipynb").write_text("{}", encoding="utf-8")
+    manifest = run.manifest()
+    manifest.record_artifact(tmp_path / "run" / "notebooks" / "x.ipynb", "run")  # not a numbered step
+    for step in ("00_case", "03_stylometry", "06_evidence"):
+        manifest.record_step(step, "t0", "t1")
+    manifest.save()
+    assert run.discard_after("03_stylometry") == ["a/06.json"]
+    assert not run.path("a/06.json").exists() and run.path("a/03.json").exists()
+    assert sorted(run.manifest().data["artifacts"]) == ["a/00.json", "a/03.json", "notebooks/x.ipynb"]
+    assert [s["step"] for s in run.manifest().data["steps"]] == ["00_case", "03_stylometry"]
+    assert run.discard_after("run") == []  # only numbered steps order the data
+    with pytest.raises(ForensicsError, match="no a/06.json in the run folder"):
+        run.read_json("a/06.json")
