@@ -216,7 +216,7 @@ def similarity_distributions(per_prompt: pd.DataFrame, roles: HasRoles | Roles |
     axes = fig.subplots(1, len(teachers), sharex=True, squeeze=False)[0]
     for ax, teacher in zip(axes, teachers, strict=True):
         _similarity_panel(ax, per_prompt[per_prompt["teacher"] == teacher], teacher, roles_)
-        ax.set_xlabel(value_label)
+    fig.supxlabel(value_label)  # once for the row: repeated under every panel, the long label overlapped
     fig.suptitle("How close is each model's answer to the candidate teacher's answer to the same prompt?")
     median = Line2D([], [], color=PANEL_GREY, linestyle="--", label="median of the reference models")
     _role_legend(fig, roles_, list(per_prompt["source"].unique()), extra=[median])
