@@ -247,15 +247,19 @@ class RunFolder:
             return []
         manifest = self.manifest()
         artifacts = manifest.data.get("artifacts", {})
-        stale = sorted(rel for rel, entry in artifacts.items()
-                       if (_step_order(entry.get("step", "")) or -1) > order)
+        def later(name: Any) -> bool:
+            position = _step_order(str(name or ""))
+            return position is not None and position > order
+
+        stale = sorted(rel for rel, entry in artifacts.items() if later(entry.get("step")))
         for rel in stale:
             with contextlib.suppress(FileNotFoundError):
                 self.path(rel).unlink()
             del artifacts[rel]
-        manifest.data["steps"] = [s for s in manifest.data.get("steps", [])
-                                  if (_step_order(s.get("step", "")) or -1) <= order]
-        if stale:
+        steps = manifest.data.get("steps", [])
+        kept = [s for s in steps if not later(s.get("step"))]
+        if stale or len(kept) != len(steps):
+            manifest.data["steps"] = kept
             manifest.save()
         return stale
 
