@@ -610,9 +610,14 @@ def _check_text(place: _Place, number: int, column: str, value: Any) -> None:
                           f"write the {column} as a string")
     if "\x00" in value:
         raise place.error(number, f"'{column}' contains a NUL character", "remove NUL characters")
-    bad = _SURROGATE_RE.search(value)
+    _refuse_surrogate(place, number, column, value)
+
+
+def _refuse_surrogate(place: _Place, number: int, where: str, text: str) -> None:
+    """Refuse a string holding an unpaired surrogate, naming the record and the field it is in."""
+    bad = _SURROGATE_RE.search(text)
     if bad:
-        raise place.error(number, f"'{column}' contains an unpaired surrogate U+{ord(bad.group()):04X}",
+        raise place.error(number, f"'{where}' contains an unpaired surrogate U+{ord(bad.group()):04X}",
                           "fix the text's encoding; it is not valid Unicode")
 
 
@@ -625,11 +630,7 @@ def _check_unicode(place: _Place, records: list[tuple[int, dict[str, Any]]]) -> 
     for number, obj in records:
         rest = {k: (None if k in checked_later else v) for k, v in obj.items()}
         for where, text in _strings(rest, ""):
-            bad = _SURROGATE_RE.search(text)
-            if bad:
-                raise place.error(number, f"'{where or text[:40]}' contains an unpaired surrogate "
-                                          f"U+{ord(bad.group()):04X}",
-                                  "fix the text's encoding; it is not valid Unicode")
+            _refuse_surrogate(place, number, where or text[:40], text)
 
 
 def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:

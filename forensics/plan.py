@@ -30,6 +30,7 @@ from forensics.calibration import CALIBRATION_DIR, DEFAULT_CALIBRATION, Calibrat
 from forensics.case import MIN_ATTRIBUTING_PANEL
 from forensics.custody import sha256_file
 from forensics.errors import ForensicsError
+from forensics.lr_words import as_number
 
 DEFAULT_BAND = (-math.log10(2), math.log10(2))
 #: Estimates above this are reported as "more than" it: far beyond any collection the pilot speaks for.
@@ -74,7 +75,7 @@ def _shape_problem(findings: Any) -> str | None:
         return "'teachers' is not a list of objects"
     band = (findings.get("parameters") or {}).get("inconclusive_band")
     if band is not None and not (isinstance(band, list) and len(band) == 2
-                                 and all(_number(b) is not None for b in band) and band[0] <= band[1]):
+                                 and all(as_number(b) is not None for b in band) and band[0] <= band[1]):
         return "'parameters.inconclusive_band' is not two finite numbers, the lower first"
     return None
 
@@ -98,20 +99,13 @@ def _band(findings: Mapping[str, Any]) -> tuple[float, float]:
 
 
 def _n_prompts(findings: Mapping[str, Any], teacher: Mapping[str, Any]) -> int | None:
-    n = _number((findings.get("data") or {}).get("n_prompts_analysed"))
+    n = as_number((findings.get("data") or {}).get("n_prompts_analysed"))
     if n is None:
         evidence = teacher.get("evidence")
         lines = evidence.values() if isinstance(evidence, Mapping) else []
-        n = next((_number(line.get("n_prompts")) for line in lines
-                  if isinstance(line, Mapping) and _number(line.get("n_prompts"))), None)
+        n = next((as_number(line.get("n_prompts")) for line in lines
+                  if isinstance(line, Mapping) and as_number(line.get("n_prompts"))), None)
     return int(n) if n else None
-
-
-def _number(value: Any) -> float | None:
-    """A finite number from the findings, or None (text, booleans, NaN: what a hand-edited file may hold)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 def prompts_needed(score: float, ci95: tuple[float, float], n: int, cal: Calibration,
@@ -141,9 +135,9 @@ def estimate(findings: Mapping[str, Any], cal: Calibration | None = None) -> lis
 def _estimate_one(teacher: Mapping[str, Any], n: int | None, cal: Calibration,
                   band: tuple[float, float]) -> Estimate:
     name = str(teacher.get("name", "?"))
-    score, ci = _number(teacher.get("score")), teacher.get("score_ci95")
-    ci = [_number(v) for v in ci] if isinstance(ci, list) and len(ci) == 2 else [None, None]
-    lr = _number(teacher.get("log10_lr"))
+    score, ci = as_number(teacher.get("score")), teacher.get("score_ci95")
+    ci = [as_number(v) for v in ci] if isinstance(ci, list) and len(ci) == 2 else [None, None]
+    lr = as_number(teacher.get("log10_lr"))
     now = str(teacher.get("supports", "unknown"))
     if score is None or n is None or ci[0] is None or ci[1] is None:
         return Estimate(name, lr, now, "unknown", None, "no bootstrap interval in the pilot's findings: "

@@ -616,9 +616,9 @@ def test_the_verbal_scale_table_places_families_of_several_members_too(sample_fi
     findings = copy.deepcopy(sample_findings)
     findings["families"] = [{"name": "Fam A", "members": ["a1", "a2"], "supports": "Hd", "log10_lr": -1.2,
                              "verbal": "moderate support for Hd", "lr_bounds": [-1.3, 1.0], "score": -0.5}]
-    from forensics.report.context import several_member_families
+    from forensics.report.context import families_on_the_scale
 
-    placed = [t["name"] for row in report.scale_rows(several_member_families(findings)) for t in row["teachers"]]
+    placed = [t["name"] for row in report.scale_rows(families_on_the_scale(findings)) for t in row["teachers"]]
     assert placed == ["Fam A (family)"]
     assert "Fam A (family)" in report.render_html(findings, {}, tmp_path)
 

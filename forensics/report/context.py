@@ -21,14 +21,20 @@ from forensics.report.method import (
     validation_sentence,
 )
 from forensics.report.reading import mapping_of, records_of, short_name
-from forensics.report.sentences import answer_views, comparison_sentence, data_sentence, does_not_show, outcome_of
+from forensics.report.sentences import (
+    answer_views,
+    comparison_sentence,
+    data_sentence,
+    does_not_show,
+    outcome_of,
+    several_member_families,
+)
 from forensics.results import contract_problem
 
 
-def several_member_families(findings: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Families of several members, named as families (a family of one is its member's row already)."""
-    return [dict(f, name=f"{as_text(f.get('name'))} (family)") for f in records_of(findings.get("families"))
-            if isinstance(f.get("members"), list) and len(f["members"]) > 1]
+def families_on_the_scale(findings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Families of several members as the verbal-scale table names them (beside their members' rows)."""
+    return [dict(f, name=f"{as_text(f.get('name'))} (family)") for f in several_member_families(findings)]
 
 
 def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: FigureSet) -> dict[str, Any]:
@@ -63,7 +69,7 @@ def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: F
         "leaks": leak_views(findings), "n_leaks": len(records_of(findings.get("identity_leaks"))),
         "identity_rows": identity_rows(findings), "glossary": GLOSSARY,
         "band_sentence": band_sentence(findings),
-        "scale_rows": scale_rows([*teachers, *several_member_families(findings)]),
+        "scale_rows": scale_rows([*teachers, *families_on_the_scale(findings)]),
         "validation": validation, "validation_rows": validation_rows(validation),
         "fused_lines": fused_lines_phrase(findings),
         "validation_sentence": validation_sentence(validation, data.get("n_prompts_analysed")),

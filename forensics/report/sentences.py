@@ -148,9 +148,14 @@ def answer_views(findings: Mapping[str, Any]) -> tuple[list[dict[str, Any]], lis
                             _family_supported(t, conclusion))
                 for t in records_of(findings.get("teachers"))]
     families = [answer_view(suspect, f, (f.get("name") == named_f) if recorded else None, named_f)
-                for f in records_of(findings.get("families"))
-                if isinstance(f.get("members"), list) and len(f["members"]) > 1]
+                for f in several_member_families(findings)]
     return _strongest_first(teachers), _strongest_first(families)
+
+
+def several_member_families(findings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The findings' families of several members (a family of one is its member's row already)."""
+    return [f for f in records_of(findings.get("families"))
+            if isinstance(f.get("members"), list) and len(f["members"]) > 1]
 
 
 def _family_supported(teacher: Mapping[str, Any], conclusion: Mapping[str, Any]) -> bool | None:
@@ -172,7 +177,7 @@ def comparison_sentence(findings: Mapping[str, Any]) -> str:
     each sibling), saying when a comparison sits at the comparison calibration's bound."""
     conclusion = mapping_of(findings.get("conclusion"))
     levels = mapping_of(mapping_of(findings.get("validation")).get("levels"))
-    bound = as_number(mapping_of(levels.get("comparison")).get("upper"))
+    bounds = [mapping_of(levels.get("comparison")).get(side) for side in ("lower", "upper")]
     leader = short_name(conclusion.get("attributed_family") or "the leading candidate family")
     parts, capped = [], False
     for key, what in (("family_comparisons", f"of training on {leader} rather than on each other candidate family"),
@@ -180,7 +185,7 @@ def comparison_sentence(findings: Mapping[str, Any]) -> str:
                                               f"each sibling")):
         values = {str(k): as_number(v) for k, v in mapping_of(conclusion.get(key)).items()}
         values = {k: v for k, v in values.items() if v is not None}
-        capped = capped or any(bound is not None and abs(abs(v) - bound) < 1e-6 for v in values.values())
+        capped = capped or any(_at_bound(v, bounds) for v in values.values())
         if values:
             listed = "; ".join(f"{short_name(k)}: about {lr_value(v)} (log10 {v:+.2f})"
                                for k, v in sorted(values.items(), key=lambda kv: kv[1]))
@@ -188,7 +193,8 @@ def comparison_sentence(findings: Mapping[str, Any]) -> str:
     if not parts:
         return ""
     text = "Candidate against candidate, the likelihood ratio " + "; and ".join(parts) + "."
-    if capped:
+    bound = as_number(bounds[1])
+    if capped and bound is not None:
         text += (f" A comparison at log10 \u00b1{abs(bound):.2f} sits at the bound of the candidate-against-"
                  f"candidate calibration: the strongest value it allows, set by how many labelled cases back it.")
     return text
