@@ -25,6 +25,7 @@ from forensics.calibration import (
     family_level,
     supports,
     verbal,
+    verbal_for,
 )
 from forensics.case import MIN_ATTRIBUTING_PANEL
 from forensics.custody import environment, utc_now
@@ -336,14 +337,14 @@ def statement(suspect: str, teachers: Sequence[Mapping[str, Any]], families: Seq
         t = next(t for t in teachers if t["name"] == name)
         return (f"The evidence supports the proposition that {suspect} was trained on outputs of {name}: "
                 f"the observations are about {lr_value(t['log10_lr'])} times more probable if it was than if "
-                f"it was developed independently ({t['verbal']}){lead}.")
+                f"it was developed independently ({verbal_for(t['log10_lr'])}){lead}.")
     if outcome == "family attributed" and family is not None:
         members = ", ".join(family["members"])
         return (f"The evidence supports the proposition that {suspect} was trained on outputs of a model of "
                 f"the {family['name']} family ({members}): the observations are about "
                 f"{lr_value(family['log10_lr'])} times more probable if it was than if it was developed "
-                f"independently of that family ({family['verbal']}){lead}; it does not single out one "
-                f"member of the family.")
+                f"independently of that family ({verbal_for(family['log10_lr'])}){lead}; it does not single "
+                f"out one member of the family.")
     if outcome == "inconclusive" and not conclusion.get("families_supported"):
         return _teacher_without_family(conclusion.get("candidates_supported") or [], families)
     if outcome == "inconclusive":
@@ -368,7 +369,8 @@ def _teacher_without_family(names: Sequence[str], families: Sequence[Mapping[str
     """
     listed = ", ".join(names) or "a candidate"
     theirs = [f for f in families if any(n in f["members"] for n in names)]
-    family_words = "; ".join(f"{f['name']}: LR about {lr_value(f['log10_lr'])}, {f['verbal']}" for f in theirs
+    family_words = "; ".join(f"{f['name']}: LR about {lr_value(f['log10_lr'])}, {verbal_for(f['log10_lr'])}"
+                             for f in theirs
                              if f.get("log10_lr") is not None)
     return (f"Inconclusive: the evidence leans towards training on outputs of {listed}, but not towards "
             f"{'its family' if len(theirs) == 1 else 'their families'}"
@@ -695,7 +697,8 @@ def write_figures(run: RunFolder, corpus: AlignedCorpus, findings: Findings, art
                 next((f for f in findings.families if f.name == conclusion.attributed_family),
                      max(teachers, key=lambda t: t.log10_lr)))
     run.write_figure("figures/lr_scale", figures.lr_scale_figure(
-        head.log10_lr, findings.parameters["inconclusive_band"], head.verbal, bounds=head.lr_bounds), step=STEP)
+        head.log10_lr, findings.parameters["inconclusive_band"], verbal_for(head.log10_lr),
+        bounds=head.lr_bounds), step=STEP)
     semantic: SemanticMatrices = art["semantic"]
     # each row of the semantic matrix is seen from its own source's consensus: the figure shows both views' mean
     emb = pd.DataFrame((semantic.openings + semantic.openings.T) / 2, index=semantic.sources, columns=semantic.sources)

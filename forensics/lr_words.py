@@ -8,9 +8,10 @@ so the words a reader meets are the same on every page and in every figure.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
-from forensics.calibration import VERBAL_SCALE
+from forensics.calibration import VERBAL_SCALE, verbal_for
 
 
 def _bands() -> tuple[tuple[float, float, str], ...]:
@@ -70,3 +71,13 @@ def lr_phrase(log10_lr: Any) -> str:
         return "about equally probable under Hp and under Hd"
     first, second = ("Hp", "Hd") if number > 0 else ("Hd", "Hp")
     return f"about {two_significant(10 ** abs(number))} times more probable under {first} than under {second}"
+
+
+def verbal_words(entry: Mapping[str, Any]) -> str:
+    """A candidate's verbal equivalent with the proposition it supports ("moderate support for Hd"), from its
+    log10 LR; the recorded phrase (``findings.json`` keeps the phrase alone) when no LR was recorded."""
+    number = as_number(entry.get("log10_lr"))
+    if number is not None:
+        return verbal_for(number)
+    recorded = entry.get("verbal")
+    return recorded if isinstance(recorded, str) and recorded else "no verbal equivalent recorded"

@@ -24,16 +24,20 @@ from typing import Annotated, Any, Literal, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from forensics.calibration import VERBAL_PHRASES
 from forensics.errors import InputError
 
 #: Version of the findings contract; bumped whenever a reader would have to change (3: the conclusion always
-#: carries both comparison maps, co-clustering has z_ci95, and the contract is typed and enforced).
-SCHEMA = 4
+#: carries both comparison maps, co-clustering has z_ci95, and the contract is typed and enforced; 5: ``verbal``
+#: is the ENFSI phrase alone, as CONTRACTS.md shows it, no longer followed by "for Hp" / "for Hd").
+SCHEMA = 5
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "findings.schema.json"
 
 Interval = Annotated[list[float | None], Field(min_length=2, max_length=2,
                                                description="95% percentile bootstrap interval [low, high]")]
 Supports = Literal["Hp", "Hd", "inconclusive"]
+#: The ENFSI phrases (:data:`forensics.calibration.VERBAL_SCALE`); the direction is the sign of ``log10_lr``.
+Verbal = Literal[VERBAL_PHRASES]  # type: ignore[valid-type]
 Outcome = Literal["attributed", "family attributed", "inconclusive", "no teacher supported"]
 
 
@@ -155,7 +159,8 @@ class LRFields(Record):
     log10_lr: float
     lr_bounds: Annotated[list[float], Field(min_length=2, max_length=2)]
     at_bound: bool = Field(description="the LR sits at an empirical bound of the calibration (ELUB)")
-    verbal: str
+    verbal: Verbal = Field(description="ENFSI verbal equivalent of the LR, the phrase alone: it supports Hp when "
+                                       "log10_lr > 0, Hd when log10_lr < 0")
     supports: Supports
 
 

@@ -13,6 +13,7 @@ from scipy.stats import norm
 from forensics.calibration import (
     FORMAT_VERSION,
     LEVELS,
+    VERBAL_PHRASES,
     Calibration,
     CalibrationSet,
     calibration_record,
@@ -20,6 +21,7 @@ from forensics.calibration import (
     family_level,
     supports,
     verbal,
+    verbal_for,
 )
 from forensics.custody import sha256_file
 
@@ -40,17 +42,28 @@ SCALE = [
 
 
 @pytest.mark.parametrize(("lr", "words"), SCALE)
-def test_verbal_for_hp(lr: float, words: str) -> None:
-    assert verbal(math.log10(lr)) == f"{words} for Hp"
+def test_verbal_is_the_contracts_phrase_alone(lr: float, words: str) -> None:
+    """CONTRACTS.md shows ``"verbal": "moderately strong support"``: the phrase, the direction elsewhere."""
+    assert verbal(math.log10(lr)) == words
+    assert words in VERBAL_PHRASES
 
 
 @pytest.mark.parametrize(("lr", "words"), SCALE)
-def test_verbal_for_hd_uses_the_same_words_with_the_lr_inverted(lr: float, words: str) -> None:
-    assert verbal(-math.log10(lr)) == f"{words} for Hd"
+def test_verbal_for_names_the_proposition_with_the_lr_inverted_for_hd(lr: float, words: str) -> None:
+    assert verbal_for(math.log10(lr)) == f"{words} for Hp"
+    assert verbal_for(-math.log10(lr)) == f"{words} for Hd"
+    assert verbal(-math.log10(lr)) == words
 
 
 def test_verbal_at_lr_one() -> None:
-    assert verbal(0.0) == "no support for either proposition"
+    assert verbal(0.0) == "no meaningful support"
+    assert verbal_for(0.0) == "no support for either proposition"
+
+
+def test_verbal_refuses_what_is_not_a_number() -> None:
+    for value in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="no verbal equivalent"):
+            verbal(value)
 
 
 @pytest.mark.parametrize(("lr", "words"), [
@@ -61,8 +74,8 @@ def test_verbal_at_lr_one() -> None:
     (9.9e5, "very strong support"), (1.01e6, "extremely strong support"),
 ])
 def test_verbal_either_side_of_each_boundary(lr: float, words: str) -> None:
-    assert verbal(math.log10(lr)) == f"{words} for Hp"
-    assert verbal(-math.log10(lr)) == f"{words} for Hd"
+    assert verbal(math.log10(lr)) == words
+    assert verbal(-math.log10(lr)) == words
 
 
 @pytest.mark.parametrize(("log10_lr", "words"), [
@@ -71,12 +84,13 @@ def test_verbal_either_side_of_each_boundary(lr: float, words: str) -> None:
 ])
 def test_verbal_exact_decades_belong_to_the_stronger_phrase(log10_lr: float, words: str) -> None:
     """The scale's numbers are upper bounds (exclusive): LR exactly 10 is already 'moderate'."""
-    assert verbal(log10_lr) == f"{words} for Hp"
+    assert verbal(log10_lr) == words
 
 
 def test_verbal_is_symmetric_everywhere() -> None:
     for x in np.linspace(0.01, 8, 200):
-        assert verbal(x).replace("for Hp", "") == verbal(-x).replace("for Hd", "")
+        assert verbal(x) == verbal(-x)
+        assert verbal_for(x).replace("for Hp", "") == verbal_for(-x).replace("for Hd", "")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -229,8 +229,7 @@ def by_score(teachers: list[dict[str, Any]]) -> Callable[[str, str], float]:
 
 
 def teacher(name: str, supports: str, score: float, log10_lr: float | None = None) -> dict[str, Any]:
-    verbal = {"Hp": "moderate support for Hp", "Hd": "weak support for Hd"}.get(
-        supports, "no meaningful support for Hp")
+    verbal = {"Hp": "moderate support", "Hd": "weak support"}.get(supports, "no meaningful support")
     return {"name": name, "supports": supports, "score": score, "log10_lr": score if log10_lr is None else log10_lr,
             "verbal": verbal}
 
@@ -366,7 +365,7 @@ def test_statement_attributed() -> None:
                               conclusion("attributed", "T", "T", family_comparisons={"U": 3.0}))
     assert text.startswith("The evidence supports the proposition that S was trained on outputs of T")
     assert "about 100 times more probable" in text
-    assert "(moderate support for Hp)" in text
+    assert "(moderately strong support for Hp)" in text  # words from the LR itself, as the LR quoted
     assert "favour it over every other candidate family by a factor of at least 1,000" in text
     assert "U" not in text
 

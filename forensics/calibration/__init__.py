@@ -63,18 +63,30 @@ VERBAL_SCALE: tuple[tuple[float, str], ...] = (
 
 
 def verbal(log10_lr: float) -> str:
-    """ENFSI verbal equivalent of a log10 LR, naming the proposition it supports.
+    """ENFSI verbal equivalent of a log10 LR: the phrase alone, as ``findings.json`` carries it.
 
-    LR 1 is "no support either way"; below 1 the same words apply to Hd with the LR inverted.
+    The same words serve both directions (an LR below 1 is read inverted, for Hd); which proposition they
+    support is the sign of the log10 LR (and ``supports``), so a reader of the file can match the phrase
+    against the scale (CONTRACTS.md shows ``"verbal": "moderately strong support"``). Sentences for people
+    use :func:`verbal_for`, which names the proposition.
     """
     if not np.isfinite(log10_lr):
         raise ValueError(f"no verbal equivalent for log10 LR {log10_lr}")
+    magnitude = 10 ** abs(log10_lr)
+    return next(phrase for upper, phrase in VERBAL_SCALE if magnitude < upper)
+
+
+def verbal_for(log10_lr: float) -> str:
+    """The verbal equivalent with the proposition it supports, as the report writes it: "moderate support
+    for Hp", "weak support for Hd"; LR 1 exactly is "no support for either proposition"."""
+    phrase = verbal(log10_lr)
     if log10_lr == 0:
         return "no support for either proposition"
-    magnitude = 10 ** abs(log10_lr)
-    words = next(phrase for upper, phrase in VERBAL_SCALE if magnitude < upper)
-    proposition = "Hp" if log10_lr > 0 else "Hd"
-    return f"{words} for {proposition}"
+    return f"{phrase} for {'Hp' if log10_lr > 0 else 'Hd'}"
+
+
+#: The phrases :func:`verbal` can return (the contract's allowed values of ``verbal``).
+VERBAL_PHRASES: tuple[str, ...] = tuple(phrase for _, phrase in VERBAL_SCALE)
 
 
 def supports(log10_lr: float, band: tuple[float, float]) -> str:

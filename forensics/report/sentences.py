@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from forensics.escaping import as_text
-from forensics.lr_words import as_number, lr_phrase, lr_value
+from forensics.lr_words import as_number, lr_phrase, lr_value, verbal_words
 from forensics.report.numbers import fmt, fmt_range, fmt_signed
 from forensics.report.reading import mapping_of, records_of, short_name
 
@@ -45,7 +45,7 @@ def answer_sentence(suspect: str, teacher: Mapping[str, Any], singled_out: bool 
 def strength_sentence(teacher: Mapping[str, Any]) -> str:
     """Strength in words and as an LR with its log10 value, noting when the LR sits at its ELUB bound."""
     log10_lr = as_number(teacher.get("log10_lr"))
-    verbal = as_text(teacher.get("verbal")) or "no verbal equivalent recorded"
+    verbal = as_text(verbal_words(teacher))
     if log10_lr is None:
         return f"Strength of evidence: {verbal}; no likelihood ratio was recorded."
     sentence = (f"Strength of evidence: {verbal}. The observations are {lr_phrase(log10_lr)} "
@@ -132,7 +132,7 @@ def answer_view(suspect: str, teacher: Mapping[str, Any], singled_out: bool | No
             else "unknown",
             "log10_lr": teacher.get("log10_lr"), "lr": "—" if log10_lr is None else lr_value(log10_lr),
             "bounds": fmt_range(teacher.get("lr_bounds"), fmt_signed), "score": teacher.get("score"),
-            "verbal": teacher.get("verbal"), "family": as_text(teacher.get("family"))}
+            "verbal": verbal_words(teacher), "family": as_text(teacher.get("family"))}
 
 
 def answer_views(findings: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
