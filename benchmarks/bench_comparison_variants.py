@@ -8,13 +8,14 @@ vendor are close to each other for every model, so the spread of the panel's *pr
 much narrower than that pooled spread. The variant measured here standardises the suspect's preference by
 exactly that:
 
-* ``fused difference`` - ``score(A) - score(B)`` of the families' best members (shipped until
-  panel-relative-fused-v6);
-* ``semantic preference z`` (shipped since v6, :func:`forensics.scoring.preference_z`) - on the semantic
+* ``fused difference`` - ``score(A) - score(B)`` of the families' best members (shipped in v4 and v5);
+* ``semantic preference z`` (shipped v6 to v8, :func:`forensics.scoring.preference_z`) - on the semantic
   line, ``d(X) = sim(X, a) - sim(X, b)`` for the best members a and b; ``(d(suspect) - mean d(panel)) /
   sd d(panel)``, read for the panel's size like every z (:func:`forensics.scoring.panel_size_z`);
-* ``mean of both`` - their mean, after scaling the preference z to the fused difference's spread (over
-  every full-panel pair of candidates);
+* ``shipped (v9)`` - the mean of the two, the fused difference divided by sqrt(2) (a difference of two
+  z-scale scores), a scale fixed a priori (:func:`forensics.weighing.comparison_statistic`);
+* ``mean of both, ... scaled ...`` - the same mean with the preference z scaled to the fused difference's
+  spread over every full-panel pair of candidates of the benchmark (v6 and v7's runner-up: a fitted scale);
 * ``wording preference z`` - the same preference z on the shared-wording line (:mod:`forensics.wording`,
   fused since v7), and ``semantic and wording preference z`` - the mean of the two preference z.
 
@@ -44,39 +45,54 @@ from forensics.wording import overlap_matrices
 KEYS = ["set", "suspect", "a", "b"]
 
 
-def wording_preferences(bench: validation.Benchmark, params: Parameters) -> pd.DataFrame:
-    """The suspect's preference z for a over b on the shared-wording line, every case and ordered pair."""
+def line_preferences(bench: validation.Benchmark, params: Parameters) -> pd.DataFrame:
+    """The suspect's preference z for a over b on the semantic line (answer openings, as step 02 measures
+    them) and on the shared-wording line, every scored case and ordered pair of candidates."""
     overlap = validation.wording_overlap(bench, params.opening_words)
     rows = []
     for prompt_set, idx, corpus in validation.scored_cases(bench):
+        openings = {s: bench.openings[s][idx] for s in corpus.sources}
+        measured = validation.semantic_measurement(corpus, openings, params)
         words = overlap_matrices(corpus, overlap.for_case(corpus, idx), np.empty((0, len(idx)), dtype=int),
                                  params.opening_words)
+        references = list(corpus.references)
         rows += [{"set": prompt_set, "suspect": corpus.suspect, "a": a, "b": b,
+                  "semantic_z": preference_z(measured.openings, list(measured.sources), corpus.suspect, a, b,
+                                             references),
                   "wording_z": preference_z(words.similarity, list(words.sources), corpus.suspect, a, b,
-                                            list(corpus.references))}
+                                            references)}
                  for a, b in itertools.permutations(corpus.teachers, 2)]
     return pd.DataFrame(rows)
 
 
 def variant_statistics(pairs: pd.DataFrame, preferences: pd.DataFrame,
-                       wording: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Variant name -> a preference table (``preference_z`` = the variant's statistic) for every ordered pair
-    of candidates of every scored case, the shape :func:`forensics.validation.comparison_table` and
-    :func:`forensics.validation.held_out` take."""
+                       lines: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Variant name -> a preference table (``statistic`` = the variant's) for every ordered pair of candidates
+    of every scored case, the shape :func:`forensics.validation.comparison_table` and
+    :func:`forensics.validation.held_out` take. ``preferences`` is the shipped statistic
+    (:func:`forensics.validation.benchmark_tables`), kept as the first variant to check that this script
+    rebuilds it exactly."""
     rows = []
     for (prompt_set, suspect), group in pairs.groupby(["set", "suspect"], sort=True):
         scores = dict(zip(group["teacher"], group["score"], strict=True))
         rows += [{"set": prompt_set, "suspect": suspect, "a": a, "b": b, "difference": scores[a] - scores[b]}
                  for a in scores for b in scores if a != b]
-    both = preferences.merge(pd.DataFrame(rows), on=KEYS, validate="one_to_one").merge(wording, on=KEYS,
+    both = preferences.merge(pd.DataFrame(rows), on=KEYS, validate="one_to_one").merge(lines, on=KEYS,
                                                                                        validate="one_to_one")
     full = ~both["set"].map(validation.is_subpanel)
-    scale = both.loc[full, "difference"].std() / both.loc[full, "preference_z"].std()
-    statistics = {"fused difference": both["difference"], "semantic preference z": both["preference_z"],
-                  "mean of both": (both["difference"] + scale * both["preference_z"]) / 2,
+    scale = both.loc[full, "difference"].std() / both.loc[full, "semantic_z"].std()
+    rebuilt = (both["semantic_z"] + both["difference"] / np.sqrt(2)) / 2
+    if not np.allclose(rebuilt, both["statistic"], atol=1e-9, equal_nan=True):
+        raise SystemExit("the shipped comparison statistic is not what this script rebuilds")
+    statistics = {"shipped (v9): mean of the semantic preference z and the fused difference / sqrt(2)":
+                  both["statistic"],
+                  "fused difference (v4-v5)": both["difference"],
+                  "semantic preference z (v6-v8)": both["semantic_z"],
+                  "mean of both, the preference z scaled to the fused difference's spread on the benchmark":
+                  (both["difference"] + scale * both["semantic_z"]) / 2,
                   "wording preference z": both["wording_z"],
-                  "semantic and wording preference z": (both["preference_z"] + both["wording_z"]) / 2}
-    return {name: both[KEYS].assign(preference_z=values) for name, values in statistics.items()}
+                  "semantic and wording preference z": (both["semantic_z"] + both["wording_z"]) / 2}
+    return {name: both[KEYS].assign(statistic=values) for name, values in statistics.items()}
 
 
 def counts(cases: pd.DataFrame) -> str:
@@ -119,8 +135,8 @@ def main() -> None:
     families = validation.family_table(pairs)
     vendor = bench.labels.dropna(subset=["family"]).groupby("family")["vendor"].first().to_dict()
     lines = []
-    wording = wording_preferences(bench, params)
-    for variant, statistic in variant_statistics(pairs, preferences, wording).items():
+    lines_z = line_preferences(bench, params)
+    for variant, statistic in variant_statistics(pairs, preferences, lines_z).items():
         tables = validation.LevelTables(pairs, families, validation.comparison_table(families, statistic), statistic)
         labelled = tables.comparison[~validation.never_fitted(tables.comparison)]
         same_vendor = labelled[[vendor.get(a) == vendor.get(b) for a, b in zip(labelled["a"], labelled["b"],
@@ -130,8 +146,8 @@ def main() -> None:
                          f"({len(bench.prompt_keys)} prompts, {len(labelled)} labelled family comparison pairs the "
                          f"calibration is fitted on, the all-prompts set and each source, {len(same_vendor)} between "
                          f"families of one vendor); decided by validation.held_out")
-        lines.append(f"  {variant}: AUC {roc_auc_score(labelled['hp'], labelled['preference_z']):.4f}, between "
-                     f"families of one vendor {roc_auc_score(same_vendor['hp'], same_vendor['preference_z']):.4f}")
+        lines.append(f"  {variant}: AUC {roc_auc_score(labelled['hp'], labelled['statistic']):.4f}, between "
+                     f"families of one vendor {roc_auc_score(same_vendor['hp'], same_vendor['statistic']):.4f}")
         for scheme in validation.SCHEMES:
             cases = validation.held_out(tables, scheme, params.inconclusive_band)[1]
             lines.append(f"    {scheme}: {counts(cases)}{subpanel_counts(cases)}")

@@ -236,18 +236,20 @@ def conclude(suspect: str, scores: Mapping[str, float], groups: Mapping[str, Seq
                 for t in members]
     families = family_entries(scores, groups, cal, band)
     n_references = len(semantic.references)
-    conclusion = weighing.decide(teachers, families, comparison(cal["comparison"], semantic), band,
+    conclusion = weighing.decide(teachers, families, comparison(cal["comparison"], semantic, scores), band,
                                  enough_references=n_references >= MIN_ATTRIBUTING_PANEL)
     conclusion["statement"] = statement(suspect, teachers, families, conclusion, n_references)
     return teachers, families, conclusion
 
 
-def comparison(cal: Calibration, semantic: SemanticMatrices) -> Callable[[str, str], float]:
+def comparison(cal: Calibration, semantic: SemanticMatrices,
+               scores: Mapping[str, float]) -> Callable[[str, str], float]:
     """log10 LR of "trained on A rather than B" for two candidate teachers (the comparison level), from the
-    suspect's preference between them (:func:`forensics.weighing.comparison_statistic`); 0 (no evidence
-    either way) where the panel shows no spread of that preference."""
+    suspect's preference between them (:func:`forensics.weighing.comparison_statistic`: the semantic
+    preference and the fused scores' difference); 0 (no evidence either way) where the statistic is
+    undefined."""
     def compare(a: str, b: str) -> float:
-        return cal.log10_lr_or_zero(weighing.comparison_statistic(semantic, a, b))
+        return cal.log10_lr_or_zero(weighing.comparison_statistic(semantic, scores, a, b))
     return compare
 
 

@@ -67,7 +67,7 @@ REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
 #: Bumped whenever the scoring changes, so an old calibration file is recognisably stale.
-METHOD_VERSION = "panel-relative-fused-v8"
+METHOD_VERSION = "panel-relative-fused-v9"
 #: The prompt set holding every prompt; the others are named after their prompt source, or are samples.
 ALL_PROMPTS = "all"
 #: Random prompt samples validated besides the prompt sources, at sizes real cases have (a case holds from
@@ -455,9 +455,9 @@ def benchmark_tables(bench: Benchmark, params: Parameters, every_line: bool = Tr
                             for fam, v in sorted(every.stylometry[t]["families"].items())})
             rows.append(row)
         preferences += [{"set": prompt_set, "suspect": corpus.suspect, "a": a, "b": b,
-                         "preference_z": weighing.comparison_statistic(measured, a, b)}
+                         "statistic": weighing.comparison_statistic(measured, scored.fused, a, b)}
                         for a, b in itertools.permutations(corpus.teachers, 2)]
-    return pd.DataFrame(rows), pd.DataFrame(preferences, columns=["set", "suspect", "a", "b", "preference_z"])
+    return pd.DataFrame(rows), pd.DataFrame(preferences, columns=["set", "suspect", "a", "b", "statistic"])
 
 
 def pair_table(bench: Benchmark, params: Parameters, every_line: bool = True) -> pd.DataFrame:
@@ -486,7 +486,7 @@ def family_table(pairs: pd.DataFrame) -> pd.DataFrame:
 def preference_lookup(preferences: pd.DataFrame) -> dict[tuple[str, str, str, str], float]:
     """(set, suspect, a, b) -> the comparison statistic."""
     keys = zip(preferences["set"], preferences["suspect"], preferences["a"], preferences["b"], strict=True)
-    return dict(zip(keys, preferences["preference_z"].astype(float), strict=True))
+    return dict(zip(keys, preferences["statistic"].astype(float), strict=True))
 
 
 def comparison_table(families: pd.DataFrame, preferences: pd.DataFrame) -> pd.DataFrame:
@@ -496,7 +496,7 @@ def comparison_table(families: pd.DataFrame, preferences: pd.DataFrame) -> pd.Da
     comparison ("trained on A rather than B"), and the mirror (B's against A's, the same with the sign
     changed) an Hd pair, so the fitted calibration is antisymmetric. A mixed student's two documented
     families are not compared with each other (both are right). Pairs without a statistic (a panel with no
-    spread of the preference) are left out, as the pipeline reads them as no evidence.
+    spread of the semantic preference) are left out, as the pipeline reads them as no evidence.
     """
     statistic = preference_lookup(preferences)
     rows = []
@@ -511,8 +511,8 @@ def comparison_table(families: pd.DataFrame, preferences: pd.DataFrame) -> pd.Da
                 forward = statistic[(prompt_set, suspect, a.best_member, b.best_member)]
                 backward = statistic[(prompt_set, suspect, b.best_member, a.best_member)]
                 if np.isfinite(forward) and np.isfinite(backward):
-                    rows.append({**base, "a": a.family, "b": b.family, "preference_z": forward, "hp": 1})
-                    rows.append({**base, "a": b.family, "b": a.family, "preference_z": backward, "hp": 0})
+                    rows.append({**base, "a": a.family, "b": b.family, "statistic": forward, "hp": 1})
+                    rows.append({**base, "a": b.family, "b": a.family, "statistic": backward, "hp": 0})
     return pd.DataFrame(rows)
 
 
@@ -531,7 +531,7 @@ class LevelTables:
 
     def tables(self) -> dict[str, tuple[pd.DataFrame, str]]:
         return {"teacher": (self.teacher, "score"), "family": (self.family, "score"),
-                "comparison": (self.comparison, "preference_z")}
+                "comparison": (self.comparison, "statistic")}
 
 
 def fit_levels(tables: LevelTables, keep: Callable[[pd.DataFrame], pd.Series]) -> dict[str, Calibration]:

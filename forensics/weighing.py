@@ -27,16 +27,21 @@ of 5 -> 0; sub-panels of 2 references: 5 -> 1 of 140).
 (:mod:`forensics.calibration`) turn teacher and family scores into LRs against independence (a family of
 one member carries its member's LR, :func:`forensics.calibration.family_level`: since
 panel-relative-fused-v8), and the
-suspect's preference for one candidate over another on the semantic line (:func:`comparison_statistic`)
-into an LR for "trained on A rather than B"; :func:`decide` names the most specific candidate those LRs
-support. Until panel-relative-fused-v6 the comparison calibrated the difference of the two candidates'
-fused scores; each of those is measured in the panel's spread of affinities to *every* candidate, which
-is wide beside the panel's spread of preferences between two siblings, so close siblings looked tied.
-Measured on the development benchmark (``benchmarks/bench_comparison_variants.py``, every prompt set and
-sample, the validation's folds and decision rule): students named to a documented family 129 -> 134 and
-to a wrong one 9 -> 6 of 192 leave-one-lineage-out cases; across prompt sources 53 -> 53 and 6 -> 3 of 80.
-The formatting line's preference separated the candidates less well (it is not used) and the mean of both
-lines named a few more students but also more wrong families.
+suspect's preference for one candidate over another (:func:`comparison_statistic`) into an LR for "trained
+on A rather than B"; :func:`decide` names the most specific candidate those LRs support.
+
+**Comparing candidates.** Two views of the preference for A over B are averaged. The semantic preference
+z (since panel-relative-fused-v6) measures the suspect's preference on the answer openings against the
+panel's spread of the *same* preference: two siblings are close for every model, so the panel's spread of
+preferences between them is narrow, and only against it does a real preference stand out (until v6 the
+comparison calibrated the fused scores' difference alone, measured in the panel's wide spread of
+affinities to *every* candidate, and close siblings looked tied: students named to a documented family 129
+-> 134 and to a wrong one 9 -> 6 of 192 leave-one-lineage-out cases). The fused scores' difference,
+divided by sqrt(2) to put a difference of two z-scale scores on their scale (a priori, not fitted), brings
+in what the semantic preference cannot see: which candidate's words and formatting the suspect shares.
+Their mean (since panel-relative-fused-v9), measured against the semantic preference alone by the
+validation itself (``benchmarks/bench_comparison_variants.py``): see the README ("What v9 of the method
+changed"). The formatting line's own preference separated the candidates less well and is not used.
 Measured and not adopted (``benchmarks/bench_decision_variants.py``): more weight on the semantic line
 than the plain mean (0.6-0.8) separates a little better but attributes human-data controls on panels of 2
 and 3 references and names more wrong families; scoring a family less a share of its best rival's score
@@ -165,11 +170,24 @@ def cluster_lines(rates: Mapping[str, Mapping[str, Any]], teachers: Sequence[str
 
 # ----------------------------------------------------------------------------------------- fusion
 
-def comparison_statistic(matrices: SemanticMatrices, a: str, b: str) -> float:
-    """The statistic the comparison level calibrates: the suspect's preference for candidate ``a`` over
-    ``b`` on the semantic line (answer openings), as a z among the scoring panel's preferences
-    (:func:`forensics.scoring.preference_z`; module docstring for why this line)."""
-    return preference_z(matrices.openings, matrices.sources, matrices.suspect, a, b, matrices.references)
+def comparison_statistic(matrices: SemanticMatrices, scores: Mapping[str, float], a: str, b: str) -> float:
+    """The statistic the comparison level calibrates: how much more the suspect resembles candidate ``a``
+    than ``b``, as the mean of two standardised views of that preference (module docstring, "Comparing
+    candidates").
+
+    - the semantic preference z: the suspect's preference for ``a`` over ``b`` on the answer openings,
+      against the scoring panel's spread of the same preference (:func:`forensics.scoring.preference_z`),
+      which sees fine differences between close candidates;
+    - the difference of the two candidates' fused scores over sqrt(2): each fused score is on a z scale, and
+      the difference of two such scores spreads by sqrt(2) when they vary independently; it carries the
+      shared-wording and formatting lines, which the semantic preference does not see.
+
+    Equal weights, fixed a priori (not fitted). NaN (read as no evidence either way) when either view is
+    undefined. Antisymmetric: the statistic of (b, a) is minus that of (a, b).
+    """
+    preference = preference_z(matrices.openings, matrices.sources, matrices.suspect, a, b, matrices.references)
+    difference = (scores[a] - scores[b]) / np.sqrt(2.0)
+    return float((preference + difference) / 2.0)
 
 
 def fuse(line_z: Mapping[str, Mapping[str, float]], teachers: Sequence[str]) -> dict[str, float]:

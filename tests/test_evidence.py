@@ -14,7 +14,7 @@ import pytest
 
 from forensics import evidence, weighing
 from forensics.calibration import Calibration, CalibrationSet
-from forensics.scoring import panel_size_z, rate_z
+from forensics.scoring import panel_size_z, preference_z, rate_z
 from forensics.weighing import BEATS_LEVEL, beats_others, decide, fuse, fuse_boot
 from forensics.wording import WordingMatrices
 
@@ -686,6 +686,24 @@ def test_leaving_out_each_reference_decides_the_case_again(lean: float, close: f
     else:
         assert "the conclusion is the same" in text
     assert evidence.robustness_sentence(conclusion, [], 2) is None
+
+
+def test_the_comparison_statistic_is_the_mean_of_the_semantic_preference_and_the_scaled_score_difference() -> None:
+    """What the comparison level calibrates (weighing.comparison_statistic): antisymmetric, the mean of the
+    semantic preference z and the fused scores' difference over sqrt(2); undefined (no evidence, LR 1) when
+    the panel shows no spread of the preference."""
+
+    semantic, stylo, refs = _loo_case(0.80, 0.70)
+    markers = {"teachers": {t: {"suspect": 0.0, "references": {r: 0.0 for r in refs}} for t in ("T1", "T2")}}
+    wording = WordingMatrices(sources=semantic.sources, similarity=semantic.openings, boot=semantic.openings_boot)
+    fused = evidence.score_lines(semantic, stylo, markers, wording, "S", ["T1", "T2"], refs).fused
+    forward = weighing.comparison_statistic(semantic, fused, "T1", "T2")
+    semantic_z = preference_z(semantic.openings, list(semantic.sources), "S", "T1", "T2", refs)
+    assert forward == pytest.approx((semantic_z + (fused["T1"] - fused["T2"]) / math.sqrt(2)) / 2)
+    assert forward > 0 and weighing.comparison_statistic(semantic, fused, "T2", "T1") == pytest.approx(-forward)
+    flat = dataclasses.replace(semantic, openings=np.full_like(semantic.openings, 0.5))
+    assert math.isnan(weighing.comparison_statistic(flat, fused, "T1", "T2"))
+    assert evidence.comparison(CAL["comparison"], flat, fused)("T1", "T2") == 0.0
 
 
 def test_the_same_clear_lead_is_named_with_four_references_and_not_with_two() -> None:

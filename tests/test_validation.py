@@ -209,7 +209,7 @@ def score_preferences(pairs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (prompt_set, suspect), group in pairs.groupby(["set", "suspect"], sort=True):
         scores = dict(zip(group["teacher"], group["score"], strict=True))
-        rows += [{"set": prompt_set, "suspect": suspect, "a": a, "b": b, "preference_z": scores[a] - scores[b]}
+        rows += [{"set": prompt_set, "suspect": suspect, "a": a, "b": b, "statistic": scores[a] - scores[b]}
                  for a in scores for b in scores if a != b]
     return pd.DataFrame(rows)
 
@@ -231,8 +231,8 @@ def test_comparisons_are_mirrored_pairs_of_documented_against_other_families() -
     cmp = synthetic_tables().comparison
     assert set(cmp["role"]) == {"student"}  # controls have no documented family to compare
     s_a = cmp[cmp["suspect"] == "s-a"].set_index(["a", "b"])
-    assert s_a.loc[("A", "t-b"), ["preference_z", "hp"]].tolist() == [pytest.approx(2.3), 1]
-    assert s_a.loc[("t-b", "A"), ["preference_z", "hp"]].tolist() == [pytest.approx(-2.3), 0]
+    assert s_a.loc[("A", "t-b"), ["statistic", "hp"]].tolist() == [pytest.approx(2.3), 1]
+    assert s_a.loc[("t-b", "A"), ["statistic", "hp"]].tolist() == [pytest.approx(-2.3), 0]
     assert len(cmp) == 2 * 5  # five students, one documented and one other family each
 
 
@@ -568,12 +568,14 @@ def test_the_pair_table_has_a_row_per_set_suspect_and_teacher(demo_bench: Benchm
 
 def test_the_preference_table_compares_every_two_candidates_of_every_scored_case(demo_bench: Benchmark) -> None:
     """What the validation decides with: for every case it scores (sub-panels included), every ordered pair
-    of candidates, antisymmetric, each computed with that case's own scoring panel as the pipeline does."""
+    of candidates, antisymmetric, each computed with that case's own scoring panel and fused scores as the
+    pipeline does (:func:`forensics.weighing.comparison_statistic`)."""
     params = Parameters()
-    prefs = benchmark_tables(demo_bench, params, every_line=False)[1]
+    pairs, prefs = benchmark_tables(demo_bench, params, every_line=False)
+    fused = pairs.set_index(["set", "suspect", "teacher"])["score"]
     scored = list(scored_cases(demo_bench))
     assert len(prefs) == len(scored) * 3 * 2  # three candidates: six ordered pairs
-    value = prefs.set_index(["set", "suspect", "a", "b"])["preference_z"]
+    value = prefs.set_index(["set", "suspect", "a", "b"])["statistic"]
     assert value.notna().all()
     for (prompt_set, suspect, a, b), v in value.items():
         assert value[(prompt_set, suspect, b, a)] == pytest.approx(-v, abs=1e-12)
@@ -582,7 +584,10 @@ def test_the_preference_table_compares_every_two_candidates_of_every_scored_case
     for prompt_set, corpus in (("all", full), (sub_set, sub)):
         openings = {s: demo_bench.openings[s] for s in corpus.sources}
         measured = semantic_measurement(corpus, openings, params)
-        expected = preference_z(measured.openings, measured.sources, "alpaca-7b", "text-davinci-003",
+        semantic = preference_z(measured.openings, measured.sources, "alpaca-7b", "text-davinci-003",
                                 "gpt-4-0314", corpus.references)
+        difference = fused[(prompt_set, "alpaca-7b", "text-davinci-003")] - fused[(prompt_set, "alpaca-7b",
+                                                                                   "gpt-4-0314")]
+        expected = (semantic + difference / np.sqrt(2)) / 2
         assert value[(prompt_set, "alpaca-7b", "text-davinci-003", "gpt-4-0314")] == pytest.approx(expected, abs=1e-12)
     assert len(sub.references) < len(full.references)

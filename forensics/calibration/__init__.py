@@ -8,9 +8,10 @@ Three proposition pairs are calibrated, each on its own labelled pairs (:data:`L
   outputs of some model of this family" against Hd "developed independently of every model of it". It
   weighs families of several members (:func:`family_level`): a family of one member is that member, the
   same propositions and the same statistic, so it carries its member's teacher-level LR;
-- ``comparison``: the suspect's preference for candidate A over B (:func:`forensics.scoring.preference_z`;
-  families through their best members) -> log10 LR for "trained on A rather than B" against "trained on B
-  rather than A" (fitted on mirrored pairs, so LR(A, B) = 1 / LR(B, A)).
+- ``comparison``: the suspect's preference for candidate A over B
+  (:func:`forensics.weighing.comparison_statistic`: the semantic preference z and the fused scores'
+  difference; families through their best members) -> log10 LR for "trained on A rather than B" against
+  "trained on B rather than A" (fitted on mirrored pairs, so LR(A, B) = 1 / LR(B, A)).
 
 Each is a logistic-regression calibration (``lir``'s ``LogitCalibrator``, class-balanced so the share of
 Hp pairs does not act as a prior), bounded by the empirical lower and upper bounds (ELUB, Vergeer et al.
