@@ -25,7 +25,6 @@ import asyncio
 import datetime as _dt
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,14 +35,13 @@ import httpx
 
 from forensics import collection_records, conversations
 from forensics.custody import sha256_bytes
-from forensics.errors import ForensicsError, InputError
+from forensics.errors import SURROGATE, ForensicsError, InputError
 from forensics.exchanges import normalise_prompt, read_prompt_records, text_prompt_key
 
 FATAL_STATUS = (401, 403, 404)
 RETRY_STATUS = (408, 409, 425, 429)  # and every 5xx
 MAX_RETRY_AFTER_S = 60.0
 REDACTED = "[REDACTED]"
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -151,7 +149,7 @@ def _plain_request(path: Path, line: int, obj: dict[str, Any]) -> Request:
     if not isinstance(prompt, str) or not normalise_prompt(prompt):
         raise InputError(f"no prompt text in this record (got {type(prompt).__name__})", path=path, line=line,
                          fix="give every record a non-empty 'prompt' (or 'instruction', or 'messages')")
-    if _SURROGATE.search(prompt) or "\x00" in prompt:
+    if SURROGATE.search(prompt) or "\x00" in prompt:
         raise InputError("the prompt contains a NUL character or an unpaired surrogate", path=path, line=line,
                          fix="clean the text; it is not valid Unicode text")
     pid = obj.get("prompt_id")
@@ -266,7 +264,7 @@ def parse_completion(content: bytes) -> dict[str, Any]:
         raise _Malformed("choices[0].message.content is not text")
     finish = choices[0].get("finish_reason")
     usage = data.get("usage")
-    return {"response": _SURROGATE.sub("\ufffd", text), "finish_reason": finish if isinstance(finish, str) else None,
+    return {"response": SURROGATE.sub("\ufffd", text), "finish_reason": finish if isinstance(finish, str) else None,
             "usage": usage if isinstance(usage, dict) else None,
             "served_model": data.get("model") if isinstance(data.get("model"), str) else None}
 

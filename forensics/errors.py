@@ -7,6 +7,7 @@ line and exits non-zero; it never shows a traceback for these.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 
@@ -16,6 +17,9 @@ ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e
 BIDI_CONTROLS = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 #: ZWNJ/ZWJ shape emoji and Arabic/Indic text: legitimate in names, suspicious only beside Latin letters.
 JOINERS = "\u200c\u200d"
+#: An unpaired UTF-16 surrogate: what a JSON "\ud800" escape decodes to; no UTF-8 writer (Parquet, JSON)
+#: accepts one (the case reader refuses it, `forensics collect` refuses it in prompts and replaces it in answers).
+SURROGATE = re.compile("[\ud800-\udfff]")
 #: Shown as ``[U+XXXX]`` in an error line: control characters and lone surrogates (categories Cc, Cs), the
 #: bidi controls and the invisible characters other than the joiners. An error quotes hostile input (a
 #: column name, a key); on a terminal, escape sequences or a right-to-left override in it could rewrite or

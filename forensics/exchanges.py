@@ -57,7 +57,15 @@ import pyarrow as pa
 from forensics import collection_records, conversations
 from forensics.case import CASE_REJECTS, Case, Parameters, Source
 from forensics.custody import RunFolder, canonical_json, sha256_bytes, sha256_file, sha256_text
-from forensics.errors import BIDI_CONTROLS, JOINERS, ZERO_WIDTH, ForensicsError, InputError, VerificationError
+from forensics.errors import (
+    BIDI_CONTROLS,
+    JOINERS,
+    SURROGATE,
+    ZERO_WIDTH,
+    ForensicsError,
+    InputError,
+    VerificationError,
+)
 from forensics.memory import release_unused_memory
 
 STEP = "00_case"
@@ -140,7 +148,6 @@ _ZERO_WIDTH, _BIDI, _JOINERS = ZERO_WIDTH, BIDI_CONTROLS, JOINERS
 _INVISIBLE_RE = re.compile(f"[{_ZERO_WIDTH.replace(_JOINERS, '')}{_BIDI}]"
                            f"|(?<=[A-Za-z])[{_JOINERS}]|[{_JOINERS}](?=[A-Za-z])")
 _STRIP_INVISIBLE = str.maketrans("", "", _ZERO_WIDTH + _BIDI)
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 _JSON_WS = re.compile(r"[ \t\n\r]*")
 
 
@@ -615,7 +622,7 @@ def _check_text(place: _Place, number: int, column: str, value: Any) -> None:
 
 def _refuse_surrogate(place: _Place, number: int, where: str, text: str) -> None:
     """Refuse a string holding an unpaired surrogate, naming the record and the field it is in."""
-    bad = _SURROGATE_RE.search(text)
+    bad = SURROGATE.search(text)
     if bad:
         raise place.error(number, f"'{where}' contains an unpaired surrogate U+{ord(bad.group()):04X}",
                           "fix the text's encoding; it is not valid Unicode")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics.custody import MANIFEST_NAME, sha256_file
-from forensics.errors import VerificationError
+from forensics.errors import VerificationError, visible
 from forensics.results import contract_problem
 
 LOGGER = logging.getLogger(__name__)
@@ -48,11 +48,6 @@ def _shown(value: Any) -> str:
     except (TypeError, ValueError):
         text = ascii(value)
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + f"… ({len(text):,} characters)"
-
-
-def _safe(text: str) -> str:
-    """A path or name from a manifest as one printable line (escapes control characters, keeps the rest)."""
-    return json.dumps(str(text), ensure_ascii=False)[1:-1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,11 +178,11 @@ class ChangedFile:
     looked_in: tuple[str, ...] = ()
 
     def line(self) -> str:
-        where = f"{self.label} {_safe(self.path)}"
+        where = f"{self.label} {visible(self.path)}"
         if self.found and self.found != self.path:
-            where += f" (at {_safe(self.found)})"
+            where += f" (at {visible(self.found)})"
         if self.actual is None:
-            places = ", ".join(_safe(p) for p in self.looked_in) or _safe(self.path)
+            places = ", ".join(visible(p) for p in self.looked_in) or visible(self.path)
             return f"{where} is missing: expected sha256 {self.expected}, no file at {places}"
         return f"{where} has changed: expected sha256 {self.expected}, actual sha256 {self.actual}"
 
@@ -229,7 +224,7 @@ def check_inputs(manifest: dict[str, Any], case_file: Path | None) -> list[Chang
     for item in manifest.get("inputs") or []:
         if not isinstance(item, dict):
             continue
-        label = f"input {_safe(item.get('name', '?'))} ({_safe(item.get('role', '?'))})"
+        label = f"input {visible(str(item.get('name', '?')))} ({visible(str(item.get('role', '?')))})"
         problem = _check_file(label, str(item.get("path")), item.get("sha256"), _candidates(item, case_dir))
         changed += [problem] if problem else []
     return changed
@@ -290,7 +285,7 @@ class VerifyResult:
         return shown + [self.verdict()]
 
     def verdict(self) -> str:
-        run = _safe(str(self.run_dir))
+        run = visible(str(self.run_dir))
         if self.ok:
             return (f"verified: {run}: the case file and {self.n_inputs} inputs are unchanged and the "
                     "re-executed findings match exactly")
@@ -329,7 +324,7 @@ def _rerun(rerun: Rerun, case_file: Path, workdir: Path | None,
         except Exception as error:  # any failure of the re-run is a verification result, not a crash
             LOGGER.debug("re-execution failed", exc_info=True)
             first = str(error).splitlines()[0] if str(error) else ""
-            result.errors.append(f"re-execution failed: {type(error).__name__}: {_safe(first)}")
+            result.errors.append(f"re-execution failed: {type(error).__name__}: {visible(first)}")
             return None
         result.rerun_done = True
         return again
@@ -352,11 +347,11 @@ def verify_run(run_dir: str | Path, rerun: Rerun, *, workdir: str | Path | None 
     result.changed_artifacts = check_artifacts(manifest, run_dir)
     problem = contract_problem(recorded)
     if problem:
-        result.errors.append(f"the recorded findings do not follow the findings contract: {_safe(problem)}")
+        result.errors.append(f"the recorded findings do not follow the findings contract: {visible(problem)}")
     if case_file is None:
         result.errors.append("the manifest records no case file: the case cannot be re-executed")
     elif not case_file.is_file():
-        result.errors.append(f"case file not found: {_safe(str(case_file))}: the case cannot be re-executed")
+        result.errors.append(f"case file not found: {visible(str(case_file))}: the case cannot be re-executed")
     else:
         again = _rerun(rerun, case_file, Path(workdir) if workdir is not None else None, result)
         if again is not None:

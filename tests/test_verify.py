@@ -165,6 +165,16 @@ def test_lines_are_terminal_safe() -> None:
     assert "\x1b" not in line and "\u202e" not in line and "\\u001b" in line
 
 
+def test_a_changed_input_named_with_hostile_characters_is_reported_visibly(tmp_path: Path) -> None:
+    """A manifest's names and paths are input too: a bidi override or an escape sequence in them is shown as
+    [U+XXXX] in verify's one-line report, not sent to the terminal."""
+    from forensics.verify import ChangedFile
+
+    line = ChangedFile("input m", "x/\x1b[2Jfile\u202e.jsonl", "0" * 64, None).line()
+    assert "\u202e" not in line and "\x1b" not in line
+    assert "[U+202E]" in line and "[U+001B]" in line
+
+
 def test_json_path() -> None:
     assert json_path(("teachers", 0, "evidence", "embedding", "z")) == "teachers[0].evidence.embedding.z"
     assert json_path(()) == "(whole file)"
