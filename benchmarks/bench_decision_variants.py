@@ -77,6 +77,18 @@ def weighted(pairs: pd.DataFrame, semantic_weight: float) -> pd.DataFrame:
     return pairs.assign(score=score.where(np.isfinite(score), plain))
 
 
+def restated(preferences: pd.DataFrame, pairs: pd.DataFrame, reweighted: pd.DataFrame) -> pd.DataFrame:
+    """The comparison statistic with its fused-difference half (:func:`forensics.weighing.comparison_statistic`)
+    taken from the ``reweighted`` pair scores instead of the shipped ones, so a fusion variant is compared
+    with its own scores too (its semantic-preference half does not change)."""
+    keys = ["set", "suspect", "teacher"]
+    change = reweighted.set_index(keys)["score"] - pairs.set_index(keys)["score"]
+    lookup = change.to_dict()
+    shift = [(lookup[(s, u, a)] - lookup[(s, u, b)]) / (2 * np.sqrt(2)) for s, u, a, b in
+             zip(preferences["set"], preferences["suspect"], preferences["a"], preferences["b"], strict=True)]
+    return preferences.assign(statistic=preferences["statistic"] + np.asarray(shift, dtype=float))
+
+
 def family_scored_by(tables: validation.LevelTables, pairs: pd.DataFrame,
                      aggregate: Callable[[np.ndarray], float]) -> validation.LevelTables:
     """The tables with each family of several members scored by ``aggregate`` of its members' scores (the
@@ -227,8 +239,9 @@ def main() -> None:
     pairs, preferences = validation.benchmark_tables(bench, params, every_line=False)
     variants: list[tuple[str, validation.LevelTables, validation.DecisionRule]] = [
         ("shipped (equal weights, leading family and member)", level_tables(pairs, preferences), weighing.decide)]
-    variants += [(f"semantic weight {w}", level_tables(weighted(pairs, w), preferences), weighing.decide)
-                 for w in SEMANTIC_WEIGHTS]
+    variants += [(f"semantic weight {w}", level_tables(weighted(pairs, w),
+                                                       restated(preferences, pairs, weighted(pairs, w))),
+                  weighing.decide) for w in SEMANTIC_WEIGHTS]
     variants += [(f"family less {c} x best rival", level_tables(pairs, preferences, c), weighing.decide)
                  for c in RIVAL_SHARES]
     variants += [("any supported family", level_tables(pairs, preferences), any_supported_family),

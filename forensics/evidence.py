@@ -227,9 +227,9 @@ def conclude(suspect: str, scores: Mapping[str, float], groups: Mapping[str, Seq
     """From the fused scores to the verdict: each teacher's and family's LR, and the conclusion.
 
     ``groups`` maps each family to its members (:func:`forensics.weighing.family_groups`); ``semantic`` is
-    the semantic line's measurement with the scoring panel, from which candidates are compared with each
-    other (:func:`comparison`). Returns the teachers' verdicts (name, score, LR fields), the family entries
-    and the conclusion with its statement.
+    the semantic line's measurement with the scoring panel, from which, with the fused scores, candidates
+    are compared with each other (:func:`comparison`). Returns the teachers' verdicts (name, score, LR
+    fields), the family entries and the conclusion with its statement.
     """
     members = [m for ms in groups.values() for m in ms]
     teachers = [{"name": t, "score": rounded(scores[t]), **lr_fields(scores[t], cal["teacher"], band)}

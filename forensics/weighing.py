@@ -41,7 +41,8 @@ divided by sqrt(2) to put a difference of two z-scale scores on their scale (a p
 in what the semantic preference cannot see: which candidate's words and formatting the suspect shares.
 Their mean (since panel-relative-fused-v9), measured against the semantic preference alone by the
 validation itself (``benchmarks/bench_comparison_variants.py``): see the README ("What v9 of the method
-changed"). The formatting line's own preference separated the candidates less well and is not used.
+changed"). The wording line's own preference z, alone or averaged with the semantic one, was measured and
+not adopted (README, "Measured and not adopted").
 Measured and not adopted (``benchmarks/bench_decision_variants.py``): more weight on the semantic line
 than the plain mean (0.6-0.8) separates a little better but attributes human-data controls on panels of 2
 and 3 references and names more wrong families; scoring a family less a share of its best rival's score

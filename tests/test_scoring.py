@@ -338,7 +338,7 @@ def test_line_entry_writes_non_finite_z_as_null() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The comparison statistic: the suspect's preference for one candidate over another
+# The semantic preference z: one half of the comparison statistic (weighing.comparison_statistic)
 # --------------------------------------------------------------------------------------------------
 #
 # Two sibling candidates T1, T2 (alike for every model) and three references. d(X) = sim(X, T1) - sim(X, T2):

@@ -144,7 +144,7 @@ class Calibration:
 
     def log10_lr_or_zero(self, score: float) -> float:
         """:meth:`log10_lr`, or 0 (no evidence either way) where the statistic is undefined: how a
-        candidate-vs-candidate comparison without a statistic (the panel shows no spread of the preference)
+        candidate-vs-candidate comparison without a statistic (the panel shows no spread of the semantic preference)
         is weighed, by the pipeline and by the validation alike."""
         return self.log10_lr(score) if np.isfinite(score) else 0.0
 
