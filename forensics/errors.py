@@ -17,6 +17,9 @@ ZERO_WIDTH = "\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e
 BIDI_CONTROLS = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 #: ZWNJ/ZWJ shape emoji and Arabic/Indic text: legitimate in names, suspicious only beside Latin letters.
 JOINERS = "\u200c\u200d"
+#: The invisible characters that are suspicious wherever they stand: every zero-width one but the joiners,
+#: and every bidi control.
+INVISIBLE = ZERO_WIDTH.replace(JOINERS, "") + BIDI_CONTROLS
 #: An unpaired UTF-16 surrogate: what a JSON "\ud800" escape decodes to; no UTF-8 writer (Parquet, JSON)
 #: accepts one (the case reader refuses it, `forensics collect` refuses it in prompts and replaces it in answers).
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -25,7 +28,7 @@ SURROGATE = re.compile("[\ud800-\udfff]")
 #: column name, a key); on a terminal, escape sequences or a right-to-left override in it could rewrite or
 #: reorder what the investigator reads.
 _HIDDEN_CATEGORIES = ("Cc", "Cs")
-_HIDDEN_CHARACTERS = frozenset(ZERO_WIDTH.replace(JOINERS, "") + BIDI_CONTROLS)
+_HIDDEN_CHARACTERS = frozenset(INVISIBLE)
 
 class ForensicsError(Exception):
     """An error in the user's input or set-up, reported as one line: ``file:line: problem (fix: ...)``."""

@@ -59,6 +59,7 @@ from forensics.case import CASE_REJECTS, Case, Parameters, Source
 from forensics.custody import RunFolder, canonical_json, sha256_bytes, sha256_file, sha256_text
 from forensics.errors import (
     BIDI_CONTROLS,
+    INVISIBLE,
     JOINERS,
     SURROGATE,
     ZERO_WIDTH,
@@ -144,10 +145,9 @@ JOINED_COLUMNS = ["prompt_key", "prompt", "source", "role", "response", "respons
 
 # Zero-width and bidi characters (forensics.errors) are removed before joining, and reported, because they
 # let two visibly equal prompts differ (or vice versa).
-_ZERO_WIDTH, _BIDI, _JOINERS = ZERO_WIDTH, BIDI_CONTROLS, JOINERS
-_INVISIBLE_RE = re.compile(f"[{_ZERO_WIDTH.replace(_JOINERS, '')}{_BIDI}]"
-                           f"|(?<=[A-Za-z])[{_JOINERS}]|[{_JOINERS}](?=[A-Za-z])")
-_STRIP_INVISIBLE = str.maketrans("", "", _ZERO_WIDTH + _BIDI)
+_INVISIBLE_RE = re.compile(f"[{INVISIBLE}]"
+                           f"|(?<=[A-Za-z])[{JOINERS}]|[{JOINERS}](?=[A-Za-z])")
+_STRIP_INVISIBLE = str.maketrans("", "", ZERO_WIDTH + BIDI_CONTROLS)
 _JSON_WS = re.compile(r"[ \t\n\r]*")
 
 
