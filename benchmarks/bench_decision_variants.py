@@ -24,12 +24,13 @@ own scores); only the variant changes.
   one proposition; ``family calibration fitted on several-member families only`` also leaves one-member
   families out of the family calibration's fit. ``every teacher its own family`` is a case file without
   ``family:`` (the calibrations refitted so), where the family level then adds nothing to the teacher level.
-* **Panels of two references.** Since panel-relative-fused-v8 nothing is named with fewer than three
-  references (:data:`forensics.case.MIN_ATTRIBUTING_PANEL`). ``two references name a candidate (v7)``
-  decides them as before: a candidate is named when it stands out against unsupported ones, two supported
-  candidates are not compared. Below the shipped rule's counts, ``one-candidate cases`` counts the
-  control/teacher pairs whose teacher-level LR supports Hp per panel size: what a case with that one
-  candidate and no family would be attributed on where its panel allows naming anything.
+* **Small panels.** Since panel-relative-fused-v10 nothing is named unless the references are of at least
+  two model lines (:data:`forensics.case.MIN_PANEL_FAMILIES`; in the validation a line is a lineage of the
+  labels, so two guanacos are one). ``nothing named below three references (v8, v9)`` is the rule it
+  replaced, whatever the references' lines; ``references of one line name a candidate too`` drops the rule.
+  Below the shipped rule's counts, ``one-candidate cases`` counts the control/teacher pairs whose
+  teacher-level LR supports Hp per panel size and, for sub-panels, whether they are of one line: what a
+  case with that one candidate and no family would be attributed on where its panel allows naming anything.
 * **Which family is named.** :func:`forensics.weighing.decide` names the *leading* family (highest score)
   when the candidate-vs-candidate LR favours it over every other. ``any supported family`` also names a
   supported family that is not the leader when the comparison favours it over every other family.
@@ -60,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from forensics import validation, weighing
-from forensics.case import Parameters
+from forensics.case import MIN_PANEL_FAMILIES, Parameters
 
 SEMANTIC_WEIGHTS = (0.6, 0.7, 0.8)
 RIVAL_SHARES = (0.2, 0.3)
@@ -181,30 +182,20 @@ def any_supported_member(teachers: Sequence[Mapping[str, Any]], families: Sequen
     return shipped
 
 
-def two_references_name_a_candidate(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
-                                    compare: Callable[[str, str], float], band: Sequence[float],
-                                    enough_references: bool = True) -> dict[str, Any]:
-    """v7's rule for panels of two: decided as with enough references, except that a candidate is not
-    compared with one that also supports Hp (the comparison counts as no evidence, log10 LR 0): a rival
-    family when the family supports Hp, a sibling when the sibling does."""
-    if enough_references:
-        return weighing.decide(teachers, families, compare, band)
-    family_of = {m: f for f in families for m in f["members"]}
-    teacher_supports = {t["name"]: t["supports"] for t in teachers}
-
-    def apart(a: str, b: str) -> float:
-        same_family = family_of[a] is family_of[b]
-        supported = (teacher_supports[b] if same_family else family_of[b]["supports"]) == "Hp"
-        return 0.0 if supported else compare(a, b)
-
-    return weighing.decide(teachers, families, apart, band)
+def with_panel_rule(pairs: pd.DataFrame, may_name: Callable[[pd.DataFrame], pd.Series]) -> pd.DataFrame:
+    """The pairs with another rule for which panels may name a candidate: ``n_panel_lines`` (what the
+    shipped rule reads) set to enough lines where ``may_name`` holds, one where it does not."""
+    return pairs.assign(n_panel_lines=np.where(may_name(pairs), MIN_PANEL_FAMILIES, 1))
 
 
 def one_candidate_cases(done: validation.LevelTables) -> str:
-    """Control/teacher pairs whose held-out teacher-level LR supports Hp, per panel size (module docstring)."""
+    """Control/teacher pairs whose held-out teacher-level LR supports Hp, per panel size and, for sub-panels,
+    whether their references are of one line (module docstring)."""
     controls = done.teacher[done.teacher["role"] == "control"]
-    size = controls["set"].map(lambda s: f"{validation.subpanel_size(s)} references" if validation.is_subpanel(s)
-                               else "full panels")
+    one_line = controls["n_panel_lines"] < MIN_PANEL_FAMILIES
+    size = [f"{validation.subpanel_size(s)} references{' of one line' if single else ''}"
+            if validation.is_subpanel(s) else "full panels" for s, single in zip(controls["set"], one_line,
+                                                                                   strict=True)]
     counts = [f"{name} {int((rows['supports'] == 'Hp').sum())} of {len(rows)}"
               for name, rows in controls.groupby(size, sort=True)]
     return "one-candidate cases, control/teacher pairs supporting Hp: " + ", ".join(counts)
@@ -213,13 +204,15 @@ def one_candidate_cases(done: validation.LevelTables) -> str:
 def tally(cases: pd.DataFrame) -> str:
     """Students of the all-prompts set named to a documented family (where the scheme tests it); full panels:
     students to a documented / wrong family, with a teacher named, controls attributed; then the same for
-    families on each sub-panel size."""
+    families on each sub-panel size, those of one line apart."""
     every = cases[(cases["set"] == validation.ALL_PROMPTS) & (cases["role"] == "student")]
     parts = [f"all prompts: family {int(every['correct_family'].sum())} of {len(every)}"] if len(every) else []
     sub = cases["set"].map(validation.is_subpanel)
+    size = cases.loc[sub, "set"].map(validation.subpanel_size)
+    one_line = cases.loc[sub, "n_panel_lines"] < MIN_PANEL_FAMILIES
     groups = [("full panels", cases[~sub])] + [
-        (f"panels of {size}", rows) for size, rows in cases[sub].groupby(cases.loc[sub, "set"].map(
-            validation.subpanel_size), sort=True)]
+        (f"panels of {n}{' of one line' if single else ''}", rows)
+        for (n, single), rows in cases[sub].groupby([size, one_line], sort=True)]
     for name, rows in groups:
         students, controls = rows[rows["role"] == "student"], rows[rows["role"] == "control"]
         named = students["attributed_family"] != "none"
@@ -255,8 +248,10 @@ def main() -> None:
                   family_scored_by(level_tables(pairs, preferences), pairs, soft_maximum), weighing.decide)]
     variants += [("every teacher its own family", level_tables(pairs.assign(family=pairs["teacher"]), preferences),
                   weighing.decide),
-                 ("two references name a candidate (v7)", level_tables(pairs, preferences),
-                  two_references_name_a_candidate)]
+                 ("nothing named below three references (v8, v9)",
+                  level_tables(with_panel_rule(pairs, lambda p: p["n_panel"] >= 3), preferences), weighing.decide),
+                 ("references of one line name a candidate too",
+                  level_tables(with_panel_rule(pairs, lambda p: p["n_panel"] >= 2), preferences), weighing.decide)]
     fitted_on_several = {"family calibration fitted on several-member families only"}
     variants += [(name, level_tables(pairs, preferences), weighing.decide) for name in sorted(fitted_on_several)]
     lines = [f"fusion weights and decision rules on {labels.name} ({len(bench.prompt_keys)} prompts); decided "

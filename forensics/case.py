@@ -14,7 +14,7 @@ read or computed:
 - every exchange file must exist and lie inside the case folder once symlinks and ``..`` are resolved, so
   the case folder is a complete, hashable record of what was analysed.
 
-Soft problems (a reference panel of fewer than three models, two sources sharing one file) do not stop
+Soft problems (a reference panel of fewer than two model lines, two sources sharing one file) do not stop
 the case; they are recorded in :attr:`Case.warnings` and shown in the report.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,24 +35,27 @@ from forensics.errors import CaseFileError
 #: File extensions :func:`forensics.exchanges.read_exchanges` understands (checked here, at load time).
 EXCHANGE_SUFFIXES = (".jsonl", ".csv", ".parquet", ".json")
 
-#: Below this many references nothing is attributed (the LRs are still reported; the case file gets the
-#: ``small_panel`` warning; kept here, not beside the scoring, so that loading a case stays light). The
-#: panel's spread, which every z is measured in, rests on one degree of freedom with two references, and two
-#: versions of one model in such a panel look alike on everything, so a suspect unlike both resembles every
-#: candidate "beyond the panel". On the development benchmark's sub-panels of two references, 14 of 140
-#: human-data control cases had a supported candidate (71 of 980 control/teacher pairs, all with two versions
-#: of one model as the panel); a case with one candidate, or without families, would have been attributed on
-#: them. With three references no control/teacher pair was supported (0 of 980). Until
-#: panel-relative-fused-v8 two references still attributed a candidate that stood out against unsupported
-#: ones (two supported candidates were not told apart: comparing them attributed 9 of 140 control cases in
-#: v6).
-MIN_ATTRIBUTING_PANEL = 3
+#: Nothing is attributed unless the reference panel holds models of at least this many model lines (the LRs
+#: are still reported; the case file gets the ``small_panel`` warning; kept here, not beside the scoring, so
+#: that loading a case stays light). References that share a ``family`` (versions or sizes of one model
+#: line) count once (:func:`panel_families`); a reference without one is a line of its own. The panel's
+#: spread, which every z is measured in, is how much *independent* models vary, and versions of one model
+#: look alike on everything, so a suspect unlike both resembles every candidate "beyond the panel". On the
+#: development benchmark's sub-panels of two references, every control/teacher pair with a supported
+#: candidate (71 of 147) had two versions of one model as its panel; two references of different lines
+#: supported none (0 of 833 pairs, 0 of 119 control cases with anything supported) and named 76 of 350
+#: students' documented families, 1 a wrong one. Since panel-relative-fused-v10 the rule counts model lines,
+#: not references: panel-relative-fused-v8 and v9 named nothing below three references, whatever their
+#: lines (the twins were the danger, not the count); until v8 two references still attributed a candidate
+#: that stood out against unsupported ones.
+MIN_PANEL_FAMILIES = 2
 
 ROLES = ("suspect", "teacher", "reference")
 _TOP_KEYS = ("case", "title", "suspect", "teachers", "references", "parameters")
 _SOURCE_KEYS = ("name", "path", "why", "base_model")
-#: A teacher may also name its family (snapshots or versions of one model line); see docs/FINDINGS.md.
-_TEACHER_KEYS = (*_SOURCE_KEYS, "family")
+#: A teacher or a reference may also name its family (snapshots, versions or sizes of one model line); see
+#: docs/FINDINGS.md. The suspect has none: it is the model in question.
+_FAMILY_KEYS = (*_SOURCE_KEYS, "family")
 _CASE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _MAX_NAME = 200
 
@@ -68,8 +72,9 @@ CASE_REJECTS: list[tuple[str, str, str]] = [
     ("no teacher or no reference", "error: CaseFileError", "add at least one of each"),
     ("only 1 reference, at `forensics run` or in the notebooks", "error: CaseFileError",
      "add references (one model has no spread to measure the suspect against)"),
-    (f"fewer than {MIN_ATTRIBUTING_PANEL} references", "warning: small_panel (Case.warnings)",
-     "add reference models: with fewer, z-scores are unstable and no candidate is named"),
+    (f"references of fewer than {MIN_PANEL_FAMILIES} model lines (references sharing a `family` count once)",
+     "warning: small_panel (Case.warnings)",
+     "add references from other developers: versions of one model look alike, and no candidate is named"),
     ("two sources with the same name", "error: CaseFileError", "give every source a distinct name"),
     ("two sources with the same file", "warning: shared_file (Case.warnings)",
      "check the case: a model compared with its own outputs matches trivially"),
@@ -136,12 +141,12 @@ class Source:
     rel_path: str  # the resolved path relative to the case folder, POSIX separators
     why: str | None = None
     base_model: str | None = None
-    family: str | None = None  # teachers only; teachers without one form a family of their own
+    family: str | None = None  # teachers and references; a source without one is a family of its own
 
     def to_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "role": self.role, "path": self.rel_path, "why": self.why,
                "base_model": self.base_model}
-        if self.role == "teacher":
+        if self.role != "suspect":
             out["family"] = self.family
         return out
 
@@ -167,6 +172,11 @@ class Case:
         """Suspect, teachers, references, in case-file order: the order of every table and figure."""
         return [self.suspect, *self.teachers, *self.references]
 
+    @property
+    def reference_family(self) -> dict[str, str | None]:
+        """Reference name -> its declared family (None: a model line of its own), for :func:`panel_families`."""
+        return {r.name: r.family for r in self.references}
+
     def source(self, name: str) -> Source:
         for src in self.sources:
             if src.name == name:
@@ -185,6 +195,13 @@ class Case:
             "parameters": self.parameters.to_dict(),
             "warnings": list(self.warnings),
         }
+
+
+def panel_families(references: Sequence[str], family_of: Mapping[str, str | None]) -> int:
+    """How many model lines a reference panel holds: references sharing a family count once, a reference
+    without one is a line of its own (the count :data:`MIN_PANEL_FAMILIES` asks of a panel that names a
+    candidate)."""
+    return len({family_of.get(r) or r for r in references})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -286,10 +303,11 @@ def load_case(path: str | Path, *, min_references: int = 1) -> Case:
         raise doc.error(f"'references' lists {len(references)} model(s); a case needs at least {min_references}: "
                         "the evidence is the suspect's resemblance beyond the spread among the references",
                         ("references",), "add reference models believed independent of every teacher")
-    if len(references) < MIN_ATTRIBUTING_PANEL:
-        warnings.append(f"small_panel: only {len(references)} reference model(s); panel-relative z-scores "
-                        f"against fewer than {MIN_ATTRIBUTING_PANEL} references are unstable, and no candidate "
-                        f"is named")
+    lines = panel_families([r.name for r in references], {r.name: r.family for r in references})
+    if lines < MIN_PANEL_FAMILIES:
+        warnings.append(f"small_panel: the {len(references)} reference model(s) are of {lines} model line(s) "
+                        f"(references sharing a family count once); against fewer than {MIN_PANEL_FAMILIES} "
+                        f"lines panel-relative z-scores are unstable, and no candidate is named")
     sources = [suspect, *teachers, *references]
     _check_unique_names(sources, doc)
     warnings.extend(_shared_file_warnings(sources))
@@ -392,7 +410,7 @@ def _parse_source(item: Any, role: str, where: Key, case_dir: Path, doc: _Doc) -
     if not isinstance(item, dict):
         raise doc.error(f"each {role} must be a mapping with 'name' and 'path', got {_type_name(item)}",
                         where, "write it as {name: ..., path: ...}")
-    _check_keys(item, _TEACHER_KEYS if role == "teacher" else _SOURCE_KEYS, where, doc)
+    _check_keys(item, _SOURCE_KEYS if role == "suspect" else _FAMILY_KEYS, where, doc)
     name = _required(item, "name", where, doc)
     if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME or name != name.strip() \
             or any(ord(c) < 32 for c in name):
@@ -406,7 +424,7 @@ def _parse_source(item: Any, role: str, where: Key, case_dir: Path, doc: _Doc) -
     path, rel = _resolve_input(raw_path, role, name, case_dir, (*where, "path"), doc)
     why = _optional_str(item, "why", where, doc)
     base_model = _optional_str(item, "base_model", where, doc)
-    family = _optional_str(item, "family", where, doc) if role == "teacher" else None
+    family = _optional_str(item, "family", where, doc) if role != "suspect" else None
     return Source(name=name, role=role, path=path, rel_path=rel, why=why, base_model=base_model, family=family)
 
 

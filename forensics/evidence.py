@@ -27,7 +27,7 @@ from forensics.calibration import (
     verbal,
     verbal_for,
 )
-from forensics.case import MIN_ATTRIBUTING_PANEL
+from forensics.case import MIN_PANEL_FAMILIES, panel_families
 from forensics.custody import environment, utc_now
 from forensics.errors import ForensicsError
 from forensics.lr_words import lr_value
@@ -222,23 +222,28 @@ def family_entries(scores: Mapping[str, float], groups: Mapping[str, Sequence[st
 
 
 def conclude(suspect: str, scores: Mapping[str, float], groups: Mapping[str, Sequence[str]], cal: CalibrationSet,
-             band: Sequence[float], semantic: SemanticMatrices
+             band: Sequence[float], semantic: SemanticMatrices,
+             reference_family: Mapping[str, str | None] | None = None
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """From the fused scores to the verdict: each teacher's and family's LR, and the conclusion.
 
     ``groups`` maps each family to its members (:func:`forensics.weighing.family_groups`); ``semantic`` is
     the semantic line's measurement with the scoring panel, from which, with the fused scores, candidates
-    are compared with each other (:func:`comparison`). Returns the teachers' verdicts (name, score, LR
-    fields), the family entries and the conclusion with its statement.
+    are compared with each other (:func:`comparison`); ``reference_family`` the references' declared
+    families (:attr:`forensics.case.Case.reference_family`; none declared: each reference is a model line of
+    its own), which say whether the panel may name a candidate (:data:`forensics.case.MIN_PANEL_FAMILIES`).
+    Returns the teachers' verdicts (name, score, LR fields), the family entries and the conclusion with its
+    statement.
     """
     members = [m for ms in groups.values() for m in ms]
     teachers = [{"name": t, "score": rounded(scores[t]), **lr_fields(scores[t], cal["teacher"], band)}
                 for t in members]
     families = family_entries(scores, groups, cal, band)
     n_references = len(semantic.references)
+    n_lines = panel_families(semantic.references, reference_family or {})
     conclusion = weighing.decide(teachers, families, comparison(cal["comparison"], semantic, scores), band,
-                                 enough_references=n_references >= MIN_ATTRIBUTING_PANEL)
-    conclusion["statement"] = statement(suspect, teachers, families, conclusion, n_references)
+                                 enough_references=n_lines >= MIN_PANEL_FAMILIES)
+    conclusion["statement"] = statement(suspect, teachers, families, conclusion, n_references, n_lines)
     return teachers, families, conclusion
 
 
@@ -255,7 +260,8 @@ def comparison(cal: Calibration, semantic: SemanticMatrices,
 
 def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any], wording: WordingMatrices,
                             suspect: str, teachers: Sequence[str], references: Sequence[str],
-                            groups: Mapping[str, Sequence[str]], cal: CalibrationSet, band: Sequence[float]
+                            groups: Mapping[str, Sequence[str]], cal: CalibrationSet, band: Sequence[float],
+                            reference_family: Mapping[str, str | None] | None = None
                             ) -> list[tuple[str, dict[str, Any]]]:
     """(left-out reference, conclusion) for each reference: the case decided again without it.
 
@@ -264,11 +270,13 @@ def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any]
     report says whether the conclusion survives leaving out any one of them. Only the fused lines are
     re-scored (full data, no replicates): the conclusion rests on nothing else. The left-out reference
     still counts in the panel consensus the semantic and wording similarities were measured against, as it
-    does in the standardisation of the stylometric features: only the scoring panel changes. Empty when the panel
-    would fall below :data:`forensics.case.MIN_ATTRIBUTING_PANEL` (nothing could be attributed then, so
-    every attribution would "change" by construction).
+    does in the standardisation of the stylometric features: only the scoring panel changes. Empty when leaving
+    out some reference would leave too few to score (two) or to name a candidate (references of fewer than
+    :data:`forensics.case.MIN_PANEL_FAMILIES` model lines): every attribution would "change" by construction.
     """
-    if len(references) <= MIN_ATTRIBUTING_PANEL:
+    family_of = reference_family or {}
+    if len(references) <= 2 or any(panel_families([r for r in references if r != left], family_of)
+                                    < MIN_PANEL_FAMILIES for left in references):
         return []
     fused_families = {f: {"sim": v["sim"]} for f, v in stylo["families"].items() if f in weighing.STYLO_FAMILIES}
     out = []
@@ -282,20 +290,21 @@ def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any]
                            "stylometry": weighing.stylometry_lines({"sources": stylo["sources"],
                                                                     "families": fused_families},
                                                                    suspect, teachers, kept)}, teachers)
-        out.append((left, conclude(suspect, scored.fused, groups, cal, band, reduced)[2]))
+        out.append((left, conclude(suspect, scored.fused, groups, cal, band, reduced, family_of)[2]))
     return out
 
 
 def robustness_sentence(conclusion: Mapping[str, Any], left_out: Sequence[tuple[str, Mapping[str, Any]]],
-                        n_references: int) -> str | None:
+                        n_references: int, n_lines: int | None = None) -> str | None:
     """Whether the conclusion survives leaving out each reference in turn; without the check, why, when the
-    panel is just large enough to name a candidate (None for smaller panels: their limitation says more)."""
+    panel is large enough to name a candidate (``n_lines``: its model lines, :func:`forensics.case.panel_families`,
+    by default one per reference; None for panels too small to name one: their limitation says more)."""
     if not left_out:
-        if n_references != MIN_ATTRIBUTING_PANEL:
+        if (n_references if n_lines is None else n_lines) < MIN_PANEL_FAMILIES:
             return None
         return (f"The case was not decided again with each reference left out: with one of the {n_references} "
-                f"left out, too few would remain to name any candidate, so a conclusion here rests on all "
-                f"{n_references} references.")
+                f"left out, too few references or model lines would remain to name any candidate, so a "
+                f"conclusion here rests on all {n_references} references.")
 
     def key(c: Mapping[str, Any]) -> tuple[Any, ...]:
         return c["outcome"], c.get("attributed_family"), c.get("attributed_teacher")
@@ -323,15 +332,19 @@ def _outcome_words(conclusion: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------- conclusion
 
 def statement(suspect: str, teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str, Any]],
-              conclusion: Mapping[str, Any], n_references: int = MIN_ATTRIBUTING_PANEL) -> str:
-    """One plain-language sentence for the legal reader: the most specific statement the evidence supports."""
+              conclusion: Mapping[str, Any], n_references: int = MIN_PANEL_FAMILIES,
+              n_lines: int | None = None) -> str:
+    """One plain-language sentence for the legal reader: the most specific statement the evidence supports
+    (``n_lines``: the panel's model lines, :func:`forensics.case.panel_families`; by default one per reference)."""
     outcome = conclusion["outcome"]
     supported = conclusion.get("families_supported") or conclusion.get("candidates_supported") or []
-    if n_references < MIN_ATTRIBUTING_PANEL and supported:
+    n_lines = n_references if n_lines is None else n_lines
+    if n_lines < MIN_PANEL_FAMILIES and supported:
         return (f"Inconclusive: the evidence leans towards training on outputs of {', '.join(supported)}, but "
-                f"with only {n_references} reference model{'s' if n_references != 1 else ''} no candidate is "
-                f"named: how much independent models vary cannot be estimated from so few (at least "
-                f"{MIN_ATTRIBUTING_PANEL} are needed).")
+                f"the {n_references} reference model{'s' if n_references != 1 else ''} "
+                f"{'are' if n_references != 1 else 'is'} of only {n_lines} model line{'s' if n_lines != 1 else ''}, "
+                f"so no candidate is named: how much independent models vary cannot be estimated from versions "
+                f"of one model (references of at least {MIN_PANEL_FAMILIES} model lines are needed).")
     family = next((f for f in families if f["name"] == conclusion.get("attributed_family")), None)
     lead = _lead_factor(conclusion.get("family_comparisons", {}))
     if outcome == "attributed":
@@ -446,7 +459,8 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
     out = []
     refs = corpus.references
     n = len(corpus.prompt_keys)
-    panel = small_panel(len(refs), cal.metrics.get("summary", {}).get("per_panel_size", {}))
+    panel = small_panel(len(refs), cal.metrics.get("summary", {}).get("per_panel_size", {}),
+                        panel_families(refs, case.reference_family))
     if panel:
         out.append(panel)
     elif len(refs) < 5:
@@ -555,17 +569,23 @@ def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]
             f"than the validated error rates suggest; collect more prompts.")
 
 
-def small_panel(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]]) -> str | None:
+def small_panel(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]], n_lines: int | None = None
+                ) -> str | None:
     """A sentence quoting the validated outcomes with panels of this case's size, when it is one of the
     sub-panel sizes the validation measured (None otherwise, and for calibrations without them).
 
     The panel-relative z and its calibration rest on the panel: with two or three references the panel's
     mean and spread are poorly estimated (two versions of one model make it look uniform), and the
-    validation measured how often controls and students were then attributed.
+    validation measured how often controls and students were then attributed. ``n_lines``: the panel's
+    model lines (:func:`forensics.case.panel_families`; by default one per reference); below
+    :data:`forensics.case.MIN_PANEL_FAMILIES` the panel names nothing, and the sentence says why.
     """
-    entry = next((v for v in per_panel_size.values() if v.get("n_panel") == n_panel), None)
-    if n_panel < MIN_ATTRIBUTING_PANEL:
-        return too_small_to_attribute(n_panel, entry)
+    n_lines = n_panel if n_lines is None else n_lines
+    one_line = n_lines < MIN_PANEL_FAMILIES
+    entry = next((v for v in per_panel_size.values() if v.get("n_panel") == n_panel
+                  and bool(v.get("one_line", False)) == one_line), None)
+    if one_line:
+        return too_small_to_attribute(n_panel, n_lines, entry)
     if entry is None:
         return None
     full = entry.get("full_panels") or ["?", "?"]
@@ -582,19 +602,22 @@ def small_panel(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]]) -
               "firmer.")
 
 
-def too_small_to_attribute(n_panel: int, entry: Mapping[str, Any] | None) -> str:
-    """The limitation of a panel too small to name any candidate (:data:`forensics.case.MIN_ATTRIBUTING_PANEL`),
-    with how often the validation's human-data controls had a supported candidate at that size, when its
-    per-size ``entry`` records that (the reason the likelihood ratios of such a case are not a finding)."""
+def too_small_to_attribute(n_panel: int, n_lines: int, entry: Mapping[str, Any] | None) -> str:
+    """The limitation of a panel of too few model lines to name any candidate
+    (:data:`forensics.case.MIN_PANEL_FAMILIES`), with how often the validation's human-data controls had a
+    supported candidate with such panels, when its ``entry`` records that (the reason the likelihood ratios
+    of such a case are not a finding)."""
     supported = entry.get("controls_with_a_supported_teacher_or_family") if entry else None
-    measured = (f" On the validation cases scored with panels of {n_panel} references, {supported} of "
+    measured = (f" On the validation cases scored with {n_panel} references of one model line, {supported} of "
                 f"{entry['n_controls']} human-data control cases had a teacher or family whose likelihood ratio "
                 f"supported Hp." if supported is not None else "")
-    return (f"The reference panel has only {n_panel} model{'s' if n_panel != 1 else ''}: too few to name a "
-            f"candidate (at least {MIN_ATTRIBUTING_PANEL} are needed), because how much independent models "
-            f"vary cannot be estimated from so few, above all when they are versions of one model; the "
-            f"likelihood ratios are shown, but they are not a finding.{measured} Add independent references "
-            f"(other developers, other training data) and run the case again.")
+    models = f"{n_panel} model{'s' if n_panel != 1 else ''}"
+    return (f"The reference panel's {models} {'are' if n_panel != 1 else 'is'} of only {n_lines} model "
+            f"line{'s' if n_lines != 1 else ''} (references sharing a family count once): too few to name a "
+            f"candidate (references of at least {MIN_PANEL_FAMILIES} model lines are needed), because how much "
+            f"independent models vary cannot be estimated from versions of one model, which look alike on "
+            f"everything; the likelihood ratios are shown, but they are not a finding.{measured} Add independent "
+            f"references (other developers, other training data) and run the case again.")
 
 
 # ----------------------------------------------------------------------------------------- step 06
@@ -630,9 +653,10 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
                          corpus.teachers, refs)
     groups = weighing.family_groups(corpus.teachers, {s.name: s.family for s in case.teachers})
     family_of = {m: f for f, members in groups.items() for m in members}
-    verdicts, families, conclusion = conclude(corpus.suspect, scored.fused, groups, cal, band, art["semantic"])
+    verdicts, families, conclusion = conclude(corpus.suspect, scored.fused, groups, cal, band, art["semantic"],
+                                              case.reference_family)
     left_out = leave_one_reference_out(art["semantic"], art["stylometry"], art["wording"], corpus.suspect,
-                                       corpus.teachers, refs, groups, cal, band)
+                                       corpus.teachers, refs, groups, cal, band, case.reference_family)
     verdict_of = {v["name"]: v for v in verdicts}
     clustered = score_clusters(clusters, corpus.teachers, refs)
     teachers = [teacher_entry(verdict_of[t], family_of[t], scored, art["semantic"], art["wording"],
@@ -649,8 +673,8 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
             "Hp": f"{corpus.suspect} was trained on outputs of the candidate teacher",
             "Hd": f"{corpus.suspect} was developed independently of the candidate teacher"},
         "candidates": [{"name": s.name, "why": s.why} for s in case.teachers],
-        "panel": [{"name": s.name, "role": "reference", "why": s.why, "base_model": s.base_model}
-                  for s in case.references],
+        "panel": [{"name": s.name, "role": "reference", "why": s.why, "base_model": s.base_model,
+                   "family": s.family} for s in case.references],
         "data": _data_block(art["coverage"], n, case.warnings),
         "fused_lines": list(weighing.FUSED_LINES),
         "teachers": teachers,
@@ -661,7 +685,8 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
         "identity_counts": art["markers"].get("identity", {}).get("sources", {}),
         "canaries": art["markers"].get("canaries"),
         "limitations": limitations(case, corpus, art["coverage"], teachers, families, cal,
-                                   robustness_sentence(conclusion, left_out, len(refs))),
+                                   robustness_sentence(conclusion, left_out, len(refs),
+                                                       panel_families(refs, case.reference_family))),
         "validation": {**calibration_record(cal_path), **cal.metrics.get("summary", {}),
                        "cross_source": cal.metrics.get("cross_source")},
         "inputs": [{**{k: i.get(k) for k in ("name", "role", "path", "sha256")},

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics.calibration import CALIBRATION_DIR, DEFAULT_CALIBRATION, Calibration, CalibrationSet
-from forensics.case import MIN_ATTRIBUTING_PANEL
+from forensics.case import MIN_PANEL_FAMILIES, panel_families
 from forensics.custody import sha256_file
 from forensics.errors import ForensicsError
 from forensics.lr_words import as_number
@@ -172,6 +172,7 @@ def plan(run_dir: str | Path) -> dict[str, Any]:
         "inconclusive_band": list(_band(findings)),
         "calibration_matches_pilot": recorded is None or recorded == sha256_file(used),
         "n_references": _n_references(findings),
+        "n_panel_lines": _n_panel_lines(findings),
         "teachers": [asdict(e) for e in estimate(findings, cal)],
     }
 
@@ -180,6 +181,16 @@ def _n_references(findings: Mapping[str, Any]) -> int | None:
     """The pilot's reference panel size (None where the findings do not list it)."""
     panel = findings.get("panel")
     return sum(1 for p in panel if isinstance(p, Mapping)) if isinstance(panel, list) else None
+
+
+def _n_panel_lines(findings: Mapping[str, Any]) -> int | None:
+    """The pilot's panel's model lines (references sharing a family count once; None where the findings do
+    not list the panel)."""
+    panel = findings.get("panel")
+    if not isinstance(panel, list):
+        return None
+    members = {f"{i}\0{p.get('name')}": p.get("family") for i, p in enumerate(panel) if isinstance(p, Mapping)}
+    return panel_families(list(members), {k: v if isinstance(v, str) else None for k, v in members.items()})
 
 
 def plan_lines(result: Mapping[str, Any]) -> list[str]:
@@ -191,9 +202,9 @@ def plan_lines(result: Mapping[str, Any]) -> list[str]:
         lines.append(f"{t['name']}: log10 LR {lr} ({t['supports']}) -> {t['verdict']}: {t['message']}")
     if not result["calibration_matches_pilot"]:
         lines.append("note: the calibration file changed since the pilot ran; estimates use the current one")
-    n_refs = result.get("n_references")
-    if n_refs is not None and n_refs < MIN_ATTRIBUTING_PANEL:
-        lines.append(f"note: the pilot's panel has {n_refs} reference model(s); with fewer than "
-                     f"{MIN_ATTRIBUTING_PANEL} no candidate is named however many prompts are collected: add "
-                     f"independent references")
+    n_refs, n_lines = result.get("n_references"), result.get("n_panel_lines")
+    if n_lines is not None and n_lines < MIN_PANEL_FAMILIES:
+        lines.append(f"note: the pilot's panel has {n_refs} reference model(s) of {n_lines} model line(s); with "
+                     f"fewer than {MIN_PANEL_FAMILIES} lines no candidate is named however many prompts are "
+                     f"collected: add independent references (other developers, other training data)")
     return lines

@@ -29,8 +29,9 @@ from forensics.errors import InputError
 
 #: Version of the findings contract; bumped whenever a reader would have to change (3: the conclusion always
 #: carries both comparison maps, co-clustering has z_ci95, and the contract is typed and enforced; 5: ``verbal``
-#: is the ENFSI phrase alone, as CONTRACTS.md shows it, no longer followed by "for Hp" / "for Hd").
-SCHEMA = 5
+#: is the ENFSI phrase alone, as CONTRACTS.md shows it, no longer followed by "for Hp" / "for Hd"; 6: a panel
+#: member carries the ``family`` the case file names for it).
+SCHEMA = 6
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "findings.schema.json"
 
 Interval = Annotated[list[float | None], Field(min_length=2, max_length=2,
@@ -212,6 +213,9 @@ class PanelMember(Record):
     role: Literal["reference"]
     why: str | None
     base_model: str | None
+    family: str | None = Field(None, description="the model line the case file names for this reference; "
+                               "references sharing one count once towards the panel's model lines (none: a "
+                               "line of its own)")
 
 
 class Warning_(Record):

@@ -53,7 +53,7 @@ from forensics.calibration import (
     family_level,
     supports,
 )
-from forensics.case import MIN_ATTRIBUTING_PANEL, Parameters
+from forensics.case import MIN_PANEL_FAMILIES, Parameters, panel_families
 from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
 from forensics.exchanges import AlignedCorpus
@@ -67,7 +67,7 @@ REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
 #: Bumped whenever the scoring changes, so an old calibration file is recognisably stale.
-METHOD_VERSION = "panel-relative-fused-v9"
+METHOD_VERSION = "panel-relative-fused-v10"
 #: The prompt set holding every prompt; the others are named after their prompt source, or are samples.
 ALL_PROMPTS = "all"
 #: Random prompt samples validated besides the prompt sources, at sizes real cases have (a case holds from
@@ -443,12 +443,14 @@ def benchmark_tables(bench: Benchmark, params: Parameters, every_line: bool = Tr
         every = score_case(corpus, openings, params) if every_line and prompt_set == ALL_PROMPTS else None
         documented = labels.loc[corpus.suspect, "trained_on_outputs_of"]
         role = labels.loc[corpus.suspect, "role"]
+        panel_lines = panel_families(corpus.references, {r: labels.loc[r, "lineage"] for r in corpus.references})
         for t in corpus.teachers:
             row = {"set": prompt_set, "n_prompts": len(idx), "suspect": corpus.suspect, "teacher": t,
                    "family": family[t], "role": role, "lineage": labels.loc[corpus.suspect, "lineage"],
                    "hp": int(role == "student" and teacher_matches(documented, labels.loc[t, "teacher_name"])),
                    **{f"z_{line}": scored.line_z[line][t] for line in sorted(scored.line_z)},
-                   "score": scored.fused[t], "n_panel": len(corpus.references)}
+                   "score": scored.fused[t], "n_panel": len(corpus.references),
+                   "n_panel_lines": panel_lines}
             if every is not None:
                 row["z_markers"] = every.line_z["markers"][t]
                 row.update({f"z_family_{fam}": v["z"]
@@ -625,7 +627,7 @@ def case_outcomes(teachers: pd.DataFrame, families: pd.DataFrame, comparison: Ca
         f_entries = [{"name": r.family, "score": r.score, "supports": r.supports, "best_member": r.best_member,
                       "members": r.members.split(", ")} for r in fams.itertuples()]
         decision = rule(t_entries, f_entries, compare, band,
-                        enough_references=int(group["n_panel"].iloc[0]) >= MIN_ATTRIBUTING_PANEL)
+                        enough_references=int(group["n_panel_lines"].iloc[0]) >= MIN_PANEL_FAMILIES)
         documented_t = set(group.loc[group["hp"] == 1, "teacher"])
         documented_f = set(fams.loc[fams["hp"] == 1, "family"])
         first = group.iloc[0]
@@ -634,6 +636,7 @@ def case_outcomes(teachers: pd.DataFrame, families: pd.DataFrame, comparison: Ca
         rows.append({
             "scheme": first["scheme"], "set": prompt_set, "n_prompts": int(first["n_prompts"]),
             "suspect": suspect, "role": first["role"], "lineage": first["lineage"],
+            "n_panel": int(first["n_panel"]), "n_panel_lines": int(first["n_panel_lines"]),
             "documented": ", ".join(sorted(documented_t)) or "none",
             "documented_family": ", ".join(sorted(documented_f)) or "none",
             "attributed": decision["attributed_teacher"] or "none",
@@ -719,12 +722,21 @@ def summarise_scheme(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]
         out["per_prompt_set"][name] = {"n_prompts": int(group["n_prompts"].iloc[0]),
                                        "n_draws": group["set"].nunique(), **_group_metrics(tables, group)}
     full_sizes = tables.teacher.loc[~tables.teacher["set"].map(is_subpanel), "n_panel"] if sub.any() else None
-    for size, group in cases[sub].groupby(cases.loc[sub, "set"].map(subpanel_size), sort=True):
-        out["per_panel_size"][str(size)] = {
-            "n_panel": int(size), "full_panels": [int(full_sizes.min()), int(full_sizes.max())],
+    one_line = cases.loc[sub, "n_panel_lines"] < MIN_PANEL_FAMILIES
+    for (size, single), group in cases[sub].groupby([cases.loc[sub, "set"].map(subpanel_size), one_line],
+                                                    sort=True):
+        out["per_panel_size"][panel_size_key(int(size), bool(single))] = {
+            "n_panel": int(size), "one_line": bool(single),
+            "full_panels": [int(full_sizes.min()), int(full_sizes.max())],
             "prompt_sets": sorted({size_group(s.split(PANEL_MARK)[0]) for s in group["set"]}),
             **_group_metrics(tables, group)}
     return out
+
+
+def panel_size_key(n_panel: int, one_line: bool) -> str:
+    """The key of a sub-panel size in ``per_panel_size``: its size, and whether its references are all of
+    one model line (too few lines to name a candidate, :data:`forensics.case.MIN_PANEL_FAMILIES`)."""
+    return f"{n_panel} of one line" if one_line else str(n_panel)
 
 
 def _group_metrics(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]:
@@ -834,7 +846,8 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
               "n_students", "students_family_attributed_correctly", "students_misattributed_family")
     lolo = summary["schemes"]["lolo"]
     sizes = {k: {f: v[f] for f in ("n_prompts", *quoted)} for k, v in lolo["per_prompt_set"].items()}
-    panels = {k: {f: v[f] for f in ("n_panel", "full_panels", *quoted)} for k, v in lolo["per_panel_size"].items()}
+    panels = {k: {f: v[f] for f in ("n_panel", "one_line", "full_panels", *quoted)}
+              for k, v in lolo["per_panel_size"].items()}
     cal.metrics = {"summary": {**headline(summary), "tippett": tippett, "per_prompt_set": sizes,
                                "per_panel_size": panels},
                    "cross_source": headline(summary, "cross_source") if "cross_source" in summary["schemes"]

@@ -274,9 +274,9 @@ def decide(teachers: Sequence[Mapping[str, Any]], families: Sequence[Mapping[str
       panel does, and two families that cannot be told apart give "inconclusive", naming both.
     - A **teacher** is attributed when its family is, its own LR supports Hp, and (in a family of several
       members) it is favoured over every sibling by the same comparison; otherwise the family stands alone.
-    - Without ``enough_references`` (a panel smaller than :data:`forensics.case.MIN_ATTRIBUTING_PANEL`)
-      nothing is attributed: the outcome is "inconclusive" when a candidate or family supports Hp, else "no
-      teacher supported" (the constant says why).
+    - Without ``enough_references`` (references of fewer than :data:`forensics.case.MIN_PANEL_FAMILIES`
+      model lines) nothing is attributed: the outcome is "inconclusive" when a candidate or family supports
+      Hp, else "no teacher supported" (the constant says why).
     """
     high = float(band[1])
     supported_t = [t["name"] for t in teachers if t["supports"] == "Hp"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from forensics.case import Case, Parameters, load_case, looks_like_path
+from forensics.case import Case, Parameters, load_case, looks_like_path, panel_families
 from forensics.errors import CaseFileError
 from forensics.notebook import open_case
 from forensics.scoring import MIN_PANEL
@@ -93,10 +93,21 @@ def test_parameters_from_dict_validates_without_lines() -> None:
         Parameters.from_dict({"sed": 3})
 
 
-def test_small_panel_is_a_warning_not_an_error(tmp_path: Path) -> None:
+def test_a_panel_of_one_model_line_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    """References may name their family like teachers; those sharing one count once, so two references of
+    two lines are enough to name a candidate and two (or three) of one line get the small_panel warning."""
     case = load_case(make_case(tmp_path, refs=2))
-    assert len(case.references) == 2
+    assert len(case.references) == 2 and case.warnings == []
+    assert case.reference_family == {"ref0": None, "ref1": None}
+    path = make_case(tmp_path, refs=3)
+    path.write_text(path.read_text(encoding="utf-8").replace(".jsonl}", ".jsonl, family: Twin line}"),
+                    encoding="utf-8")
+    case = load_case(path)
+    assert set(case.reference_family.values()) == {"Twin line"}
     assert [w.split(":")[0] for w in case.warnings] == ["small_panel"]
+    assert "of 1 model line(s)" in case.warnings[0]
+    assert case.to_dict()["references"][0]["family"] == "Twin line"
+    assert panel_families(["a", "b", "c"], {"a": "X", "b": "X"}) == 2
 
 
 def test_a_single_reference_is_refused_where_the_evidence_is_asked_for(tmp_path: Path) -> None:

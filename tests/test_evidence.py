@@ -274,7 +274,7 @@ def test_two_candidates_the_comparison_cannot_separate_are_inconclusive() -> Non
 
 
 def test_a_panel_too_small_to_attribute_names_nothing_even_a_lone_supported_candidate() -> None:
-    """With fewer than 3 references nothing is named: not a clear lead, not a single supported candidate
+    """With references of one model line nothing is named: not a clear lead, not a single supported candidate
     (a case with one candidate), not a family; what is supported is still listed, and without support the
     outcome stays "no teacher supported". With enough references the same inputs are attributed."""
     cases = [
@@ -296,13 +296,13 @@ def test_a_panel_too_small_to_attribute_names_nothing_even_a_lone_supported_cand
     assert decide(t, singles(*t), by_score(t), BAND, enough_references=False)["outcome"] == "no teacher supported"
 
 
-def test_statement_with_too_few_references_says_why_nothing_is_named() -> None:
+def test_statement_with_references_of_one_model_line_says_why_nothing_is_named() -> None:
     t = [teacher("T", "Hp", 1.2), teacher("U", "Hd", -1.0)]
     decided = decide(t, singles(*t), by_score(t), BAND, enough_references=False)
-    text = evidence.statement("S", t, singles(*t), decided, n_references=2)
-    assert text.startswith("Inconclusive: the evidence leans towards training on outputs of T, but with only 2 "
-                           "reference models no candidate is named")
-    assert "at least 3 are needed" in text and "U" not in text
+    text = evidence.statement("S", t, singles(*t), decided, n_references=3, n_lines=1)
+    assert text.startswith("Inconclusive: the evidence leans towards training on outputs of T, but the 3 "
+                           "reference models are of only 1 model line, so no candidate is named")
+    assert "references of at least 2 model lines are needed" in text and "U" not in text
 
 
 def test_a_lead_without_support_attributes_nothing() -> None:
@@ -438,7 +438,8 @@ def test_a_family_of_one_member_carries_its_members_lr_and_a_family_of_several_t
 def make_case(references: list[tuple[str, str | None]], suspect_base: str | None) -> SimpleNamespace:
     return SimpleNamespace(
         suspect=SimpleNamespace(name="S", base_model=suspect_base),
-        references=[SimpleNamespace(name=n, base_model=b) for n, b in references])
+        references=[SimpleNamespace(name=n, base_model=b) for n, b in references],
+        reference_family={n: None for n, _ in references})
 
 
 def make_corpus(references: list[str], n_prompts: int, groups: list[str] | None = None,
@@ -590,6 +591,9 @@ def test_without_any_unsafe_size_the_smallest_validated_size_is_the_floor() -> N
 
 PANELS = {"2": {"n_panel": 2, "full_panels": [4, 7], "n_students": 64, "students_family_attributed_correctly": 20,
                 "students_misattributed_family": 3, "n_controls": 20, "false_attributions_controls": 2},
+          "2 of one line": {"n_panel": 2, "one_line": True, "full_panels": [4, 7], "n_students": 10,
+                            "students_family_attributed_correctly": 0, "students_misattributed_family": 0,
+                            "n_controls": 4, "false_attributions_controls": 0},
           "3": {"n_panel": 3, "full_panels": [4, 7], "n_students": 64, "students_family_attributed_correctly": 30,
                 "students_misattributed_family": 1, "n_controls": 20, "false_attributions_controls": 0}}
 
@@ -602,17 +606,23 @@ def test_a_small_panel_quotes_the_validated_outcomes_at_its_size() -> None:
     shaky = evidence.small_panel(3, {"3": {**PANELS["3"], "false_attributions_controls": 2}})
     assert shaky is not None and "2 of 20 human-data controls" in shaky and "less reliable" in shaky
     assert evidence.small_panel(5, PANELS) is None and evidence.small_panel(3, {}) is None
+    two = evidence.small_panel(2, PANELS, n_lines=2)  # two lines name candidates: their own validated outcomes
+    assert two is not None and "panels of 2 references" in two and "20 of 64 students" in two
+    assert "2 of 20 human-data controls" in two and "too few" not in two
 
 
-def test_a_panel_too_small_to_attribute_says_so_with_the_controls_validated_at_its_size() -> None:
-    """Two references: the limitation says nothing can be named and why, quoting how many validation
-    controls had a supported candidate at that size where the calibration recorded it (and not otherwise)."""
-    text = evidence.small_panel(2, {"2": {**PANELS["2"], "controls_with_a_supported_teacher_or_family": 3}})
-    assert text is not None and text.startswith("The reference panel has only 2 models: too few to name a "
-                                                "candidate (at least 3 are needed)")
-    assert "3 of 20 human-data control cases had a teacher or family whose likelihood ratio supported Hp" in text
+def test_a_panel_of_one_model_line_says_it_cannot_attribute_with_the_controls_validated_so() -> None:
+    """References all of one line (sharing a family): the limitation says nothing can be named and why,
+    quoting how many validation controls had a supported candidate with such panels where the calibration
+    recorded it (and not otherwise), never the outcomes of panels of that size with several lines."""
+    one_line = {**PANELS["2 of one line"], "controls_with_a_supported_teacher_or_family": 3}
+    text = evidence.small_panel(2, {**PANELS, "2 of one line": one_line}, n_lines=1)
+    assert text is not None and text.startswith("The reference panel's 2 models are of only 1 model line "
+                                                "(references sharing a family count once): too few to name a "
+                                                "candidate (references of at least 2 model lines are needed)")
+    assert "3 of 4 human-data control cases had a teacher or family whose likelihood ratio supported Hp" in text
     assert "they are not a finding" in text
-    for bare in (evidence.small_panel(2, PANELS), evidence.small_panel(2, {})):
+    for bare in (evidence.small_panel(2, PANELS, n_lines=1), evidence.small_panel(3, {}, n_lines=1)):
         assert bare is not None and "too few to name a candidate" in bare and "control cases" not in bare
 
 
@@ -685,7 +695,7 @@ def test_leaving_out_each_reference_decides_the_case_again(lean: float, close: f
         assert f"changes in {len(changed)} of 4 ({'; '.join(changed)})" in text
     else:
         assert "the conclusion is the same" in text
-    assert evidence.robustness_sentence(conclusion, [], 2) is None
+    assert evidence.robustness_sentence(conclusion, [], 2, n_lines=1) is None
 
 
 def test_the_comparison_statistic_is_the_mean_of_the_semantic_preference_and_the_scaled_score_difference() -> None:
@@ -706,9 +716,10 @@ def test_the_comparison_statistic_is_the_mean_of_the_semantic_preference_and_the
     assert evidence.comparison(CAL["comparison"], flat, fused)("T1", "T2") == 0.0
 
 
-def test_the_same_clear_lead_is_named_with_four_references_and_not_with_two() -> None:
-    """conclude(), as step 06 calls it: the lead that four references attribute stays unnamed when only two
-    of them remain, and the statement says why."""
+def test_the_same_clear_lead_is_named_with_two_references_of_two_lines_and_not_of_one() -> None:
+    """conclude(), as step 06 calls it: the lead that four references attribute is named by two of them as
+    well, but not when the case file says those two are of one model line (versions of one model), and
+    the statement says why."""
     semantic, stylo, refs = _loo_case(0.80, 0.80)
     band, groups = (-math.log10(2), math.log10(2)), {"T1": ["T1"], "T2": ["T2"]}
     markers = {"teachers": {t: {"suspect": 0.0, "references": {r: 0.0 for r in refs}} for t in ("T1", "T2")}}
@@ -717,25 +728,35 @@ def test_the_same_clear_lead_is_named_with_four_references_and_not_with_two() ->
     assert evidence.conclude("S", full.fused, groups, CAL, band, semantic)[2]["attributed_teacher"] == "T1"
     two = dataclasses.replace(semantic, references=tuple(refs[:2]))
     scored = evidence.score_lines(two, stylo, markers, wording, "S", ["T1", "T2"], refs[:2])
-    teachers, _, conclusion = evidence.conclude("S", scored.fused, groups, CAL, band, two)
+    assert evidence.conclude("S", scored.fused, groups, CAL, band, two)[2]["attributed_teacher"] == "T1"
+    twins = {refs[0]: "R", refs[1]: "R"}
+    teachers, _, conclusion = evidence.conclude("S", scored.fused, groups, CAL, band, two, twins)
     assert conclusion["attributed_teacher"] is None and conclusion["attributed_family"] is None
     assert conclusion["outcome"] == "inconclusive" and conclusion["candidates_supported"] == ["T1"]
     assert next(t for t in teachers if t["name"] == "T1")["supports"] == "Hp"  # supported, yet not named
     assert conclusion["statement"].startswith("Inconclusive: the evidence leans towards training on outputs of "
-                                              "T1, but with only 2 reference models no candidate is named")
+                                              "T1, but the 2 reference models are of only 1 model line, so no "
+                                              "candidate is named")
 
 
-def test_a_panel_of_three_is_not_decided_again_without_each_reference_and_the_limitation_says_why() -> None:
-    """Leaving one of three out would leave too few references to name anything, so every attribution would
-    "change" by construction: the check is skipped, and said to be (two references: no sentence at all)."""
+def test_a_panel_that_one_absence_would_silence_is_not_decided_again_and_the_limitation_says_why() -> None:
+    """Leaving out a reference that would leave too few references to score (one) or model lines to name
+    anything (two versions of one model) would "change" every attribution by construction: the check is
+    skipped, and said to be (a panel of one line: no sentence at all). Three references of three lines are
+    decided again with each left out."""
     semantic, stylo, refs = _loo_case(0.80, 0.80)
     band, groups = (-math.log10(2), math.log10(2)), {"T1": ["T1"], "T2": ["T2"]}
     wording = WordingMatrices(sources=semantic.sources, similarity=semantic.openings, boot=semantic.openings_boot)
-    for kept in (refs[:3], refs[:2]):
+    twins = {refs[0]: "R", refs[1]: "R"}
+    for kept, family in ((refs[:3], twins), (refs[:2], {})):
         small = dataclasses.replace(semantic, references=tuple(kept))
         assert evidence.leave_one_reference_out(small, stylo, wording, "S", ["T1", "T2"], kept, groups, CAL,
-                                                band) == []
+                                                band, family) == []
+    three = dataclasses.replace(semantic, references=tuple(refs[:3]))
+    assert [r for r, _ in evidence.leave_one_reference_out(three, stylo, wording, "S", ["T1", "T2"], refs[:3],
+                                                           groups, CAL, band)] == refs[:3]
     conclusion = {"outcome": "attributed", "attributed_family": "T1", "attributed_teacher": "T1"}
-    text = evidence.robustness_sentence(conclusion, [], 3)
+    text = evidence.robustness_sentence(conclusion, [], 3, n_lines=2)
     assert text is not None and "not decided again with each reference left out" in text
     assert "rests on all 3 references" in text
+    assert evidence.robustness_sentence(conclusion, [], 3, n_lines=1) is None

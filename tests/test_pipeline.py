@@ -322,8 +322,8 @@ def test_inputs_are_recorded_with_the_hashes_of_the_files(first: Done, case_file
 def test_limitations_come_from_this_case(first: Done) -> None:
     limitations = first.findings["limitations"]
     assert any("The reference panel has only 3 models" in s for s in limitations)
-    # three references: not decided again without each of them (two could name nothing), said once
-    assert sum("not decided again with each reference left out" in s for s in limitations) == 1
+    # three references of three model lines: decided again without each of them (two lines remain), said once
+    assert sum("each of the 3 references left out in turn" in s for s in limitations) == 1
     assert any(f"Only {N_PROMPTS} prompts were analysed" in s for s in limitations)
     # the suspect's base model is stated and no reference shares it: neither base-model sentence
     assert not any("base model" in s for s in limitations)

@@ -107,17 +107,19 @@ def test_cli_prints_a_line_per_candidate_and_json(cal: Calibration, tmp_path: Pa
     assert main(["plan", str(tmp_path / "nowhere")]) != 0
 
 
-def test_a_pilot_with_too_few_references_is_told_that_more_prompts_will_not_name_anyone(
+def test_a_pilot_with_references_of_one_model_line_is_told_that_more_prompts_will_not_name_anyone(
         cal: Calibration, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = score_at(cal, 0.6)
     pilot = findings(teacher("a", a, [a - 0.5, a + 0.5], cal))
-    for n_refs, warned in ((2, True), (3, False)):
-        pilot["panel"] = [{"name": f"r{i}", "role": "reference"} for i in range(n_refs)]
+    one_line = [{"name": f"r{i}", "role": "reference", "family": "R"} for i in range(3)]
+    distinct = [{"name": f"r{i}", "role": "reference"} for i in range(2)]
+    for panel, warned, lines in ((one_line, True, 1), (distinct, False, 2), (one_line[:2] + distinct[:1], False, 2)):
+        pilot["panel"] = panel
         (tmp_path / "findings.json").write_text(json.dumps(pilot))
         assert main(["plan", str(tmp_path)]) == 0
         out = capsys.readouterr().out
         assert ("no candidate is named however many prompts" in out) is warned
-        assert plan(tmp_path)["n_references"] == n_refs
+        assert plan(tmp_path)["n_references"] == len(panel) and plan(tmp_path)["n_panel_lines"] == lines
 
 
 @pytest.mark.parametrize("broken", [

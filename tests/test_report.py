@@ -317,15 +317,21 @@ PANELS = {"3": {"n_panel": 3, "n_students": 448, "students_family_attributed_cor
                 "students_misattributed_family": 15, "n_controls": 140, "false_attributions_controls": 15},
           "2": {"n_panel": 2, "n_students": 448, "students_family_attributed_correctly": 95,
                 "students_misattributed_family": 5, "n_controls": 140, "false_attributions_controls": 9,
-                "controls_with_a_supported_teacher_or_family": 14}}
+                "controls_with_a_supported_teacher_or_family": 14},
+          "2 of one line": {"n_panel": 2, "one_line": True, "n_students": 98, "students_family_attributed_correctly": 0,
+                            "students_misattributed_family": 0, "n_controls": 21, "false_attributions_controls": 0,
+                            "controls_with_a_supported_teacher_or_family": 14}}
 
 
 def test_the_validation_table_shows_the_outcomes_with_small_panels() -> None:
     rows = report.validation_rows({"per_panel_size": PANELS})
     got = [(r["label"].split(":")[0], r["lolo"]) for r in rows]
     prefix = "with panels of {} references (drawn from the full panels; all prompts and samples)"
+    twins = "with panels of 2 references of one model line (nothing named) (drawn from the full panels; all " \
+            "prompts and samples)"
     assert got == [(prefix.format(2), "95 of 448"), (prefix.format(2), "5 of 448"), (prefix.format(2), "9 of 140"),
-                   (prefix.format(2), "14 of 140"), (prefix.format(3), "183 of 448"),
+                   (prefix.format(2), "14 of 140"), (twins, "0 of 98"), (twins, "0 of 98"), (twins, "0 of 21"),
+                   (twins, "14 of 21"), (prefix.format(3), "183 of 448"),
                    (prefix.format(3), "15 of 448"), (prefix.format(3), "15 of 140")]  # 3: an older calibration
     assert rows[2]["label"].endswith("human-data controls attributed a teacher or family")
     assert rows[3]["label"].endswith("human-data controls with any supported candidate")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from forensics import weighing
-from forensics.case import Parameters
+from forensics.case import MIN_PANEL_FAMILIES, Parameters
 from forensics.errors import InputError
 from forensics.scoring import preference_z
 from forensics.validation import (
@@ -200,7 +200,7 @@ def synthetic_tables(sets: tuple[str, ...] = ("all",), shift: float = 0.0) -> Le
             for teacher, (hp, score) in teachers.items():
                 rows.append({"set": prompt_set, "n_prompts": 100 + k, "suspect": suspect, "teacher": teacher,
                              "family": FAMILY[teacher], "role": role, "lineage": lineage, "hp": hp,
-                             "score": score + shift * k, "n_panel": 5})
+                             "score": score + shift * k, "n_panel": 5, "n_panel_lines": 5})
     return tables_of(pd.DataFrame(rows))
 
 
@@ -385,6 +385,10 @@ def test_samples_and_subpanels_are_tested_but_never_fitted_on() -> None:
     sets = ("all", "s1", "s2", "sample-150-1", "sample-150-2", *subs)
     base = synthetic_tables(sets)
     base.teacher["n_panel"] = [subpanel_size(s) if is_subpanel(s) else 5 for s in base.teacher["set"]]
+    # the second 2-model sub-panel holds two versions of one model: one model line, which names nothing
+    base.teacher["n_panel_lines"] = [1 if s == "all~panel-2-2" else n for s, n in zip(base.teacher["set"],
+                                                                                       base.teacher["n_panel"],
+                                                                                       strict=True)]
     pairs = base.teacher.copy()
     pairs.loc[pairs["set"].map(lambda s: is_sample(s) or is_subpanel(s)), "score"] += 5.0
     shifted = tables_of(pairs)
@@ -401,9 +405,15 @@ def test_samples_and_subpanels_are_tested_but_never_fitted_on() -> None:
     assert sample["n_draws"] == 2 and sample["n_cases"] == 2 * 7 and summary["per_prompt_set"]["s1"]["n_draws"] == 1
     assert set(summary["per_prompt_set"]) == {"all", "s1", "s2", "sample-150"}
     panels = summary["per_panel_size"]
-    assert set(panels) == {"2", "3"} and panels["2"]["n_cases"] == 2 * 7 and panels["3"]["n_cases"] == 7
+    assert set(panels) == {"2", "2 of one line", "3"} and panels["3"]["n_cases"] == 7
+    assert panels["2"]["n_cases"] == panels["2 of one line"]["n_cases"] == 7
     assert panels["2"]["prompt_sets"] == ["all"] and panels["3"]["prompt_sets"] == ["sample-150"]
-    assert panels["2"]["n_panel"] == 2 and panels["2"]["full_panels"] == [5, 5]
+    assert panels["2"]["n_panel"] == panels["2 of one line"]["n_panel"] == 2
+    assert not panels["2"]["one_line"] and panels["2 of one line"]["one_line"]
+    assert panels["2"]["full_panels"] == [5, 5]
+    one_line = cases[cases["set"] == "all~panel-2-2"]
+    assert (one_line["attributed_family"] == "none").all() and (one_line["n_panel_lines"] == 1).all()
+    assert (cases.loc[cases["set"] == "all~panel-2-1", "attributed_family"] != "none").any()
     crossed, crossed_cases = held_out(shifted, "cross_source", (-0.3, 0.3))
     assert set(crossed.teacher["set"]) == {"s1", "s2"}
     assert summarise_scheme(crossed, crossed_cases)["per_panel_size"] == {}
@@ -446,8 +456,9 @@ def test_the_committed_validation_is_complete_and_consistent() -> None:
     result = read_validation(VALIDATION_DIR)
     summary, cases, pairs = result["summary"], result["cases"], result["pairs"]
     lolo_cases = cases[cases["scheme"] == "lolo"]
-    for size, entry in summary["schemes"]["lolo"]["per_panel_size"].items():
-        subs = lolo_cases[lolo_cases["set"].map(lambda s, n=int(size): is_subpanel(s) and subpanel_size(s) == n)]
+    for entry in summary["schemes"]["lolo"]["per_panel_size"].values():
+        subs = lolo_cases[lolo_cases["set"].map(lambda s, n=entry["n_panel"]: is_subpanel(s) and subpanel_size(s) == n)
+                          & ((lolo_cases["n_panel_lines"] < MIN_PANEL_FAMILIES) == entry["one_line"])]
         assert entry["n_cases"] == len(subs) > 0 and entry["false_attributions_controls"] == int(
             ((subs["role"] == "control") & (subs["attributed_family"] != "none")).sum())
     # the pooled figures leave the random samples and the sub-panels out
@@ -558,6 +569,7 @@ def test_the_pair_table_has_a_row_per_set_suspect_and_teacher(demo_bench: Benchm
     for corpus in cases:
         rows = pairs[sub & (pairs["suspect"] == corpus.suspect)]
         assert set(rows["n_panel"]) <= {n for n in PANEL_SIZES if n < len(corpus.references)}
+        assert (rows["n_panel_lines"] >= 1).all() and (rows["n_panel_lines"] <= rows["n_panel"]).all()
         assert len(rows) == 3 * len(subpanels(list(corpus.references), 0))
     assert pairs["score"].notna().all()
     np.testing.assert_allclose(pairs["score"], pairs[[f"z_{line}" for line in weighing.FUSED_LINES]].mean(axis=1),

@@ -31,7 +31,7 @@ CASE_METRICS = (
      "n_controls"),
 )
 #: The case outcomes shown per small panel size: family attributions, right and wrong, and controls with a
-#: supported candidate (why nothing is named below three references; absent from older calibrations).
+#: supported candidate (why nothing is named with references of one model line; absent from older calibrations).
 PANEL_METRICS = tuple(m for m in CASE_METRICS if m[0] in ("students_family_attributed_correctly",
                                                          "students_misattributed_family",
                                                          "false_attributions_controls",
@@ -156,11 +156,13 @@ def panel_rows(validation: Mapping[str, Any]) -> list[dict[str, str]]:
     rows = []
     entries = [mapping_of(v) for v in mapping_of(validation.get("per_panel_size")).values()]
     for entry in sorted((e for e in entries if as_number(e.get("n_panel")) is not None),
-                        key=lambda e: as_number(e["n_panel"])):
+                        key=lambda e: (as_number(e["n_panel"]), e.get("one_line") is True)):
+        panel = (f"{fmt(entry['n_panel'])} references of one model line (nothing named)"
+                 if entry.get("one_line") is True else f"{fmt(entry['n_panel'])} references")
         for key, label, total in PANEL_METRICS:
             if all(is_scalar(entry.get(k)) and as_number(entry.get(k)) is not None for k in (key, total)):
-                rows.append({"label": f"with panels of {fmt(entry['n_panel'])} references (drawn from the full "
-                                      f"panels; all prompts and samples): {label}",
+                rows.append({"label": f"with panels of {panel} (drawn from the full panels; all prompts and "
+                                      f"samples): {label}",
                              "lolo": f"{fmt(entry[key])} of {fmt(entry[total])}", "cross": "—"})
     return rows
 

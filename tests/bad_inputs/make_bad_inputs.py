@@ -764,7 +764,10 @@ def case_shared_file(d: Path) -> Expectation:
 
 @case
 def case_small_panel(d: Path) -> Expectation:
+    # two references of one model line (versions of one model): scored, but nothing can be named
     text = GOOD_CASE.replace("  - {name: ref3, path: ex/ref3.jsonl}\n", "")
+    for ref in ("ref1", "ref2"):
+        text = text.replace(f"ex/{ref}.jsonl}}", f"ex/{ref}.jsonl, family: One line}}")
     target = raw_case(d, text)
     return ok("case", target, case_warnings=["small_panel"])
 
