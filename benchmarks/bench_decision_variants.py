@@ -201,15 +201,18 @@ def one_candidate_cases(done: validation.LevelTables) -> str:
     return "one-candidate cases, control/teacher pairs supporting Hp: " + ", ".join(counts)
 
 
-def tally(cases: pd.DataFrame) -> str:
+def tally(cases: pd.DataFrame, panel_lines: pd.Series) -> str:
     """Students of the all-prompts set named to a documented family (where the scheme tests it); full panels:
     students to a documented / wrong family, with a teacher named, controls attributed; then the same for
-    families on each sub-panel size, those of one line apart."""
+    families on each sub-panel size, those of one line apart (``panel_lines``: each (set, suspect)'s real
+    model lines, which a variant's panel rule may have overwritten in its own tables)."""
     every = cases[(cases["set"] == validation.ALL_PROMPTS) & (cases["role"] == "student")]
     parts = [f"all prompts: family {int(every['correct_family'].sum())} of {len(every)}"] if len(every) else []
     sub = cases["set"].map(validation.is_subpanel)
     size = cases.loc[sub, "set"].map(validation.subpanel_size)
-    one_line = cases.loc[sub, "n_panel_lines"] < MIN_PANEL_FAMILIES
+    lines = pd.Series([panel_lines[key] for key in zip(cases["set"], cases["suspect"], strict=True)],
+                      index=cases.index)
+    one_line = lines[sub] < MIN_PANEL_FAMILIES
     groups = [("full panels", cases[~sub])] + [
         (f"panels of {n}{' of one line' if single else ''}", rows)
         for (n, single), rows in cases[sub].groupby([size, one_line], sort=True)]
@@ -230,6 +233,7 @@ def main() -> None:
     params = Parameters()
     bench = labelled_benchmark.embedded_benchmark(labels, params)
     pairs, preferences = validation.benchmark_tables(bench, params, every_line=False)
+    panel_lines = pairs.groupby(["set", "suspect"], sort=False)["n_panel_lines"].first()
     variants: list[tuple[str, validation.LevelTables, validation.DecisionRule]] = [
         ("shipped (equal weights, leading family and member)", level_tables(pairs, preferences), weighing.decide)]
     variants += [(f"semantic weight {w}", level_tables(weighted(pairs, w),
@@ -264,7 +268,7 @@ def main() -> None:
             fitted = done.family[~validation.never_fitted(done.family)]
             metrics = validation.level_metrics(fitted, "score")
             lines.append(f"    {scheme}: family AUC {metrics['pair_auc']:.3f}, Cllr {metrics['cllr']:.3f}; "
-                         f"{tally(cases)}")
+                         f"{tally(cases, panel_lines)}")
             if name.startswith("shipped"):
                 lines.append(f"      {one_candidate_cases(done)}")
     labelled_benchmark.append_result("decision_variants.txt", "\n".join(lines))

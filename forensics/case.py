@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from forensics.errors import CaseFileError
+from forensics.errors import INVISIBLE, CaseFileError
 
 #: File extensions :func:`forensics.exchanges.read_exchanges` understands (checked here, at load time).
 EXCHANGE_SUFFIXES = (".jsonl", ".csv", ".parquet", ".json")
@@ -198,10 +198,15 @@ class Case:
 
 
 def panel_families(references: Sequence[str], family_of: Mapping[str, str | None]) -> int:
-    """How many model lines a reference panel holds: references sharing a family count once, a reference
-    without one is a line of its own (the count :data:`MIN_PANEL_FAMILIES` asks of a panel that names a
-    candidate)."""
-    return len({family_of.get(r) or r for r in references})
+    """How many model lines a reference panel holds: references sharing a family count once (compared
+    without regard to case and runs of spaces: "Vendor C" and "vendor  c" are one line), a reference
+    without one is a line of its own, whatever its name (the count :data:`MIN_PANEL_FAMILIES` asks of a
+    panel that names a candidate)."""
+    lines = set()
+    for r in references:
+        family = family_of.get(r)
+        lines.add(("family", " ".join(family.casefold().split())) if family else ("reference", r))
+    return len(lines)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -305,7 +310,7 @@ def load_case(path: str | Path, *, min_references: int = 1) -> Case:
                         ("references",), "add reference models believed independent of every teacher")
     lines = panel_families([r.name for r in references], {r.name: r.family for r in references})
     if lines < MIN_PANEL_FAMILIES:
-        warnings.append(f"small_panel: the {len(references)} reference model(s) are of {lines} model line(s) "
+        warnings.append(f"small_panel: the {len(references)} reference models are all of one model line "
                         f"(references sharing a family count once); against fewer than {MIN_PANEL_FAMILIES} "
                         f"lines panel-relative z-scores are unstable, and no candidate is named")
     sources = [suspect, *teachers, *references]
@@ -425,6 +430,13 @@ def _parse_source(item: Any, role: str, where: Key, case_dir: Path, doc: _Doc) -
     why = _optional_str(item, "why", where, doc)
     base_model = _optional_str(item, "base_model", where, doc)
     family = _optional_str(item, "family", where, doc) if role != "suspect" else None
+    if family is not None and (not family.strip() or family != family.strip() or len(family) > _MAX_NAME
+                               or any(ord(c) < 32 or c in INVISIBLE for c in family)):
+        # a family decides what counts as one model line: "Vendor C" and "Vendor C" with a zero-width
+        # space would otherwise be two lines that look like one
+        raise doc.error(f"{role} '{name}': 'family' must be a non-empty string (no surrounding spaces, control "
+                        f"or invisible characters, at most {_MAX_NAME} characters), got {family!r}",
+                        (*where, "family"), "write the model line's name, e.g. family: \"Vendor A chat\"")
     return Source(name=name, role=role, path=path, rel_path=rel, why=why, base_model=base_model, family=family)
 
 

@@ -252,7 +252,8 @@ def _add_case(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--teacher", action="append", required=True, metavar="SPEC",
                       help=f"a candidate teacher (repeat for several): {spec}")
     init.add_argument("--reference", action="append", required=True, metavar="SPEC",
-                      help=f"a reference model of the panel (repeat; 3 or more advised): {spec}")
+                      help=f"a reference model of the panel (repeat; 4 or more, from different developers, "
+                           f"advised): {spec}")
     init.add_argument("--id", help="case identifier (default: the folder's name)")
     init.add_argument("--title", help="one-line question the case answers")
     init.add_argument("--param", action="append", metavar="KEY=VALUE",

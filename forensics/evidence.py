@@ -32,7 +32,7 @@ from forensics.custody import environment, utc_now
 from forensics.errors import ForensicsError
 from forensics.lr_words import lr_value
 from forensics.results import SCHEMA, Findings, LineScores
-from forensics.scoring import line_entry, percentile_interval, rounded
+from forensics.scoring import MIN_PANEL, line_entry, percentile_interval, rounded
 from forensics.semantic import ARTIFACT, FULL_STATISTIC, SemanticMatrices, read_matrices
 from forensics.wording import ARTIFACT as WORDING_ARTIFACT
 from forensics.wording import WordingMatrices
@@ -263,25 +263,21 @@ def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any]
                             groups: Mapping[str, Sequence[str]], cal: CalibrationSet, band: Sequence[float],
                             reference_family: Mapping[str, str | None] | None = None
                             ) -> list[tuple[str, dict[str, Any]]]:
-    """(left-out reference, conclusion) for each reference: the case decided again without it.
+    """(left-out reference, conclusion) for each reference that can be left out (:func:`removable_references`):
+    the case decided again without it.
 
     A finding that one reference model decides is only as sound as that reference's independence (two
     versions of one model in a panel make it look more uniform than independent models are), so the
     report says whether the conclusion survives leaving out any one of them. Only the fused lines are
     re-scored (full data, no replicates): the conclusion rests on nothing else. The left-out reference
     still counts in the panel consensus the semantic and wording similarities were measured against, as it
-    does in the standardisation of the stylometric features: only the scoring panel changes. Empty when leaving
-    out some reference would leave too few to score (two) or to name a candidate (references of fewer than
-    :data:`forensics.case.MIN_PANEL_FAMILIES` model lines): every attribution would "change" by construction.
+    does in the standardisation of the stylometric features: only the scoring panel changes.
     """
     family_of = reference_family or {}
-    if len(references) <= 2 or any(panel_families([r for r in references if r != left], family_of)
-                                    < MIN_PANEL_FAMILIES for left in references):
-        return []
     fused_families = {f: {"sim": v["sim"]} for f, v in stylo["families"].items() if f in weighing.STYLO_FAMILIES}
     out = []
     words = dataclasses.replace(wording, boot=np.empty((0, *np.shape(wording.similarity))))
-    for left in references:
+    for left in removable_references(references, family_of):
         kept = [r for r in references if r != left]
         reduced = dataclasses.replace(semantic, references=tuple(kept), full_answers=None,
                                       openings_boot=np.empty((0, *np.shape(semantic.openings))))
@@ -294,30 +290,58 @@ def leave_one_reference_out(semantic: SemanticMatrices, stylo: Mapping[str, Any]
     return out
 
 
+def removable_references(references: Sequence[str], family_of: Mapping[str, str | None]) -> list[str]:
+    """The references the case can be decided again without: those whose absence leaves enough references to
+    score (:data:`forensics.scoring.MIN_PANEL`) of enough model lines to name a candidate
+    (:data:`forensics.case.MIN_PANEL_FAMILIES`). Without any other, every attribution would "change" by
+    construction, which says nothing about the evidence."""
+    out = []
+    for left in references:
+        kept = [r for r in references if r != left]
+        if len(kept) >= MIN_PANEL and panel_families(kept, family_of) >= MIN_PANEL_FAMILIES:
+            out.append(left)
+    return out
+
+
 def robustness_sentence(conclusion: Mapping[str, Any], left_out: Sequence[tuple[str, Mapping[str, Any]]],
-                        n_references: int, n_lines: int | None = None) -> str | None:
+                        n_references: int, n_lines: int | None = None, kept: Sequence[str] = ()) -> str | None:
     """Whether the conclusion survives leaving out each reference in turn; without the check, why, when the
     panel is large enough to name a candidate (``n_lines``: its model lines, :func:`forensics.case.panel_families`,
-    by default one per reference; None for panels too small to name one: their limitation says more)."""
+    by default one per reference; None for panels too small to name one: their limitation says more).
+    ``kept``: the references that could not be left out (:func:`removable_references`), which the
+    conclusion then rests on."""
     if not left_out:
         if (n_references if n_lines is None else n_lines) < MIN_PANEL_FAMILIES:
             return None
-        return (f"The case was not decided again with each reference left out: with one of the {n_references} "
-                f"left out, too few references or model lines would remain to name any candidate, so a "
-                f"conclusion here rests on all {n_references} references.")
+        every = "both" if n_references == 2 else f"all {n_references}"
+        return (f"The case was not decided again with each reference left out: without any one of its "
+                f"{n_references} references too few references or model lines would remain to name a candidate, "
+                f"so a conclusion here rests on {every} of them.")
+    return _left_out_sentence(conclusion, left_out) + _kept_sentence(kept)
 
+
+def _kept_sentence(kept: Sequence[str]) -> str:
+    if not kept:
+        return ""
+    one = len(kept) == 1
+    return (f" {', '.join(kept)} {'was' if one else 'were'} not left out: without {'it' if one else 'any one of them'}"
+            f" the panel would be of one model line, so the conclusion rests on {'it' if one else 'them'}.")
+
+
+def _left_out_sentence(conclusion: Mapping[str, Any], left_out: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     def key(c: Mapping[str, Any]) -> tuple[Any, ...]:
         return c["outcome"], c.get("attributed_family"), c.get("attributed_teacher")
 
+    n = len(left_out)
+    lead = (f"Decided again with {left_out[0][0]} left out" if n == 1
+            else f"Decided again with each of the {n} references left out in turn")
     changed = [(r, c) for r, c in left_out if key(c) != key(conclusion)]
     if not changed:
-        return (f"Decided again with each of the {len(left_out)} references left out in turn, the conclusion is "
-                f"the same: no single reference model decides it.")
+        return f"{lead}, the conclusion is the same" + (": no single one of them decides it." if n > 1 else ".")
     parts = "; ".join(f"without {r}, {_outcome_words(c)}" for r, c in changed)
-    return (f"Decided again with each of the {len(left_out)} references left out in turn, the conclusion changes "
-            f"in {len(changed)} of {len(left_out)} ({parts}): it rests on the panel's size and make-up (a "
-            f"smaller panel is read more cautiously, and a reference that is not independent of the teachers "
-            f"or of the other references moves it), and more independent references would make it firmer.")
+    return (f"{lead}, the conclusion changes in {len(changed)} of {n} ({parts}): it rests on the panel's size and "
+            f"make-up (a smaller panel is read more cautiously, and a reference that is not independent of the "
+            f"teachers or of the other references moves it), and more independent references would make it firmer.")
 
 
 def _outcome_words(conclusion: Mapping[str, Any]) -> str:
@@ -582,8 +606,10 @@ def small_panel(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]], n
     """
     n_lines = n_panel if n_lines is None else n_lines
     one_line = n_lines < MIN_PANEL_FAMILIES
+    # an entry without ``one_line`` is an older calibration's, validated under v8/v9's rule (nothing named
+    # below three references, whatever their lines): its outcomes are not this rule's, so it is not quoted
     entry = next((v for v in per_panel_size.values() if v.get("n_panel") == n_panel
-                  and bool(v.get("one_line", False)) == one_line), None)
+                  and "one_line" in v and bool(v["one_line"]) == one_line), None)
     if one_line:
         return too_small_to_attribute(n_panel, n_lines, entry)
     if entry is None:
@@ -610,7 +636,7 @@ def too_small_to_attribute(n_panel: int, n_lines: int, entry: Mapping[str, Any] 
     supported = entry.get("controls_with_a_supported_teacher_or_family") if entry else None
     measured = (f" On the validation cases scored with {n_panel} references of one model line, {supported} of "
                 f"{entry['n_controls']} human-data control cases had a teacher or family whose likelihood ratio "
-                f"supported Hp." if supported is not None else "")
+                f"supported Hp." if supported else "")
     models = f"{n_panel} model{'s' if n_panel != 1 else ''}"
     return (f"The reference panel's {models} {'are' if n_panel != 1 else 'is'} of only {n_lines} model "
             f"line{'s' if n_lines != 1 else ''} (references sharing a family count once): too few to name a "
@@ -657,6 +683,7 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
                                               case.reference_family)
     left_out = leave_one_reference_out(art["semantic"], art["stylometry"], art["wording"], corpus.suspect,
                                        corpus.teachers, refs, groups, cal, band, case.reference_family)
+    not_left_out = [r for r in refs if r not in {left for left, _ in left_out}]
     verdict_of = {v["name"]: v for v in verdicts}
     clustered = score_clusters(clusters, corpus.teachers, refs)
     teachers = [teacher_entry(verdict_of[t], family_of[t], scored, art["semantic"], art["wording"],
@@ -686,7 +713,8 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
         "canaries": art["markers"].get("canaries"),
         "limitations": limitations(case, corpus, art["coverage"], teachers, families, cal,
                                    robustness_sentence(conclusion, left_out, len(refs),
-                                                       panel_families(refs, case.reference_family))),
+                                                       panel_families(refs, case.reference_family),
+                                                       not_left_out)),
         "validation": {**calibration_record(cal_path), **cal.metrics.get("summary", {}),
                        "cross_source": cal.metrics.get("cross_source")},
         "inputs": [{**{k: i.get(k) for k in ("name", "role", "path", "sha256")},

@@ -204,7 +204,7 @@ def plan_lines(result: Mapping[str, Any]) -> list[str]:
         lines.append("note: the calibration file changed since the pilot ran; estimates use the current one")
     n_refs, n_lines = result.get("n_references"), result.get("n_panel_lines")
     if n_lines is not None and n_lines < MIN_PANEL_FAMILIES:
-        lines.append(f"note: the pilot's panel has {n_refs} reference model(s) of {n_lines} model line(s); with "
-                     f"fewer than {MIN_PANEL_FAMILIES} lines no candidate is named however many prompts are "
-                     f"collected: add independent references (other developers, other training data)")
+        lines.append(f"note: the pilot's {n_refs} reference models are all of one model line; with fewer than "
+                     f"{MIN_PANEL_FAMILIES} lines no candidate is named however many prompts are collected: add "
+                     f"independent references (other developers, other training data)")
     return lines

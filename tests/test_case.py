@@ -105,9 +105,24 @@ def test_a_panel_of_one_model_line_is_a_warning_not_an_error(tmp_path: Path) -> 
     case = load_case(path)
     assert set(case.reference_family.values()) == {"Twin line"}
     assert [w.split(":")[0] for w in case.warnings] == ["small_panel"]
-    assert "of 1 model line(s)" in case.warnings[0]
+    assert "the 3 reference models are all of one model line" in case.warnings[0]
     assert case.to_dict()["references"][0]["family"] == "Twin line"
     assert panel_families(["a", "b", "c"], {"a": "X", "b": "X"}) == 2
+    assert panel_families(["a", "b"], {"a": "Vendor  C", "b": "vendor c"}) == 1  # case and spacing aside
+    assert panel_families(["a", "X"], {"a": "X"}) == 2  # a family named like another reference is not it
+
+
+@pytest.mark.parametrize("family", ["Vendor C\u200b", " Vendor C", "Vendor\u202eC", "", "x" * 201])
+def test_a_family_that_could_hide_a_difference_is_refused_with_its_line(tmp_path: Path, family: str) -> None:
+    """A family decides which references count as one model line: invisible or control characters,
+    surrounding spaces or an empty or overlong value are refused, naming the line."""
+    path = make_case(tmp_path, refs=2)
+    declared = f"ex/r1.jsonl, family: {json.dumps(family)}}}"
+    text = path.read_text(encoding="utf-8").replace("ex/sub/../r1.jsonl}", declared)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CaseFileError, match="'family' must be a non-empty string") as err:
+        load_case(path)
+    assert "case.yaml" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_a_single_reference_is_refused_where_the_evidence_is_asked_for(tmp_path: Path) -> None:

@@ -589,12 +589,14 @@ def test_without_any_unsafe_size_the_smallest_validated_size_is_the_floor() -> N
     assert evidence.below_validated_size(10, {}) is None
 
 
-PANELS = {"2": {"n_panel": 2, "full_panels": [4, 7], "n_students": 64, "students_family_attributed_correctly": 20,
+PANELS = {"2": {"n_panel": 2, "one_line": False, "full_panels": [4, 7], "n_students": 64,
+                "students_family_attributed_correctly": 20,
                 "students_misattributed_family": 3, "n_controls": 20, "false_attributions_controls": 2},
           "2 of one line": {"n_panel": 2, "one_line": True, "full_panels": [4, 7], "n_students": 10,
                             "students_family_attributed_correctly": 0, "students_misattributed_family": 0,
                             "n_controls": 4, "false_attributions_controls": 0},
-          "3": {"n_panel": 3, "full_panels": [4, 7], "n_students": 64, "students_family_attributed_correctly": 30,
+          "3": {"n_panel": 3, "one_line": False, "full_panels": [4, 7], "n_students": 64,
+                "students_family_attributed_correctly": 30,
                 "students_misattributed_family": 1, "n_controls": 20, "false_attributions_controls": 0}}
 
 
@@ -609,6 +611,9 @@ def test_a_small_panel_quotes_the_validated_outcomes_at_its_size() -> None:
     two = evidence.small_panel(2, PANELS, n_lines=2)  # two lines name candidates: their own validated outcomes
     assert two is not None and "panels of 2 references" in two and "20 of 64 students" in two
     assert "2 of 20 human-data controls" in two and "too few" not in two
+    # an older calibration's entries (no one_line) were validated under another rule: not quoted as this one's
+    older = {k: {f: v for f, v in e.items() if f != "one_line"} for k, e in PANELS.items()}
+    assert evidence.small_panel(2, older, n_lines=2) is None and evidence.small_panel(3, older) is None
 
 
 def test_a_panel_of_one_model_line_says_it_cannot_attribute_with_the_controls_validated_so() -> None:
@@ -624,6 +629,24 @@ def test_a_panel_of_one_model_line_says_it_cannot_attribute_with_the_controls_va
     assert "they are not a finding" in text
     for bare in (evidence.small_panel(2, PANELS, n_lines=1), evidence.small_panel(3, {}, n_lines=1)):
         assert bare is not None and "too few to name a candidate" in bare and "control cases" not in bare
+
+
+def test_only_references_whose_absence_leaves_two_lines_are_left_out_and_the_others_are_named() -> None:
+    """A panel with one reference of its own line beside versions of another: leaving out that reference
+    would leave one line, so it is kept, and the limitation says the conclusion rests on it."""
+    twins = {"A1": "A", "A2": "A", "A3": "A"}
+    assert evidence.removable_references(["A1", "A2", "A3", "B"], twins) == ["A1", "A2", "A3"]
+    assert evidence.removable_references(["A1", "B"], {}) == []  # one reference cannot be scored
+    assert evidence.removable_references(["A1", "B", "C"], {}) == ["A1", "B", "C"]
+    conclusion = {"outcome": "attributed", "attributed_family": "T1", "attributed_teacher": "T1"}
+    same = [(r, conclusion) for r in ("A1", "A2", "A3")]
+    text = evidence.robustness_sentence(conclusion, same, 4, n_lines=2, kept=["B"])
+    assert text is not None and text.startswith("Decided again with each of the 3 references left out in turn, "
+                                                "the conclusion is the same")
+    assert text.endswith("B was not left out: without it the panel would be of one model line, so the "
+                         "conclusion rests on it.")
+    both = evidence.robustness_sentence(conclusion, [], 2, n_lines=2)
+    assert both is not None and "rests on both of them" in both
 
 
 def test_two_near_twin_references_no_longer_make_a_huge_z() -> None:
@@ -739,24 +762,25 @@ def test_the_same_clear_lead_is_named_with_two_references_of_two_lines_and_not_o
                                               "candidate is named")
 
 
-def test_a_panel_that_one_absence_would_silence_is_not_decided_again_and_the_limitation_says_why() -> None:
+def test_a_panel_that_one_absence_would_silence_is_not_decided_again_without_it() -> None:
     """Leaving out a reference that would leave too few references to score (one) or model lines to name
-    anything (two versions of one model) would "change" every attribution by construction: the check is
-    skipped, and said to be (a panel of one line: no sentence at all). Three references of three lines are
-    decided again with each left out."""
+    anything (two versions of one model) would "change" every attribution by construction: that reference
+    is kept, and the check is skipped when no reference can be left out, and said to be (a panel of one line:
+    no sentence at all). Three references of three lines are decided again with each left out."""
     semantic, stylo, refs = _loo_case(0.80, 0.80)
     band, groups = (-math.log10(2), math.log10(2)), {"T1": ["T1"], "T2": ["T2"]}
     wording = WordingMatrices(sources=semantic.sources, similarity=semantic.openings, boot=semantic.openings_boot)
-    twins = {refs[0]: "R", refs[1]: "R"}
-    for kept, family in ((refs[:3], twins), (refs[:2], {})):
+
+    def left_out(kept: list[str], family: dict[str, str]) -> list[str]:
         small = dataclasses.replace(semantic, references=tuple(kept))
-        assert evidence.leave_one_reference_out(small, stylo, wording, "S", ["T1", "T2"], kept, groups, CAL,
-                                                band, family) == []
-    three = dataclasses.replace(semantic, references=tuple(refs[:3]))
-    assert [r for r, _ in evidence.leave_one_reference_out(three, stylo, wording, "S", ["T1", "T2"], refs[:3],
-                                                           groups, CAL, band)] == refs[:3]
+        return [r for r, _ in evidence.leave_one_reference_out(small, stylo, wording, "S", ["T1", "T2"], kept,
+                                                               groups, CAL, band, family)]
+
+    assert left_out(refs[:3], {refs[0]: "R", refs[1]: "R"}) == refs[:2]  # refs[2] alone is the other line
+    assert left_out(refs[:2], {}) == []
+    assert left_out(refs[:3], {}) == refs[:3]
     conclusion = {"outcome": "attributed", "attributed_family": "T1", "attributed_teacher": "T1"}
-    text = evidence.robustness_sentence(conclusion, [], 3, n_lines=2)
+    text = evidence.robustness_sentence(conclusion, [], 2, n_lines=2)
     assert text is not None and "not decided again with each reference left out" in text
-    assert "rests on all 3 references" in text
+    assert "rests on both of them" in text
     assert evidence.robustness_sentence(conclusion, [], 3, n_lines=1) is None

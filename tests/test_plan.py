@@ -112,7 +112,7 @@ def test_a_pilot_with_references_of_one_model_line_is_told_that_more_prompts_wil
     a = score_at(cal, 0.6)
     pilot = findings(teacher("a", a, [a - 0.5, a + 0.5], cal))
     one_line = [{"name": f"r{i}", "role": "reference", "family": "R"} for i in range(3)]
-    distinct = [{"name": f"r{i}", "role": "reference"} for i in range(2)]
+    distinct = [{"name": f"other{i}", "role": "reference"} for i in range(2)]
     for panel, warned, lines in ((one_line, True, 1), (distinct, False, 2), (one_line[:2] + distinct[:1], False, 2)):
         pilot["panel"] = panel
         (tmp_path / "findings.json").write_text(json.dumps(pilot))

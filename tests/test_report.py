@@ -327,8 +327,8 @@ def test_the_validation_table_shows_the_outcomes_with_small_panels() -> None:
     rows = report.validation_rows({"per_panel_size": PANELS})
     got = [(r["label"].split(":")[0], r["lolo"]) for r in rows]
     prefix = "with panels of {} references (drawn from the full panels; all prompts and samples)"
-    twins = "with panels of 2 references of one model line (nothing named) (drawn from the full panels; all " \
-            "prompts and samples)"
+    twins = "with panels of 2 references of one model line (drawn from the full panels; all prompts and " \
+            "samples; such panels name nothing)"
     assert got == [(prefix.format(2), "95 of 448"), (prefix.format(2), "5 of 448"), (prefix.format(2), "9 of 140"),
                    (prefix.format(2), "14 of 140"), (twins, "0 of 98"), (twins, "0 of 98"), (twins, "0 of 21"),
                    (twins, "14 of 21"), (prefix.format(3), "183 of 448"),

@@ -157,12 +157,13 @@ def panel_rows(validation: Mapping[str, Any]) -> list[dict[str, str]]:
     entries = [mapping_of(v) for v in mapping_of(validation.get("per_panel_size")).values()]
     for entry in sorted((e for e in entries if as_number(e.get("n_panel")) is not None),
                         key=lambda e: (as_number(e["n_panel"]), e.get("one_line") is True)):
-        panel = (f"{fmt(entry['n_panel'])} references of one model line (nothing named)"
-                 if entry.get("one_line") is True else f"{fmt(entry['n_panel'])} references")
+        one_line = entry.get("one_line") is True
+        panel = f"{fmt(entry['n_panel'])} references{' of one model line' if one_line else ''}"
+        note = "; such panels name nothing" if one_line else ""
         for key, label, total in PANEL_METRICS:
             if all(is_scalar(entry.get(k)) and as_number(entry.get(k)) is not None for k in (key, total)):
                 rows.append({"label": f"with panels of {panel} (drawn from the full panels; all prompts and "
-                                      f"samples): {label}",
+                                      f"samples{note}): {label}",
                              "lolo": f"{fmt(entry[key])} of {fmt(entry[total])}", "cross": "—"})
     return rows
 
