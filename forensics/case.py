@@ -310,9 +310,11 @@ def load_case(path: str | Path, *, min_references: int = 1) -> Case:
                         ("references",), "add reference models believed independent of every teacher")
     lines = panel_families([r.name for r in references], {r.name: r.family for r in references})
     if lines < MIN_PANEL_FAMILIES:
-        warnings.append(f"small_panel: the {len(references)} reference models are all of one model line "
-                        f"(references sharing a family count once); against fewer than {MIN_PANEL_FAMILIES} "
-                        f"lines panel-relative z-scores are unstable, and no candidate is named")
+        panel = ("only 1 reference model" if len(references) == 1
+                 else f"the {len(references)} reference models are all of one model line (references sharing a "
+                      f"family count once)")
+        warnings.append(f"small_panel: {panel}; against fewer than {MIN_PANEL_FAMILIES} model lines "
+                        f"panel-relative z-scores are unstable, and no candidate is named")
     sources = [suspect, *teachers, *references]
     _check_unique_names(sources, doc)
     warnings.extend(_shared_file_warnings(sources))

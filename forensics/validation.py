@@ -66,7 +66,8 @@ if TYPE_CHECKING:
 REQUIRED_COLUMNS = ("file", "role", "trained_on_outputs_of")
 SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
-#: Bumped whenever the scoring changes, so an old calibration file is recognisably stale.
+#: Bumped whenever the scoring or the decision changes, so an old calibration file (and the validation
+#: figures it carries) is recognisably stale.
 METHOD_VERSION = "panel-relative-fused-v10"
 #: The prompt set holding every prompt; the others are named after their prompt source, or are samples.
 ALL_PROMPTS = "all"
