@@ -78,6 +78,11 @@ CASE_REJECTS: list[tuple[str, str, str]] = [
     ("two sources with the same name", "error: CaseFileError", "give every source a distinct name"),
     ("two sources with the same file", "warning: shared_file (Case.warnings)",
      "check the case: a model compared with its own outputs matches trivially"),
+    ("teachers naming one family in different case or spacing", "warning: family_spelling (Case.warnings)",
+     "write the family the same way for every member (they are weighed as one family either way)"),
+    ("a reference declared of a teacher's family (or named like a teacher without one)",
+     "warning: reference_in_teacher_family (Case.warnings)",
+     "replace it by a model independent of every candidate: it understates the evidence for that family"),
     ("exchange file missing or not a regular file", "error: CaseFileError",
      "correct the path (relative to the case file)"),
     ("exchange path escaping the case folder (`../`, absolute, symlink)", "error: CaseFileError",
@@ -175,7 +180,7 @@ class Case:
     @property
     def reference_family(self) -> dict[str, str | None]:
         """Reference name -> its declared family (None: a model line of its own), for :func:`panel_families`."""
-        return {r.name: r.family for r in self.references}
+        return declared_families(self.references)
 
     def source(self, name: str) -> Source:
         for src in self.sources:
@@ -197,16 +202,56 @@ class Case:
         }
 
 
+def declared_families(sources: Sequence[Source]) -> dict[str, str | None]:
+    """Source name -> its declared family (None: a family, or model line, of its own)."""
+    return {s.name: s.family for s in sources}
+
+
+def family_key(family: str) -> str:
+    """The form in which family names are compared, for teachers and references alike: without regard to
+    case and runs of spaces ("Vendor C" and "vendor  c" are one family). Why: a family decides what is
+    weighed together (teachers) and what counts as one model line (references); a difference of spelling in
+    a hand-written case file must not split one model line into two."""
+    return " ".join(family.casefold().split())
+
+
 def panel_families(references: Sequence[str], family_of: Mapping[str, str | None]) -> int:
-    """How many model lines a reference panel holds: references sharing a family count once (compared
-    without regard to case and runs of spaces: "Vendor C" and "vendor  c" are one line), a reference
-    without one is a line of its own, whatever its name (the count :data:`MIN_PANEL_FAMILIES` asks of a
-    panel that names a candidate)."""
+    """How many model lines a reference panel holds: references sharing a family count once (compared by
+    :func:`family_key`), a reference without one is a line of its own, whatever its name (the count
+    :data:`MIN_PANEL_FAMILIES` asks of a panel that names a candidate)."""
     lines = set()
     for r in references:
         family = family_of.get(r)
-        lines.add(("family", " ".join(family.casefold().split())) if family else ("reference", r))
+        lines.add(("family", family_key(family)) if family else ("reference", r))
     return len(lines)
+
+
+def _family_warnings(teachers: Sequence[Source], references: Sequence[Source]) -> list[str]:
+    """``family_spelling``: teachers that name one family in different spellings (weighed as one family,
+    under the first spelling); ``reference_in_teacher_family``: a reference declared of a candidate's family.
+    The panel stands for models independent of every candidate; a member of a candidate's own family in it
+    widens the spread the suspect is measured against by exactly the resemblance the case is about, so the
+    evidence for that family is understated (never overstated)."""
+    out = []
+    spellings: dict[str, list[str]] = {}
+    for t in teachers:
+        if t.family:
+            spellings.setdefault(family_key(t.family), [])
+            if t.family not in spellings[family_key(t.family)]:
+                spellings[family_key(t.family)].append(t.family)
+    for names in spellings.values():
+        if len(names) > 1:
+            shown = ", ".join(repr(n) for n in names)
+            out.append(f"family_spelling: the teachers' families {shown} differ only in case or spacing; they "
+                       f"are weighed as one family, {names[0]!r}")
+    teacher_families = {family_key(t.family or t.name): t.name for t in teachers}
+    for r in references:
+        teacher = teacher_families.get(family_key(r.family)) if r.family else None
+        if teacher is not None:
+            out.append(f"reference_in_teacher_family: reference {r.name} is declared of family {r.family!r}, "
+                       f"like teacher {teacher}; the panel should be independent of every candidate, and this "
+                       f"reference makes the evidence for that family look weaker than it is")
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -308,7 +353,7 @@ def load_case(path: str | Path, *, min_references: int = 1) -> Case:
         raise doc.error(f"'references' lists {len(references)} model(s); a case needs at least {min_references}: "
                         "the evidence is the suspect's resemblance beyond the spread among the references",
                         ("references",), "add reference models believed independent of every teacher")
-    lines = panel_families([r.name for r in references], {r.name: r.family for r in references})
+    lines = panel_families([r.name for r in references], declared_families(references))
     if lines < MIN_PANEL_FAMILIES:
         panel = ("only 1 reference model" if len(references) == 1
                  else f"the {len(references)} reference models are all of one model line (references sharing a "
@@ -318,6 +363,7 @@ def load_case(path: str | Path, *, min_references: int = 1) -> Case:
     sources = [suspect, *teachers, *references]
     _check_unique_names(sources, doc)
     warnings.extend(_shared_file_warnings(sources))
+    warnings.extend(_family_warnings(teachers, references))
     parameters = _parse_parameters(data.get("parameters"), doc, ("parameters",))
     model_path = _resolve_model_path(parameters.embedding_model, case_dir, doc)
     return Case(case_id=case_id, title=title, case_path=case_path, case_dir=case_dir, suspect=suspect,

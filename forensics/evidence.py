@@ -27,7 +27,7 @@ from forensics.calibration import (
     verbal,
     verbal_for,
 )
-from forensics.case import MIN_PANEL_FAMILIES, panel_families
+from forensics.case import MIN_PANEL_FAMILIES, declared_families, panel_families
 from forensics.custody import environment, utc_now
 from forensics.errors import ForensicsError
 from forensics.lr_words import lr_value
@@ -677,7 +677,7 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
     refs, n = list(corpus.references), len(corpus.prompt_keys)
     scored = score_lines(art["semantic"], art["stylometry"], art["markers"], art["wording"], corpus.suspect,
                          corpus.teachers, refs)
-    groups = weighing.family_groups(corpus.teachers, {s.name: s.family for s in case.teachers})
+    groups = weighing.family_groups(corpus.teachers, declared_families(case.teachers))
     family_of = {m: f for f, members in groups.items() for m in members}
     verdicts, families, conclusion = conclude(corpus.suspect, scored.fused, groups, cal, band, art["semantic"],
                                               case.reference_family)

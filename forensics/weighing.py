@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from forensics.case import family_key
 from forensics.scoring import naive_z, panel_relative, preference_z, rate_z, rounded
 
 if TYPE_CHECKING:
@@ -237,10 +238,15 @@ def beats_others(boot_scores: Mapping[str, np.ndarray], full_scores: Mapping[str
 
 
 def family_groups(teachers: Sequence[str], family_of: Mapping[str, str | None]) -> dict[str, list[str]]:
-    """Family name -> its members (case order); a teacher without a family is a family of its own."""
+    """Family name -> its members (case order); a teacher without a family is a family of its own, named
+    after it. Names are compared as :func:`forensics.case.family_key` compares them (case and spacing
+    aside, as reference lines are counted), and a family carries its first spelling in case order."""
+    name_of: dict[str, str] = {}
     groups: dict[str, list[str]] = {}
     for t in teachers:
-        groups.setdefault(family_of.get(t) or t, []).append(t)
+        family = family_of.get(t) or t
+        name = name_of.setdefault(family_key(family), family)
+        groups.setdefault(name, []).append(t)
     return groups
 
 

@@ -112,6 +112,29 @@ def test_a_panel_of_one_model_line_is_a_warning_not_an_error(tmp_path: Path) -> 
     assert panel_families(["a", "X"], {"a": "X"}) == 2  # a family named like another reference is not it
 
 
+def test_a_family_spelt_two_ways_or_shared_by_a_reference_and_a_teacher_is_warned(tmp_path: Path) -> None:
+    """Teachers naming one family in two spellings are weighed as one family (as reference lines are
+    counted), and the case says so; a reference declared of a candidate's family (or named like a teacher
+    without one) is warned: it understates the evidence for that family."""
+    path = make_case(tmp_path, refs=2)
+    (tmp_path / "ex" / "t2.jsonl").write_text(ROW, encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("why: candidate}", "why: candidate, family: Vendor A}\n"
+                        "  - {name: tea2, path: ex/t2.jsonl, family: vendor  a}")
+    text = text.replace("r1.jsonl}", "r1.jsonl, family: VENDOR A}")
+    path.write_text(text, encoding="utf-8")
+    case = load_case(path)
+    assert [w.split(":")[0] for w in case.warnings] == ["family_spelling", "reference_in_teacher_family"]
+    assert "'Vendor A', 'vendor  a'" in case.warnings[0] and "one family, 'Vendor A'" in case.warnings[0]
+    assert "reference ref1 is declared of family 'VENDOR A', like teacher tea" in case.warnings[1]
+    assert all("\n" not in w for w in case.warnings)
+    unfamilied = text.replace(", family: Vendor A}", "}").replace(", family: vendor  a}", "}")
+    path.write_text(unfamilied.replace("family: VENDOR A}", "family: tea3}"), encoding="utf-8")
+    assert load_case(path).warnings == []  # a reference's family named like no teacher: nothing to say
+    path.write_text(unfamilied.replace("family: VENDOR A}", "family: TEA}"), encoding="utf-8")
+    assert [w.split(":")[0] for w in load_case(path).warnings] == ["reference_in_teacher_family"]
+
+
 @pytest.mark.parametrize("family", ["Vendor C\u200b", " Vendor C", "Vendor\u202eC", "", "x" * 201])
 def test_a_family_that_could_hide_a_difference_is_refused_with_its_line(tmp_path: Path, family: str) -> None:
     """A family decides which references count as one model line: invisible or control characters,

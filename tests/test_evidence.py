@@ -247,6 +247,10 @@ def singles(*teachers: dict[str, Any]) -> list[dict[str, Any]]:
 def test_family_groups_put_teachers_without_a_family_on_their_own() -> None:
     got = weighing.family_groups(["a1", "b", "a2"], {"a1": "A", "a2": "A", "b": None})
     assert got == {"A": ["a1", "a2"], "b": ["b"]}
+    # spellings of one family are one family, under the first; a teacher named like a family is in it
+    got = weighing.family_groups(["a1", "b", "a2", "c"], {"a1": "Vendor  A", "a2": "vendor a", "b": None,
+                                                          "c": "B"})
+    assert got == {"Vendor  A": ["a1", "a2"], "b": ["b", "c"]}
 
 
 def test_a_family_scores_as_its_best_member() -> None:
