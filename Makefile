@@ -12,11 +12,14 @@ export PYTHONHASHSEED := 0
 .PHONY: demo test lint venv clean-runs calibrate validate
 
 # torch goes in first as the CPU build; otherwise sentence-transformers pulls CUDA wheels (gigabytes).
+# Where pip's configured index does not serve the CPU build (plain PyPI), name one that does:
+#   make TORCH_INDEX=https://download.pytorch.org/whl/cpu test
 # constraints.txt pins every package to the versions the findings were validated with.
+TORCH_INDEX ?=
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (forensics)" >/dev/null
 	touch $(STAMP)

@@ -1,7 +1,8 @@
 """The case file (``case.yaml``): schema, defaults and path safety.
 
 A case file names one suspect model, one or more candidate teachers and a panel of reference models, each
-with a file of prompt/response exchanges, plus optional analysis parameters (shared/guide/CONTRACTS.md).
+with a file of prompt/response exchanges, plus optional analysis parameters (README.md, "A case"; it keeps
+the project's public contract, CONTRACTS.md).
 It is the only thing a reviewer needs to re-run a case, so it is validated strictly, before anything is
 read or computed:
 
@@ -14,8 +15,9 @@ read or computed:
 - every exchange file must exist and lie inside the case folder once symlinks and ``..`` are resolved, so
   the case folder is a complete, hashable record of what was analysed.
 
-Soft problems (a reference panel of fewer than two model lines, two sources sharing one file) do not stop
-the case; they are recorded in :attr:`Case.warnings` and shown in the report.
+Soft problems (a reference panel of fewer than two model lines, two sources sharing one file, a family
+spelt two ways, a reference declared of a teacher's family) do not stop the case; they are recorded in
+:attr:`Case.warnings` and shown in the report.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ _SOURCE_KEYS = ("name", "path", "why", "base_model")
 #: A teacher or a reference may also name its family (snapshots, versions or sizes of one model line); see
 #: docs/FINDINGS.md. The suspect has none: it is the model in question.
 _FAMILY_KEYS = (*_SOURCE_KEYS, "family")
+#: The fix for a case file that is not one at all: where a user of the package finds a valid one.
+_START_FROM = "start from `forensics case init`, or the example case file in README.md (\"A case\")"
 _CASE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _MAX_NAME = 200
 
@@ -78,11 +82,13 @@ CASE_REJECTS: list[tuple[str, str, str]] = [
     ("two sources with the same name", "error: CaseFileError", "give every source a distinct name"),
     ("two sources with the same file", "warning: shared_file (Case.warnings)",
      "check the case: a model compared with its own outputs matches trivially"),
-    ("teachers naming one family in different case or spacing", "warning: family_spelling (Case.warnings)",
-     "write the family the same way for every member (they are weighed as one family either way)"),
+    ("family names of teachers differing only in case or spacing", "warning: family_spelling (Case.warnings)",
+     "write each family one way: spellings of one declared family are weighed as one family, a teacher "
+     "without a family stays a family of its own"),
     ("a reference declared of a teacher's family (or named like a teacher without one)",
      "warning: reference_in_teacher_family (Case.warnings)",
-     "replace it by a model independent of every candidate: it understates the evidence for that family"),
+     "replace it by a model independent of every candidate: it understates the evidence for that family and "
+     "overstates the others' beside it"),
     ("exchange file missing or not a regular file", "error: CaseFileError",
      "correct the path (relative to the case file)"),
     ("exchange path escaping the case folder (`../`, absolute, symlink)", "error: CaseFileError",
@@ -226,31 +232,50 @@ def panel_families(references: Sequence[str], family_of: Mapping[str, str | None
     return len(lines)
 
 
-def _family_warnings(teachers: Sequence[Source], references: Sequence[Source]) -> list[str]:
-    """``family_spelling``: teachers that name one family in different spellings (weighed as one family,
-    under the first spelling); ``reference_in_teacher_family``: a reference declared of a candidate's family.
-    The panel stands for models independent of every candidate; a member of a candidate's own family in it
-    widens the spread the suspect is measured against by exactly the resemblance the case is about, so the
-    evidence for that family is understated (never overstated)."""
-    out = []
-    spellings: dict[str, list[str]] = {}
+def family_groups(teachers: Sequence[str], family_of: Mapping[str, str | None]) -> dict[str, list[str]]:
+    """Family name -> its members, in case order: teachers whose declared families match by
+    :func:`family_key` are one family, named by its first spelling. A teacher without a family is a family
+    of its own, named after it, unless another teacher declares a family spelled exactly like its name
+    (then it belongs to it: "teachers sharing it are one family"); two teachers without one never merge."""
+    spelt = {f for f in (family_of.get(t) for t in teachers) if f}
+    name_of: dict[tuple[str, str], str] = {}
+    groups: dict[str, list[str]] = {}
     for t in teachers:
-        if t.family:
-            spellings.setdefault(family_key(t.family), [])
-            if t.family not in spellings[family_key(t.family)]:
-                spellings[family_key(t.family)].append(t.family)
-    for names in spellings.values():
+        family = family_of.get(t) or (t if t in spelt else None)
+        key = ("family", family_key(family)) if family else ("teacher", t)
+        groups.setdefault(name_of.setdefault(key, family or t), []).append(t)
+    return groups
+
+
+def _family_warnings(teachers: Sequence[Source], references: Sequence[Source]) -> list[str]:
+    """``family_spelling``: one family spelt two ways (weighed as one, under the first spelling), or two
+    families weighed apart whose names differ only in case or spacing; ``reference_in_teacher_family``: a
+    reference declared of a candidate's family. The panel stands for models independent of every candidate;
+    a member of a candidate's family in it widens the spread that family's evidence is measured in by
+    exactly the resemblance the case is about, and shifts the panel's preferences between candidates
+    towards it: the evidence for that family is understated, the other candidates' overstated beside it."""
+    groups = family_groups([t.name for t in teachers], declared_families(teachers))
+    out = []
+    for name, members in groups.items():
+        spellings = list(dict.fromkeys(t.family for t in teachers if t.name in members and t.family))
+        if len(spellings) > 1:
+            out.append(f"family_spelling: teachers {', '.join(members)} name their family "
+                       f"{', '.join(repr(f) for f in spellings)}, which differ only in case or spacing; they are "
+                       f"weighed as one family, {name!r}")
+    by_key: dict[str, list[str]] = {}
+    for name in groups:
+        by_key.setdefault(family_key(name), []).append(name)
+    for names in by_key.values():
         if len(names) > 1:
-            shown = ", ".join(repr(n) for n in names)
-            out.append(f"family_spelling: the teachers' families {shown} differ only in case or spacing; they "
-                       f"are weighed as one family, {names[0]!r}")
-    teacher_families = {family_key(t.family or t.name): t.name for t in teachers}
+            out.append(f"family_spelling: the families {', '.join(repr(n) for n in names)} (a teacher without a "
+                       f"family is one of its own) differ only in case or spacing but are weighed apart; give "
+                       f"their teachers one `family` if they are one model line")
     for r in references:
-        teacher = teacher_families.get(family_key(r.family)) if r.family else None
-        if teacher is not None:
+        for name in by_key.get(family_key(r.family), []) if r.family else []:
             out.append(f"reference_in_teacher_family: reference {r.name} is declared of family {r.family!r}, "
-                       f"like teacher {teacher}; the panel should be independent of every candidate, and this "
-                       f"reference makes the evidence for that family look weaker than it is")
+                       f"the family {name!r} of teacher(s) {', '.join(groups[name])}; the panel should be "
+                       f"independent of every candidate: this reference makes the evidence for that family look "
+                       f"weaker than it is, and the other candidates' stronger beside it")
     return out
 
 
@@ -338,10 +363,10 @@ def load_case(path: str | Path, *, min_references: int = 1) -> Case:
     case_dir = case_path.parent
     if data is None:
         raise CaseFileError("the case file is empty (only comments or blank lines)", path=case_path,
-                            fix="start from the example in shared/guide/CONTRACTS.md")
+                            fix=_START_FROM)
     if not isinstance(data, dict):
         raise doc.error(f"the case file must be a mapping of keys, got {_type_name(data)}", (),
-                        "start from the example in shared/guide/CONTRACTS.md")
+                        _START_FROM)
     _check_keys(data, _TOP_KEYS, (), doc)
     warnings: list[str] = []
     case_id = _parse_case_id(data, doc)
@@ -386,7 +411,7 @@ def _read_yaml(case_path: Path) -> tuple[Any, _Doc]:
                             fix="re-encode it as UTF-8") from None
     if not text.strip():
         raise CaseFileError("the case file is empty", path=case_path,
-                            fix="start from the example in shared/guide/CONTRACTS.md")
+                            fix=_START_FROM)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -421,7 +446,7 @@ def _check_keys(mapping: dict[Any, Any], allowed: tuple[str, ...], where: Key, d
 def _required(mapping: dict[str, Any], key: str, where: Key, doc: _Doc) -> Any:
     if key not in mapping or mapping[key] is None:
         raise doc.error(f"missing required key '{key}'", where if where else (key,),
-                        f"add '{key}:' (see shared/guide/CONTRACTS.md)")
+                        f"add '{key}:' (see the example case file in README.md, \"A case\")")
     return mapping[key]
 
 

@@ -1,5 +1,5 @@
-"""The ``forensics`` command: collect, case init, run, verify, compare, plan, validate, calibrate and
-benchmark fetch.
+"""The ``forensics`` command: collect, case init, run, verify, compare, plan, validate, calibrate,
+benchmark fetch and schema.
 
 Errors in the user's input are printed as one line (``forensics: error: file:line: problem (fix: ...)``)
 with a non-zero exit code and no traceback; anything else is a bug and keeps its traceback.

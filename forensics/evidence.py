@@ -27,7 +27,7 @@ from forensics.calibration import (
     verbal,
     verbal_for,
 )
-from forensics.case import MIN_PANEL_FAMILIES, declared_families, panel_families
+from forensics.case import MIN_PANEL_FAMILIES, declared_families, family_groups, panel_families
 from forensics.custody import environment, utc_now
 from forensics.errors import ForensicsError
 from forensics.lr_words import lr_value
@@ -227,7 +227,7 @@ def conclude(suspect: str, scores: Mapping[str, float], groups: Mapping[str, Seq
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """From the fused scores to the verdict: each teacher's and family's LR, and the conclusion.
 
-    ``groups`` maps each family to its members (:func:`forensics.weighing.family_groups`); ``semantic`` is
+    ``groups`` maps each family to its members (:func:`forensics.case.family_groups`); ``semantic`` is
     the semantic line's measurement with the scoring panel, from which, with the fused scores, candidates
     are compared with each other (:func:`comparison`); ``reference_family`` the references' declared
     families (:attr:`forensics.case.Case.reference_family`; none declared: each reference is a model line of
@@ -574,23 +574,37 @@ def length_outside_panel(corpus: AlignedCorpus, supported: Sequence[str]) -> str
 
 
 def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]) -> str | None:
-    """A sentence when the case is smaller than every validated prompt set that attributed no control.
+    """A sentence when the case is smaller than every validated prompt set on which no human-data control
+    had a supported teacher or family.
 
     The validation measures outcomes on prompt sets of several sizes; the smallest size from which on no
-    human-data control was attributed a teacher is what the method is known to be safe at.
+    control was attributed, nor even had a candidate supported (which only the decision rule keeps from
+    being named), is what the method is known to be safe at. Calibrations from before the count of
+    supported controls was recorded are read by their attributions alone.
     """
     sets = sorted(per_prompt_set.values(), key=lambda v: v["n_prompts"])
-    unsafe = [v for v in sets if v["false_attributions_controls"]]
+    unsafe = [v for v in sets if _controls_alarmed(v)]
     safe_from = min((v["n_prompts"] for v in sets if not unsafe or v["n_prompts"] > max(
         u["n_prompts"] for u in unsafe)), default=None)
     if safe_from is None or n >= safe_from:
         return None
     worst = max(unsafe, key=lambda v: v["n_prompts"]) if unsafe else None
-    detail = (f" (with {worst['n_prompts']} prompts, {worst['false_attributions_controls']} of "
-              f"{worst['n_controls']} human-data controls were attributed a teacher)") if worst else ""
-    return (f"Only {n} prompts were analysed, fewer than the {safe_from} from which on the validation "
-            f"attributed no human-data control{detail}: an attribution in a case this small is less reliable "
-            f"than the validated error rates suggest; collect more prompts.")
+    detail = ""
+    if worst and worst["false_attributions_controls"]:
+        detail = (f" (with {worst['n_prompts']} prompts, {worst['false_attributions_controls']} of "
+                  f"{worst['n_controls']} human-data controls were attributed a teacher)")
+    elif worst:
+        detail = (f" (with {worst['n_prompts']} prompts, {_controls_alarmed(worst)} of {worst['n_controls']} "
+                  f"human-data controls had a supported teacher or family, though none was named)")
+    return (f"Only {n} prompts were analysed, fewer than the {safe_from} from which on the validation found "
+            f"no human-data control with a supported teacher or family{detail}: a conclusion in a case this "
+            f"small is less reliable than the validated error rates suggest; collect more prompts.")
+
+
+def _controls_alarmed(entry: Mapping[str, Any]) -> int:
+    """Human-data controls of a validated prompt set that were attributed or had a candidate supported."""
+    return max(int(entry.get("false_attributions_controls", 0)),
+               int(entry.get("controls_with_a_supported_teacher_or_family", 0)))
 
 
 def small_panel(n_panel: int, per_panel_size: Mapping[str, Mapping[str, Any]], n_lines: int | None = None
@@ -677,7 +691,7 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
     refs, n = list(corpus.references), len(corpus.prompt_keys)
     scored = score_lines(art["semantic"], art["stylometry"], art["markers"], art["wording"], corpus.suspect,
                          corpus.teachers, refs)
-    groups = weighing.family_groups(corpus.teachers, declared_families(case.teachers))
+    groups = family_groups(corpus.teachers, declared_families(case.teachers))
     family_of = {m: f for f, members in groups.items() for m in members}
     verdicts, families, conclusion = conclude(corpus.suspect, scored.fused, groups, cal, band, art["semantic"],
                                               case.reference_family)

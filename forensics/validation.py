@@ -53,7 +53,7 @@ from forensics.calibration import (
     family_level,
     supports,
 )
-from forensics.case import MIN_PANEL_FAMILIES, Parameters, panel_families
+from forensics.case import MIN_PANEL_FAMILIES, Parameters, family_groups, panel_families
 from forensics.custody import atomic_write_json, atomic_write_text, sha256_file
 from forensics.errors import InputError
 from forensics.exchanges import AlignedCorpus
@@ -473,7 +473,7 @@ def family_table(pairs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (prompt_set, suspect), group in pairs.groupby(["set", "suspect"], sort=True):
         scores = dict(zip(group["teacher"], group["score"], strict=True))
-        groups = weighing.family_groups(list(group["teacher"]), dict(zip(group["teacher"], group["family"],
+        groups = family_groups(list(group["teacher"]), dict(zip(group["teacher"], group["family"],
                                                                              strict=True)))
         hp = dict(zip(group["teacher"], group["hp"], strict=True))
         first = group.iloc[0]

@@ -23,7 +23,8 @@ leave-one-lineage-out; ``benchmarks/bench_semantic_variants.py``), against the m
 family pair AUC 0.950 -> 0.954, Cllr 0.465 -> 0.439, and fewer controls attributed (the 128-prompt source: 1
 of 5 -> 0; sub-panels of 2 references: 5 -> 1 of 140).
 
-**Families and candidates.** A family's score is its best member's. The calibrations
+**Families and candidates.** Teachers are grouped by the case file's families
+(:func:`forensics.case.family_groups`); a family's score is its best member's. The calibrations
 (:mod:`forensics.calibration`) turn teacher and family scores into LRs against independence (a family of
 one member carries its member's LR, :func:`forensics.calibration.family_level`: since
 panel-relative-fused-v8), and the
@@ -61,7 +62,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forensics.case import family_key
 from forensics.scoring import naive_z, panel_relative, preference_z, rate_z, rounded
 
 if TYPE_CHECKING:
@@ -235,19 +235,6 @@ def beats_others(boot_scores: Mapping[str, np.ndarray], full_scores: Mapping[str
         others = np.delete(stack, i, axis=0)
         out[t] = float(np.mean(stack[i] > others.max(axis=0)))
     return out
-
-
-def family_groups(teachers: Sequence[str], family_of: Mapping[str, str | None]) -> dict[str, list[str]]:
-    """Family name -> its members (case order); a teacher without a family is a family of its own, named
-    after it. Names are compared as :func:`forensics.case.family_key` compares them (case and spacing
-    aside, as reference lines are counted), and a family carries its first spelling in case order."""
-    name_of: dict[str, str] = {}
-    groups: dict[str, list[str]] = {}
-    for t in teachers:
-        family = family_of.get(t) or t
-        name = name_of.setdefault(family_key(family), family)
-        groups.setdefault(name, []).append(t)
-    return groups
 
 
 def family_scores(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]]) -> dict[str, tuple[float, str]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from forensics.case import Case, Parameters, load_case, looks_like_path, panel_families
+from forensics.case import Case, Parameters, family_groups, load_case, looks_like_path, panel_families
 from forensics.errors import CaseFileError
 from forensics.notebook import open_case
 from forensics.scoring import MIN_PANEL
@@ -112,6 +112,19 @@ def test_a_panel_of_one_model_line_is_a_warning_not_an_error(tmp_path: Path) -> 
     assert panel_families(["a", "X"], {"a": "X"}) == 2  # a family named like another reference is not it
 
 
+def test_family_groups_merge_spellings_of_a_declared_family_but_never_teachers_without_one() -> None:
+    got = family_groups(["a1", "b", "a2"], {"a1": "A", "a2": "A", "b": None})
+    assert list(got.items()) == [("A", ["a1", "a2"]), ("b", ["b"])]
+    # spellings of one declared family are one family, under the first in case order
+    got = family_groups(["a1", "b", "a2"], {"a1": "Vendor  A", "a2": "vendor a", "b": None})
+    assert list(got.items()) == [("Vendor  A", ["a1", "a2"]), ("b", ["b"])]
+    # a teacher without a family joins a family spelt exactly like its name ("teachers sharing it")...
+    assert family_groups(["c", "b"], {"c": "b"}) == {"b": ["c", "b"]}
+    # ... but two teachers without one, or one spelt only like a family, stay families of their own
+    assert family_groups(["GPT-4", "gpt-4"], {}) == {"GPT-4": ["GPT-4"], "gpt-4": ["gpt-4"]}
+    assert family_groups(["c", "b"], {"c": "B"}) == {"B": ["c"], "b": ["b"]}
+
+
 def test_a_family_spelt_two_ways_or_shared_by_a_reference_and_a_teacher_is_warned(tmp_path: Path) -> None:
     """Teachers naming one family in two spellings are weighed as one family (as reference lines are
     counted), and the case says so; a reference declared of a candidate's family (or named like a teacher
@@ -124,15 +137,23 @@ def test_a_family_spelt_two_ways_or_shared_by_a_reference_and_a_teacher_is_warne
     text = text.replace("r1.jsonl}", "r1.jsonl, family: VENDOR A}")
     path.write_text(text, encoding="utf-8")
     case = load_case(path)
-    assert [w.split(":")[0] for w in case.warnings] == ["family_spelling", "reference_in_teacher_family"]
-    assert "'Vendor A', 'vendor  a'" in case.warnings[0] and "one family, 'Vendor A'" in case.warnings[0]
-    assert "reference ref1 is declared of family 'VENDOR A', like teacher tea" in case.warnings[1]
-    assert all("\n" not in w for w in case.warnings)
+    assert case.warnings == [
+        "family_spelling: teachers tea, tea2 name their family 'Vendor A', 'vendor  a', which differ only in case "
+        "or spacing; they are weighed as one family, 'Vendor A'",
+        "reference_in_teacher_family: reference ref1 is declared of family 'VENDOR A', the family 'Vendor A' of "
+        "teacher(s) tea, tea2; the panel should be independent of every candidate: this reference makes the "
+        "evidence for that family look weaker than it is, and the other candidates' stronger beside it"]
     unfamilied = text.replace(", family: Vendor A}", "}").replace(", family: vendor  a}", "}")
     path.write_text(unfamilied.replace("family: VENDOR A}", "family: tea3}"), encoding="utf-8")
     assert load_case(path).warnings == []  # a reference's family named like no teacher: nothing to say
     path.write_text(unfamilied.replace("family: VENDOR A}", "family: TEA}"), encoding="utf-8")
-    assert [w.split(":")[0] for w in load_case(path).warnings] == ["reference_in_teacher_family"]
+    warned = load_case(path).warnings
+    assert len(warned) == 1 and "the family 'tea' of teacher(s) tea;" in warned[0]
+    # a teacher without a family beside a family spelt like its name in another case: weighed apart, said so
+    path.write_text(unfamilied.replace("path: ex/t2.jsonl}", "path: ex/t2.jsonl, family: TEA}"), encoding="utf-8")
+    assert load_case(path).warnings == [
+        "family_spelling: the families 'tea', 'TEA' (a teacher without a family is one of its own) differ only in "
+        "case or spacing but are weighed apart; give their teachers one `family` if they are one model line"]
 
 
 @pytest.mark.parametrize("family", ["Vendor C\u200b", " Vendor C", "Vendor\u202eC", "", "x" * 201])

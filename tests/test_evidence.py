@@ -244,15 +244,6 @@ def singles(*teachers: dict[str, Any]) -> list[dict[str, Any]]:
     return [family(t["name"], [t["name"]], t["supports"], t["score"]) for t in teachers]
 
 
-def test_family_groups_put_teachers_without_a_family_on_their_own() -> None:
-    got = weighing.family_groups(["a1", "b", "a2"], {"a1": "A", "a2": "A", "b": None})
-    assert got == {"A": ["a1", "a2"], "b": ["b"]}
-    # spellings of one family are one family, under the first; a teacher named like a family is in it
-    got = weighing.family_groups(["a1", "b", "a2", "c"], {"a1": "Vendor  A", "a2": "vendor a", "b": None,
-                                                          "c": "B"})
-    assert got == {"Vendor  A": ["a1", "a2"], "b": ["b", "c"]}
-
-
 def test_a_family_scores_as_its_best_member() -> None:
     got = weighing.family_scores({"a1": 0.4, "a2": 1.7, "b": float("nan")}, {"A": ["a1", "a2"], "B": ["b"]})
     assert got["A"] == (1.7, "a2")
@@ -591,6 +582,21 @@ def test_without_any_unsafe_size_the_smallest_validated_size_is_the_floor() -> N
     assert "fewer than the 80" in evidence.below_validated_size(50, safe)
     assert evidence.below_validated_size(80, safe) is None
     assert evidence.below_validated_size(10, {}) is None
+
+
+def test_a_size_where_a_control_had_a_supported_candidate_is_not_safe_either() -> None:
+    """Only the decision rule kept such a control from being named: the size is below the safe floor."""
+    sizes = {k: {**v, "false_attributions_controls": 0, "controls_with_a_supported_teacher_or_family": 0}
+             for k, v in SIZES.items()}
+    sizes["a"]["controls_with_a_supported_teacher_or_family"] = 1
+    text = evidence.below_validated_size(100, sizes)
+    assert text is not None and "fewer than the 130" in text
+    assert "with 80 prompts, 1 of 5 human-data controls had a supported teacher or family, though none" in text
+    assert evidence.below_validated_size(130, sizes) is None
+    # the shipped calibration's validation: 80 prompts had one such control, 128 none
+    shipped = CalibrationSet.load().metrics["summary"]["per_prompt_set"]
+    assert "fewer than the 128" in evidence.below_validated_size(100, shipped)
+    assert evidence.below_validated_size(128, shipped) is None
 
 
 PANELS = {"2": {"n_panel": 2, "one_line": False, "full_panels": [4, 7], "n_students": 64,

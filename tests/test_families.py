@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forensics import weighing
 from forensics.calibration import CalibrationSet
-from forensics.case import Parameters
+from forensics.case import Parameters, family_groups
 from forensics.embeddings import Embedder, corpus_texts, split_by_source
 from forensics.evidence import conclude
 from forensics.stylometry import formatting_matrix
@@ -50,7 +49,7 @@ def verdicts(benchmark_dir: Path, forensics_cache: Path) -> dict[str, dict]:
             fmt = {s: formatting_matrix(corpus.responses[s], corpus.prompts) for s in corpus.sources}
             overlap = case_overlap(corpus, params.opening_words)
             scores = score_fused_lines(corpus, openings, fmt, overlap, params).fused
-            groups = weighing.family_groups(corpus.teachers, family)
+            groups = family_groups(corpus.teachers, family)
             teachers, families, conclusion = conclude(corpus.suspect, scores, groups, cal,
                                                       params.inconclusive_band,
                                                       semantic_measurement(corpus, openings, params))
