@@ -23,6 +23,7 @@ from forensics.calibration import (
     CalibrationSet,
     calibration_record,
     family_level,
+    labelled_model_matches,
     supports,
     verbal,
     verbal_for,
@@ -31,7 +32,7 @@ from forensics.case import MIN_PANEL_FAMILIES, declared_families, family_groups,
 from forensics.custody import environment, utc_now
 from forensics.errors import ForensicsError
 from forensics.lr_words import lr_value
-from forensics.results import SCHEMA, Findings, LineScores
+from forensics.results import CAUTION_OPENINGS, SCHEMA, Findings, LineScores
 from forensics.scoring import MIN_PANEL, line_entry, percentile_interval, rounded
 from forensics.semantic import ARTIFACT, FULL_STATISTIC, SemanticMatrices, read_matrices
 from forensics.wording import ARTIFACT as WORDING_ARTIFACT
@@ -418,12 +419,14 @@ def _teacher_without_family(names: Sequence[str], families: Sequence[Mapping[str
 
 
 def _lead_factor(comparisons: Mapping[str, float]) -> str:
-    """", and ... favour it over every other candidate family by a factor of at least N" (or nothing)."""
+    """", and, were it trained on one of the candidate families, ... favour this one over each other by a
+    factor of N or more" (or nothing): the comparison's propositions are "trained on A rather than B", so
+    the sentence says what they assume; N is the weakest of the comparisons."""
     if not comparisons:
         return ""
     weakest = min(comparisons.values())
-    return (f", and the observations favour it over every other candidate family by a factor of at least "
-            f"{lr_value(weakest)}")
+    return (f", and, were it trained on one of the candidate families, the observations favour this one over "
+            f"each other by a factor of {lr_value(weakest)} or more")
 
 
 # ----------------------------------------------------------------------------------------- exhibits
@@ -483,6 +486,9 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
     out = []
     refs = corpus.references
     n = len(corpus.prompt_keys)
+    fitted_on = fitted_on_the_suspect(corpus.responses[corpus.suspect], cal.metrics.get("labelled_answers"))
+    if fitted_on:
+        out.append(fitted_on)
     panel = small_panel(len(refs), cal.metrics.get("summary", {}).get("per_panel_size", {}),
                         panel_families(refs, case.reference_family))
     if panel:
@@ -519,7 +525,7 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
     if len(close) > 1:
         out.append(f"More than one candidate teacher is supported ({', '.join(t['name'] for t in close)}); "
                    f"candidates that resemble each other cannot always be told apart.")
-    if any(len(f["members"]) > 1 for f in families):
+    if any(len(f["members"]) > 1 and f["supports"] == "Hp" for f in families):
         out.append("Members of one family (snapshots or versions of one model line) are told apart with the "
                    "candidate-versus-candidate calibration, which was fitted on candidates of different "
                    "families: the labelled data rarely document which snapshot a student learned from, so "
@@ -564,13 +570,29 @@ def length_outside_panel(corpus: AlignedCorpus, supported: Sequence[str]) -> str
     else:
         return None
     span = f"{min(panel):g}" if min(panel) == max(panel) else f"{min(panel):g} to {max(panel):g}"
-    teachers = "".join(f"; the supported candidate {name}: median {median_words(corpus.responses[name]):g} words"
-                       for name in supported)
-    return (f"The suspect's answers are much {which} (median {suspect:g} words) than every reference model's "
+    teachers = "".join(f"; the supported candidate {name} answers with a median of "
+                       f"{median_words(corpus.responses[name]):g} words" for name in supported)
+    return (f"{CAUTION_OPENINGS[0]}{which} (median {suspect:g} words) than every reference model's "
             f"(median {span} words){teachers}. Answers of similar length resemble each other "
             f"whatever wrote them, and no model of the panel shows how much, so part of a resemblance to a "
             f"candidate of similar length may be owed to length alone; a panel including models that answer "
             f"at this length would weigh it.")
+
+
+def fitted_on_the_suspect(answers: Sequence[str], fingerprints: Mapping[str, Any] | None) -> str | None:
+    """A sentence when the suspect's answers are, word for word, those of a model in the labelled data the
+    calibration was fitted on (:func:`forensics.calibration.labelled_model_matches`): the case is then no
+    independent test of the calibration, whatever the validation says of held-out models."""
+    matches = labelled_model_matches(list(answers), dict(fingerprints) if fingerprints else None)
+    if not matches:
+        return None
+    name, role, count = matches[0]
+    return (f"{CAUTION_OPENINGS[1]}the calibration was fitted on: {count} of them are word for word answers of "
+            f"{name}, a {role} of the labelled data (of the {fingerprints['prompts']} benchmark prompts whose "
+            f"answers the calibration keeps as fingerprints). If the suspect is that model, its own answers "
+            f"helped fit the calibration that weighs them, so this case is not an independent test of it; the "
+            f"validation's held-out figures (each model weighed by a calibration fitted without its lineage) "
+            f"are the fair measure of how reliable its likelihood ratios are.")
 
 
 def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]) -> str | None:
@@ -744,9 +766,18 @@ def build_findings(case: Case, corpus: AlignedCorpus, art: Mapping[str, Any], cl
 
 def _data_block(coverage: Mapping[str, Any], n: int, case_warnings: Sequence[str]) -> dict[str, Any]:
     warnings = [dict(w) for w in coverage.get("warnings", [])]
-    warnings += [{"code": "case", "count": 1, "message": w} for w in case_warnings]
+    warnings += [_case_warning(w) for w in case_warnings]
     return {"n_prompts_analysed": n, "coverage": {k: v for k, v in coverage.items() if k != "warnings"},
             "warnings": warnings}
+
+
+def _case_warning(text: str) -> dict[str, Any]:
+    """A case-file warning ("code: message", :attr:`forensics.case.Case.warnings`) as a data warning: its
+    own code, the case file as its source."""
+    code, sep, message = text.partition(": ")
+    if not sep or not code.replace("_", "").isalnum():
+        return {"code": "case", "source": "case file", "count": 1, "message": text}
+    return {"code": code, "source": "case file", "count": 1, "message": message}
 
 
 def write_figures(run: RunFolder, corpus: AlignedCorpus, findings: Findings, art: Mapping[str, Any]) -> None:

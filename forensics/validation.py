@@ -49,6 +49,7 @@ from forensics.calibration import (
     LEVELS,
     Calibration,
     CalibrationSet,
+    answer_fingerprints,
     cllr,
     family_level,
     supports,
@@ -852,7 +853,10 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
     cal.metrics = {"summary": {**headline(summary), "tippett": tippett, "per_prompt_set": sizes,
                                "per_panel_size": panels},
                    "cross_source": headline(summary, "cross_source") if "cross_source" in summary["schemes"]
-                   else None}
+                   else None,
+                   "labelled_answers": answer_fingerprints({name: (role, bench.responses[name]) for name, role
+                                                            in zip(bench.labels["name"], bench.labels["role"],
+                                                                   strict=True)})}
     return ValidationReport(summary, schemes, cal)
 
 

@@ -16,9 +16,12 @@ from forensics.calibration import (
     VERBAL_PHRASES,
     Calibration,
     CalibrationSet,
+    answer_fingerprint,
+    answer_fingerprints,
     calibration_record,
     cllr,
     family_level,
+    labelled_model_matches,
     supports,
     verbal,
     verbal_for,
@@ -295,3 +298,48 @@ def test_cllr_min_removes_miscalibration_only() -> None:
 
 def test_a_family_of_one_member_is_weighed_at_teacher_level() -> None:
     assert [family_level(n) for n in (1, 2, 5)] == ["teacher", "family", "family"]
+
+
+def words(i: int, n: int = 25) -> str:
+    return " ".join(f"w{i}x{k}" for k in range(n))
+
+
+def test_answer_fingerprints_keep_a_seeded_sample_of_long_answers_whitespace_aside() -> None:
+    assert answer_fingerprint("a  b\n c") == answer_fingerprint("a b c") != answer_fingerprint("a b d")
+    models = {"m": ("student", [words(i) for i in range(200)]), "short": ("control", ["too short"] * 200)}
+    got = answer_fingerprints(models)
+    assert got == answer_fingerprints(models)  # seeded
+    assert got["prompts"] == 64 and got["models"]["short"] == {"role": "control", "answers": []}
+    kept = got["models"]["m"]["answers"]
+    assert len(kept) == 64 and kept == sorted(kept)
+
+
+def test_a_suspect_answering_like_a_labelled_model_is_recognised_and_others_are_not() -> None:
+    answers = [words(i) for i in range(200)]
+    prints = answer_fingerprints({"m": ("student", answers), "n": ("control", [words(i + 1000) for i in range(200)])})
+    # a case on a quarter of the benchmark's prompts, reformatted: about 16 of the 64 sampled answers
+    subset = ["  ".join(a.split()) for a in answers[::4]]
+    got = labelled_model_matches(subset, prints)
+    assert [(name, role) for name, role, _ in got] == [("m", "student")] and got[0][2] >= 5
+    assert labelled_model_matches([words(i + 5000) for i in range(200)], prints) == []
+    assert labelled_model_matches(answers[:3], prints) == []  # fewer than FINGERPRINT_MATCHES: chance
+    assert labelled_model_matches(answers, None) == []  # a calibration without fingerprints
+
+
+def test_the_shipped_calibration_recognises_the_demo_suspect_as_a_labelled_student() -> None:
+    """The demo's alpaca-7b answers are AlpacaEval outputs of a labelled student: its case must say so; a
+    reference's answers are recognised as that reference's; a model outside the labels as nobody's."""
+    from forensics.exchanges import read_exchanges
+
+    demo = Path(__file__).resolve().parents[1] / "data" / "demo" / "exchanges"
+    prints = CalibrationSet.load().metrics["labelled_answers"]
+
+    def answers(name: str) -> list[str]:
+        frame = read_exchanges(next(demo.glob(f"{name}.*"))).frame
+        return [str(r) for r in frame["response"]]
+
+    assert labelled_model_matches(answers("alpaca-7b"), prints)[0][:2] == ("alpaca-7b", "student")
+    assert labelled_model_matches(answers("guanaco-13b"), prints)[0][:2] == ("guanaco-13b", "control")
+    fresh = [" ".join(reversed(a.split())) for a in answers("alpaca-7b")]
+    assert labelled_model_matches(fresh, prints) == []
+

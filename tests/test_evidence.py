@@ -361,7 +361,8 @@ def test_statement_attributed() -> None:
     assert text.startswith("The evidence supports the proposition that S was trained on outputs of T")
     assert "about 100 times more probable" in text
     assert "(moderately strong support for Hp)" in text  # words from the LR itself, as the LR quoted
-    assert "favour it over every other candidate family by a factor of at least 1,000" in text
+    assert ("were it trained on one of the candidate families, the observations favour this one over each other "
+            "by a factor of 1,000 or more") in text
     assert "U" not in text
 
 
@@ -463,7 +464,7 @@ def test_answers_far_shorter_than_every_reference_are_named_as_an_alternative_ex
     refs = {name: 200 for name, _ in FIVE}
     got = mentions(limitations(FIVE, teachers=teachers, words={"S": 40, "T": 30, **refs}), "much shorter")
     assert len(got) == 1 and "median 40 words" in got[0]
-    assert "(median 200 words); the supported candidate T: median 30 words." in got[0]
+    assert "(median 200 words); the supported candidate T answers with a median of 30 words." in got[0]
     assert " U:" not in got[0]  # only the supported candidates' lengths
     assert mentions(limitations(FIVE, words={"S": 900, **refs}), "much longer (median 900 words)")
     assert not mentions(limitations(FIVE, words={"S": 120, **refs}), "much shorter")  # within a factor 2
@@ -549,6 +550,9 @@ def test_a_family_of_several_members_is_a_stated_limitation() -> None:
     assert not mentions(limitations(FIVE, teachers=teachers), "Members of one family")
     fams = [family("A", ["a1", "a2"], "Hp", 1.2)]
     assert len(mentions(limitations(FIVE, teachers=teachers, families=fams), "Members of one family")) == 1
+    # a family of several members that the evidence does not support: nothing is named within it
+    fams = [family("A", ["a1", "a2"], "Hd", -1.0), family("B", ["b"], "Hp", 1.2)]
+    assert not mentions(limitations(FIVE, teachers=teachers, families=fams), "Members of one family")
 
 
 def test_excluded_prompts_are_counted() -> None:
@@ -567,6 +571,19 @@ SIZES = {"all": {"n_prompts": 800, "false_attributions_controls": 0, "n_controls
          "a": {"n_prompts": 80, "false_attributions_controls": 3, "n_controls": 5},
          "b": {"n_prompts": 130, "false_attributions_controls": 0, "n_controls": 5},
          "c": {"n_prompts": 250, "false_attributions_controls": 0, "n_controls": 5}}
+
+
+def test_a_suspect_whose_answers_helped_fit_the_calibration_is_told() -> None:
+    from forensics.calibration import answer_fingerprints
+
+    answers = [" ".join(f"w{i}x{k}" for k in range(30)) for i in range(100)]
+    prints = answer_fingerprints({"m-7b": ("student", answers)})
+    text = evidence.fitted_on_the_suspect(answers, prints)
+    assert text is not None and text.startswith("The suspect's answers match a labelled model the calibration")
+    assert "are word for word answers of m-7b, a student of the labelled data" in text
+    assert "of the 64 benchmark prompts" in text and "not an independent test" in text
+    assert evidence.fitted_on_the_suspect(answers[::-1][:2], prints) is None
+    assert evidence.fitted_on_the_suspect(answers, None) is None
 
 
 def test_a_case_smaller_than_the_safely_validated_sizes_says_so() -> None:
@@ -794,3 +811,11 @@ def test_a_panel_that_one_absence_would_silence_is_not_decided_again_without_it(
     assert text is not None and "not decided again with each reference left out" in text
     assert "rests on both of them" in text
     assert evidence.robustness_sentence(conclusion, [], 3, n_lines=1) is None
+
+
+def test_case_file_warnings_keep_their_own_code_with_the_case_file_as_source() -> None:
+    got = evidence._data_block({}, 10, ["family_spelling: teachers a, b name their family 'X', 'x'", "odd text"])
+    assert got["warnings"] == [
+        {"code": "family_spelling", "source": "case file", "count": 1,
+         "message": "teachers a, b name their family 'X', 'x'"},
+        {"code": "case", "source": "case file", "count": 1, "message": "odd text"}]

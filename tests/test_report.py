@@ -359,6 +359,26 @@ def test_exhibit_phrases_are_highlighted_with_base_rates(sample_findings: dict[s
     assert f"<mark>{report.inert(phrase)}</mark>" in html and "0.6%" in html
 
 
+def test_limitations_that_bear_on_the_answer_are_repeated_on_the_cover(sample_findings: dict[str, Any],
+                                                                       tmp_path: Path) -> None:
+    """The length confound and a suspect the calibration was fitted on qualify the answer itself: the cover
+    repeats them (escaped) beside it; other limitations stay in section 6 only."""
+    findings = copy.deepcopy(sample_findings)
+    caution = "The suspect's answers match a labelled model the calibration was fitted on: <b>x</b> & y."
+    findings["limitations"] = ["Only 60 prompts were analysed.", caution]
+    assert report.cover_cautions(findings) == [caution]
+    html = report.render_html(findings, {}, tmp_path)
+    cover = html.split('<nav class="toc">')[0]
+    assert "Read the answer with these cautions" in cover and "<b>x</b>" not in html
+    assert "calibration was fitted on: &lt;b&gt;x&lt;/b&gt; &amp; y." in cover
+    assert "Only 60 prompts were analysed." not in cover
+    findings["limitations"] = ["Only 60 prompts were analysed."]
+    assert "Read the answer with these cautions" not in report.render_html(findings, {}, tmp_path)
+    # the sample (a short-answer suspect) carries the length caution, written by step 06 itself
+    assert any(t.startswith("The suspect's answers are much shorter") for t in
+               report.cover_cautions(sample_findings))
+
+
 def test_html_is_deterministic(sample: SimpleNamespace) -> None:
     manifest = Manifest.load(sample.root).data
     first = report.render_html(sample.findings, manifest, sample.root)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from forensics.custody import atomic_write_json, sha256_file
+from forensics.custody import atomic_write_json, sha256_file, sha256_text
 from forensics.scoring import jsonable
 
 CALIBRATION_DIR = Path(__file__).resolve().parent  # the package folder holds the shipped calibration
@@ -219,3 +219,49 @@ def cllr(log10_lrs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
     data = LLRData(features=np.asarray(log10_lrs, dtype=float), labels=np.asarray(labels, dtype=int))
     return float(_cllr(data)), float(_cllr_min(data))
+
+
+# ----------------------------------------------------------------------------------------- what it was fitted on
+
+#: Answers of each labelled model that the calibration record keeps as fingerprints, so that a case whose
+#: suspect *is* one of the labelled models (the demo's is) can say that its answer helped fit the calibration
+#: that weighs it. A seeded sample of prompts, the same for every model; answers under
+#: :data:`FINGERPRINT_MIN_WORDS` words are left out (short answers coincide across models).
+FINGERPRINT_PROMPTS = 64
+FINGERPRINT_MIN_WORDS = 20
+#: How many of the suspect's answers must be word for word a labelled model's before the case says so: far
+#: above chance (a 48-bit hash of a 20-word answer), far below what a case sharing the benchmark's prompts
+#: holds (a case of 150 of its 801 prompts shares about 12 of the 64 sampled).
+FINGERPRINT_MATCHES = 5
+
+
+def answer_fingerprint(text: str) -> str:
+    """48 bits of the SHA-256 of an answer with its runs of whitespace collapsed (how it is recognised)."""
+    return sha256_text(" ".join(text.split()))[:12]
+
+
+def answer_fingerprints(models: dict[str, tuple[str, list[str]]], seed: int = 0) -> dict[str, Any]:
+    """``{"models": {name: {"role": role, "answers": [fingerprint, ...]}}}`` for labelled models given as
+    ``name -> (role, answers to the benchmark's common prompts)``, on a seeded sample of
+    :data:`FINGERPRINT_PROMPTS` prompts (sorted fingerprints: nothing of the prompt order is kept)."""
+    n = min(len(answers) for _, answers in models.values())
+    chosen = np.sort(np.random.default_rng(seed).choice(n, size=min(FINGERPRINT_PROMPTS, n), replace=False))
+    out = {}
+    for name in sorted(models):
+        role, answers = models[name]
+        kept = [answers[i] for i in chosen if len(answers[i].split()) >= FINGERPRINT_MIN_WORDS]
+        out[name] = {"role": role, "answers": sorted({answer_fingerprint(a) for a in kept})}
+    return {"prompts": len(chosen), "min_words": FINGERPRINT_MIN_WORDS, "models": out}
+
+
+def labelled_model_matches(answers: list[str], fingerprints: dict[str, Any] | None) -> list[tuple[str, str, int]]:
+    """(labelled model, its role, how many of ``answers`` are word for word its answers) for every labelled
+    model with at least :data:`FINGERPRINT_MATCHES`, most matches first (empty for calibrations without
+    fingerprints)."""
+    if not fingerprints:
+        return []
+    own = {answer_fingerprint(a) for a in answers if len(a.split()) >= FINGERPRINT_MIN_WORDS}
+    hits = [(name, entry["role"], len(own & set(entry["answers"])))
+            for name, entry in sorted(fingerprints.get("models", {}).items())]
+    return sorted((h for h in hits if h[2] >= FINGERPRINT_MATCHES), key=lambda h: (-h[2], h[0]))
+

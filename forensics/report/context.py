@@ -24,6 +24,7 @@ from forensics.report.reading import mapping_of, records_of, short_name
 from forensics.report.sentences import (
     answer_views,
     comparison_sentence,
+    cover_cautions,
     data_sentence,
     does_not_show,
     outcome_of,
@@ -60,6 +61,7 @@ def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: F
         # a named teacher leads the cover; otherwise the families, where the answer then lies
         "teachers_first": outcome == "attributed" or not family_answers,
         "comparison_sentence": comparison_sentence(findings), "does_not_show": does_not_show(findings),
+        "cautions": cover_cautions(findings),
         "lr_scale": figures.take("lr_scale"),
         "propositions": mapping_of(findings.get("propositions")),
         "candidates": records_of(findings.get("candidates")), "panel": records_of(findings.get("panel")),

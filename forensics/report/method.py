@@ -111,8 +111,9 @@ def validation_sentence(validation: Mapping[str, Any], n_prompts: Any = None) ->
     n_cases = cases.get("n_cases")
     text = (f"The method was validated on {fmt(n_cases)} cases ({fmt(cases.get('n_students'))} students of "
             f"documented teachers, {fmt(cases.get('n_controls'))} human-data controls) whose training lineage is "
-            "known, holding out whole model lineages so that no model is judged by a calibration it helped to "
-            "fit; a second scheme also holds out the prompt source each case is measured on.")
+            "known, holding out whole model lineages so that no validation case is judged by a calibration it "
+            "helped to fit (the calibration that weighs this case is then fitted on all of them); a second "
+            "scheme also holds out the prompt source each case is measured on.")
     cllr, cllr_min = as_number(family.get("cllr")), as_number(family.get("cllr_min"))
     if cllr is not None and cllr_min is not None:
         text += (f" At family level Cllr = {fmt(cllr)} (1 would mean the LRs carry no information), of which "

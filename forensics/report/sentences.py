@@ -10,6 +10,7 @@ from forensics.escaping import as_text
 from forensics.lr_words import as_number, lr_phrase, lr_value, verbal_words
 from forensics.report.numbers import fmt, fmt_range, fmt_signed
 from forensics.report.reading import mapping_of, records_of, short_name
+from forensics.results import CAUTION_OPENINGS
 
 
 def answer_sentence(suspect: str, teacher: Mapping[str, Any], singled_out: bool | None = None,
@@ -52,8 +53,8 @@ def strength_sentence(teacher: Mapping[str, Any]) -> str:
                 f"(likelihood ratio about {lr_value(log10_lr)}; log10 LR = {log10_lr:+.3f}).")
     if _at_bound(log10_lr, teacher.get("lr_bounds")):
         sentence += (" This is the strongest likelihood ratio the calibration allows in this direction (its "
-                     "ELUB bound, set by how many labelled cases back the calibration); the evidence itself "
-                     "may be stronger.")
+                     "empirical bound, ELUB, set by how many labelled cases back the calibration): no stronger "
+                     "statement is made.")
     return sentence
 
 
@@ -76,6 +77,14 @@ def outcome_of(findings: Mapping[str, Any]) -> str:
         return "attributed"
     supports = [t.get("supports") for t in records_of(findings.get("teachers"))]
     return "inconclusive" if all(s == "inconclusive" for s in supports) else "no teacher supported"
+
+
+def cover_cautions(findings: Mapping[str, Any]) -> list[str]:
+    """The case's limitations that bear on the answer itself (:data:`forensics.results.CAUTION_OPENINGS`),
+    repeated on the cover beside the answer: a reader who stops at the answer must meet them there."""
+    limitations = findings.get("limitations")
+    texts = [as_text(x) for x in limitations] if isinstance(limitations, list) else []
+    return [t for t in texts if t.startswith(CAUTION_OPENINGS)]
 
 
 def does_not_show(findings: Mapping[str, Any]) -> list[str]:
