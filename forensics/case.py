@@ -82,10 +82,11 @@ CASE_REJECTS: list[tuple[str, str, str]] = [
     ("two sources with the same name", "error: CaseFileError", "give every source a distinct name"),
     ("two sources with the same file", "warning: shared_file (Case.warnings)",
      "check the case: a model compared with its own outputs matches trivially"),
-    ("family names of teachers differing only in case or spacing", "warning: family_spelling (Case.warnings)",
+    ("family names of teachers differing only in case or spacing, or named like another teacher",
+     "warning: family_spelling (Case.warnings)",
      "write each family one way: spellings of one declared family are weighed as one family, a teacher "
      "without a family stays a family of its own"),
-    ("a reference declared of a teacher's family (or named like a teacher without one)",
+    ("a reference declared of a teacher's family (or of a family named like a teacher that has none)",
      "warning: reference_in_teacher_family (Case.warnings)",
      "replace it by a model independent of every candidate: it understates the evidence for that family and "
      "overstates the others' beside it"),
@@ -262,6 +263,11 @@ def _family_warnings(teachers: Sequence[Source], references: Sequence[Source]) -
             out.append(f"family_spelling: teachers {', '.join(members)} name their family "
                        f"{', '.join(repr(f) for f in spellings)}, which differ only in case or spacing; they are "
                        f"weighed as one family, {name!r}")
+    for name, members in groups.items():
+        clash = [t.name for t in teachers if t.name not in members and family_key(t.name) == family_key(name)]
+        if clash:
+            out.append(f"family_spelling: the family {name!r} of teacher(s) {', '.join(members)} is named like "
+                       f"teacher {clash[0]}, which is not in it; name the family otherwise")
     by_key: dict[str, list[str]] = {}
     for name in groups:
         by_key.setdefault(family_key(name), []).append(name)

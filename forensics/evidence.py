@@ -19,6 +19,8 @@ import pandas as pd
 from forensics import weighing
 from forensics.calibration import (
     DEFAULT_CALIBRATION,
+    FINGERPRINT_MATCHES,
+    FINGERPRINT_MIN_WORDS,
     Calibration,
     CalibrationSet,
     calibration_record,
@@ -419,14 +421,14 @@ def _teacher_without_family(names: Sequence[str], families: Sequence[Mapping[str
 
 
 def _lead_factor(comparisons: Mapping[str, float]) -> str:
-    """", and, were it trained on one of the candidate families, ... favour this one over each other by a
-    factor of N or more" (or nothing): the comparison's propositions are "trained on A rather than B", so
+    """", and, were it trained on one of the candidate families, ... favour this one over each of the others
+    by a factor of N or more" (or nothing): the comparison's propositions are "trained on A rather than B", so
     the sentence says what they assume; N is the weakest of the comparisons."""
     if not comparisons:
         return ""
     weakest = min(comparisons.values())
     return (f", and, were it trained on one of the candidate families, the observations favour this one over "
-            f"each other by a factor of {lr_value(weakest)} or more")
+            f"each of the others by a factor of {lr_value(weakest)} or more")
 
 
 # ----------------------------------------------------------------------------------------- exhibits
@@ -486,9 +488,10 @@ def limitations(case: Case, corpus: AlignedCorpus, coverage: Mapping[str, Any], 
     out = []
     refs = corpus.references
     n = len(corpus.prompt_keys)
-    fitted_on = fitted_on_the_suspect(corpus.responses[corpus.suspect], cal.metrics.get("labelled_answers"))
-    if fitted_on:
-        out.append(fitted_on)
+    for caution in (repeated_answers(corpus),
+                    fitted_on_the_suspect(corpus.responses[corpus.suspect], cal.metrics.get("labelled_answers"))):
+        if caution:
+            out.append(caution)
     panel = small_panel(len(refs), cal.metrics.get("summary", {}).get("per_panel_size", {}),
                         panel_families(refs, case.reference_family))
     if panel:
@@ -579,20 +582,46 @@ def length_outside_panel(corpus: AlignedCorpus, supported: Sequence[str]) -> str
             f"at this length would weigh it.")
 
 
-def fitted_on_the_suspect(answers: Sequence[str], fingerprints: Mapping[str, Any] | None) -> str | None:
+def fitted_on_the_suspect(answers: Sequence[str], fingerprints: Any) -> str | None:
     """A sentence when the suspect's answers are, word for word, those of a model in the labelled data the
-    calibration was fitted on (:func:`forensics.calibration.labelled_model_matches`): the case is then no
-    independent test of the calibration, whatever the validation says of held-out models."""
-    matches = labelled_model_matches(list(answers), dict(fingerprints) if fingerprints else None)
+    calibration was fitted on (:func:`forensics.calibration.labelled_model_matches`): either the suspect is
+    that model, and the case is no independent test of the calibration, or it reproduces that model's
+    published answers; the reader must know either way."""
+    matches = labelled_model_matches(list(answers), fingerprints)
     if not matches:
         return None
-    name, role, count = matches[0]
-    return (f"{CAUTION_OPENINGS[1]}the calibration was fitted on: {count} of them are word for word answers of "
-            f"{name}, a {role} of the labelled data (of the {fingerprints['prompts']} benchmark prompts whose "
-            f"answers the calibration keeps as fingerprints). If the suspect is that model, its own answers "
-            f"helped fit the calibration that weighs them, so this case is not an independent test of it; the "
-            f"validation's held-out figures (each model weighed by a calibration fitted without its lineage) "
-            f"are the fair measure of how reliable its likelihood ratios are.")
+    name, role, count, compared = matches[0]
+    words = fingerprints.get("min_words", FINGERPRINT_MIN_WORDS)
+    return (f"{CAUTION_OPENINGS[1]}the calibration was fitted on: {count} of its {compared} distinct answers of "
+            f"{words} words or more are word for word answers of {name} (a {role} of the labelled data). Either the "
+            f"suspect is {name}, or a service relaying it, and its own answers helped fit the calibration that "
+            f"weighs them, so this case is no independent test of it (the validation's held-out figures, each "
+            f"model weighed by a calibration fitted without its lineage, are the fair measure of how reliable "
+            f"its likelihood ratios are); or it reproduces {name}'s published answers word for word, which a "
+            f"model developed independently of them does not do.")
+
+
+def repeated_answers(corpus: AlignedCorpus) -> str | None:
+    """A sentence when the suspect's answers are, word for word, a candidate's or a reference's answers to
+    the same prompts (:data:`forensics.calibration.FINGERPRINT_MATCHES` or more of those of
+    :data:`~forensics.calibration.FINGERPRINT_MIN_WORDS` words or more): a model answering for itself does not
+    reproduce another's long answers, so the file holds that source's answers (the same model, or a service
+    relaying it) or the suspect reproduces them; the likelihood ratios weigh neither possibility."""
+    own = [" ".join(a.split()) for a in corpus.responses[corpus.suspect]]
+    compared = [i for i, a in enumerate(own) if len(a.split()) >= FINGERPRINT_MIN_WORDS]
+    counts = {}
+    for source in [*corpus.teachers, *corpus.references]:
+        theirs = corpus.responses[source]
+        counts[source] = sum(own[i] == " ".join(theirs[i].split()) for i in compared)
+    repeated = sorted(((k, s) for s, k in counts.items() if k >= FINGERPRINT_MATCHES), key=lambda x: (-x[0], x[1]))
+    if not repeated:
+        return None
+    count, source = repeated[0]
+    return (f"{CAUTION_OPENINGS[2]}{source}: {count} of its {len(compared)} answers of {FINGERPRINT_MIN_WORDS} "
+            f"words or more are word for word {source}'s answer to the same prompt. A model answering for "
+            f"itself does not reproduce another's long answers: either the suspect's file holds {source}'s "
+            f"answers (the same model, or a service relaying it; check how the file was collected) or the "
+            f"suspect reproduces them from its training data. The likelihood ratios weigh neither possibility.")
 
 
 def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]) -> str | None:
@@ -608,9 +637,14 @@ def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]
     unsafe = [v for v in sets if _controls_alarmed(v)]
     safe_from = min((v["n_prompts"] for v in sets if not unsafe or v["n_prompts"] > max(
         u["n_prompts"] for u in unsafe)), default=None)
+    worst = max(unsafe, key=lambda v: v["n_prompts"]) if unsafe else None
+    if safe_from is None and worst is not None:  # even the largest validated size was not free of it
+        return (f"Even at the largest validated size ({worst['n_prompts']} prompts), {_controls_alarmed(worst)} "
+                f"of {worst['n_controls']} human-data controls had a supported teacher or family: no validated "
+                f"case size is known to be free of that, so a conclusion here is less reliable than the "
+                f"validated error rates suggest.")
     if safe_from is None or n >= safe_from:
         return None
-    worst = max(unsafe, key=lambda v: v["n_prompts"]) if unsafe else None
     detail = ""
     if worst and worst["false_attributions_controls"]:
         detail = (f" (with {worst['n_prompts']} prompts, {worst['false_attributions_controls']} of "
@@ -618,8 +652,8 @@ def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]
     elif worst:
         detail = (f" (with {worst['n_prompts']} prompts, {_controls_alarmed(worst)} of {worst['n_controls']} "
                   f"human-data controls had a supported teacher or family, though none was named)")
-    return (f"Only {n} prompts were analysed, fewer than the {safe_from} from which on the validation found "
-            f"no human-data control with a supported teacher or family{detail}: a conclusion in a case this "
+    return (f"Only {n} prompts were analysed, fewer than {safe_from}, the smallest validated size from which "
+            f"on no human-data control had a supported teacher or family{detail}: a conclusion in a case this "
             f"small is less reliable than the validated error rates suggest; collect more prompts.")
 
 
@@ -773,11 +807,11 @@ def _data_block(coverage: Mapping[str, Any], n: int, case_warnings: Sequence[str
 
 def _case_warning(text: str) -> dict[str, Any]:
     """A case-file warning ("code: message", :attr:`forensics.case.Case.warnings`) as a data warning: its
-    own code, the case file as its source."""
+    own code, no source model, its origin the case file (a source could be named "case file")."""
     code, sep, message = text.partition(": ")
     if not sep or not code.replace("_", "").isalnum():
-        return {"code": "case", "source": "case file", "count": 1, "message": text}
-    return {"code": code, "source": "case file", "count": 1, "message": message}
+        code, message = "case", text
+    return {"code": code, "source": None, "origin": "case file", "count": 1, "message": message}
 
 
 def write_figures(run: RunFolder, corpus: AlignedCorpus, findings: Findings, art: Mapping[str, Any]) -> None:

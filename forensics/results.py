@@ -33,9 +33,11 @@ from forensics.errors import InputError
 #: member carries the ``family`` the case file names for it).
 SCHEMA = 6
 #: How the limitations that bear on the answer itself begin (an alternative explanation of the resemblance,
-#: or a calibration that is no independent test of this case): the report repeats them on its cover, beside
-#: the answer, instead of only in its limitations section. Step 06 writes them; one home for both.
-CAUTION_OPENINGS = ("The suspect's answers are much ", "The suspect's answers match a labelled model ")
+#: a calibration that is no independent test of this case, answers that are another source's word for word):
+#: the report repeats them on its cover, beside the answer, instead of only in its limitations section.
+#: Step 06 writes them; one home for both.
+CAUTION_OPENINGS = ("The suspect's answers are much ", "The suspect's answers match a labelled model ",
+                    "The suspect's answers repeat those of ")
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "findings.schema.json"
 
 Interval = Annotated[list[float | None], Field(min_length=2, max_length=2,

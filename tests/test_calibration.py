@@ -304,26 +304,28 @@ def words(i: int, n: int = 25) -> str:
     return " ".join(f"w{i}x{k}" for k in range(n))
 
 
-def test_answer_fingerprints_keep_a_seeded_sample_of_long_answers_whitespace_aside() -> None:
+def test_answer_fingerprints_keep_every_long_answer_whitespace_aside() -> None:
     assert answer_fingerprint("a  b\n c") == answer_fingerprint("a b c") != answer_fingerprint("a b d")
+    assert answer_fingerprint("a b c") == "0e9f64031f"  # the first 40 bits of SHA-256("a b c"): any machine
     models = {"m": ("student", [words(i) for i in range(200)]), "short": ("control", ["too short"] * 200)}
     got = answer_fingerprints(models)
-    assert got == answer_fingerprints(models)  # seeded
-    assert got["prompts"] == 64 and got["models"]["short"] == {"role": "control", "answers": []}
-    kept = got["models"]["m"]["answers"]
-    assert len(kept) == 64 and kept == sorted(kept)
+    assert got["hex"] == 10 and got["models"]["short"] == {"role": "control", "n": 0, "answers": ""}
+    kept = got["models"]["m"]
+    assert kept["n"] == 200 and len(kept["answers"]) == 2000
+    prints = [kept["answers"][i:i + 10] for i in range(0, 2000, 10)]
+    assert prints == sorted(prints)  # nothing of the prompt order is kept
 
 
 def test_a_suspect_answering_like_a_labelled_model_is_recognised_and_others_are_not() -> None:
     answers = [words(i) for i in range(200)]
     prints = answer_fingerprints({"m": ("student", answers), "n": ("control", [words(i + 1000) for i in range(200)])})
-    # a case on a quarter of the benchmark's prompts, reformatted: about 16 of the 64 sampled answers
-    subset = ["  ".join(a.split()) for a in answers[::4]]
-    got = labelled_model_matches(subset, prints)
-    assert [(name, role) for name, role, _ in got] == [("m", "student")] and got[0][2] >= 5
+    # a case on a quarter of the benchmark's prompts, reformatted, with answers of its own beside them
+    subset = ["  ".join(a.split()) for a in answers[::4]] + [words(i + 9000) for i in range(10)]
+    assert labelled_model_matches(subset, prints) == [("m", "student", 50, 60)]
     assert labelled_model_matches([words(i + 5000) for i in range(200)], prints) == []
-    assert labelled_model_matches(answers[:3], prints) == []  # fewer than FINGERPRINT_MATCHES: chance
+    assert labelled_model_matches(answers[:2], prints) == []  # fewer than FINGERPRINT_MATCHES: chance
     assert labelled_model_matches(answers, None) == []  # a calibration without fingerprints
+    assert labelled_model_matches(answers, {"models": {"m": {"answers": 7}}}) == []  # malformed: ignored
 
 
 def test_the_shipped_calibration_recognises_the_demo_suspect_as_a_labelled_student() -> None:

@@ -123,6 +123,7 @@ def test_family_groups_merge_spellings_of_a_declared_family_but_never_teachers_w
     # ... but two teachers without one, or one spelt only like a family, stay families of their own
     assert family_groups(["GPT-4", "gpt-4"], {}) == {"GPT-4": ["GPT-4"], "gpt-4": ["gpt-4"]}
     assert family_groups(["c", "b"], {"c": "B"}) == {"B": ["c"], "b": ["b"]}
+    assert family_groups(["b", "c"], {"b": "X", "c": "b"}) == {"X": ["b"], "b": ["c"]}  # warned at load
 
 
 def test_a_family_spelt_two_ways_or_shared_by_a_reference_and_a_teacher_is_warned(tmp_path: Path) -> None:
@@ -152,6 +153,8 @@ def test_a_family_spelt_two_ways_or_shared_by_a_reference_and_a_teacher_is_warne
     # a teacher without a family beside a family spelt like its name in another case: weighed apart, said so
     path.write_text(unfamilied.replace("path: ex/t2.jsonl}", "path: ex/t2.jsonl, family: TEA}"), encoding="utf-8")
     assert load_case(path).warnings == [
+        "family_spelling: the family 'TEA' of teacher(s) tea2 is named like teacher tea, which is not in it; name "
+        "the family otherwise",
         "family_spelling: the families 'tea', 'TEA' (a teacher without a family is one of its own) differ only in "
         "case or spacing but are weighed apart; give their teachers one `family` if they are one model line"]
 

@@ -361,8 +361,8 @@ def test_statement_attributed() -> None:
     assert text.startswith("The evidence supports the proposition that S was trained on outputs of T")
     assert "about 100 times more probable" in text
     assert "(moderately strong support for Hp)" in text  # words from the LR itself, as the LR quoted
-    assert ("were it trained on one of the candidate families, the observations favour this one over each other "
-            "by a factor of 1,000 or more") in text
+    assert ("were it trained on one of the candidate families, the observations favour this one over each of the "
+            "others by a factor of 1,000 or more") in text
     assert "U" not in text
 
 
@@ -440,13 +440,18 @@ def make_case(references: list[tuple[str, str | None]], suspect_base: str | None
 
 def make_corpus(references: list[str], n_prompts: int, groups: list[str] | None = None,
                 words: dict[str, int] | None = None) -> SimpleNamespace:
-    """Every source answers in 50 words unless ``words`` says otherwise."""
+    """Every source answers in 50 words unless ``words`` says otherwise (its own words: no two sources
+    answer alike)."""
     lengths = defaultdict(lambda: 50, words or {})
-    responses = defaultdict(list, {s: ["word " * n] * n_prompts for s, n in lengths.items()})
+
+    def answers(source: str, n: int) -> list[str]:
+        return [f"{source} " + "word " * (n - 1)] * n_prompts
+
+    responses = defaultdict(list, {s: answers(s, n) for s, n in lengths.items()})
     for name in ["S", *references]:
-        responses.setdefault(name, ["word " * lengths[name]] * n_prompts)
+        responses.setdefault(name, answers(name, lengths[name]))
     return SimpleNamespace(references=references, prompt_keys=[f"{i:04d}" for i in range(n_prompts)],
-                           groups=groups, suspect="S", responses=responses)
+                           groups=groups, suspect="S", responses=responses, teachers=[])
 
 
 def limitations(refs: list[tuple[str, str | None]], suspect_base: str | None = "Base-7B", n_prompts: int = 500,
@@ -578,17 +583,46 @@ def test_a_suspect_whose_answers_helped_fit_the_calibration_is_told() -> None:
 
     answers = [" ".join(f"w{i}x{k}" for k in range(30)) for i in range(100)]
     prints = answer_fingerprints({"m-7b": ("student", answers)})
-    text = evidence.fitted_on_the_suspect(answers, prints)
+    text = evidence.fitted_on_the_suspect(answers[:40] + ["other " * 30], prints)
     assert text is not None and text.startswith("The suspect's answers match a labelled model the calibration")
-    assert "are word for word answers of m-7b, a student of the labelled data" in text
-    assert "of the 64 benchmark prompts" in text and "not an independent test" in text
-    assert evidence.fitted_on_the_suspect(answers[::-1][:2], prints) is None
+    assert "40 of its 41 distinct answers of 20 words or more are word for word answers of m-7b (a student" in text
+    assert "no independent test" in text and "reproduces m-7b's published answers" in text
+    assert evidence.fitted_on_the_suspect(answers[:2], prints) is None  # two could be chance
     assert evidence.fitted_on_the_suspect(answers, None) is None
+    # through the limitations step 06 writes, from the calibration's own record
+    cal = dataclasses.replace(CAL, metrics={**CAL.metrics, "labelled_answers": answer_fingerprints(
+        {"m-7b": ("student", [f"S {'word ' * 49}"])})})
+    corpus = make_corpus([n for n, _ in FIVE], 500)
+    got = evidence.limitations(make_case(FIVE, "Base-7B"), corpus, {}, [teacher("T", "Hd", -1.0)],
+                               singles(teacher("T", "Hd", -1.0)), cal)
+    assert mentions(got, "word for word answers of m-7b") == []  # one answer, repeated: a single fingerprint
+    corpus.responses["S"] = answers[:50] * 10
+    cal = dataclasses.replace(CAL, metrics={**CAL.metrics, "labelled_answers": prints})
+    got = evidence.limitations(make_case(FIVE, "Base-7B"), corpus, {}, [teacher("T", "Hd", -1.0)],
+                               singles(teacher("T", "Hd", -1.0)), cal)
+    assert len(mentions(got, "50 of its 50 distinct answers of 20 words or more are word for word answers of "
+                             "m-7b")) == 1
+
+
+def test_answers_that_are_a_sources_own_word_for_word_are_a_caution() -> None:
+    """A suspect whose answers are a candidate's answers to the same prompts (a relay, or a copy): said, with
+    the count; a reference's too; short answers and a couple of coincidences are not."""
+    corpus = make_corpus(["R1", "R2"], 10)
+    corpus.teachers = ["T"]
+    corpus.responses["T"] = [f"teacher answer {i} " + "word " * 30 for i in range(10)]
+    corpus.responses["S"] = [" ".join(a.split()) for a in corpus.responses["T"][:6]] + ["own " * 30] * 4
+    text = evidence.repeated_answers(corpus)
+    assert text is not None and text.startswith("The suspect's answers repeat those of T: 6 of its 10 answers")
+    assert "check how the file was collected" in text
+    corpus.responses["S"][2:6] = ["own " * 30] * 4
+    assert evidence.repeated_answers(corpus) is None  # two alike: not enough to say anything
+    corpus.responses["R2"] = list(corpus.responses["S"])
+    assert evidence.repeated_answers(corpus).startswith("The suspect's answers repeat those of R2: 10 of its")
 
 
 def test_a_case_smaller_than_the_safely_validated_sizes_says_so() -> None:
     text = evidence.below_validated_size(100, SIZES)
-    assert text is not None and "Only 100 prompts" in text and "fewer than the 130" in text
+    assert text is not None and "Only 100 prompts" in text and "fewer than 130, the smallest validated size" in text
     assert "with 80 prompts, 3 of 5 human-data controls" in text
     assert evidence.below_validated_size(130, SIZES) is None
     assert evidence.below_validated_size(5000, SIZES) is None
@@ -596,7 +630,7 @@ def test_a_case_smaller_than_the_safely_validated_sizes_says_so() -> None:
 
 def test_without_any_unsafe_size_the_smallest_validated_size_is_the_floor() -> None:
     safe = {k: {**v, "false_attributions_controls": 0} for k, v in SIZES.items()}
-    assert "fewer than the 80" in evidence.below_validated_size(50, safe)
+    assert "fewer than 80, the smallest" in evidence.below_validated_size(50, safe)
     assert evidence.below_validated_size(80, safe) is None
     assert evidence.below_validated_size(10, {}) is None
 
@@ -607,12 +641,16 @@ def test_a_size_where_a_control_had_a_supported_candidate_is_not_safe_either() -
              for k, v in SIZES.items()}
     sizes["a"]["controls_with_a_supported_teacher_or_family"] = 1
     text = evidence.below_validated_size(100, sizes)
-    assert text is not None and "fewer than the 130" in text
+    assert text is not None and "fewer than 130, the smallest validated size" in text
     assert "with 80 prompts, 1 of 5 human-data controls had a supported teacher or family, though none" in text
     assert evidence.below_validated_size(130, sizes) is None
+    # even the largest validated size had one: no size is known to be free of it, whatever the case's
+    sizes["all"]["controls_with_a_supported_teacher_or_family"] = 1
+    for n in (100, 5000):
+        assert "Even at the largest validated size (800 prompts), 1 of 5" in evidence.below_validated_size(n, sizes)
     # the shipped calibration's validation: 80 prompts had one such control, 128 none
     shipped = CalibrationSet.load().metrics["summary"]["per_prompt_set"]
-    assert "fewer than the 128" in evidence.below_validated_size(100, shipped)
+    assert "fewer than 128, the smallest" in evidence.below_validated_size(100, shipped)
     assert evidence.below_validated_size(128, shipped) is None
 
 
@@ -816,6 +854,6 @@ def test_a_panel_that_one_absence_would_silence_is_not_decided_again_without_it(
 def test_case_file_warnings_keep_their_own_code_with_the_case_file_as_source() -> None:
     got = evidence._data_block({}, 10, ["family_spelling: teachers a, b name their family 'X', 'x'", "odd text"])
     assert got["warnings"] == [
-        {"code": "family_spelling", "source": "case file", "count": 1,
+        {"code": "family_spelling", "source": None, "origin": "case file", "count": 1,
          "message": "teachers a, b name their family 'X', 'x'"},
-        {"code": "case", "source": "case file", "count": 1, "message": "odd text"}]
+        {"code": "case", "source": None, "origin": "case file", "count": 1, "message": "odd text"}]

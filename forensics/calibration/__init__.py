@@ -223,45 +223,50 @@ def cllr(log10_lrs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------------------- what it was fitted on
 
-#: Answers of each labelled model that the calibration record keeps as fingerprints, so that a case whose
-#: suspect *is* one of the labelled models (the demo's is) can say that its answer helped fit the calibration
-#: that weighs it. A seeded sample of prompts, the same for every model; answers under
-#: :data:`FINGERPRINT_MIN_WORDS` words are left out (short answers coincide across models).
-FINGERPRINT_PROMPTS = 64
+#: The calibration record keeps a fingerprint of every labelled model's every answer of at least
+#: :data:`FINGERPRINT_MIN_WORDS` words (short answers coincide across models), so that a case whose suspect
+#: answers word for word like a labelled model (the demo's does) can say that those answers helped fit the
+#: calibration that weighs them, whatever subset of the benchmark's prompts the case holds.
+FINGERPRINT_HEX = 10  # 40 bits: chance matches between a case's and the benchmark's answers ~1e-5
 FINGERPRINT_MIN_WORDS = 20
-#: How many of the suspect's answers must be word for word a labelled model's before the case says so: far
-#: above chance (a 48-bit hash of a 20-word answer), far below what a case sharing the benchmark's prompts
-#: holds (a case of 150 of its 801 prompts shares about 12 of the 64 sampled).
-FINGERPRINT_MATCHES = 5
+#: How many of the suspect's answers must be word for word one labelled model's before the case says so:
+#: far above chance (no two labelled models share one fingerprint), far below what any case drawn from the
+#: benchmark holds (most of its long answers).
+FINGERPRINT_MATCHES = 3
 
 
-def answer_fingerprint(text: str) -> str:
-    """48 bits of the SHA-256 of an answer with its runs of whitespace collapsed (how it is recognised)."""
-    return sha256_text(" ".join(text.split()))[:12]
+def answer_fingerprint(text: str, width: int = FINGERPRINT_HEX) -> str:
+    """The first ``width`` hex digits of the SHA-256 of an answer with its runs of whitespace collapsed."""
+    return sha256_text(" ".join(text.split()))[:width]
 
 
-def answer_fingerprints(models: dict[str, tuple[str, list[str]]], seed: int = 0) -> dict[str, Any]:
-    """``{"models": {name: {"role": role, "answers": [fingerprint, ...]}}}`` for labelled models given as
-    ``name -> (role, answers to the benchmark's common prompts)``, on a seeded sample of
-    :data:`FINGERPRINT_PROMPTS` prompts (sorted fingerprints: nothing of the prompt order is kept)."""
-    n = min(len(answers) for _, answers in models.values())
-    chosen = np.sort(np.random.default_rng(seed).choice(n, size=min(FINGERPRINT_PROMPTS, n), replace=False))
+def answer_fingerprints(models: dict[str, tuple[str, list[str]]]) -> dict[str, Any]:
+    """``{"hex", "min_words", "models": {name: {"role", "n", "answers"}}}`` for labelled models given as
+    ``name -> (role, answers)``: ``answers`` is the sorted fingerprints of every answer of at least
+    :data:`FINGERPRINT_MIN_WORDS` words, concatenated (``n`` of them; nothing of the prompt order is kept)."""
     out = {}
     for name in sorted(models):
         role, answers = models[name]
-        kept = [answers[i] for i in chosen if len(answers[i].split()) >= FINGERPRINT_MIN_WORDS]
-        out[name] = {"role": role, "answers": sorted({answer_fingerprint(a) for a in kept})}
-    return {"prompts": len(chosen), "min_words": FINGERPRINT_MIN_WORDS, "models": out}
+        prints = sorted({answer_fingerprint(a) for a in answers if len(a.split()) >= FINGERPRINT_MIN_WORDS})
+        out[name] = {"role": role, "n": len(prints), "answers": "".join(prints)}
+    return {"hex": FINGERPRINT_HEX, "min_words": FINGERPRINT_MIN_WORDS, "models": out}
 
 
-def labelled_model_matches(answers: list[str], fingerprints: dict[str, Any] | None) -> list[tuple[str, str, int]]:
-    """(labelled model, its role, how many of ``answers`` are word for word its answers) for every labelled
-    model with at least :data:`FINGERPRINT_MATCHES`, most matches first (empty for calibrations without
-    fingerprints)."""
-    if not fingerprints:
+def labelled_model_matches(answers: list[str], fingerprints: Any) -> list[tuple[str, str, int, int]]:
+    """(labelled model, its role, how many of the distinct ``answers`` are word for word its answers, how
+    many distinct ``answers`` were long enough to compare) for every labelled model with at least
+    :data:`FINGERPRINT_MATCHES`, most matches first; empty for a calibration without (or with malformed)
+    fingerprints."""
+    if not isinstance(fingerprints, dict) or not isinstance(fingerprints.get("models"), dict):
         return []
-    own = {answer_fingerprint(a) for a in answers if len(a.split()) >= FINGERPRINT_MIN_WORDS}
-    hits = [(name, entry["role"], len(own & set(entry["answers"])))
-            for name, entry in sorted(fingerprints.get("models", {}).items())]
+    width = int(fingerprints.get("hex", FINGERPRINT_HEX))
+    min_words = int(fingerprints.get("min_words", FINGERPRINT_MIN_WORDS))
+    own = {answer_fingerprint(a, width) for a in answers if len(a.split()) >= min_words}
+    hits = []
+    for name, entry in sorted(fingerprints["models"].items()):
+        stored = entry.get("answers") if isinstance(entry, dict) else None
+        if not isinstance(stored, str) or width <= 0:
+            continue
+        theirs = {stored[i:i + width] for i in range(0, len(stored), width)}
+        hits.append((str(name), str(entry.get("role", "model")), len(own & theirs), len(own)))
     return sorted((h for h in hits if h[2] >= FINGERPRINT_MATCHES), key=lambda h: (-h[2], h[0]))
-
