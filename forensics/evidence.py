@@ -19,13 +19,13 @@ import pandas as pd
 from forensics import weighing
 from forensics.calibration import (
     DEFAULT_CALIBRATION,
-    FINGERPRINT_MATCHES,
     FINGERPRINT_MIN_WORDS,
     Calibration,
     CalibrationSet,
     calibration_record,
     family_level,
     labelled_model_matches,
+    repeats,
     supports,
     verbal,
     verbal_for,
@@ -603,9 +603,9 @@ def fitted_on_the_suspect(answers: Sequence[str], fingerprints: Any) -> str | No
 
 def repeated_answers(corpus: AlignedCorpus) -> str | None:
     """A sentence when the suspect's answers are, word for word, a candidate's or a reference's answers to
-    the same prompts (:data:`forensics.calibration.FINGERPRINT_MATCHES` or more of those of
-    :data:`~forensics.calibration.FINGERPRINT_MIN_WORDS` words or more): a model answering for itself does not
-    reproduce another's long answers, so the file holds that source's answers (the same model, or a service
+    the same prompts (enough of those of :data:`~forensics.calibration.FINGERPRINT_MIN_WORDS` words or more
+    for :func:`forensics.calibration.repeats`): a model answering for itself does not repeat most of another's
+    long answers, so the file holds that source's answers (the same model, or a service
     relaying it) or the suspect reproduces them; the likelihood ratios weigh neither possibility."""
     own = [" ".join(a.split()) for a in corpus.responses[corpus.suspect]]
     compared = [i for i, a in enumerate(own) if len(a.split()) >= FINGERPRINT_MIN_WORDS]
@@ -613,15 +613,16 @@ def repeated_answers(corpus: AlignedCorpus) -> str | None:
     for source in [*corpus.teachers, *corpus.references]:
         theirs = corpus.responses[source]
         counts[source] = sum(own[i] == " ".join(theirs[i].split()) for i in compared)
-    repeated = sorted(((k, s) for s, k in counts.items() if k >= FINGERPRINT_MATCHES), key=lambda x: (-x[0], x[1]))
+    repeated = sorted(((k, s) for s, k in counts.items() if repeats(k, len(compared))), key=lambda x: (-x[0], x[1]))
     if not repeated:
         return None
     count, source = repeated[0]
     return (f"{CAUTION_OPENINGS[2]}{source}: {count} of its {len(compared)} answers of {FINGERPRINT_MIN_WORDS} "
             f"words or more are word for word {source}'s answer to the same prompt. A model answering for "
-            f"itself does not reproduce another's long answers: either the suspect's file holds {source}'s "
-            f"answers (the same model, or a service relaying it; check how the file was collected) or the "
-            f"suspect reproduces them from its training data. The likelihood ratios weigh neither possibility.")
+            f"itself does not repeat so many of another's long answers (related models share a few): either the "
+            f"suspect's file holds {source}'s answers (the same model, or a service relaying it; check how the "
+            f"file was collected) or the suspect reproduces them from its training data. The likelihood ratios "
+            f"weigh neither possibility.")
 
 
 def below_validated_size(n: int, per_prompt_set: Mapping[str, Mapping[str, Any]]) -> str | None:

@@ -324,6 +324,11 @@ def test_a_suspect_answering_like_a_labelled_model_is_recognised_and_others_are_
     assert labelled_model_matches(subset, prints) == [("m", "student", 50, 60)]
     assert labelled_model_matches([words(i + 5000) for i in range(200)], prints) == []
     assert labelled_model_matches(answers[:2], prints) == []  # fewer than FINGERPRINT_MATCHES: chance
+    # a related model that gives 4 of the same long answers among 700 of its own (greedy decoding of siblings
+    # does that on a few factual prompts): not the labelled model, and not said to be
+    sibling = answers[:4] + [words(i + 7000) for i in range(696)]
+    assert labelled_model_matches(sibling, prints) == []
+    assert labelled_model_matches(sibling[:30], prints) == [("m", "student", 4, 30)]  # 4 of 30 is a share
     assert labelled_model_matches(answers, None) == []  # a calibration without fingerprints
     assert labelled_model_matches(answers, {"models": {"m": {"answers": 7}}}) == []  # malformed: ignored
 

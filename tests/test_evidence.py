@@ -616,6 +616,11 @@ def test_answers_that_are_a_sources_own_word_for_word_are_a_caution() -> None:
     assert "check how the file was collected" in text
     corpus.responses["S"][2:6] = ["own " * 30] * 4
     assert evidence.repeated_answers(corpus) is None  # two alike: not enough to say anything
+    big = make_corpus(["R1", "R2"], 100)  # three alike of 100: what related models share, not a copy
+    big.teachers = ["T"]
+    big.responses["T"] = [f"teacher answer {i} " + "word " * 30 for i in range(100)]
+    big.responses["S"] = big.responses["T"][:3] + [f"own answer {i} " + "word " * 30 for i in range(97)]
+    assert evidence.repeated_answers(big) is None
     corpus.responses["R2"] = list(corpus.responses["S"])
     assert evidence.repeated_answers(corpus).startswith("The suspect's answers repeat those of R2: 10 of its")
 

@@ -229,10 +229,20 @@ def cllr(log10_lrs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 #: calibration that weighs them, whatever subset of the benchmark's prompts the case holds.
 FINGERPRINT_HEX = 10  # 40 bits: chance matches between a case's and the benchmark's answers ~1e-5
 FINGERPRINT_MIN_WORDS = 20
-#: How many of the suspect's answers must be word for word one labelled model's before the case says so:
-#: far above chance (no two labelled models share one fingerprint), far below what any case drawn from the
-#: benchmark holds (most of its long answers).
+#: How many of the suspect's answers must be word for word one labelled model's (or, in a case, another
+#: source's answer to the same prompt) before the case says so: at least this many, and at least
+#: :data:`FINGERPRINT_SHARE` of the answers compared. Why a share: two related models decoding greedily give
+#: the same long answer to a few factual prompts (on the benchmark's 801 prompts up to 4 between sibling
+#: vicunas, 2 between gpt-3.5-turbo snapshots, 2 between unrelated models), while a suspect that *is* a
+#: labelled model, or relays a source, repeats most of them.
 FINGERPRINT_MATCHES = 3
+FINGERPRINT_SHARE = 0.1
+
+
+def repeats(count: int, compared: int) -> bool:
+    """Whether ``count`` word-for-word answers among ``compared`` say the answers are another's
+    (:data:`FINGERPRINT_MATCHES`, :data:`FINGERPRINT_SHARE`)."""
+    return count >= FINGERPRINT_MATCHES and count >= FINGERPRINT_SHARE * compared
 
 
 def answer_fingerprint(text: str, width: int = FINGERPRINT_HEX) -> str:
@@ -254,8 +264,8 @@ def answer_fingerprints(models: dict[str, tuple[str, list[str]]]) -> dict[str, A
 
 def labelled_model_matches(answers: list[str], fingerprints: Any) -> list[tuple[str, str, int, int]]:
     """(labelled model, its role, how many of the distinct ``answers`` are word for word its answers, how
-    many distinct ``answers`` were long enough to compare) for every labelled model with at least
-    :data:`FINGERPRINT_MATCHES`, most matches first; empty for a calibration without (or with malformed)
+    many distinct ``answers`` were long enough to compare) for every labelled model that they
+    :func:`repeats`, most matches first; empty for a calibration without (or with malformed)
     fingerprints."""
     if not isinstance(fingerprints, dict) or not isinstance(fingerprints.get("models"), dict):
         return []
@@ -269,4 +279,4 @@ def labelled_model_matches(answers: list[str], fingerprints: Any) -> list[tuple[
             continue
         theirs = {stored[i:i + width] for i in range(0, len(stored), width)}
         hits.append((str(name), str(entry.get("role", "model")), len(own & theirs), len(own)))
-    return sorted((h for h in hits if h[2] >= FINGERPRINT_MATCHES), key=lambda h: (-h[2], h[0]))
+    return sorted((h for h in hits if repeats(h[2], h[3])), key=lambda h: (-h[2], h[0]))
