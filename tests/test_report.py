@@ -379,6 +379,15 @@ def test_limitations_that_bear_on_the_answer_are_repeated_on_the_cover(sample_fi
                report.cover_cautions(sample_findings))
 
 
+def test_the_cover_says_what_hp_and_hd_are_where_the_answer_first_uses_them(sample_findings: dict[str, Any],
+                                                                            tmp_path: Path) -> None:
+    findings = copy.deepcopy(sample_findings)
+    findings["propositions"]["Hp"] = "<i>x</i> was trained on outputs of the candidate teacher"
+    cover = report.render_html(findings, {}, tmp_path).split('<nav class="toc">')[0]
+    assert "Hp: &lt;i&gt;x&lt;/i&gt; was trained on outputs of the candidate teacher;" in cover
+    assert "Hd: alpaca-7b was developed independently of the candidate teacher" in cover
+
+
 def test_html_is_deterministic(sample: SimpleNamespace) -> None:
     manifest = Manifest.load(sample.root).data
     first = report.render_html(sample.findings, manifest, sample.root)
