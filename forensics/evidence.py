@@ -23,6 +23,7 @@ from forensics.calibration import (
     Calibration,
     CalibrationSet,
     calibration_record,
+    comparable_answer,
     family_level,
     labelled_model_matches,
     repeats,
@@ -607,12 +608,12 @@ def repeated_answers(corpus: AlignedCorpus) -> str | None:
     for :func:`forensics.calibration.repeats`): a model answering for itself does not repeat most of another's
     long answers, so the file holds that source's answers (the same model, or a service
     relaying it) or the suspect reproduces them; the likelihood ratios weigh neither possibility."""
-    own = [" ".join(a.split()) for a in corpus.responses[corpus.suspect]]
-    compared = [i for i, a in enumerate(own) if len(a.split()) >= FINGERPRINT_MIN_WORDS]
+    own = [comparable_answer(a) for a in corpus.responses[corpus.suspect]]
+    compared = [i for i, a in enumerate(own) if a]
     counts = {}
     for source in [*corpus.teachers, *corpus.references]:
         theirs = corpus.responses[source]
-        counts[source] = sum(own[i] == " ".join(theirs[i].split()) for i in compared)
+        counts[source] = sum(own[i] == comparable_answer(theirs[i]) for i in compared)
     repeated = sorted(((k, s) for s, k in counts.items() if repeats(k, len(compared))), key=lambda x: (-x[0], x[1]))
     if not repeated:
         return None

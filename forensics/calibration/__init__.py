@@ -245,6 +245,14 @@ def repeats(count: int, compared: int) -> bool:
     return count >= FINGERPRINT_MATCHES and count >= FINGERPRINT_SHARE * compared
 
 
+def comparable_answer(text: str, min_words: int = FINGERPRINT_MIN_WORDS) -> str | None:
+    """An answer as it is compared word for word (runs of whitespace collapsed), or None when it has fewer
+    than ``min_words`` words (short answers coincide across models): one rule for the labelled models'
+    fingerprints and for a case's sources compared prompt by prompt."""
+    words = text.split()
+    return " ".join(words) if len(words) >= min_words else None
+
+
 def answer_fingerprint(text: str, width: int = FINGERPRINT_HEX) -> str:
     """The first ``width`` hex digits of the SHA-256 of an answer with its runs of whitespace collapsed."""
     return sha256_text(" ".join(text.split()))[:width]
@@ -257,7 +265,7 @@ def answer_fingerprints(models: dict[str, tuple[str, list[str]]]) -> dict[str, A
     out = {}
     for name in sorted(models):
         role, answers = models[name]
-        prints = sorted({answer_fingerprint(a) for a in answers if len(a.split()) >= FINGERPRINT_MIN_WORDS})
+        prints = sorted({answer_fingerprint(c) for c in map(comparable_answer, answers) if c})
         out[name] = {"role": role, "n": len(prints), "answers": "".join(prints)}
     return {"hex": FINGERPRINT_HEX, "min_words": FINGERPRINT_MIN_WORDS, "models": out}
 
@@ -271,7 +279,7 @@ def labelled_model_matches(answers: list[str], fingerprints: Any) -> list[tuple[
         return []
     width = int(fingerprints.get("hex", FINGERPRINT_HEX))
     min_words = int(fingerprints.get("min_words", FINGERPRINT_MIN_WORDS))
-    own = {answer_fingerprint(a, width) for a in answers if len(a.split()) >= min_words}
+    own = {answer_fingerprint(c, width) for c in (comparable_answer(a, min_words) for a in answers) if c}
     hits = []
     for name, entry in sorted(fingerprints["models"].items()):
         stored = entry.get("answers") if isinstance(entry, dict) else None
