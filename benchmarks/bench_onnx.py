@@ -181,7 +181,7 @@ def decide_with_shipped(pairs: Any, preferences: Any, params: Any) -> Any:
     families = v.family_table(pairs)
     families["scheme"] = "shipped"
     for frame, level in ((pairs, "teacher"), (families, "family")):
-        frame["log10_lr"] = cal[level].transform(frame["score"].to_numpy())
+        frame["log10_lr"] = v.transform_level(frame, level, "score", cal.levels)  # as the pipeline weighs
         frame["supports"] = [supports(x, band) for x in frame["log10_lr"]]
     return pd.DataFrame(v.case_outcomes(pairs, families, cal["comparison"], band, preferences))
 

@@ -126,12 +126,20 @@ def assemble(lines: Mapping[str, Mapping[str, Mapping[str, Any]]], teachers: Seq
 
 # ----------------------------------------------------------------------------------------- entries
 
-def lr_fields(score: float, cal: Calibration, band: Sequence[float]) -> dict[str, Any]:
-    """A score's calibrated log10 LR with its bounds, verbal equivalent and the proposition it supports."""
-    log10_lr = cal.log10_lr(score) if np.isfinite(score) else 0.0
+def lr_fields(score: float, cal: Calibration, band: Sequence[float],
+              lead: tuple[float, str | None] = (0.0, None)) -> dict[str, Any]:
+    """A score's calibrated log10 LR with its bounds, verbal equivalent and the proposition it supports;
+    ``lead`` is its rival lead and rival (:func:`forensics.weighing.rival_leads`), which the calibration's
+    rival discount weighs; ``rival_discount`` is what that took off the bounded log10 LR (less than the rival
+    slope times the lead where the LR would sit at a bound either way)."""
+    rival_lead, rival = lead
+    finite = bool(np.isfinite(score))
+    log10_lr = cal.log10_lr(score, rival_lead) if finite else 0.0
     return {"log10_lr": rounded(log10_lr), "lr_bounds": [rounded(cal.lower), rounded(cal.upper)],
             "at_bound": bool(log10_lr in (cal.lower, cal.upper)), "verbal": verbal(log10_lr),
-            "supports": supports(log10_lr, tuple(band))}
+            "supports": supports(log10_lr, tuple(band)),
+            "rival_lead": rounded(rival_lead) if finite else None, "rival": rival if finite else None,
+            "rival_discount": rounded(cal.log10_lr(score) - log10_lr) if finite else None}
 
 
 def teacher_entry(verdict: Mapping[str, Any], family: str, scored: LineScores,
@@ -218,10 +226,13 @@ def family_entries(scores: Mapping[str, float], groups: Mapping[str, Sequence[st
     """Per family (case order): members, the best member and its score, and the family's LR (a family of
     one member carries its member's, :func:`forensics.calibration.family_level`)."""
     out = []
+    leads = weighing.rival_leads(scores, groups)
+    family_of = {m: family for family, members in groups.items() for m in members}
     for name, (score, best) in weighing.family_scores(scores, groups).items():
         level = family_level(len(groups[name]))
+        lead, rival = leads[best]
         out.append({"name": name, "members": list(groups[name]), "best_member": best, "score": rounded(score),
-                    **lr_fields(score, cal[level], band)})
+                    **lr_fields(score, cal[level], band, (lead, family_of[rival] if rival else None))})
     return out
 
 
@@ -240,7 +251,8 @@ def conclude(suspect: str, scores: Mapping[str, float], groups: Mapping[str, Seq
     statement.
     """
     members = [m for ms in groups.values() for m in ms]
-    teachers = [{"name": t, "score": rounded(scores[t]), **lr_fields(scores[t], cal["teacher"], band)}
+    leads = weighing.rival_leads(scores, groups)
+    teachers = [{"name": t, "score": rounded(scores[t]), **lr_fields(scores[t], cal["teacher"], band, leads[t])}
                 for t in members]
     families = family_entries(scores, groups, cal, band)
     n_references = len(semantic.references)

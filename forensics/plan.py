@@ -12,6 +12,9 @@ n (the score is a mean over prompts), while its point estimate stays where it is
   interval around an inconclusive value. The panel (how much the references' own affinities vary) and the
   calibration's bounds are the limit, and the advice says so.
 
+A candidate's rival lead (``rival_lead``, which the calibration's rival discount weighs) is held at the
+pilot's value: the other candidates' scores move with more prompts too, which the estimate does not model.
+
 It assumes the full collection is drawn like the pilot (same prompt distribution, same sources) and reads
 ``findings.json`` defensively: fields it does not know are ignored, missing ones make that candidate's
 estimate "unknown" rather than an error.
@@ -109,14 +112,15 @@ def _n_prompts(findings: Mapping[str, Any], teacher: Mapping[str, Any]) -> int |
 
 
 def prompts_needed(score: float, ci95: tuple[float, float], n: int, cal: Calibration,
-                   band: tuple[float, float]) -> tuple[str, int | None]:
+                   band: tuple[float, float], rival_lead: float = 0.0) -> tuple[str, int | None]:
     """``(verdict, N)`` for one candidate: see the module docstring. ``N`` is None unless "collect"/"enough"."""
-    point = cal.log10_lr(score)
+    point = cal.log10_lr(score, rival_lead)
     low_edge, high_edge = band
     if low_edge <= point <= high_edge or cal.slope == 0:
         return "panel-limited", None
     edge = high_edge if point > high_edge else low_edge
-    edge_score = (edge - cal.intercept) / cal.slope  # the score whose LR is the band's edge
+    # the score whose LR is the band's edge, the rival lead held
+    edge_score = (edge - cal.intercept + cal.rival_slope * rival_lead) / cal.slope
     distance = abs(score - edge_score)
     toward_band = score - ci95[0] if edge_score < score else ci95[1] - score
     if toward_band <= 0:
@@ -142,15 +146,16 @@ def _estimate_one(teacher: Mapping[str, Any], n: int | None, cal: Calibration,
     if score is None or n is None or ci[0] is None or ci[1] is None:
         return Estimate(name, lr, now, "unknown", None, "no bootstrap interval in the pilot's findings: "
                         "re-run the pilot with bootstrap > 0")
-    verdict, needed = prompts_needed(score, (ci[0], ci[1]), n, cal, band)
-    return Estimate(name, lr, now, verdict, needed, _message(verdict, needed, n, cal, band, score))
+    lead = as_number(teacher.get("rival_lead")) or 0.0
+    verdict, needed = prompts_needed(score, (ci[0], ci[1]), n, cal, band, lead)
+    return Estimate(name, lr, now, verdict, needed, _message(verdict, needed, n, cal, band, score, lead))
 
 
 def _message(verdict: str, needed: int | None, n: int, cal: Calibration, band: tuple[float, float],
-             score: float) -> str:
+             score: float, rival_lead: float = 0.0) -> str:
     if verdict == "panel-limited":
-        return (f"more prompts will not help: the LR itself ({cal.log10_lr(score):+.2f} log10) is inside the "
-                f"inconclusive band [{band[0]:+.2f}, {band[1]:+.2f}]; the panel (and the calibration's "
+        return (f"more prompts will not help: the LR itself ({cal.log10_lr(score, rival_lead):+.2f} log10) is "
+                f"inside the inconclusive band [{band[0]:+.2f}, {band[1]:+.2f}]; the panel (and the calibration's "
                 f"bounds {cal.lower:+.2f} to {cal.upper:+.2f}) is the limit: add reference models or "
                 f"labelled cases, not prompts")
     if verdict == "enough":

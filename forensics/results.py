@@ -30,8 +30,9 @@ from forensics.errors import InputError
 #: Version of the findings contract; bumped whenever a reader would have to change (3: the conclusion always
 #: carries both comparison maps, co-clustering has z_ci95, and the contract is typed and enforced; 5: ``verbal``
 #: is the ENFSI phrase alone, as CONTRACTS.md shows it, no longer followed by "for Hp" / "for Hd"; 6: a panel
-#: member carries the ``family`` the case file names for it).
-SCHEMA = 6
+#: member carries the ``family`` the case file names for it; 7: every teacher and family carries its
+#: ``rival_lead``, ``rival`` and ``rival_discount``, which its LR weighs since panel-relative-fused-v11).
+SCHEMA = 7
 #: How the limitations that bear on the answer itself begin (an alternative explanation of the resemblance,
 #: a calibration that is no independent test of this case, answers that are another source's word for word):
 #: the report repeats them on its cover, beside the answer, instead of only in its limitations section.
@@ -169,6 +170,13 @@ class LRFields(Record):
     verbal: Verbal = Field(description="ENFSI verbal equivalent of the LR, the phrase alone: it supports Hp when "
                                        "log10_lr > 0, Hd when log10_lr < 0")
     supports: Supports
+    rival_lead: float | None = Field(
+        description="how far the best-scoring candidate outside its family scores above it (0 when it leads; "
+                    "null without a score): the calibration's rival discount weighs it")
+    rival: str | None = Field(description="that candidate (a family's: that family), or null when it leads")
+    rival_discount: float | None = Field(
+        description="log10 LR taken off for the rival lead: the bounded LR without the discount less the "
+                    "bounded LR with it (the calibration's rival slope times the lead, unless a bound intervenes)")
 
 
 class TeacherResult(LRFields):

@@ -69,7 +69,7 @@ SUSPECT_ROLES = ("student", "control")
 PANEL_ROLES = ("reference", "control")
 #: Bumped whenever the scoring or the decision changes, so an old calibration file (and the validation
 #: figures it carries) is recognisably stale.
-METHOD_VERSION = "panel-relative-fused-v10"
+METHOD_VERSION = "panel-relative-fused-v11"
 #: The prompt set holding every prompt; the others are named after their prompt source, or are samples.
 ALL_PROMPTS = "all"
 #: Random prompt samples validated besides the prompt sources, at sizes real cases have (a case holds from
@@ -461,7 +461,20 @@ def benchmark_tables(bench: Benchmark, params: Parameters, every_line: bool = Tr
         preferences += [{"set": prompt_set, "suspect": corpus.suspect, "a": a, "b": b,
                          "statistic": weighing.comparison_statistic(measured, scored.fused, a, b)}
                         for a, b in itertools.permutations(corpus.teachers, 2)]
-    return pd.DataFrame(rows), pd.DataFrame(preferences, columns=["set", "suspect", "a", "b", "statistic"])
+    return (with_rival_leads(pd.DataFrame(rows)),
+            pd.DataFrame(preferences, columns=["set", "suspect", "a", "b", "statistic"]))
+
+
+def with_rival_leads(pairs: pd.DataFrame) -> pd.DataFrame:
+    """``pairs`` with each pair's ``rival_lead`` (:func:`forensics.weighing.rival_leads`, the candidates
+    grouped into families as the pipeline groups them), which the calibration's rival discount weighs."""
+    leads = pd.Series(np.nan, index=pairs.index, dtype=float)
+    for _, group in pairs.groupby(["set", "suspect"], sort=True):
+        teachers = list(group["teacher"])
+        found = weighing.rival_leads(dict(zip(teachers, group["score"], strict=True)),
+                                     family_groups(teachers, dict(zip(teachers, group["family"], strict=True))))
+        leads[group.index] = [found[t][0] for t in teachers]
+    return pairs.assign(rival_lead=leads)
 
 
 def pair_table(bench: Benchmark, params: Parameters, every_line: bool = True) -> pd.DataFrame:
@@ -470,20 +483,22 @@ def pair_table(bench: Benchmark, params: Parameters, every_line: bool = True) ->
 
 
 def family_table(pairs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (prompt set, suspect, family): the best member's score (as the pipeline scores families)."""
+    """One row per (prompt set, suspect, family): the best member's score and rival lead (as the pipeline
+    scores families)."""
     rows = []
     for (prompt_set, suspect), group in pairs.groupby(["set", "suspect"], sort=True):
         scores = dict(zip(group["teacher"], group["score"], strict=True))
         groups = family_groups(list(group["teacher"]), dict(zip(group["teacher"], group["family"],
                                                                              strict=True)))
         hp = dict(zip(group["teacher"], group["hp"], strict=True))
+        leads = dict(zip(group["teacher"], group["rival_lead"], strict=True))
         first = group.iloc[0]
         for fam, (score, best) in weighing.family_scores(scores, groups).items():
             rows.append({"set": prompt_set, "n_prompts": first["n_prompts"], "suspect": suspect, "family": fam,
                          "members": ", ".join(groups[fam]), "n_members": len(groups[fam]), "best_member": best,
                          "role": first["role"],
                          "lineage": first["lineage"], "hp": int(any(hp[m] for m in groups[fam])),
-                         "score": score})
+                         "score": score, "rival_lead": leads[best]})
     return pd.DataFrame(rows)
 
 
@@ -545,26 +560,34 @@ def fit_levels(tables: LevelTables, keep: Callable[[pd.DataFrame], pd.Series]) -
     The family calibration is fitted on every family, those of one member included, although it weighs
     only families of several (:func:`transform_level`): a one-member family's score is the same best-member
     statistic, and fitting without them (tried) left the family level fewer labelled pairs and a higher
-    Cllr (``benchmarks/bench_decision_variants.py``)."""
+    Cllr (``benchmarks/bench_decision_variants.py``). The teacher and family levels fit the rival discount
+    on the rows' rival leads (:func:`rival_leads_of`)."""
     out = {}
     for level, (frame, column) in tables.tables().items():
         train = frame[keep(frame) & ~never_fitted(frame)]
-        sets = [(g[column].to_numpy(), g["hp"].to_numpy()) for _, g in train.groupby("set", sort=True)]
-        out[level] = Calibration.fit(train[column].to_numpy(), train["hp"].to_numpy(), bound_sets=sets)
+        out[level] = Calibration.fit(train[column].to_numpy(), train["hp"].to_numpy(),
+                                     leads=rival_leads_of(train, level), groups=train["set"].to_numpy())
     return out
+
+
+def rival_leads_of(frame: pd.DataFrame, level: str) -> np.ndarray | None:
+    """The rows' rival leads, which the teacher and family levels weigh (the comparison level compares two
+    candidates directly and has none)."""
+    return None if level == "comparison" else frame["rival_lead"].to_numpy(dtype=float)
 
 
 def transform_level(frame: pd.DataFrame, level: str, column: str, cals: dict[str, Calibration]) -> np.ndarray:
     """log10 LRs of a level's rows, as the pipeline weighs them: a family of one member carries its member's
     teacher-level LR (:func:`forensics.calibration.family_level`), every other row its level's."""
     values = frame[column].to_numpy(dtype=float)
+    leads = rival_leads_of(frame, level)
     if level != "family":
-        return cals[level].transform(values)
+        return cals[level].transform(values, leads)
     weighed_at = np.array([family_level(int(n)) for n in frame["n_members"]], dtype=object)
     out = np.empty(len(values))
     for lvl in sorted(set(weighed_at)):
         mask = weighed_at == lvl
-        out[mask] = cals[lvl].transform(values[mask])
+        out[mask] = cals[lvl].transform(values[mask], None if leads is None else leads[mask])
     return out
 
 
@@ -679,13 +702,18 @@ def line_leanings(pairs: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------- summary
 
 def level_metrics(rows: pd.DataFrame, column: str) -> dict[str, Any]:
-    """Discrimination and calibration of one level's held-out LRs: AUC, Cllr, misleading rates, range."""
+    """Discrimination and calibration of one level's held-out LRs: AUC, Cllr, misleading rates, range.
+
+    ``pair_auc`` is the AUC of the LRs as reported (held out, with the rival discount and the bounds: ties at
+    a bound count half), ``pair_auc_score`` that of the statistic alone (``column``); until
+    panel-relative-fused-v11 the LR was a monotone map of the statistic and only the latter was quoted."""
     from sklearn.metrics import roc_auc_score
 
     hp, hd = rows[rows["hp"] == 1], rows[rows["hp"] == 0]
     c, c_min = cllr(rows["log10_lr"].to_numpy(), rows["hp"].to_numpy())
     return {"n_pairs": len(rows), "n_hp_pairs": len(hp), "n_hd_pairs": len(hd),
-            "pair_auc": rounded(roc_auc_score(rows["hp"], rows[column])),
+            "pair_auc": rounded(roc_auc_score(rows["hp"], rows["log10_lr"])),
+            "pair_auc_score": rounded(roc_auc_score(rows["hp"], rows[column])),
             "cllr": rounded(c), "cllr_min": rounded(c_min),
             "rate_misleading_hp": rounded((hp["log10_lr"] < 0).mean()),
             "rate_misleading_hd": rounded((hd["log10_lr"] > 0).mean()),
@@ -759,7 +787,8 @@ def summarise(schemes: dict[str, tuple[LevelTables, pd.DataFrame]], bench: Bench
         "data_sha256": bench.data_sha256,
         "files": bench.files,
         "calibration": {level: {"lower": rounded(c.lower), "upper": rounded(c.upper), "n_hp": c.n_hp,
-                                "n_hd": c.n_hd} for level, c in final.items()},
+                                "n_hd": c.n_hd, "rival_slope": rounded(c.rival_slope)}
+                        for level, c in final.items()},
         "schemes": {name: summarise_scheme(tables, cases) for name, (tables, cases) in schemes.items()},
     }
 
@@ -789,7 +818,8 @@ class ValidationReport:
                      "source held out (calibrated on the other sources)"}.get(name, name)
             out.append(f"== {title} ==")
             for level, m in sch["levels"].items():
-                out.append(f"{level:>10}: {m['n_pairs']} pairs ({m['n_hp_pairs']} Hp), AUC {m['pair_auc']:.3f}, "
+                out.append(f"{level:>10}: {m['n_pairs']} pairs ({m['n_hp_pairs']} Hp), AUC {m['pair_auc']:.3f} "
+                           f"(of the score alone {m['pair_auc_score']:.3f}), "
                            f"Cllr {m['cllr']:.3f} (min {m['cllr_min']:.3f}), misleading {m['rate_misleading_hp']:.1%} "
                            f"of Hp / {m['rate_misleading_hd']:.1%} of Hd, log10 LR "
                            f"[{m['min_log10_lr']:+.2f}, {m['max_log10_lr']:+.2f}]")

@@ -29,7 +29,12 @@ of 5 -> 0; sub-panels of 2 references: 5 -> 1 of 140).
 one member carries its member's LR, :func:`forensics.calibration.family_level`: since
 panel-relative-fused-v8), and the
 suspect's preference for one candidate over another (:func:`comparison_statistic`) into an LR for "trained
-on A rather than B"; :func:`decide` names the most specific candidate those LRs support.
+on A rather than B"; :func:`decide` names the most specific candidate those LRs support. Since
+panel-relative-fused-v11 the LRs against independence weigh each candidate's rival lead too
+(:func:`rival_leads`; :mod:`forensics.calibration`, "The rival discount"): a candidate out-scored by one of
+another family loses support, a leader is weighed by its score alone. Measured against v10 on the
+development benchmark (``forensics calibrate``; README, "What v11 of the method changed"): no decision
+changed, the LRs of trailing candidates fell, family Cllr 0.405 -> 0.385 leave-one-lineage-out.
 
 **Comparing candidates.** Two views of the preference for A over B are averaged. The semantic preference
 z (since panel-relative-fused-v6) measures the suspect's preference on the answer openings against the
@@ -48,7 +53,8 @@ Measured and not adopted (``benchmarks/bench_decision_variants.py``): more weigh
 than the plain mean (0.6-0.8) separates a little better but attributes human-data controls on panels of 2
 and 3 references and names more wrong families; scoring a family less a share of its best rival's score
 (a resemblance another candidate explains counts for less) separates better but makes the family
-calibration more liberal, and controls with 3 references are attributed; naming a supported family or
+calibration more liberal, and controls with 3 references are attributed (v11's rival discount differs:
+it leaves the calibration of leaders as it was and only lowers trailing candidates' LRs); naming a supported family or
 member that is not the leader by score but that the comparison favours names more students and more wrong
 families (families), or snapshots the benchmark cannot check (members).
 The co-clustering line is reported beside the others but not fused (its UMAP/HDBSCAN cost is too high
@@ -249,6 +255,33 @@ def family_scores(scores: Mapping[str, float], groups: Mapping[str, Sequence[str
         finite = [m for m in members if np.isfinite(scores[m])]
         best = max(finite, key=lambda m: scores[m]) if finite else members[0]
         out[family] = (float(scores[best]) if finite else float("nan"), best)
+    return out
+
+
+def rival_leads(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]]
+                ) -> dict[str, tuple[float, str | None]]:
+    """Per teacher: (its rival lead, the rival): how far the best-scoring candidate *outside its family*
+    scores above it, and that candidate; (0, None) when none does (it leads, or there is no other family).
+
+    The calibration's rival discount (:mod:`forensics.calibration`) weighs it: a resemblance that another
+    candidate's explains better counts for less. Siblings of one family are not each other's rivals (Hp for a
+    family is "some member"); teachers declared without a family are families of their own, so undeclared
+    siblings do discount each other. NaN for a teacher without a score; candidates without one are nobody's
+    rival. A family's lead is its best member's (a family's score is its best member's, and the best scores
+    outside it are the other families' best members).
+    """
+    family_of = {m: family for family, members in groups.items() for m in members}
+    out: dict[str, tuple[float, str | None]] = {}
+    for teacher in sorted(family_of):
+        if not np.isfinite(scores[teacher]):
+            out[teacher] = (float("nan"), None)
+            continue
+        others = sorted((t for t in family_of if family_of[t] != family_of[teacher] and np.isfinite(scores[t])),
+                        key=lambda t: (-scores[t], t))
+        if not others or scores[others[0]] <= scores[teacher]:
+            out[teacher] = (0.0, None)
+        else:
+            out[teacher] = (float(scores[others[0]] - scores[teacher]), others[0])
     return out
 
 

@@ -11,6 +11,7 @@ import pytest
 from scipy.stats import norm
 
 from forensics.calibration import (
+    DEFAULT_CALIBRATION,
     FORMAT_VERSION,
     LEVELS,
     VERBAL_PHRASES,
@@ -350,3 +351,57 @@ def test_the_shipped_calibration_recognises_the_demo_suspect_as_a_labelled_stude
     fresh = [" ".join(reversed(a.split())) for a in answers("alpaca-7b")]
     assert labelled_model_matches(fresh, prints) == []
 
+
+
+# --------------------------------------------------------------------------------------------------
+# The rival discount
+# --------------------------------------------------------------------------------------------------
+
+def rival_pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hp pairs that lead; Hd pairs of two kinds: independent (low scores, leading) and trained on a rival
+    (as high scores as Hp, but trailing that rival by 0.5 to 1.5): only the lead tells the last apart."""
+    hd_scores, hd_labels = gaussian_pairs(200, 0, shift=0.0)
+    hp_scores = 2.0 + norm.ppf((np.arange(100) + 0.5) / 100)
+    sibling_scores = 2.0 + norm.ppf((np.arange(100) + 0.5) / 100)[::-1]
+    scores = np.r_[hd_scores, sibling_scores, hp_scores]
+    labels = np.r_[hd_labels, np.zeros(100, dtype=int), np.ones(100, dtype=int)]
+    leads = np.r_[np.zeros(200), np.linspace(0.5, 1.5, 100), np.zeros(100)]
+    return scores, labels, leads
+
+
+def test_the_rival_discount_is_fitted_where_trailing_pairs_are_independent() -> None:
+    scores, labels, leads = rival_pairs()
+    cal = Calibration.fit(scores, labels, leads=leads)
+    assert cal.rival_slope > 0.5
+    # a leader is weighed by the plain calibration: the discount is fitted after it, with it fixed
+    plain = Calibration.fit(scores, labels)
+    assert (cal.intercept, cal.slope) == (plain.intercept, plain.slope)
+    assert cal.log10_lr(2.0, 1.0) < cal.log10_lr(2.0) == pytest.approx(
+        min(plain.intercept + plain.slope * 2.0, cal.upper))
+    # and the discount sharpens the separation of the labelled pairs
+    own, without = cal.transform(scores, leads), plain.transform(scores)
+    assert cllr(own, labels)[0] < cllr(without, labels)[0]
+
+
+def test_no_lead_no_discount_and_never_a_bonus() -> None:
+    scores, labels, leads = rival_pairs()
+    assert Calibration.fit(scores, labels, leads=np.zeros(len(scores))).rival_slope == 0.0
+    # trailing Hp pairs and leading Hd pairs would call for a negative slope: it stays 0 (never a bonus)
+    assert Calibration.fit(scores, labels, leads=np.where(labels == 1, 1.0, 0.0)).rival_slope == 0.0
+
+
+def test_transform_and_log10_lr_take_the_rival_lead_off_before_clipping() -> None:
+    cal = Calibration(intercept=0.0, slope=1.0, lower=-1.0, upper=1.0, n_hp=1, n_hd=1, rival_slope=0.5)
+    np.testing.assert_allclose(cal.transform(np.array([0.5, 0.5, 3.0, 3.0]), np.array([0.0, 1.0, 2.0, 8.0])),
+                               [0.5, 0.0, 1.0, -1.0])
+    assert cal.log10_lr(0.5, 1.0) == 0.0 and cal.log10_lr(0.5) == 0.5
+    np.testing.assert_allclose(cal.transform(np.array([0.5])), [0.5])  # no leads given: none taken off
+
+
+def test_an_older_calibration_without_a_rival_slope_loads_without_a_discount(tmp_path: Path) -> None:
+    data = json.loads(DEFAULT_CALIBRATION.read_text(encoding="utf-8"))
+    for level in data["levels"].values():
+        level.pop("rival_slope", None)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(data), encoding="utf-8")
+    assert all(c.rival_slope == 0.0 for c in CalibrationSet.load(old).levels.values())

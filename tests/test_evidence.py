@@ -15,7 +15,7 @@ import pytest
 from forensics import evidence, weighing
 from forensics.calibration import Calibration, CalibrationSet
 from forensics.scoring import panel_size_z, preference_z, rate_z
-from forensics.weighing import BEATS_LEVEL, beats_others, decide, fuse, fuse_boot
+from forensics.weighing import BEATS_LEVEL, beats_others, decide, fuse, fuse_boot, rival_leads
 from forensics.wording import WordingMatrices
 
 # --------------------------------------------------------------------------------------------------
@@ -171,6 +171,27 @@ def test_fuse_boot_ignores_nan_in_one_line() -> None:
 def test_fuse_boot_without_replicates_is_empty() -> None:
     got = fuse_boot({line: {"T": np.array([])} for line in FUSED}, ["T"])["T"]
     assert got.size == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Rival leads: how far a candidate of another family out-scores each candidate
+# --------------------------------------------------------------------------------------------------
+
+def test_a_rival_is_the_best_candidate_outside_the_family_and_a_leader_has_none() -> None:
+    scores = {"a1": 1.5, "a2": 0.9, "b": 1.2, "c": 0.2}
+    leads = rival_leads(scores, {"A": ["a1", "a2"], "b": ["b"], "c": ["c"]})
+    assert leads["a1"] == (0.0, None)  # leads
+    assert leads["a2"] == (pytest.approx(0.3), "b")  # its sibling a1 is no rival: only b counts
+    assert leads["b"] == (pytest.approx(0.3), "a1")
+    assert leads["c"] == (pytest.approx(1.3), "a1")
+
+
+def test_undeclared_siblings_are_each_others_rivals_and_missing_scores_nobodys() -> None:
+    scores = {"t1": 1.0, "t2": 0.4, "u": float("nan")}
+    leads = rival_leads(scores, {"t1": ["t1"], "t2": ["t2"], "u": ["u"]})
+    assert leads["t2"] == (pytest.approx(0.6), "t1") and leads["t1"] == (0.0, None)
+    assert np.isnan(leads["u"][0]) and leads["u"][1] is None
+    assert rival_leads({"t": 0.5}, {"t": ["t"]}) == {"t": (0.0, None)}  # one family: no rival
 
 
 # --------------------------------------------------------------------------------------------------
@@ -428,7 +449,32 @@ def test_a_family_of_one_member_carries_its_members_lr_and_a_family_of_several_t
     assert entries["b"]["log10_lr"] == 1.5 and entries["b"]["lr_bounds"] == [-1.25, 1.5]
     assert entries["A"]["log10_lr"] == 1.75 and entries["A"]["lr_bounds"] == [-1.5, 1.75]
     fields = ("log10_lr", "lr_bounds", "at_bound", "verbal", "supports")
-    assert evidence.lr_fields(1.6, CAL["teacher"], BAND) == {k: entries["b"][k] for k in fields}
+    assert {k: v for k, v in evidence.lr_fields(1.6, CAL["teacher"], BAND).items() if k in fields} == {
+        k: entries["b"][k] for k in fields}
+
+
+DISCOUNTING = CalibrationSet(levels={
+    "teacher": Calibration(intercept=0.0, slope=1.0, lower=-2.0, upper=2.0, n_hp=12, n_hd=48, rival_slope=0.5),
+    "family": Calibration(intercept=-0.5, slope=1.0, lower=-2.0, upper=2.0, n_hp=10, n_hd=30, rival_slope=1.0),
+    "comparison": CAL["comparison"]})
+
+
+def test_a_trailing_candidate_loses_what_its_rival_lead_costs_and_the_leader_nothing() -> None:
+    """The rival discount as the findings carry it: a trailing candidate's LR is its score's less the
+    calibration's rival slope times its lead, with the rival named (a family's: its family); the leader's
+    LR is its score's alone."""
+    scores, groups = {"a1": 1.5, "a2": 0.9, "b": 1.2}, {"A": ["a1", "a2"], "b": ["b"]}
+    one_line = SimpleNamespace(references=["r1"])  # a panel of one line: no comparison is made
+    teachers, families, _ = evidence.conclude("S", scores, groups, DISCOUNTING, BAND, one_line)
+    t = {e["name"]: e for e in teachers}
+    assert (t["a1"]["log10_lr"], t["a1"]["rival_lead"], t["a1"]["rival"], t["a1"]["rival_discount"]) == (
+        1.5, 0.0, None, 0.0)
+    assert t["a2"]["log10_lr"] == pytest.approx(0.9 - 0.5 * 0.3) and t["a2"]["rival"] == "b"
+    assert t["b"]["log10_lr"] == pytest.approx(1.2 - 0.5 * 0.3) and t["b"]["rival_discount"] == pytest.approx(0.15)
+    f = {e["name"]: e for e in families}
+    assert f["A"]["log10_lr"] == pytest.approx(1.5 - 0.5) and f["A"]["rival"] is None
+    # a family of one member carries its member's (teacher-level) LR and rival, here a family's name
+    assert f["b"]["log10_lr"] == t["b"]["log10_lr"] and f["b"]["rival"] == "A"
 
 
 def make_case(references: list[tuple[str, str | None]], suspect_base: str | None) -> SimpleNamespace:

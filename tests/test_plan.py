@@ -70,6 +70,19 @@ def test_needed_is_the_smallest_count_that_leaves_the_band(cal: Calibration, lr:
     assert not outside(lr_interval(cal, score, half, 100, needed - 1))
 
 
+def test_a_trailing_candidate_is_planned_with_its_rival_discount_held() -> None:
+    """A candidate's rival lead lowers its LR (the calibration's rival discount), and the plan holds it at
+    the pilot's value: the count is the one a candidate whose score is lower by the discount would need."""
+    cal = Calibration(intercept=-1.0, slope=1.0, lower=-2.0, upper=2.0, n_hp=1, n_hd=1, rival_slope=0.5)
+    assert prompts_needed(2.0, (1.0, 3.0), 100, cal, BAND, rival_lead=0.4) == prompts_needed(
+        1.8, (0.8, 2.8), 100, cal, BAND)
+    assert prompts_needed(1.5, (1.4, 1.6), 100, cal, BAND) == ("enough", 100)
+    assert prompts_needed(1.5, (1.4, 1.6), 100, cal, BAND, rival_lead=0.4) == ("panel-limited", None)
+    lead = {"name": "t", "score": 2.0, "score_ci95": [1.0, 3.0], "log10_lr": 0.8, "supports": "Hp",
+            "rival_lead": 0.4}
+    assert estimate(findings(lead), cal)[0].prompts_needed == prompts_needed(1.8, (0.8, 2.8), 100, cal, BAND)[1]
+
+
 def test_pilot_already_enough_and_panel_limited(cal: Calibration) -> None:
     sure = score_at(cal, 0.9)
     assert prompts_needed(sure, (sure - 0.1, sure + 0.1), 100, cal, BAND) == ("enough", 100)

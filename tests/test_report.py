@@ -657,6 +657,21 @@ def test_the_report_names_the_proposition_the_bare_verbal_phrase_supports(sample
         assert f"{family['verbal']} for Hd" in html
 
 
+def test_a_rival_discount_is_explained_where_the_lr_is_and_only_there(sample_findings: dict[str, Any],
+                                                                       tmp_path: Path) -> None:
+    """A trailing candidate's LR is lower than its score alone would give (the calibration's rival
+    discount); its strength sentence says why, naming the rival (escaped); a leader's says nothing of it."""
+    findings = copy.deepcopy(sample_findings)
+    trailing, leader = findings["teachers"][0], findings["teachers"][1]
+    trailing.update(rival="<b>rival</b> & co", rival_lead=0.42, rival_discount=0.14)
+    leader.update(rival=None, rival_lead=0.0, rival_discount=0.0)
+    assert "took 0.14 off this log10 LR" in report.strength_sentence(trailing)
+    assert "rival" not in report.strength_sentence(leader)
+    html = " ".join(report.render_html(findings, {}, tmp_path).split())
+    assert "another candidate, &lt;b&gt;rival&lt;/b&gt; &amp; co, fits the suspect better" in html
+    assert "<b>rival</b>" not in html
+
+
 def test_the_verbal_scale_table_places_families_of_several_members_too(sample_findings: dict[str, Any],
                                                                        tmp_path: Path) -> None:
     findings = copy.deepcopy(sample_findings)

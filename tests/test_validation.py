@@ -46,6 +46,7 @@ from forensics.validation import (
     summarise_scheme,
     teacher_matches,
     transform_level,
+    with_rival_leads,
     wording_overlap,
 )
 
@@ -201,7 +202,7 @@ def synthetic_tables(sets: tuple[str, ...] = ("all",), shift: float = 0.0) -> Le
                 rows.append({"set": prompt_set, "n_prompts": 100 + k, "suspect": suspect, "teacher": teacher,
                              "family": FAMILY[teacher], "role": role, "lineage": lineage, "hp": hp,
                              "score": score + shift * k, "n_panel": 5, "n_panel_lines": 5})
-    return tables_of(pd.DataFrame(rows))
+    return tables_of(with_rival_leads(pd.DataFrame(rows)))
 
 
 def score_preferences(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -225,6 +226,16 @@ def test_a_family_takes_its_best_member_and_is_hp_when_any_member_is() -> None:
     assert fam.loc[("s-a2", "A"), ["score", "best_member"]].tolist() == [1.7, "t-a2"]
     assert fam.loc[("s-b", "A"), "hp"] == 0 and fam.loc[("s-b", "t-b"), "hp"] == 1
     assert fam.loc[("s-a", "A"), "members"] == "t-a1, t-a2"
+
+
+def test_rival_leads_are_measured_against_other_families_and_a_family_takes_its_best_members() -> None:
+    tables = synthetic_tables()
+    pairs = tables.teacher.set_index(["suspect", "teacher"])["rival_lead"]
+    assert pairs[("s-a", "t-a2")] == 0.0  # out-scored only by its sibling t-a1: no rival
+    assert pairs[("s-a", "t-b")] == pytest.approx(2.3) and pairs[("s-b", "t-a1")] == pytest.approx(1.6)
+    assert pairs[("c-1", "t-a1")] == 0.0 and pairs[("c-1", "t-b")] == pytest.approx(1.1)  # t-a2: A leads c-1
+    families = tables.family.set_index(["suspect", "family"])["rival_lead"]
+    assert families[("s-b", "A")] == pytest.approx(1.6) and families[("c-2", "A")] == 0.0
 
 
 def test_comparisons_are_mirrored_pairs_of_documented_against_other_families() -> None:

@@ -17,6 +17,18 @@ Each is a logistic-regression calibration (``lir``'s ``LogitCalibrator``, class-
 Hp pairs does not act as a prior), bounded by the empirical lower and upper bounds (ELUB, Vergeer et al.
 2016) that the calibration data can support. ``lir``'s API changed across releases; everything that
 touches it is in this module.
+
+**The rival discount** (teacher and family levels, since panel-relative-fused-v11). Hd "developed
+independently of T" includes suspects trained on *another* candidate, and a candidate resembles the suspect
+partly through its resemblance to that one (sibling model lines of one vendor share a register). So the
+evidence about T is its score *and* its rival lead: how far the best-scoring candidate outside T's family
+scores above T (:func:`forensics.weighing.rival_leads`; 0 when T leads). The LR is
+``a + b * score - c * lead``: ``a`` and ``b`` are the plain calibration above, fitted first and kept, and
+``c >= 0`` (``rival_slope``) is then fitted on the same labelled pairs with that calibration as a fixed
+offset. A candidate that leads is thus weighed exactly as without the discount, and one that trails can only
+lose support: the discount can never strengthen a case against anyone. (Scoring a family less a share of its
+best rival's score, measured before, refitted the whole calibration and made it more liberal for leaders,
+controls among them.)
 """
 
 from __future__ import annotations
@@ -102,7 +114,8 @@ def supports(log10_lr: float, band: tuple[float, float]) -> str:
 
 @dataclass
 class Calibration:
-    """A fitted score -> log10 LR map: ``log10_lr = clip(a + b * score, lower, upper)``."""
+    """A fitted score -> log10 LR map: ``log10_lr = clip(a + b * score - c * rival_lead, lower, upper)``
+    (``c`` is ``rival_slope``, 0 for the comparison level; module docstring, "The rival discount")."""
 
     intercept: float
     slope: float
@@ -110,17 +123,19 @@ class Calibration:
     upper: float
     n_hp: int
     n_hd: int
+    rival_slope: float = 0.0
 
     @classmethod
-    def fit(cls, scores: np.ndarray, labels: np.ndarray, *,
-            bound_sets: list[tuple[np.ndarray, np.ndarray]] | None = None) -> Calibration:
-        """Fit the logistic calibration on pairs (``labels`` 1 = Hp, 0 = Hd) and bound it by ELUB.
+    def fit(cls, scores: np.ndarray, labels: np.ndarray, *, leads: np.ndarray | None = None,
+            groups: np.ndarray | None = None) -> Calibration:
+        """Fit the logistic calibration on pairs (``labels`` 1 = Hp, 0 = Hd), then the rival discount on
+        ``leads`` (each pair's rival lead; None: no discount), and bound the result by ELUB.
 
-        ``bound_sets``: groups of (scores, labels) that each observe every labelled model once (one prompt
-        set's pairs, say). When the fit pools several such sets of the *same* models, the pooled pairs are
-        not independent, and ELUB on all of them would count each model several times and overstate what
+        ``groups``: which set of pairs each pair belongs to, each set observing every labelled model once (one
+        prompt set's pairs, say). When the fit pools several such sets of the *same* models, the pooled pairs
+        are not independent, and ELUB on all of them would count each model several times and overstate what
         the data support; the bounds are then the median of the bounds each set supports on its own (one
-        set's worth of evidence). Without it, ELUB is computed on the fitted pairs.
+        set's worth of evidence). Without it, ELUB is computed on all the fitted pairs.
         """
         from lir.algorithms.logistic_regression import LogitCalibrator
 
@@ -131,16 +146,20 @@ class Calibration:
         calibrator = LogitCalibrator().fit(scores, labels)
         intercept = float(np.ravel(calibrator._logit.intercept_)[0] / np.log(10))
         slope = float(np.ravel(calibrator._logit.coef_)[0] / np.log(10))
-        sets = bound_sets or [(scores, labels)]
-        bounds = [_elub(intercept + slope * np.asarray(s, dtype=float), np.asarray(y, dtype=int))
-                  for s, y in sets if len(set(np.asarray(y, dtype=int).tolist())) == 2]
+        leads = np.zeros(len(scores)) if leads is None else np.asarray(leads, dtype=float)
+        rival_slope = _rival_slope(intercept + slope * scores, leads, labels)
+        llrs = intercept + slope * scores - rival_slope * leads
+        groups = np.zeros(len(scores)) if groups is None else np.asarray(groups)
+        bounds = [_elub(llrs[groups == g], labels[groups == g]) for g in sorted(set(groups.tolist()))
+                  if len(set(labels[groups == g].tolist())) == 2]
         lower = float(np.median([b[0] for b in bounds]))
         upper = float(np.median([b[1] for b in bounds]))
-        return cls(intercept=intercept, slope=slope, lower=float(lower), upper=float(upper),
-                   n_hp=int(labels.sum()), n_hd=int((1 - labels).sum()))
+        return cls(intercept=intercept, slope=slope, lower=lower, upper=upper,
+                   n_hp=int(labels.sum()), n_hd=int((1 - labels).sum()), rival_slope=rival_slope)
 
-    def log10_lr(self, score: float) -> float:
-        return float(np.clip(self.intercept + self.slope * score, self.lower, self.upper))
+    def log10_lr(self, score: float, rival_lead: float = 0.0) -> float:
+        return float(np.clip(self.intercept + self.slope * score - self.rival_slope * rival_lead,
+                             self.lower, self.upper))
 
     def log10_lr_or_zero(self, score: float) -> float:
         """:meth:`log10_lr`, or 0 (no evidence either way) where the statistic is undefined: how a
@@ -148,11 +167,40 @@ class Calibration:
         is weighed, by the pipeline and by the validation alike."""
         return self.log10_lr(score) if np.isfinite(score) else 0.0
 
-    def transform(self, scores: np.ndarray) -> np.ndarray:
-        return np.clip(self.intercept + self.slope * np.asarray(scores, dtype=float), self.lower, self.upper)
+    def transform(self, scores: np.ndarray, rival_leads: np.ndarray | None = None) -> np.ndarray:
+        raw = self.intercept + self.slope * np.asarray(scores, dtype=float)
+        if rival_leads is not None:
+            raw = raw - self.rival_slope * np.asarray(rival_leads, dtype=float)
+        return np.clip(raw, self.lower, self.upper)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: The largest rival slope the fit considers (log10 LR per unit of the fused score's lead): far beyond any
+#: fitted value, it only keeps the one-dimensional search bounded.
+MAX_RIVAL_SLOPE = 20.0
+
+
+def _rival_slope(offsets: np.ndarray, leads: np.ndarray, labels: np.ndarray) -> float:
+    """The rival discount ``c >= 0`` that minimises the class-balanced logistic loss of
+    ``offsets - c * leads`` (log10 LRs) on the labelled pairs; 0 when no pair trails a rival.
+
+    A one-parameter logistic regression with the plain calibration as a fixed offset: the loss is convex in
+    ``c``, so a bounded scalar search finds its minimum deterministically.
+    """
+    from scipy.optimize import minimize_scalar
+
+    if not np.any(leads > 0):
+        return 0.0
+    hp, hd = labels == 1, labels == 0
+
+    def loss(c: float) -> float:
+        z = (offsets - c * leads) * np.log(10)
+        return float(np.logaddexp(0.0, -z[hp]).mean() + np.logaddexp(0.0, z[hd]).mean())
+
+    found = minimize_scalar(loss, bounds=(0.0, MAX_RIVAL_SLOPE), method="bounded", options={"xatol": 1e-6})
+    return float(found.x) if loss(float(found.x)) < loss(0.0) else 0.0
 
 
 def _elub(llrs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -207,7 +255,8 @@ def calibration_record(path: str | Path = DEFAULT_CALIBRATION) -> dict[str, Any]
     cal = CalibrationSet.load(path)
     return {"calibration_file": Path(path).name, "calibration_sha256": sha256_file(path),
             "data_sha256": cal.data_sha256,
-            "levels": {k: {"n_hp": v.n_hp, "n_hd": v.n_hd, "lower": v.lower, "upper": v.upper}
+            "levels": {k: {"n_hp": v.n_hp, "n_hd": v.n_hd, "lower": v.lower, "upper": v.upper,
+                           "rival_slope": v.rival_slope}
                        for k, v in sorted(cal.levels.items())}}
 
 

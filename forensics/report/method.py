@@ -15,7 +15,7 @@ from forensics.report.reading import is_scalar, mapping_of, records_of
 #: Validation metrics per level, in the order and words the method section uses.
 LEVEL_METRICS = (
     ("n_pairs", "pairs scored", "num"),
-    ("pair_auc", "area under the ROC curve over pairs (1 = perfect separation)", "num"),
+    ("pair_auc", "area under the ROC curve of the likelihood ratios over pairs (1 = perfect separation)", "num"),
     ("cllr", "Cllr: overall cost of the LRs (0 = perfect, 1 = uninformative)", "num"),
     ("cllr_min", "Cllr_min: the cost left after perfect calibration (discrimination only)", "num"),
     ("rate_misleading_hp", "misleading evidence when Hp is true (LR < 1)", "pct"),

@@ -55,7 +55,19 @@ def strength_sentence(teacher: Mapping[str, Any]) -> str:
         sentence += (" This is the strongest likelihood ratio the calibration allows in this direction (its "
                      "empirical bound, ELUB, set by how many labelled cases back the calibration): no stronger "
                      "statement is made.")
-    return sentence
+    return sentence + rival_sentence(teacher)
+
+
+def rival_sentence(candidate: Mapping[str, Any]) -> str:
+    """Why a trailing candidate's LR is lower than its score alone would give: the calibration's rival
+    discount (empty when nothing was taken off)."""
+    lead, discount = as_number(candidate.get("rival_lead")), as_number(candidate.get("rival_discount"))
+    rival = candidate.get("rival")
+    if not rival or lead is None or discount is None or discount <= 0:
+        return ""
+    return (f" This already weighs that another candidate, {short_name(rival)}, fits the suspect better (its "
+            f"fused score is {lead:.2f} higher): resemblance that a candidate of another family explains better "
+            f"counts for less, and the calibration took {discount:.2f} off this log10 LR for it.")
 
 
 def _at_bound(log10_lr: float, bounds: Any) -> bool:
