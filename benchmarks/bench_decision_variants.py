@@ -98,7 +98,15 @@ def family_scored_by(tables: validation.LevelTables, pairs: pd.DataFrame,
     families = tables.family
     new = [aggregate(np.array([score[(row.set, row.suspect, m)] for m in row.members.split(", ")], dtype=float))
            if row.n_members > 1 else row.score for row in families.itertuples()]
-    return dataclasses.replace(tables, family=families.assign(score=new))
+    return dataclasses.replace(tables, family=family_leads(families.assign(score=new)))
+
+
+def family_leads(families: pd.DataFrame) -> pd.DataFrame:
+    """The family table with each family's rival lead (v11) recomputed from its (variant) scores: how far the
+    best other family of its case scores above it."""
+    best_other = families.groupby(["set", "suspect"], sort=False)["score"].transform(
+        lambda s: [np.nanmax(np.delete(s.to_numpy(), i)) if len(s) > 1 else -np.inf for i in range(len(s))])
+    return families.assign(rival_lead=(best_other - families["score"]).clip(lower=0.0))
 
 
 def soft_maximum(scores: np.ndarray, temperature: float = 0.5) -> float:
@@ -127,15 +135,18 @@ def family_fitted_on_several_members() -> Iterator[None]:
 
 
 def level_tables(pairs: pd.DataFrame, preferences: pd.DataFrame, rival_share: float = 0.0) -> validation.LevelTables:
-    """The validation's tables for these pairs; with ``rival_share``, each family's score less that share of
-    the best other family's score in its case (when positive). The comparison pairs keep the unadjusted
-    families (their best members do not change)."""
+    """The validation's tables for these pairs, their rival leads (v11) recomputed from the pairs' scores and
+    families; with ``rival_share``, each family's score less that share of the best other family's score in
+    its case (when positive), and no rival lead at family level (the share replaces the discount there). The
+    comparison pairs keep the unadjusted families (their best members do not change)."""
+    pairs = validation.with_rival_leads(pairs)
     families = validation.family_table(pairs)
     comparison = validation.comparison_table(families, preferences)
     if rival_share:
         best_other = families.groupby(["set", "suspect"], sort=False)["score"].transform(
             lambda s: [np.nanmax(np.delete(s.to_numpy(), i)) for i in range(len(s))])
-        families = families.assign(score=families["score"] - rival_share * best_other.clip(lower=0))
+        families = families.assign(score=families["score"] - rival_share * best_other.clip(lower=0),
+                                   rival_lead=0.0)
     return validation.LevelTables(pairs, families, comparison, preferences)
 
 

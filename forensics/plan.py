@@ -12,8 +12,10 @@ n (the score is a mean over prompts), while its point estimate stays where it is
   interval around an inconclusive value. The panel (how much the references' own affinities vary) and the
   calibration's bounds are the limit, and the advice says so.
 
-A candidate's rival lead (``rival_lead``, which the calibration's rival discount weighs) is held at the
-pilot's value: the other candidates' scores move with more prompts too, which the estimate does not model.
+A candidate's rival (the candidate of another family that out-scores it, whose lead the calibration's rival
+discount weighs) is held at the pilot's score: as the candidate's own score moves through its interval, its
+lead shrinks or grows with it, so below the rival's score its LR moves by the slope plus the rival slope.
+The rival's own score moves with more prompts too, which the estimate does not model.
 
 It assumes the full collection is drawn like the pilot (same prompt distribution, same sources) and reads
 ``findings.json`` defensively: fields it does not know are ignored, missing ones make that candidate's
@@ -119,14 +121,23 @@ def prompts_needed(score: float, ci95: tuple[float, float], n: int, cal: Calibra
     if low_edge <= point <= high_edge or cal.slope == 0:
         return "panel-limited", None
     edge = high_edge if point > high_edge else low_edge
-    # the score whose LR is the band's edge, the rival lead held
-    edge_score = (edge - cal.intercept + cal.rival_slope * rival_lead) / cal.slope
+    edge_score = score_at(edge, cal, score + rival_lead if rival_lead > 0 else None)
     distance = abs(score - edge_score)
     toward_band = score - ci95[0] if edge_score < score else ci95[1] - score
     if toward_band <= 0:
         return "enough", n
     needed = math.ceil(n * (toward_band / distance) ** 2)
     return ("enough", n) if needed <= n else ("collect", min(needed, MAX_PROMPTS))
+
+
+def score_at(log10_lr: float, cal: Calibration, rival_score: float | None = None) -> float:
+    """The candidate's score at which its (unbounded) LR is ``log10_lr``, the rival's score held (module
+    docstring): at or above the rival's score the plain map, below it the discounted one,
+    ``a + b * s - c * (rival_score - s)``, which rises by ``b + c`` per unit and meets the plain map there."""
+    plain = (log10_lr - cal.intercept) / cal.slope
+    if rival_score is None or plain >= rival_score:
+        return plain
+    return (log10_lr - cal.intercept + cal.rival_slope * rival_score) / (cal.slope + cal.rival_slope)
 
 
 def estimate(findings: Mapping[str, Any], cal: Calibration | None = None) -> list[Estimate]:
@@ -154,9 +165,11 @@ def _estimate_one(teacher: Mapping[str, Any], n: int | None, cal: Calibration,
 def _message(verdict: str, needed: int | None, n: int, cal: Calibration, band: tuple[float, float],
              score: float, rival_lead: float = 0.0) -> str:
     if verdict == "panel-limited":
-        return (f"more prompts will not help: the LR itself ({cal.log10_lr(score, rival_lead):+.2f} log10) is "
-                f"inside the inconclusive band [{band[0]:+.2f}, {band[1]:+.2f}]; the panel (and the calibration's "
-                f"bounds {cal.lower:+.2f} to {cal.upper:+.2f}) is the limit: add reference models or "
+        rival = (f", after the rival discount for a candidate of another family that scores {rival_lead:.2f} "
+                 "higher" if rival_lead > 0 and cal.rival_slope > 0 else "")
+        return (f"more prompts will not help: the LR itself ({cal.log10_lr(score, rival_lead):+.2f} log10{rival}) "
+                f"is inside the inconclusive band [{band[0]:+.2f}, {band[1]:+.2f}]; the panel (and the "
+                f"calibration's bounds {cal.lower:+.2f} to {cal.upper:+.2f}) is the limit: add reference models or "
                 f"labelled cases, not prompts")
     if verdict == "enough":
         return f"the pilot's {n} prompts already put the whole interval outside the inconclusive band"

@@ -171,9 +171,9 @@ class LRFields(Record):
                                        "log10_lr > 0, Hd when log10_lr < 0")
     supports: Supports
     rival_lead: float | None = Field(
-        description="how far the best-scoring candidate outside its family scores above it (0 when it leads; "
+        description="how far the best-scoring candidate outside its family scores above it (0 when none does; "
                     "null without a score): the calibration's rival discount weighs it")
-    rival: str | None = Field(description="that candidate (a family's: that family), or null when it leads")
+    rival: str | None = Field(description="that candidate (a family's: that family), or null when none")
     rival_discount: float | None = Field(
         description="log10 LR taken off for the rival lead: the bounded LR without the discount less the "
                     "bounded LR with it (the calibration's rival slope times the lead, unless a bound intervenes)")

@@ -33,8 +33,8 @@ on A rather than B"; :func:`decide` names the most specific candidate those LRs 
 panel-relative-fused-v11 the LRs against independence weigh each candidate's rival lead too
 (:func:`rival_leads`; :mod:`forensics.calibration`, "The rival discount"): a candidate out-scored by one of
 another family loses support, a leader is weighed by its score alone. Measured against v10 on the
-development benchmark (``forensics calibrate``; README, "What v11 of the method changed"): no decision
-changed, the LRs of trailing candidates fell, family Cllr 0.405 -> 0.385 leave-one-lineage-out.
+development benchmark (``forensics calibrate``; README, "What v11 of the method changed"): no attribution
+changed, the LRs of trailing candidates fell, family Cllr 0.405 -> 0.384 leave-one-lineage-out.
 
 **Comparing candidates.** Two views of the preference for A over B are averaged. The semantic preference
 z (since panel-relative-fused-v6) measures the suspect's preference on the answer openings against the
@@ -264,7 +264,7 @@ def rival_leads(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]]
     scores above it, and that candidate; (0, None) when none does (it leads, or there is no other family).
 
     The calibration's rival discount (:mod:`forensics.calibration`) weighs it: a resemblance that another
-    candidate's explains better counts for less. Siblings of one family are not each other's rivals (Hp for a
+    candidate explains better counts for less. Siblings of one family are not each other's rivals (Hp for a
     family is "some member"); teachers declared without a family are families of their own, so undeclared
     siblings do discount each other. NaN for a teacher without a score; candidates without one are nobody's
     rival. A family's lead is its best member's (a family's score is its best member's, and the best scores

@@ -383,6 +383,24 @@ def test_the_rival_discount_is_fitted_where_trailing_pairs_are_independent() -> 
     assert cllr(own, labels)[0] < cllr(without, labels)[0]
 
 
+def test_the_discount_never_raises_the_strongest_lr_a_leader_can_get() -> None:
+    """ELUB on the discounted LRs may allow a stronger upper bound (they separate the pairs better); the
+    upper bound stays the plain calibration's at most, so a leader is never weighed more strongly."""
+    scores, labels, leads = rival_pairs()
+    groups = np.arange(len(scores)) % 2
+    cal = Calibration.fit(scores, labels, leads=leads, groups=groups)
+    plain = Calibration.fit(scores, labels, groups=groups)
+    assert cal.upper <= plain.upper
+    assert cal.log10_lr(100.0) <= plain.log10_lr(100.0)
+
+
+def test_rival_leads_must_be_one_finite_non_negative_value_per_pair() -> None:
+    scores, labels, leads = rival_pairs()
+    for bad in (leads[:-1], np.where(leads > 1.0, np.nan, leads), -leads - 0.1):
+        with pytest.raises(ValueError, match="rival leads"):
+            Calibration.fit(scores, labels, leads=bad)
+
+
 def test_no_lead_no_discount_and_never_a_bonus() -> None:
     scores, labels, leads = rival_pairs()
     assert Calibration.fit(scores, labels, leads=np.zeros(len(scores))).rival_slope == 0.0

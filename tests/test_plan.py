@@ -70,17 +70,29 @@ def test_needed_is_the_smallest_count_that_leaves_the_band(cal: Calibration, lr:
     assert not outside(lr_interval(cal, score, half, 100, needed - 1))
 
 
-def test_a_trailing_candidate_is_planned_with_its_rival_discount_held() -> None:
-    """A candidate's rival lead lowers its LR (the calibration's rival discount), and the plan holds it at
-    the pilot's value: the count is the one a candidate whose score is lower by the discount would need."""
+def test_a_trailing_candidate_is_planned_with_its_rival_held() -> None:
+    """A trailing candidate's LR weighs its lead over it (the rival discount); the plan holds the rival's
+    score, so the lead moves with the candidate's own score, and the count agrees with a direct search over
+    that LR."""
     cal = Calibration(intercept=-1.0, slope=1.0, lower=-2.0, upper=2.0, n_hp=1, n_hd=1, rival_slope=0.5)
-    assert prompts_needed(2.0, (1.0, 3.0), 100, cal, BAND, rival_lead=0.4) == prompts_needed(
-        1.8, (0.8, 2.8), 100, cal, BAND)
+    score, lead, half = 1.8, 0.5, 0.5
+
+    def lr(s: float) -> float:
+        return cal.log10_lr(s, max(0.0, score + lead - s))
+
+    def leaves(big_n: int) -> bool:
+        return lr(score - half * math.sqrt(100 / big_n)) > BAND[1]
+
+    verdict, needed = prompts_needed(score, (score - half, score + half), 100, cal, BAND, rival_lead=lead)
+    assert verdict == "collect" and leaves(needed) and not leaves(needed - 1)
+    assert needed > prompts_needed(score, (score - half, score + half), 100, cal, BAND)[1]  # the discount costs
     assert prompts_needed(1.5, (1.4, 1.6), 100, cal, BAND) == ("enough", 100)
     assert prompts_needed(1.5, (1.4, 1.6), 100, cal, BAND, rival_lead=0.4) == ("panel-limited", None)
-    lead = {"name": "t", "score": 2.0, "score_ci95": [1.0, 3.0], "log10_lr": 0.8, "supports": "Hp",
-            "rival_lead": 0.4}
-    assert estimate(findings(lead), cal)[0].prompts_needed == prompts_needed(1.8, (0.8, 2.8), 100, cal, BAND)[1]
+    pilot = {"name": "t", "score": score, "score_ci95": [score - half, score + half], "log10_lr": lr(score),
+             "supports": "Hp", "rival_lead": lead}
+    assert estimate(findings(pilot), cal)[0].prompts_needed == needed
+    limited = dict(pilot, score=1.5, score_ci95=[1.4, 1.6], rival_lead=0.4)
+    assert "after the rival discount" in estimate(findings(limited), cal)[0].message
 
 
 def test_pilot_already_enough_and_panel_limited(cal: Calibration) -> None:

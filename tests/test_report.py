@@ -665,11 +665,20 @@ def test_a_rival_discount_is_explained_where_the_lr_is_and_only_there(sample_fin
     trailing, leader = findings["teachers"][0], findings["teachers"][1]
     trailing.update(rival="<b>rival</b> & co", rival_lead=0.42, rival_discount=0.14)
     leader.update(rival=None, rival_lead=0.0, rival_discount=0.0)
-    assert "took 0.14 off this log10 LR" in report.strength_sentence(trailing)
+    said = report.strength_sentence(trailing)
+    assert "divided the likelihood ratio by about 1.4 for it (log10 0.14)" in said
+    assert f"does not exclude that {trailing['name']} was a source too" in said
     assert "rival" not in report.strength_sentence(leader)
+    assert "another candidate family, F, resembles the suspect more" in report.strength_sentence(
+        {"name": "G", "members": ["g1", "g2"], "log10_lr": -0.5, "rival": "F", "rival_lead": 0.3,
+         "rival_discount": 0.2})
     html = " ".join(report.render_html(findings, {}, tmp_path).split())
-    assert "another candidate, &lt;b&gt;rival&lt;/b&gt; &amp; co, fits the suspect better" in html
+    assert "another candidate, &lt;b&gt;rival&lt;/b&gt; &amp; co, resembles the suspect more" in html
     assert "<b>rival</b>" not in html
+    assert "(the rival discount, fitted on the same labelled cases)" in html
+    for level in findings["validation"]["levels"].values():  # a calibration without one: not described
+        level["rival_slope"] = 0.0
+    assert "rival discount" not in report.render_html(findings, {}, tmp_path)
 
 
 def test_the_verbal_scale_table_places_families_of_several_members_too(sample_findings: dict[str, Any],

@@ -276,9 +276,10 @@ def test_a_one_member_family_gets_its_members_held_out_lr_and_a_family_of_severa
     several = done.family[done.family["n_members"] == 2]
     cals = fit_levels(tables, lambda f: f["lineage"] != "la")
     own = several[several["lineage"] == "la"]
-    np.testing.assert_allclose(own["log10_lr"], cals["family"].transform(own["score"].to_numpy()))
-    assert not np.allclose(cals["family"].transform(own["score"].to_numpy()),
-                           cals["teacher"].transform(own["score"].to_numpy()))
+    leads = own["rival_lead"].to_numpy()
+    np.testing.assert_allclose(own["log10_lr"], cals["family"].transform(own["score"].to_numpy(), leads))
+    assert not np.allclose(cals["family"].transform(own["score"].to_numpy(), leads),
+                           cals["teacher"].transform(own["score"].to_numpy(), leads))
 
 
 def test_the_held_out_lineage_does_not_shape_its_own_calibration() -> None:
@@ -287,7 +288,8 @@ def test_the_held_out_lineage_does_not_shape_its_own_calibration() -> None:
     done, _ = held_out(tables, "lolo", (-0.3, 0.3))
     everything = fit_levels(tables, lambda f: pd.Series(True, index=f.index))["teacher"]
     wild = done.teacher[done.teacher["lineage"] == "lw"]
-    assert not np.allclose(wild["log10_lr"], everything.transform(wild["score"].to_numpy()))
+    assert not np.allclose(wild["log10_lr"], everything.transform(wild["score"].to_numpy(),
+                                                                  wild["rival_lead"].to_numpy()))
 
 
 def test_cross_source_never_calibrates_on_the_held_out_source_or_all_prompts() -> None:
@@ -299,7 +301,8 @@ def test_cross_source_never_calibrates_on_the_held_out_source_or_all_prompts() -
     lin, held = "la", "s2"
     cals = fit_levels(tables, lambda f: (f["lineage"] != lin) & f["set"].isin(["s1", "s3"]))
     own = done.teacher[(done.teacher["lineage"] == lin) & (done.teacher["set"] == held)]
-    np.testing.assert_allclose(own["log10_lr"], cals["teacher"].transform(own["score"].to_numpy()))
+    np.testing.assert_allclose(own["log10_lr"], cals["teacher"].transform(own["score"].to_numpy(),
+                                                                        own["rival_lead"].to_numpy()))
 
 
 def test_elub_bounds_come_from_one_prompt_set_not_the_pooled_copies() -> None:
@@ -311,7 +314,10 @@ def test_elub_bounds_come_from_one_prompt_set_not_the_pooled_copies() -> None:
     pairs = tables.teacher
     pooled = Calibration.fit(pairs["score"].to_numpy(), pairs["hp"].to_numpy())  # ELUB on every copy
     one = pairs[pairs["set"] == "a"]
-    lower, upper = _elub(five.intercept + five.slope * one["score"].to_numpy(), one["hp"].to_numpy())
+    plain = five.intercept + five.slope * one["score"].to_numpy()
+    assert five.rival_slope > 0  # the fixture's leads are weighed: the bounds are the discounted LRs'
+    lower, upper = _elub(plain - five.rival_slope * one["rival_lead"].to_numpy(), one["hp"].to_numpy())
+    upper = min(upper, _elub(plain, one["hp"].to_numpy())[1])  # never above the plain calibration's
     assert (five.lower, five.upper) == pytest.approx((lower, upper))
     assert five.upper < pooled.upper and five.lower > pooled.lower
     assert five.n_hp == 5 * int(one["hp"].sum())

@@ -25,8 +25,11 @@ evidence about T is its score *and* its rival lead: how far the best-scoring can
 scores above T (:func:`forensics.weighing.rival_leads`; 0 when T leads). The LR is
 ``a + b * score - c * lead``: ``a`` and ``b`` are the plain calibration above, fitted first and kept, and
 ``c >= 0`` (``rival_slope``) is then fitted on the same labelled pairs with that calibration as a fixed
-offset. A candidate that leads is thus weighed exactly as without the discount, and one that trails can only
-lose support: the discount can never strengthen a case against anyone. (Scoring a family less a share of its
+offset. A candidate that leads is thus weighed by the same map of its score as without the discount, and one
+that trails can only lose support. The lower ELUB bound is that of the discounted LRs of the labelled pairs;
+the upper bound is never above the plain calibration's (the discounted LRs separate the pairs better and
+could earn a higher one, but that would raise the strongest LR a leader can get): so the discount never
+strengthens a case against anyone. (Scoring a family less a share of its
 best rival's score, measured before, refitted the whole calibration and made it more liberal for leaders,
 controls among them.)
 """
@@ -146,14 +149,13 @@ class Calibration:
         calibrator = LogitCalibrator().fit(scores, labels)
         intercept = float(np.ravel(calibrator._logit.intercept_)[0] / np.log(10))
         slope = float(np.ravel(calibrator._logit.coef_)[0] / np.log(10))
-        leads = np.zeros(len(scores)) if leads is None else np.asarray(leads, dtype=float)
-        rival_slope = _rival_slope(intercept + slope * scores, leads, labels)
-        llrs = intercept + slope * scores - rival_slope * leads
+        leads = _checked_leads(leads, len(scores))
+        plain = intercept + slope * scores
+        rival_slope = _rival_slope(plain, leads, labels)
         groups = np.zeros(len(scores)) if groups is None else np.asarray(groups)
-        bounds = [_elub(llrs[groups == g], labels[groups == g]) for g in sorted(set(groups.tolist()))
-                  if len(set(labels[groups == g].tolist())) == 2]
-        lower = float(np.median([b[0] for b in bounds]))
-        upper = float(np.median([b[1] for b in bounds]))
+        lower, upper = _median_elub(plain - rival_slope * leads, labels, groups)
+        if rival_slope > 0:  # the discount may not raise the strongest LR a leader can get (module docstring)
+            upper = min(upper, _median_elub(plain, labels, groups)[1])
         return cls(intercept=intercept, slope=slope, lower=lower, upper=upper,
                    n_hp=int(labels.sum()), n_hd=int((1 - labels).sum()), rival_slope=rival_slope)
 
@@ -177,30 +179,55 @@ class Calibration:
         return asdict(self)
 
 
-#: The largest rival slope the fit considers (log10 LR per unit of the fused score's lead): far beyond any
-#: fitted value, it only keeps the one-dimensional search bounded.
+#: The largest rival slope the search considers (log10 LR per unit of the fused score's lead). The L2 penalty
+#: keeps the fitted slope finite even where the leads alone separate the labelled pairs; a fit that reaches
+#: this bound is refused rather than shipped.
 MAX_RIVAL_SLOPE = 20.0
+
+
+def _checked_leads(leads: np.ndarray | None, n: int) -> np.ndarray:
+    if leads is None:
+        return np.zeros(n)
+    leads = np.asarray(leads, dtype=float)
+    if leads.shape != (n,) or not np.all(np.isfinite(leads)) or np.any(leads < 0):
+        raise ValueError(f"rival leads must be {n} finite values >= 0, one per pair")
+    return leads
+
+
+def _median_elub(llrs: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
+    """ELUB of each group of pairs (:meth:`Calibration.fit`, ``groups``), the median of each bound."""
+    bounds = [_elub(llrs[groups == g], labels[groups == g]) for g in sorted(set(groups.tolist()))
+              if len(set(labels[groups == g].tolist())) == 2]
+    return float(np.median([b[0] for b in bounds])), float(np.median([b[1] for b in bounds]))
 
 
 def _rival_slope(offsets: np.ndarray, leads: np.ndarray, labels: np.ndarray) -> float:
     """The rival discount ``c >= 0`` that minimises the class-balanced logistic loss of
-    ``offsets - c * leads`` (log10 LRs) on the labelled pairs; 0 when no pair trails a rival.
+    ``offsets - c * leads`` (log10 LRs) on the labelled pairs, with the L2 penalty ``lir``'s
+    ``LogitCalibrator`` puts on the plain slope (scikit-learn's default, C = 1, on the natural-log
+    coefficient); 0 when no pair trails a rival.
 
-    A one-parameter logistic regression with the plain calibration as a fixed offset: the loss is convex in
-    ``c``, so a bounded scalar search finds its minimum deterministically.
+    A one-parameter logistic regression with the plain calibration as a fixed offset: the objective is convex
+    in ``c``, so a bounded scalar search finds its minimum deterministically.
     """
     from scipy.optimize import minimize_scalar
 
     if not np.any(leads > 0):
         return 0.0
     hp, hd = labels == 1, labels == 0
+    n = len(labels)
 
-    def loss(c: float) -> float:
+    def objective(c: float) -> float:  # scikit-learn's: weighted log loss summed, plus half the squared coef
         z = (offsets - c * leads) * np.log(10)
-        return float(np.logaddexp(0.0, -z[hp]).mean() + np.logaddexp(0.0, z[hd]).mean())
+        loss = np.logaddexp(0.0, -z[hp]).mean() + np.logaddexp(0.0, z[hd]).mean()
+        return float(n / 2 * loss + 0.5 * (c * np.log(10)) ** 2)
 
-    found = minimize_scalar(loss, bounds=(0.0, MAX_RIVAL_SLOPE), method="bounded", options={"xatol": 1e-6})
-    return float(found.x) if loss(float(found.x)) < loss(0.0) else 0.0
+    found = float(minimize_scalar(objective, bounds=(0.0, MAX_RIVAL_SLOPE), method="bounded",
+                                  options={"xatol": 1e-6}).x)
+    if found > MAX_RIVAL_SLOPE - 1e-3:
+        raise ValueError(f"the rival discount reached its search bound ({MAX_RIVAL_SLOPE}): the labelled pairs "
+                         "do not support a finite one")
+    return found if objective(found) < objective(0.0) else 0.0
 
 
 def _elub(llrs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from forensics import __version__
 from forensics.escaping import RESPONSE_LIMIT, as_text
+from forensics.lr_words import as_number
 from forensics.report.appendix import custody_view, timestamp
 from forensics.report.constants import MAX_ROWS, PROMPT_LIMIT
 from forensics.report.figure_set import FigureSet
@@ -74,6 +75,9 @@ def context(findings: Mapping[str, Any], manifest: Mapping[str, Any], figures: F
         "scale_rows": scale_rows([*teachers, *families_on_the_scale(findings)]),
         "validation": validation, "validation_rows": validation_rows(validation),
         "fused_lines": fused_lines_phrase(findings),
+        # the method paragraph describes the rival discount only where the calibration applied one
+        "rival_discount": any(as_number(mapping_of(level).get("rival_slope")) or 0
+                              for level in mapping_of(validation.get("levels")).values()),
         "validation_sentence": validation_sentence(validation, data.get("n_prompts_analysed")),
         "tippett": figures.take("tippett"),
         "limitations": (findings.get("limitations") if isinstance(findings.get("limitations"), list)

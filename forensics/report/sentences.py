@@ -59,15 +59,20 @@ def strength_sentence(teacher: Mapping[str, Any]) -> str:
 
 
 def rival_sentence(candidate: Mapping[str, Any]) -> str:
-    """Why a trailing candidate's LR is lower than its score alone would give: the calibration's rival
-    discount (empty when nothing was taken off)."""
+    """Why a trailing candidate's LR is lower than its score alone would give (the calibration's rival
+    discount), and what that does not mean; empty when nothing (to two decimals) was taken off."""
     lead, discount = as_number(candidate.get("rival_lead")), as_number(candidate.get("rival_discount"))
-    rival = candidate.get("rival")
-    if not rival or lead is None or discount is None or discount <= 0:
+    rival, name = candidate.get("rival"), short_name(candidate.get("name"))
+    if not rival or lead is None or discount is None or discount < 0.005:
         return ""
-    return (f" This already weighs that another candidate, {short_name(rival)}, fits the suspect better (its "
-            f"fused score is {lead:.2f} higher): resemblance that a candidate of another family explains better "
-            f"counts for less, and the calibration took {discount:.2f} off this log10 LR for it.")
+    family = isinstance(candidate.get("members"), list)
+    whose = "its best member's fused score is" if family else "its fused score is"
+    return (f" This likelihood ratio already weighs that another candidate{' family' if family else ''}, "
+            f"{short_name(rival)}, resembles the suspect more, measured against the panel ({whose} "
+            f"{lead:.2f} higher): resemblance that a candidate of another family explains better counts for less, "
+            f"and the calibration divided the likelihood ratio by about {lr_value(discount)} for it (log10 "
+            f"{discount:.2f}). This does not exclude that {name} was a source too: a suspect trained on the "
+            f"outputs of both would show the same pattern.")
 
 
 def _at_bound(log10_lr: float, bounds: Any) -> bool:
