@@ -103,10 +103,12 @@ def family_scored_by(tables: validation.LevelTables, pairs: pd.DataFrame,
 
 def family_leads(families: pd.DataFrame) -> pd.DataFrame:
     """The family table with each family's rival lead (v11) recomputed from its (variant) scores: how far the
-    best other family of its case scores above it."""
+    best other family of its case scores above it. A family of one member keeps its member's lead: it is
+    weighed at teacher level, as its member is."""
     best_other = families.groupby(["set", "suspect"], sort=False)["score"].transform(
         lambda s: [np.nanmax(np.delete(s.to_numpy(), i)) if len(s) > 1 else -np.inf for i in range(len(s))])
-    return families.assign(rival_lead=(best_other - families["score"]).clip(lower=0.0))
+    lead = (best_other - families["score"]).clip(lower=0.0)
+    return families.assign(rival_lead=lead.where(families["n_members"] > 1, families["rival_lead"]))
 
 
 def soft_maximum(scores: np.ndarray, temperature: float = 0.5) -> float:
@@ -137,7 +139,8 @@ def family_fitted_on_several_members() -> Iterator[None]:
 def level_tables(pairs: pd.DataFrame, preferences: pd.DataFrame, rival_share: float = 0.0) -> validation.LevelTables:
     """The validation's tables for these pairs, their rival leads (v11) recomputed from the pairs' scores and
     families; with ``rival_share``, each family's score less that share of the best other family's score in
-    its case (when positive), and no rival lead at family level (the share replaces the discount there). The
+    its case (when positive), and no rival lead for families of several members (the share replaces the
+    discount there). The
     comparison pairs keep the unadjusted families (their best members do not change)."""
     pairs = validation.with_rival_leads(pairs)
     families = validation.family_table(pairs)
@@ -145,8 +148,9 @@ def level_tables(pairs: pd.DataFrame, preferences: pd.DataFrame, rival_share: fl
     if rival_share:
         best_other = families.groupby(["set", "suspect"], sort=False)["score"].transform(
             lambda s: [np.nanmax(np.delete(s.to_numpy(), i)) for i in range(len(s))])
+        several = families["n_members"] > 1  # a one-member family is weighed at teacher level, lead and all
         families = families.assign(score=families["score"] - rival_share * best_other.clip(lower=0),
-                                   rival_lead=0.0)
+                                   rival_lead=families["rival_lead"].where(~several, 0.0))
     return validation.LevelTables(pairs, families, comparison, preferences)
 
 

@@ -15,7 +15,9 @@ n (the score is a mean over prompts), while its point estimate stays where it is
 A candidate's rival (the candidate of another family that out-scores it, whose lead the calibration's rival
 discount weighs) is held at the pilot's score: as the candidate's own score moves through its interval, its
 lead shrinks or grows with it, so below the rival's score its LR moves by the slope plus the rival slope.
-The rival's own score moves with more prompts too, which the estimate does not model.
+The rival's own score moves with more prompts too, which the estimate does not model; nor does it hold a
+leader's runner-up (the findings record no lead for a leader), so where a leader's interval reaches below the
+runner-up's score, the discount that would then start is left out and the count is an underestimate.
 
 It assumes the full collection is drawn like the pilot (same prompt distribution, same sources) and reads
 ``findings.json`` defensively: fields it does not know are ignored, missing ones make that candidate's
@@ -157,7 +159,7 @@ def _estimate_one(teacher: Mapping[str, Any], n: int | None, cal: Calibration,
     if score is None or n is None or ci[0] is None or ci[1] is None:
         return Estimate(name, lr, now, "unknown", None, "no bootstrap interval in the pilot's findings: "
                         "re-run the pilot with bootstrap > 0")
-    lead = as_number(teacher.get("rival_lead")) or 0.0
+    lead = max(0.0, as_number(teacher.get("rival_lead")) or 0.0)  # a malformed negative lead is no bonus
     verdict, needed = prompts_needed(score, (ci[0], ci[1]), n, cal, band, lead)
     return Estimate(name, lr, now, verdict, needed, _message(verdict, needed, n, cal, band, score, lead))
 

@@ -394,6 +394,31 @@ def test_the_discount_never_raises_the_strongest_lr_a_leader_can_get() -> None:
     assert cal.log10_lr(100.0) <= plain.log10_lr(100.0)
 
 
+def test_no_lr_is_raised_towards_hp_by_the_discount() -> None:
+    """Over a grid of scores and leads, the discounted LR is never above the plain calibration's, except at
+    the lower (Hd-side) bound, which is re-estimated from the discounted LRs."""
+    scores, labels, leads = rival_pairs()
+    cal, plain = Calibration.fit(scores, labels, leads=leads), Calibration.fit(scores, labels)
+    grid_scores, grid_leads = np.meshgrid(np.linspace(-5, 8, 131), np.linspace(0, 3, 31))
+    new = cal.transform(grid_scores.ravel(), grid_leads.ravel())
+    old = plain.transform(grid_scores.ravel())
+    assert np.all((new <= old + 1e-12) | (new == cal.lower))
+
+
+def test_the_rival_slope_is_scikit_learns_balanced_l2_logistic_regression() -> None:
+    """With no offset, the discount is a logistic regression through the origin on the lead, with
+    scikit-learn's class balancing and default L2 penalty (C = 1), which lir's calibrator uses for the slope."""
+    from sklearn.linear_model import LogisticRegression
+
+    from forensics.calibration import _rival_slope
+
+    rng = np.random.default_rng(3)
+    leads = np.r_[rng.uniform(0, 1, 30), rng.uniform(0.5, 2.0, 70)]
+    labels = np.r_[np.ones(30, dtype=int), np.zeros(70, dtype=int)]
+    ref = LogisticRegression(class_weight="balanced", fit_intercept=False).fit(leads.reshape(-1, 1), labels)
+    assert _rival_slope(np.zeros(100), leads, labels) == pytest.approx(-ref.coef_[0, 0] / math.log(10), rel=1e-4)
+
+
 def test_rival_leads_must_be_one_finite_non_negative_value_per_pair() -> None:
     scores, labels, leads = rival_pairs()
     for bad in (leads[:-1], np.where(leads > 1.0, np.nan, leads), -leads - 0.1):

@@ -93,6 +93,9 @@ def test_a_trailing_candidate_is_planned_with_its_rival_held() -> None:
     assert estimate(findings(pilot), cal)[0].prompts_needed == needed
     limited = dict(pilot, score=1.5, score_ci95=[1.4, 1.6], rival_lead=0.4)
     assert "after the rival discount" in estimate(findings(limited), cal)[0].message
+    near = dict(pilot, score=1.35, score_ci95=[1.3, 1.4], rival_lead=0.0)  # its interval touches the band
+    bonus = dict(near, rival_lead=-0.4)  # malformed: no bonus
+    assert estimate(findings(bonus), cal)[0].verdict == estimate(findings(near), cal)[0].verdict == "collect"
 
 
 def test_pilot_already_enough_and_panel_limited(cal: Calibration) -> None:

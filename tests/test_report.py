@@ -663,15 +663,20 @@ def test_a_rival_discount_is_explained_where_the_lr_is_and_only_there(sample_fin
     discount); its strength sentence says why, naming the rival (escaped); a leader's says nothing of it."""
     findings = copy.deepcopy(sample_findings)
     trailing, leader = findings["teachers"][0], findings["teachers"][1]
-    trailing.update(rival="<b>rival</b> & co", rival_lead=0.42, rival_discount=0.14)
+    trailing.update(rival="<b>rival</b> & co", rival_lead=0.42, rival_discount=0.14, log10_lr=-0.2)
     leader.update(rival=None, rival_lead=0.0, rival_discount=0.0)
     said = report.strength_sentence(trailing)
     assert "divided the likelihood ratio by about 1.4 for it (log10 0.14)" in said
     assert f"does not exclude that {trailing['name']} was a source too" in said
+    assert "Without it" not in said  # -0.06 and -0.2 are both "no meaningful support"
     assert "rival" not in report.strength_sentence(leader)
-    assert "another candidate family, F, resembles the suspect more" in report.strength_sentence(
-        {"name": "G", "members": ["g1", "g2"], "log10_lr": -0.5, "rival": "F", "rival_lead": 0.3,
-         "rival_discount": 0.2})
+    family = report.strength_sentence({"name": "G", "members": ["g1", "g2"], "log10_lr": -0.5, "rival": "F",
+                                       "rival_lead": 0.3, "rival_discount": 0.4})
+    assert "another candidate family, F, resembles the suspect more" in family
+    assert "a model of the G family was a source too" in family
+    # the discount changed its words (no meaningful support -> weak support for Hd): the reader is told
+    assert "Without it the likelihood ratio would be about 1/1.3 (no meaningful support for Hd)" in family
+    assert report.strength_sentence(dict(trailing, rival_discount=0.02)).find("weighs that") < 0  # too small
     html = " ".join(report.render_html(findings, {}, tmp_path).split())
     assert "another candidate, &lt;b&gt;rival&lt;/b&gt; &amp; co, resembles the suspect more" in html
     assert "<b>rival</b>" not in html

@@ -26,10 +26,11 @@ scores above T (:func:`forensics.weighing.rival_leads`; 0 when T leads). The LR 
 ``a + b * score - c * lead``: ``a`` and ``b`` are the plain calibration above, fitted first and kept, and
 ``c >= 0`` (``rival_slope``) is then fitted on the same labelled pairs with that calibration as a fixed
 offset. A candidate that leads is thus weighed by the same map of its score as without the discount, and one
-that trails can only lose support. The lower ELUB bound is that of the discounted LRs of the labelled pairs;
-the upper bound is never above the plain calibration's (the discounted LRs separate the pairs better and
-could earn a higher one, but that would raise the strongest LR a leader can get): so the discount never
-strengthens a case against anyone. (Scoring a family less a share of its
+that trails can only lose support. The upper ELUB bound is never above the plain calibration's (the
+discounted LRs separate the pairs better and could earn a higher one, but that would raise the strongest LR a
+leader can get), so the discount never raises an LR towards Hp; the lower bound is that of the discounted
+LRs, re-estimated like any ELUB bound, so at that bound (strong support for Hd) a value may move by
+hundredths either way. (Scoring a family less a share of its
 best rival's score, measured before, refitted the whole calibration and made it more liberal for leaders,
 controls among them.)
 """

@@ -58,21 +58,36 @@ def strength_sentence(teacher: Mapping[str, Any]) -> str:
     return sentence + rival_sentence(teacher)
 
 
+#: Rival discounts smaller than this (log10) are not worth a sentence: the LR would read "divided by about 1".
+MIN_DISCOUNT_TOLD = 0.025
+
+
 def rival_sentence(candidate: Mapping[str, Any]) -> str:
     """Why a trailing candidate's LR is lower than its score alone would give (the calibration's rival
-    discount), and what that does not mean; empty when nothing (to two decimals) was taken off."""
+    discount), what it would be without, where that changes its words, and what the discount does not mean;
+    empty when less than :data:`MIN_DISCOUNT_TOLD` was taken off."""
     lead, discount = as_number(candidate.get("rival_lead")), as_number(candidate.get("rival_discount"))
+    log10_lr = as_number(candidate.get("log10_lr"))
     rival, name = candidate.get("rival"), short_name(candidate.get("name"))
-    if not rival or lead is None or discount is None or discount < 0.005:
+    if not rival or lead is None or discount is None or log10_lr is None or discount < MIN_DISCOUNT_TOLD:
         return ""
-    family = isinstance(candidate.get("members"), list)
+    family = isinstance(candidate.get("members"), list) and len(candidate["members"]) > 1
     whose = "its best member's fused score is" if family else "its fused score is"
+    without = log10_lr + discount
+    words = (f" Without it the likelihood ratio would be about {lr_value(without)} "
+             f"({verbal_for_words(without)})." if verbal_for_words(without) != verbal_for_words(log10_lr) else "")
+    source = f"a model of the {name} family" if family else name
     return (f" This likelihood ratio already weighs that another candidate{' family' if family else ''}, "
             f"{short_name(rival)}, resembles the suspect more, measured against the panel ({whose} "
             f"{lead:.2f} higher): resemblance that a candidate of another family explains better counts for less, "
             f"and the calibration divided the likelihood ratio by about {lr_value(discount)} for it (log10 "
-            f"{discount:.2f}). This does not exclude that {name} was a source too: a suspect trained on the "
-            f"outputs of both would show the same pattern.")
+            f"{discount:.2f}).{words} This does not exclude that {source} was a source too: a suspect trained on "
+            "the outputs of both could show this pattern.")
+
+
+def verbal_for_words(log10_lr: float) -> str:
+    """The verbal equivalent with its proposition, as the strength sentence words it."""
+    return verbal_words({"log10_lr": log10_lr})
 
 
 def _at_bound(log10_lr: float, bounds: Any) -> bool:
