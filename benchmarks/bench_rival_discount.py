@@ -17,7 +17,9 @@ all-prompts set and each prompt source; samples and sub-panels are never fitted 
 For each: family and teacher Cllr (Cllr_min), the AUC of the held-out LRs, misleading rates, and how many
 control pairs get an LR above the inconclusive band (the safety the method must keep). Reads the committed
 ``validation/pairs.csv`` (rerun ``forensics calibrate`` first when the method changes); nothing is embedded.
-Appended to ``benchmarks/results/rival_discount.txt``.
+Last, in how many held-out fits the shipped calibration's lower (Hd-side) bound lies above the plain one's,
+the only place its LRs can be higher than the score alone would give. Appended to
+``benchmarks/results/rival_discount.txt``.
 
     python benchmarks/bench_rival_discount.py [--validation-dir validation]
 """
@@ -92,6 +94,27 @@ def held_out_lrs(tables: dict[str, pd.DataFrame], scheme: str, variant: str) -> 
     return {level: pd.concat(parts) for level, parts in out.items()}
 
 
+def lower_bound_shifts(tables: dict[str, pd.DataFrame]) -> str:
+    """In how many held-out fits (both schemes, both levels) the shipped calibration's lower ELUB bound, that
+    of the discounted LRs, lies above the plain calibration's: there, and only there, an LR (strong support
+    for Hd) can be higher than the score alone would give."""
+    level_tables = validation.LevelTables(tables["teacher"], tables["family"], tables["teacher"].iloc[:0], None)
+    shifts, fits = [], 0
+    for scheme in validation.SCHEMES:
+        for train, _ in validation.folds(level_tables, scheme):
+            for level, frame in tables.items():
+                rows = frame[train(frame)]
+                args = (rows["score"].to_numpy(), rows["hp"].to_numpy())
+                own = Calibration.fit(*args, leads=rows["rival_lead"].to_numpy(), groups=rows["set"].to_numpy())
+                plain = Calibration.fit(*args, groups=rows["set"].to_numpy())
+                fits += 1
+                if own.lower > plain.lower:
+                    shifts.append((level, own.lower - plain.lower))
+    span = f" (by {min(d for _, d in shifts):.3f} to {max(d for _, d in shifts):.3f}; levels: " \
+           f"{', '.join(sorted({lv for lv, _ in shifts}))})" if shifts else ""
+    return f"  lower bound above the plain calibration's in {len(shifts)} of {fits} held-out fits{span}"
+
+
 def metrics(rows: pd.DataFrame, high: float) -> str:
     hp, hd = rows[rows["hp"] == 1], rows[rows["hp"] == 0]
     c, c_min = cllr(rows["log10_lr"].to_numpy(), rows["hp"].to_numpy())
@@ -118,6 +141,7 @@ def main() -> None:
             done = held_out_lrs(tables, scheme, variant)
             for level in ("family", "teacher"):
                 lines.append(f"  {scheme:>12} {variant:>24} {level:>7}: {metrics(done[level], high)}")
+    lines.append(lower_bound_shifts(tables))
     text = "\n".join(lines) + "\n"
     print(text, end="")
     with RESULTS.open("a", encoding="utf-8") as out:
