@@ -770,8 +770,12 @@ def panel_size_key(n_panel: int, one_line: bool) -> str:
 
 
 def _group_metrics(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]:
-    """Case outcomes of a group of prompt sets, with the family level's pair AUC and Cllr on them."""
-    fam = level_metrics(tables.family[tables.family["set"].isin(set(cases["set"]))], "score")
+    """Case outcomes of a group of cases, with the family level's pair AUC and Cllr on exactly their pairs
+    (by prompt set and suspect: one sub-panel's prompt-set name is shared by cases whose sub-panels are of one
+    model line and cases whose are of two, which are grouped apart)."""
+    keys = set(zip(cases["set"], cases["suspect"], strict=True))
+    family = tables.family
+    fam = level_metrics(family[[k in keys for k in zip(family["set"], family["suspect"], strict=True)]], "score")
     return {**case_metrics(cases), "family_pair_auc": fam["pair_auc"], "family_cllr": fam["cllr"]}
 
 

@@ -323,6 +323,20 @@ def test_elub_bounds_come_from_one_prompt_set_not_the_pooled_copies() -> None:
     assert five.n_hp == 5 * int(one["hp"].sum())
 
 
+def test_a_groups_family_metrics_are_those_of_its_own_cases() -> None:
+    """Cases that share a prompt-set name but are grouped apart (sub-panels of one model line and of two) get
+    the family AUC and Cllr of their own pairs, not of every pair of the set."""
+    from forensics.validation import _group_metrics, level_metrics
+
+    done, cases = held_out(synthetic_tables(), "lolo", (-0.3, 0.3))
+    group = cases[cases["suspect"].isin(["s-a", "s-b", "c-1"])]
+    own = done.family[done.family["suspect"].isin(["s-a", "s-b", "c-1"])]
+    got = _group_metrics(done, group)
+    assert (got["family_pair_auc"], got["family_cllr"]) == (level_metrics(own, "score")["pair_auc"],
+                                                            level_metrics(own, "score")["cllr"])
+    assert got["family_cllr"] != _group_metrics(done, cases)["family_cllr"]
+
+
 def test_case_outcomes_and_their_summary() -> None:
     tables = synthetic_tables()
     done, cases = held_out(tables, "lolo", (-0.3, 0.3))
