@@ -37,7 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from forensics import validation
-from forensics.calibration import Calibration, _elub, cllr
+from forensics.calibration import Calibration, _median_elub, cllr
 from forensics.case import Parameters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,9 +58,7 @@ class Joint:
         x, y = frame[["score", "rival_lead"]].to_numpy(), frame["hp"].to_numpy()
         model = LogisticRegression(class_weight="balanced").fit(x, y)
         llrs = model.decision_function(x) / np.log(10)
-        sets = frame["set"].to_numpy()
-        bounds = [_elub(llrs[sets == s], y[sets == s]) for s in sorted(set(sets))]
-        return cls(model, float(np.median([b[0] for b in bounds])), float(np.median([b[1] for b in bounds])))
+        return cls(model, *_median_elub(llrs, y, frame["set"].to_numpy()))
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         llrs = self.model.decision_function(frame[["score", "rival_lead"]].to_numpy()) / np.log(10)

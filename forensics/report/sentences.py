@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from forensics.calibration import verbal_for
 from forensics.escaping import as_text
 from forensics.lr_words import as_number, lr_phrase, lr_value, verbal_words
 from forensics.report.numbers import fmt, fmt_range, fmt_signed
@@ -75,7 +76,7 @@ def rival_sentence(candidate: Mapping[str, Any]) -> str:
     whose = "its best member's fused score is" if family else "its fused score is"
     without = log10_lr + discount
     words = (f" Without it the likelihood ratio would be about {lr_value(without)} "
-             f"({verbal_for_words(without)})." if verbal_for_words(without) != verbal_for_words(log10_lr) else "")
+             f"({verbal_for(without)})." if verbal_for(without) != verbal_for(log10_lr) else "")
     source = f"a model of the {name} family" if family else name
     return (f" This likelihood ratio already weighs that another candidate{' family' if family else ''}, "
             f"{short_name(rival)}, resembles the suspect more, measured against the panel ({whose} "
@@ -84,10 +85,6 @@ def rival_sentence(candidate: Mapping[str, Any]) -> str:
             f"{discount:.2f}).{words} This does not exclude that {source} was a source too: a suspect trained on "
             "the outputs of both could show this pattern.")
 
-
-def verbal_for_words(log10_lr: float) -> str:
-    """The verbal equivalent with its proposition, as the strength sentence words it."""
-    return verbal_words({"log10_lr": log10_lr})
 
 
 def _at_bound(log10_lr: float, bounds: Any) -> bool:
