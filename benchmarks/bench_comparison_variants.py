@@ -138,7 +138,7 @@ def main() -> None:
     lines_z = line_preferences(bench, params)
     for variant, statistic in variant_statistics(pairs, preferences, lines_z).items():
         tables = validation.LevelTables(pairs, families, validation.comparison_table(families, statistic), statistic)
-        labelled = tables.comparison[~validation.never_fitted(tables.comparison)]
+        labelled = tables.comparison[validation.pooled(tables.comparison)]
         same_vendor = labelled[[vendor.get(a) == vendor.get(b) for a, b in zip(labelled["a"], labelled["b"],
                                                                                 strict=True)]]
         if not lines:

@@ -280,7 +280,7 @@ def main() -> None:
         for scheme in validation.SCHEMES:
             with family_fitted_on_several_members() if name in fitted_on_several else contextlib.nullcontext():
                 done, cases = validation.held_out(tables, scheme, params.inconclusive_band, rule)
-            fitted = done.family[~validation.never_fitted(done.family)]
+            fitted = done.family[validation.pooled(done.family)]
             metrics = validation.level_metrics(fitted, "score")
             lines.append(f"    {scheme}: family AUC {metrics['pair_auc']:.3f}, Cllr {metrics['cllr']:.3f}; "
                          f"{tally(cases, panel_lines)}")

@@ -6,7 +6,8 @@ suspect partly through that one. v11 weighs each candidate's rival lead (:func:`
 with a slope fitted after the plain calibration, which it keeps (:mod:`forensics.calibration`, "The rival
 discount"). Three calibrations of the teacher and family levels are compared on the validation's own labelled
 pairs, held out as the validation holds them out (:func:`forensics.validation.folds`, both schemes, the
-all-prompts set and each prompt source; samples and sub-panels are never fitted on and left out here):
+all-prompts set and each prompt source, on which the figures are; the cross-source folds also fit the
+union of their sources, ``all-but-<source>``; samples and sub-panels are never fitted on and left out here):
 
 * ``score alone`` - the plain logistic calibration (v10), bounded by ELUB;
 * ``rival discount (shipped)`` - ``a + b * score - c * lead``, ``a`` and ``b`` as above, ``c >= 0`` fitted after
@@ -83,7 +84,7 @@ def held_out_lrs(tables: dict[str, pd.DataFrame], scheme: str, variant: str) -> 
     for train, test in validation.folds(level_tables, scheme):
         maps = {level: fitted(frame[train(frame)], variant) for level, frame in tables.items()}
         for level, frame in tables.items():
-            rows = frame[test(frame)].copy()
+            rows = frame[test(frame) & validation.pooled(frame)].copy()  # the sets the validation pools
             rows["log10_lr"] = maps[level](rows)
             if level == "family":
                 one = rows["n_members"] == 1
@@ -132,8 +133,8 @@ def main() -> None:
     tables = {"teacher": pairs, "family": validation.family_table(pairs)}
     high = Parameters().inconclusive_band[1]
     lines = [f"bench_rival_discount ({validation.METHOD_VERSION}): {len(pairs)} teacher pairs of "
-             f"{args.validation_dir.name}/pairs.csv (all prompts and each prompt source), held out as the "
-             "validation holds them out"]
+             f"{args.validation_dir.name}/pairs.csv (all prompts and each prompt source; the unions of all but "
+             "one source fitted by the cross-source folds), held out as the validation holds them out"]
     for scheme in validation.SCHEMES:
         for variant in ("score alone", "rival discount (shipped)", "joint fit"):
             done = held_out_lrs(tables, scheme, variant)

@@ -16,14 +16,20 @@ where each prompt comes from (a ``dataset`` field), and seeded random samples of
 samples, each case is also scored with a few seeded sub-panels of 2 and 3 of its panel's models
 (:data:`PANEL_SIZES`): investigators often hold only a few references, and the panel-relative z is
 estimated from them. Samples and sub-panels are only tested, and reported per case size and per panel
-size: every calibration is fitted on the full panels of the all-prompts set and the prompt sources. Three
+size: every calibration is fitted on the full panels of the all-prompts set and the prompt sources (a
+cross-source fold: of its sources and their union, below). Three
 calibrations are fitted (:mod:`forensics.calibration`: teacher, family, candidate-vs-candidate), and
 two validation schemes give every pair a likelihood ratio from calibrations that never saw it:
 
 - **leave one lineage out** (``lolo``): a lineage's pairs, on every prompt set, get LRs from calibrations
   fitted without that lineage, so a model's siblings never calibrate it;
 - **across prompt sources** (``cross_source``): additionally, the pairs measured on one prompt source
-  get LRs from calibrations fitted only on the other sources, so the figures predict unseen prompts.
+  get LRs from calibrations fitted only on the other sources, so the figures predict unseen prompts. Each
+  such calibration is built as the shipped one is, from the data its fold may see: the shipped one fits the
+  all-prompts set and each source, so a fold fits each other source and their union (the prompt set
+  ``all-but-<source>``, :data:`ALL_BUT`, scored where there are at least three sources). The union sets are
+  fitted only by the fold that holds their missing source out; leave-one-lineage-out tests them as another
+  case size and never fits them.
 
 Nothing here names a model: roles, teachers and families come from the labels file.
 """
@@ -79,6 +85,9 @@ ALL_PROMPTS = "all"
 SAMPLE_SIZES = (150, 300)
 SAMPLE_DRAWS = 3
 SAMPLE_PREFIX = "sample-"
+#: The prefix of the prompt sets holding every prompt source but one (``all-but-<source>``): the cross-source
+#: fold that holds ``<source>`` out fits on it where the shipped calibration fits on the all-prompts set.
+ALL_BUT = "all-but-"
 SCHEMES = ("lolo", "cross_source")
 #: Sub-panel sizes validated besides each case's full panel, with up to :data:`PANEL_DRAWS` seeded draws of
 #: each (distinct subsets of the full panel), on the all-prompts set and every random sample. Tested, never
@@ -103,15 +112,20 @@ class Benchmark:
     openings: dict[str, np.ndarray] = field(default_factory=dict)
 
     def prompt_sets(self) -> dict[str, np.ndarray]:
-        """Prompt indices per prompt set: every prompt, each prompt source when there are at least two, and
+        """Prompt indices per prompt set: every prompt, each prompt source when there are at least two, the
+        union of every source but one (``all-but-<source>``) when there are at least three, and
         :data:`SAMPLE_DRAWS` seeded random samples of each of :data:`SAMPLE_SIZES` prompts (sorted indices;
         named ``sample-<size>-<draw>``) where the benchmark holds at least twice that many."""
         n = len(self.prompt_keys)
         sets = {ALL_PROMPTS: np.arange(n)}
         origins = np.asarray(self.origins if len(self.origins) == n else [""] * n)
-        if len(set(origins.tolist()) - {""}) > 1:
-            for origin in sorted(set(origins.tolist()) - {""}):
+        named = sorted(set(origins.tolist()) - {""})
+        if len(named) > 1:
+            for origin in named:
                 sets[origin] = np.flatnonzero(origins == origin)
+        if len(named) > 2:
+            for origin in named:
+                sets[ALL_BUT + origin] = np.flatnonzero(np.isin(origins, [o for o in named if o != origin]))
         for size in SAMPLE_SIZES:
             if 2 * size > n:
                 continue
@@ -136,9 +150,20 @@ def subpanel_size(prompt_set: str) -> int:
     return int(prompt_set.split(PANEL_MARK, 1)[1].split("-", 1)[0])
 
 
+def is_all_but(prompt_set: str) -> bool:
+    """Whether a prompt set is the union of every prompt source but one (:data:`ALL_BUT`)."""
+    return prompt_set.startswith(ALL_BUT)
+
+
 def never_fitted(frame: pd.DataFrame) -> pd.Series:
     """Which rows of a pair or case table are only tested, never fitted on: random samples and sub-panels."""
     return frame["set"].map(lambda s: is_sample(s) or is_subpanel(s)).astype(bool)
+
+
+def pooled(frame: pd.DataFrame) -> pd.Series:
+    """Which rows the pooled figures and the shipped calibration take: the all-prompts set and the prompt
+    sources (samples, sub-panels and the ``all-but-<source>`` sets re-use their answers)."""
+    return ~never_fitted(frame) & ~frame["set"].map(is_all_but).astype(bool)
 
 
 def size_group(prompt_set: str) -> str:
@@ -147,8 +172,10 @@ def size_group(prompt_set: str) -> str:
 
 
 def prompt_sources(prompt_sets: list[str]) -> list[str]:
-    """The prompt sets that are prompt sources (neither every prompt, a random sample nor a sub-panel)."""
-    return sorted(s for s in prompt_sets if s != ALL_PROMPTS and not is_sample(s) and not is_subpanel(s))
+    """The prompt sets that are prompt sources (neither every prompt, a union of sources, a random sample nor a
+    sub-panel)."""
+    return sorted(s for s in prompt_sets
+                  if s != ALL_PROMPTS and not is_all_but(s) and not is_sample(s) and not is_subpanel(s))
 
 
 def subpanels(panel: list[str], seed: int) -> list[tuple[str, list[str]]]:
@@ -555,7 +582,8 @@ class LevelTables:
 
 def fit_levels(tables: LevelTables, keep: Callable[[pd.DataFrame], pd.Series]) -> dict[str, Calibration]:
     """One calibration per level on the rows ``keep`` selects, random samples and sub-panels excepted (they
-    are tested, never fitted on); ELUB bounds from one prompt set's worth.
+    are tested, never fitted on); ELUB bounds from one prompt set's worth. ``keep`` decides about the
+    ``all-but-<source>`` sets (:func:`folds`; the shipped fit keeps :func:`pooled` rows).
 
     The family calibration is fitted on every family, those of one member included, although it weighs
     only families of several (:func:`transform_level`): a one-member family's score is the same best-member
@@ -593,17 +621,20 @@ def transform_level(frame: pd.DataFrame, level: str, column: str, cals: dict[str
 
 def folds(tables: LevelTables, scheme: str) -> list[tuple[Callable[[pd.DataFrame], pd.Series],
                                                           Callable[[pd.DataFrame], pd.Series]]]:
-    """(train, test) row selectors of a validation scheme (module docstring)."""
+    """(train, test) row selectors of a validation scheme (module docstring): leave-one-lineage-out fits on
+    the other lineages' all-prompts set and prompt sources, as the shipped calibration fits; a cross-source
+    fold on the other lineages' other sources and their union (where scored)."""
     lineages = sorted(tables.teacher["lineage"].unique())
     sources = prompt_sources(list(tables.teacher["set"].unique()))
     out = []
     for lineage in lineages:
         if scheme == "lolo":
-            out.append((lambda f, lin=lineage: f["lineage"] != lin, lambda f, lin=lineage: f["lineage"] == lin))
+            out.append((lambda f, lin=lineage: (f["lineage"] != lin) & pooled(f),
+                        lambda f, lin=lineage: f["lineage"] == lin))
             continue
         for held in sources:
-            out.append((lambda f, lin=lineage, h=held: (f["lineage"] != lin) & f["set"].isin(sources)
-                        & (f["set"] != h),
+            seen = [s for s in sources if s != held] + [ALL_BUT + held]
+            out.append((lambda f, lin=lineage, s=seen: (f["lineage"] != lin) & f["set"].isin(s),
                         lambda f, lin=lineage, h=held: (f["lineage"] == lin) & (f["set"] == h)))
     return out
 
@@ -741,12 +772,9 @@ def summarise_scheme(tables: LevelTables, cases: pd.DataFrame) -> dict[str, Any]
     prompt set (case size; full panels), the draws of one sample size together under ``sample-<size>``
     (``n_draws`` says how many; 1 for the other sets), then per sub-panel size over every prompt set
     scored with sub-panels (``per_panel_size``; empty where the scheme tests none)."""
-    def pooled(frame: pd.DataFrame) -> pd.DataFrame:  # samples and sub-panels re-use these answers: apart
-        return frame[~never_fitted(frame)]
-
-    out: dict[str, Any] = {"levels": {level: level_metrics(pooled(frame), column)
+    out: dict[str, Any] = {"levels": {level: level_metrics(frame[pooled(frame)], column)
                                       for level, (frame, column) in tables.tables().items()},
-                           "cases": case_metrics(pooled(cases)), "per_prompt_set": {}, "per_panel_size": {}}
+                           "cases": case_metrics(cases[pooled(cases)]), "per_prompt_set": {}, "per_panel_size": {}}
     sub = cases["set"].map(is_subpanel).astype(bool)
     for name, group in cases[~sub].groupby(cases.loc[~sub, "set"].map(size_group), sort=True):
         out["per_prompt_set"][name] = {"n_prompts": int(group["n_prompts"].iloc[0]),
@@ -819,7 +847,7 @@ class ValidationReport:
                + ", ".join(f"{k} ({v}{f' x{n}' if n > 1 else ''})" for k, (v, n) in _sizes(s["prompt_sets"]).items())]
         for name, sch in s["schemes"].items():
             title = {"lolo": "leave one lineage out", "cross_source": "leave one lineage out, each prompt "
-                     "source held out (calibrated on the other sources)"}.get(name, name)
+                     "source held out (calibrated on the other sources and their union)"}.get(name, name)
             out.append(f"== {title} ==")
             for level, m in sch["levels"].items():
                 out.append(f"{level:>10}: {m['n_pairs']} pairs ({m['n_hp_pairs']} Hp), AUC {m['pair_auc']:.3f} "
@@ -829,7 +857,7 @@ class ValidationReport:
                            f"[{m['min_log10_lr']:+.2f}, {m['max_log10_lr']:+.2f}]")
             for prompt_set, c in sch["per_prompt_set"].items():
                 draws = f", {c['n_draws']} random draws" if c.get("n_draws", 1) > 1 else ""
-                out.append(f"{prompt_set:>14} ({c['n_prompts']} prompts{draws}): students -> documented family "
+                out.append(f"{prompt_set:>20} ({c['n_prompts']} prompts{draws}): students -> documented family "
                            f"{c['students_family_attributed_correctly']}/{c['n_students']}, -> documented "
                            f"teacher {c['students_attributed_correctly']}/{c['n_students']}, wrong family "
                            f"{c['students_misattributed_family']}; controls attributed "
@@ -837,7 +865,7 @@ class ValidationReport:
                            f"{c['controls_with_a_supported_teacher_or_family']}/{c['n_controls']}; family AUC "
                            f"{c['family_pair_auc']:.3f}")
             for size, c in sch.get("per_panel_size", {}).items():
-                out.append(f"{'panel of ' + size:>14} (sub-panels of the full {c['full_panels'][0]}-"
+                out.append(f"{'panel of ' + size:>20} (sub-panels of the full {c['full_panels'][0]}-"
                            f"{c['full_panels'][1]}, on {', '.join(c['prompt_sets'])}): students -> documented "
                            f"family {c['students_family_attributed_correctly']}/{c['n_students']}, wrong family "
                            f"{c['students_misattributed_family']}; controls attributed "
@@ -869,7 +897,7 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
     band = params.inconclusive_band
     schemes = {scheme: held_out(tables, scheme, band) for scheme in SCHEMES
                if scheme == "lolo" or len(prompt_sources(list(bench.prompt_sets()))) >= 2}
-    final = fit_levels(tables, lambda f: pd.Series(True, index=f.index))
+    final = fit_levels(tables, pooled)
     summary = summarise(schemes, bench, final)
     cal = CalibrationSet(levels=final, data_sha256=bench.data_sha256,
                          description=f"{METHOD_VERSION}; fitted on every labelled pair of {labels_csv.name} "

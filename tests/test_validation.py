@@ -28,13 +28,14 @@ from forensics.validation import (
     fit_levels,
     formatting_matrices,
     held_out,
+    is_all_but,
     is_sample,
     is_subpanel,
     lineage_of,
     load_benchmark,
     load_labels,
-    never_fitted,
     pair_table,
+    pooled,
     prompt_sources,
     score_case,
     score_fused_lines,
@@ -305,6 +306,50 @@ def test_cross_source_never_calibrates_on_the_held_out_source_or_all_prompts() -
                                                                         own["rival_lead"].to_numpy()))
 
 
+def test_a_cross_source_fold_fits_the_union_of_its_sources_which_nothing_else_fits() -> None:
+    """The fold that holds s2 out fits s1, s3 and their union (``all-but-s2``), as the shipped calibration
+    fits the all-prompts set and each source; no other fold, no leave-one-lineage-out fold and not the shipped
+    fit ever fit a union set: shifting every union set moves none of them, shifting all-but-s2 moves the s2
+    fold. Leave-one-lineage-out tests the unions as case sizes, outside its pooled figures."""
+    sets = ("all", "s1", "s2", "s3", "all-but-s1", "all-but-s2", "all-but-s3")
+    tables = synthetic_tables(sets, shift=0.1)
+    assert prompt_sources(list(sets)) == ["s1", "s2", "s3"] and is_all_but("all-but-s2") and not is_all_but("s2")
+    done, cases = held_out(tables, "cross_source", (-0.3, 0.3))
+    assert set(done.teacher["set"]) == {"s1", "s2", "s3"}
+    lin = "la"
+    seen = ["s1", "s3", "all-but-s2"]
+    cals = fit_levels(tables, lambda f: (f["lineage"] != lin) & f["set"].isin(seen))
+    own = done.teacher[(done.teacher["lineage"] == lin) & (done.teacher["set"] == "s2")]
+    np.testing.assert_allclose(own["log10_lr"], cals["teacher"].transform(own["score"].to_numpy(),
+                                                                        own["rival_lead"].to_numpy()))
+    without = fit_levels(tables, lambda f: (f["lineage"] != lin) & f["set"].isin(["s1", "s3"]))
+    assert not np.allclose(own["log10_lr"], without["teacher"].transform(own["score"].to_numpy(),
+                                                                         own["rival_lead"].to_numpy()))
+    pairs = tables.teacher.copy()
+    pairs.loc[pairs["set"].map(is_all_but), "score"] += 5.0
+    shifted = tables_of(pairs)
+    lolo, shifted_lolo = held_out(tables, "lolo", (-0.3, 0.3))[0], held_out(shifted, "lolo", (-0.3, 0.3))[0]
+    kept = pooled(lolo.teacher)
+    np.testing.assert_array_equal(lolo.teacher.loc[kept, "log10_lr"], shifted_lolo.teacher.loc[kept, "log10_lr"])
+    assert (~kept).sum() == 3 * 21  # the unions are tested, each suspect's pairs on each
+    assert set(lolo.teacher.loc[~kept, "set"]) == {"all-but-s1", "all-but-s2", "all-but-s3"}
+    summary = summarise_scheme(*held_out(tables, "lolo", (-0.3, 0.3)))
+    assert summary["levels"]["teacher"]["n_pairs"] == 4 * 21 and "all-but-s2" in summary["per_prompt_set"]
+    moved = held_out(shifted, "cross_source", (-0.3, 0.3))[0].teacher
+    assert not np.allclose(moved["log10_lr"], done.teacher["log10_lr"])
+    for level, cal in fit_levels(tables, pooled).items():
+        other = fit_levels(shifted, pooled)[level]
+        assert (cal.intercept, cal.slope, cal.lower, cal.upper, cal.rival_slope) == \
+            (other.intercept, other.slope, other.lower, other.upper, other.rival_slope)
+
+
+def test_unions_of_all_sources_but_one_are_scored_from_three_sources() -> None:
+    sets = _bench(700, ["a"] * 200 + ["b"] * 300 + [""] * 50 + ["c"] * 150).prompt_sets()
+    assert [s for s in sets if not is_sample(s)] == ["all", "a", "b", "c", "all-but-a", "all-but-b", "all-but-c"]
+    np.testing.assert_array_equal(sets["all-but-b"], np.concatenate([np.arange(200), np.arange(550, 700)]))
+    assert prompt_sources(list(sets)) == ["a", "b", "c"]
+
+
 def test_elub_bounds_come_from_one_prompt_set_not_the_pooled_copies() -> None:
     """Five copies of the same models' pairs are one set's worth of evidence, not five."""
     from forensics.calibration import Calibration, _elub
@@ -492,8 +537,9 @@ def test_the_committed_validation_is_complete_and_consistent() -> None:
                           & ((lolo_cases["n_panel_lines"] < MIN_PANEL_FAMILIES) == entry["one_line"])]
         assert entry["n_cases"] == len(subs) > 0 and entry["false_attributions_controls"] == int(
             ((subs["role"] == "control") & (subs["attributed_family"] != "none")).sum())
-    # the pooled figures leave the random samples and the sub-panels out
-    cases, pairs = cases[~never_fitted(cases)], pairs[~never_fitted(pairs)]
+    # the pooled figures leave the random samples, the sub-panels and the unions of all sources but one out
+    assert lolo_cases["set"].map(is_all_but).any()
+    cases, pairs = cases[pooled(cases)], pairs[pooled(pairs)]
     for scheme, sch in summary["schemes"].items():
         mine = cases[cases["scheme"] == scheme]
         students = mine[mine["role"] == "student"]
