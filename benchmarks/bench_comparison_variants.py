@@ -96,9 +96,9 @@ def variant_statistics(pairs: pd.DataFrame, preferences: pd.DataFrame,
 
 
 def counts(cases: pd.DataFrame) -> str:
-    """Per prompt-set group (full panels): students named to a documented family / a wrong one; controls
-    attributed."""
-    cases = cases[~cases["set"].map(validation.is_subpanel)]
+    """Per prompt-set group (full panels; not the unions of all sources but one, which re-use the others'
+    answers): students named to a documented family / a wrong one; controls attributed."""
+    cases = cases[~cases["set"].map(validation.is_subpanel) & ~cases["set"].map(validation.is_all_but)]
     cases = cases.assign(group=cases["set"].map(validation.size_group), named=cases["attributed_family"] != "none")
     parts = []
     for group, rows in cases.groupby("group", sort=True):

@@ -206,7 +206,7 @@ def with_panel_rule(pairs: pd.DataFrame, may_name: Callable[[pd.DataFrame], pd.S
 def one_candidate_cases(done: validation.LevelTables) -> str:
     """Control/teacher pairs whose held-out teacher-level LR supports Hp, per panel size and, for sub-panels,
     whether their references are of one line (module docstring)."""
-    controls = done.teacher[done.teacher["role"] == "control"]
+    controls = done.teacher[(done.teacher["role"] == "control") & ~done.teacher["set"].map(validation.is_all_but)]
     one_line = controls["n_panel_lines"] < MIN_PANEL_FAMILIES
     size = [f"{validation.subpanel_size(s)} references{' of one line' if single else ''}"
             if validation.is_subpanel(s) else "full panels" for s, single in zip(controls["set"], one_line,
@@ -228,7 +228,8 @@ def tally(cases: pd.DataFrame, panel_lines: pd.Series) -> str:
     lines = pd.Series([panel_lines[key] for key in zip(cases["set"], cases["suspect"], strict=True)],
                       index=cases.index)
     one_line = lines[sub] < MIN_PANEL_FAMILIES
-    groups = [("full panels", cases[~sub])] + [
+    unions = cases["set"].map(validation.is_all_but)  # the unions of all sources but one re-use their answers
+    groups = [("full panels", cases[~sub & ~unions])] + [
         (f"panels of {n}{' of one line' if single else ''}", rows)
         for (n, single), rows in cases[sub].groupby([size, one_line], sort=True)]
     for name, rows in groups:

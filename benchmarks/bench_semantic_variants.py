@@ -57,14 +57,15 @@ ScoredCase = tuple[np.ndarray, AlignedCorpus, dict[str, np.ndarray], LineScores,
 
 def scored_full_panel_cases(bench: validation.Benchmark, params: Parameters,
                             overlap: validation.BenchmarkOverlap) -> Iterator[ScoredCase]:
-    """Every full-panel case of every prompt set but the random samples: (its prompt indices, the case, its
+    """Every full-panel case of every prompt set but the random samples and the unions of all prompt sources
+    but one (both re-use the answers of the others): (its prompt indices, the case, its
     openings' vectors, its fused lines as the pipeline scores them, ``row(t)``: the labelled pair's columns
     for teacher t), what the line benchmarks tabulate."""
     labels = bench.labels.set_index("name")
     family = validation.family_of_teachers(bench.labels)
     formatting = validation.formatting_matrices(bench)
     for prompt_set, idx in bench.prompt_sets().items():
-        if validation.is_sample(prompt_set):
+        if validation.is_sample(prompt_set) or validation.is_all_but(prompt_set):
             continue
         for corpus in validation.benchmark_cases(bench, idx):
             openings = {s: bench.openings[s][idx] for s in corpus.sources}
@@ -115,8 +116,8 @@ def family_metrics(pairs: pd.DataFrame, column: str) -> dict[str, float]:
 def header(title: str, labels: Path, bench: validation.Benchmark) -> str:
     """The first line of a block of family-level line measurements (what was measured, on which sets)."""
     return (f"{title} on {labels.name} ({len(bench.prompt_keys)} prompts, prompt sets: "
-            f"{', '.join(s for s in bench.prompt_sets() if not validation.is_sample(s))}); family level, "
-            f"leave-one-lineage-out logistic calibration (unbounded)")
+            f"{', '.join(s for s in bench.prompt_sets() if not (validation.is_sample(s) or validation.is_all_but(s)))}"
+            "); family level, leave-one-lineage-out logistic calibration (unbounded)")
 
 
 def metrics_line(label: str, pairs: pd.DataFrame, column: str, width: int) -> str:

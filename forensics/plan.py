@@ -12,12 +12,11 @@ n (the score is a mean over prompts), while its point estimate stays where it is
   interval around an inconclusive value. The panel (how much the references' own affinities vary) and the
   calibration's bounds are the limit, and the advice says so.
 
-A candidate's rival (the candidate of another family that out-scores it, whose lead the calibration's rival
-discount weighs) is held at the pilot's score: as the candidate's own score moves through its interval, its
-lead shrinks or grows with it, so below the rival's score its LR moves by the slope plus the rival slope.
-The rival's own score moves with more prompts too, which the estimate does not model; nor does it hold a
-leader's runner-up (the findings record no lead for a leader), so where a leader's interval reaches below the
-runner-up's score, the discount that would then start is left out and the count is an underestimate.
+Every other candidate is held at its pilot score. The calibration's rival discount weighs how far the best
+candidate of another family scores above this one, so below that score (a trailing candidate's rival's, or a
+leader's runner-up's: the best of the other families, which a leader's interval may reach below) the LR
+moves by the slope plus the rival slope, above it by the slope alone. The other candidates' scores move with
+more prompts too, which the estimate does not model.
 
 It assumes the full collection is drawn like the pilot (same prompt distribution, same sources) and reads
 ``findings.json`` defensively: fields it does not know are ignored, missing ones make that candidate's
@@ -116,14 +115,20 @@ def _n_prompts(findings: Mapping[str, Any], teacher: Mapping[str, Any]) -> int |
 
 
 def prompts_needed(score: float, ci95: tuple[float, float], n: int, cal: Calibration,
-                   band: tuple[float, float], rival_lead: float = 0.0) -> tuple[str, int | None]:
-    """``(verdict, N)`` for one candidate: see the module docstring. ``N`` is None unless "collect"/"enough"."""
+                   band: tuple[float, float], rival_lead: float = 0.0,
+                   runner_up: float | None = None) -> tuple[str, int | None]:
+    """``(verdict, N)`` for one candidate: see the module docstring. ``N`` is None unless "collect"/"enough".
+
+    ``rival_lead``: how far the best candidate of another family scores above this one (0 for a leader);
+    ``runner_up``: for a leader, the best score of another family (None where there is none)."""
     point = cal.log10_lr(score, rival_lead)
     low_edge, high_edge = band
     if low_edge <= point <= high_edge or cal.slope == 0:
         return "panel-limited", None
     edge = high_edge if point > high_edge else low_edge
-    edge_score = score_at(edge, cal, score + rival_lead if rival_lead > 0 else None)
+    held = score + rival_lead if rival_lead > 0 else (runner_up if runner_up is not None and runner_up <= score
+                                                       else None)
+    edge_score = score_at(edge, cal, held)
     distance = abs(score - edge_score)
     toward_band = score - ci95[0] if edge_score < score else ci95[1] - score
     if toward_band <= 0:
@@ -146,11 +151,23 @@ def estimate(findings: Mapping[str, Any], cal: Calibration | None = None) -> lis
     """One :class:`Estimate` per candidate teacher of the pilot's findings."""
     cal = cal or calibration_of(findings)
     band = _band(findings)
-    return [_estimate_one(t, _n_prompts(findings, t), cal, band) for t in findings.get("teachers") or []]
+    teachers = findings.get("teachers") or []
+    return [_estimate_one(t, _n_prompts(findings, t), cal, band, _best_of_other_families(t, teachers))
+            for t in teachers]
+
+
+def _best_of_other_families(teacher: Mapping[str, Any], teachers: list[Mapping[str, Any]]) -> float | None:
+    """The best finite score among the candidates of other families than ``teacher``'s (a candidate without
+    a family is one of its own), None where there is none."""
+    def family(t: Mapping[str, Any]) -> str:
+        return t["family"] if isinstance(t.get("family"), str) and t["family"] else f"\0{t.get('name')}"
+
+    scores = [as_number(t.get("score")) for t in teachers if family(t) != family(teacher)]
+    return max((v for v in scores if v is not None), default=None)
 
 
 def _estimate_one(teacher: Mapping[str, Any], n: int | None, cal: Calibration,
-                  band: tuple[float, float]) -> Estimate:
+                  band: tuple[float, float], runner_up: float | None = None) -> Estimate:
     name = str(teacher.get("name", "?"))
     score, ci = as_number(teacher.get("score")), teacher.get("score_ci95")
     ci = [as_number(v) for v in ci] if isinstance(ci, list) and len(ci) == 2 else [None, None]
@@ -160,7 +177,7 @@ def _estimate_one(teacher: Mapping[str, Any], n: int | None, cal: Calibration,
         return Estimate(name, lr, now, "unknown", None, "no bootstrap interval in the pilot's findings: "
                         "re-run the pilot with bootstrap > 0")
     lead = max(0.0, as_number(teacher.get("rival_lead")) or 0.0)  # a malformed negative lead is no bonus
-    verdict, needed = prompts_needed(score, (ci[0], ci[1]), n, cal, band, lead)
+    verdict, needed = prompts_needed(score, (ci[0], ci[1]), n, cal, band, lead, runner_up)
     return Estimate(name, lr, now, verdict, needed, _message(verdict, needed, n, cal, band, score, lead))
 
 

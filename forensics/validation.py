@@ -909,7 +909,10 @@ def validate(labels_csv: Path, params: Parameters | None = None, model: str | No
     quoted = ("n_controls", "false_attributions_controls", "controls_with_a_supported_teacher_or_family",
               "n_students", "students_family_attributed_correctly", "students_misattributed_family")
     lolo = summary["schemes"]["lolo"]
-    sizes = {k: {f: v[f] for f in ("n_prompts", *quoted)} for k, v in lolo["per_prompt_set"].items()}
+    # reports quote the size nearest a case's: the unions of all sources but one are single, non-random
+    # draws of the benchmark's prompts, so reports keep to the all-prompts set, the sources and the samples
+    sizes = {k: {f: v[f] for f in ("n_prompts", *quoted)} for k, v in lolo["per_prompt_set"].items()
+             if not is_all_but(k)}
     panels = {k: {f: v[f] for f in ("n_panel", "one_line", "full_panels", *quoted)}
               for k, v in lolo["per_panel_size"].items()}
     cal.metrics = {"summary": {**headline(summary), "tippett": tippett, "per_prompt_set": sizes,

@@ -98,6 +98,33 @@ def test_a_trailing_candidate_is_planned_with_its_rival_held() -> None:
     assert estimate(findings(bonus), cal)[0].verdict == estimate(findings(near), cal)[0].verdict == "collect"
 
 
+def test_a_leader_is_planned_with_its_runner_up_held() -> None:
+    """A leader whose interval reaches below the best candidate of another family would be discounted there:
+    the plan holds that runner-up's score (read from the pilot's other candidates; a sibling is no rival), so
+    the count agrees with a direct search over the LR the pipeline would give, and is larger than without."""
+    cal = Calibration(intercept=-1.0, slope=1.0, lower=-2.0, upper=2.0, n_hp=1, n_hd=1, rival_slope=0.5)
+    score, runner_up, half = 1.8, 1.6, 0.8
+
+    def lr(s: float) -> float:
+        return cal.log10_lr(s, max(0.0, runner_up - s))
+
+    def leaves(big_n: int) -> bool:
+        return lr(score - half * math.sqrt(100 / big_n)) > BAND[1]
+
+    verdict, needed = prompts_needed(score, (score - half, score + half), 100, cal, BAND, runner_up=runner_up)
+    alone = prompts_needed(score, (score - half, score + half), 100, cal, BAND)[1]
+    assert verdict == "collect" and leaves(needed) and not leaves(needed - 1) and needed > alone
+    leader = {"name": "t", "family": "F", "score": score, "score_ci95": [score - half, score + half],
+              "log10_lr": lr(score), "supports": "Hp", "rival_lead": 0.0}
+    other = {"name": "u", "family": "G", "score": runner_up, "score_ci95": [1.5, 1.7], "log10_lr": lr(runner_up),
+             "supports": "Hp", "rival_lead": 0.0}
+    sibling = dict(other, name="v", family="F", score=1.75)
+    by = {e.name: e for e in estimate(findings(leader, other, sibling), cal)}
+    assert by["t"].prompts_needed == needed
+    assert estimate(findings(leader, dict(other, family="F")), cal)[0].prompts_needed == alone
+    assert estimate(findings(leader, dict(other, family=None, name="w")), cal)[0].prompts_needed == needed
+
+
 def test_pilot_already_enough_and_panel_limited(cal: Calibration) -> None:
     sure = score_at(cal, 0.9)
     assert prompts_needed(sure, (sure - 0.1, sure + 0.1), 100, cal, BAND) == ("enough", 100)
@@ -108,9 +135,10 @@ def test_pilot_already_enough_and_panel_limited(cal: Calibration) -> None:
 def test_estimate_reads_findings_defensively(cal: Calibration) -> None:
     a = score_at(cal, 0.6)
     b = score_at(cal, 0.1)  # the point LR inside the band: more prompts will not help
-    result = estimate(findings(teacher("a", a, [a - 0.5, a + 0.5], cal), teacher("b", b, [b - 0.4, b + 0.4], cal),
-                               teacher("c", None, None, cal), {"name": "d"},
-                               teacher("e", a, [a - 0.5, 1e9], cal)))
+    one = [teacher("a", a, [a - 0.5, a + 0.5], cal), teacher("b", b, [b - 0.4, b + 0.4], cal),
+           teacher("c", None, None, cal), {"name": "d"}, teacher("e", a, [a - 0.5, 1e9], cal)]
+    # one family: no candidate is another's rival (the runner-up test covers that)
+    result = estimate(findings(*(dict(t, family="F") for t in one)))
     by = {e.name: e for e in result}
     assert by["a"].verdict == "collect" and by["a"].prompts_needed == needed_by_search(cal, a, 0.5, 100)
     assert by["b"].verdict == "panel-limited" and "will not help" in by["b"].message

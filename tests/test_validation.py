@@ -335,15 +335,23 @@ def test_a_cross_source_fold_fits_the_union_of_its_sources_which_nothing_else_fi
     assert set(lolo.teacher.loc[~kept, "set"]) == {"all-but-s1", "all-but-s2", "all-but-s3"}
     summary = summarise_scheme(*held_out(tables, "lolo", (-0.3, 0.3)))
     assert summary["levels"]["teacher"]["n_pairs"] == 4 * 21 and "all-but-s2" in summary["per_prompt_set"]
-    moved = held_out(shifted, "cross_source", (-0.3, 0.3))[0].teacher
-    assert not np.allclose(moved["log10_lr"], done.teacher["log10_lr"])
+    only = tables.teacher.copy()  # all-but-s2 holds s1's and s3's prompts: only the fold holding s2 out fits it
+    only.loc[only["set"] == "all-but-s2", "score"] += 5.0
+    moved = held_out(tables_of(only), "cross_source", (-0.3, 0.3))[0]
+    for level, (frame, _) in done.tables().items():
+        after = moved.tables()[level][0]
+        s2 = frame["set"] == "s2"
+        np.testing.assert_array_equal(frame.loc[~s2, "log10_lr"], after.loc[~s2, "log10_lr"])
+        if level != "comparison":  # the fixture's comparison LRs all sit at their bounds
+            assert not np.allclose(frame.loc[s2, "log10_lr"], after.loc[s2, "log10_lr"])
     for level, cal in fit_levels(tables, pooled).items():
         other = fit_levels(shifted, pooled)[level]
         assert (cal.intercept, cal.slope, cal.lower, cal.upper, cal.rival_slope) == \
             (other.intercept, other.slope, other.lower, other.upper, other.rival_slope)
 
 
-def test_unions_of_all_sources_but_one_are_scored_from_three_sources() -> None:
+def test_unions_of_all_sources_but_one_are_built_from_three_sources_of_their_prompts_only() -> None:
+    """Unlabelled prompts (no source) are in no union; two sources give none (each would be the other)."""
     sets = _bench(700, ["a"] * 200 + ["b"] * 300 + [""] * 50 + ["c"] * 150).prompt_sets()
     assert [s for s in sets if not is_sample(s)] == ["all", "a", "b", "c", "all-but-a", "all-but-b", "all-but-c"]
     np.testing.assert_array_equal(sets["all-but-b"], np.concatenate([np.arange(200), np.arange(550, 700)]))
@@ -550,6 +558,10 @@ def test_the_committed_validation_is_complete_and_consistent() -> None:
     pd.testing.assert_frame_equal(line_leanings(lolo).astype(str), result["leanings"].astype(str))
     shipped = CalibrationSet.load(DEFAULT_CALIBRATION)
     assert shipped.data_sha256 == summary["data_sha256"]
+    fitted = pairs[pairs["scheme"] == "lolo"]  # the shipped teacher level is fitted on exactly the pooled pairs
+    assert (shipped["teacher"].n_hp, shipped["teacher"].n_hd) == (int(fitted["hp"].sum()),
+                                                                  int((1 - fitted["hp"]).sum()))
+    assert not any(is_all_but(k) for k in shipped.metrics["summary"]["per_prompt_set"])
     assert shipped.metrics["summary"]["family"] == summary["schemes"]["lolo"]["levels"]["family"]
     assert set(summary["files"]) == set(pd.read_csv(DEFAULT_CALIBRATION.parents[1] / "labelled" / "alpaca_eval"
                                                     / "LABELS.csv")["file"])
