@@ -222,11 +222,13 @@ def _marker_entry(line: Mapping[str, Any], z: float, data: Mapping[str, Any], n_
 
 
 def family_entries(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]], cal: CalibrationSet,
-                   band: Sequence[float]) -> list[dict[str, Any]]:
+                   band: Sequence[float], leads: Mapping[str, tuple[float, str | None]] | None = None
+                   ) -> list[dict[str, Any]]:
     """Per family (case order): members, the best member and its score, and the family's LR (a family of
-    one member carries its member's, :func:`forensics.calibration.family_level`)."""
+    one member carries its member's, :func:`forensics.calibration.family_level`); ``leads``: the teachers'
+    rival leads where the caller has them (:func:`forensics.weighing.rival_leads`)."""
     out = []
-    leads = weighing.rival_leads(scores, groups)
+    leads = leads if leads is not None else weighing.rival_leads(scores, groups)
     family_of = {m: family for family, members in groups.items() for m in members}
     for name, (score, best) in weighing.family_scores(scores, groups).items():
         level = family_level(len(groups[name]))
@@ -254,7 +256,7 @@ def conclude(suspect: str, scores: Mapping[str, float], groups: Mapping[str, Seq
     leads = weighing.rival_leads(scores, groups)
     teachers = [{"name": t, "score": rounded(scores[t]), **lr_fields(scores[t], cal["teacher"], band, leads[t])}
                 for t in members]
-    families = family_entries(scores, groups, cal, band)
+    families = family_entries(scores, groups, cal, band, leads)
     n_references = len(semantic.references)
     n_lines = panel_families(semantic.references, reference_family or {})
     conclusion = weighing.decide(teachers, families, comparison(cal["comparison"], semantic, scores), band,

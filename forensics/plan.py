@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from forensics import weighing
 from forensics.calibration import CALIBRATION_DIR, DEFAULT_CALIBRATION, Calibration, CalibrationSet
 from forensics.case import MIN_PANEL_FAMILIES, panel_families
 from forensics.custody import sha256_file
@@ -152,18 +153,22 @@ def estimate(findings: Mapping[str, Any], cal: Calibration | None = None) -> lis
     cal = cal or calibration_of(findings)
     band = _band(findings)
     teachers = findings.get("teachers") or []
-    return [_estimate_one(t, _n_prompts(findings, t), cal, band, _best_of_other_families(t, teachers))
-            for t in teachers]
+    runner_ups = _best_of_other_families(teachers)
+    return [_estimate_one(t, _n_prompts(findings, t), cal, band, runner_ups[i]) for i, t in enumerate(teachers)]
 
 
-def _best_of_other_families(teacher: Mapping[str, Any], teachers: list[Mapping[str, Any]]) -> float | None:
-    """The best finite score among the candidates of other families than ``teacher``'s (a candidate without
-    a family is one of its own), None where there is none."""
-    def family(t: Mapping[str, Any]) -> str:
-        return t["family"] if isinstance(t.get("family"), str) and t["family"] else f"\0{t.get('name')}"
-
-    scores = [as_number(t.get("score")) for t in teachers if family(t) != family(teacher)]
-    return max((v for v in scores if v is not None), default=None)
+def _best_of_other_families(teachers: list[Mapping[str, Any]]) -> list[float | None]:
+    """Per candidate of the pilot: the best score among the candidates of other families (the families the
+    run recorded; a candidate without one is one of its own), None where there is none
+    (:func:`forensics.weighing.best_of_other_families`)."""
+    keys = [str(i) for i in range(len(teachers))]  # positions: a malformed file may repeat a name
+    scores = {k: as_number(t.get("score")) for k, t in zip(keys, teachers, strict=True)}
+    groups: dict[str, list[str]] = {}
+    for k, t in zip(keys, teachers, strict=True):
+        family = t.get("family")
+        groups.setdefault(f"family\0{family}" if isinstance(family, str) and family else f"own\0{k}", []).append(k)
+    best = weighing.best_of_other_families({k: math.nan if v is None else v for k, v in scores.items()}, groups)
+    return [None if best[k] is None else scores[best[k]] for k in keys]
 
 
 def _estimate_one(teacher: Mapping[str, Any], n: int | None, cal: Calibration,

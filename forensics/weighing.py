@@ -270,18 +270,28 @@ def rival_leads(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]]
     rival. A family's lead is its best member's (a family's score is its best member's, and the best scores
     outside it are the other families' best members).
     """
-    family_of = {m: family for family, members in groups.items() for m in members}
     out: dict[str, tuple[float, str | None]] = {}
-    for teacher in sorted(family_of):
+    for teacher, best in best_of_other_families(scores, groups).items():
         if not np.isfinite(scores[teacher]):
             out[teacher] = (float("nan"), None)
-            continue
-        others = sorted((t for t in family_of if family_of[t] != family_of[teacher] and np.isfinite(scores[t])),
-                        key=lambda t: (-scores[t], t))
-        if not others or scores[others[0]] <= scores[teacher]:
+        elif best is None or scores[best] <= scores[teacher]:
             out[teacher] = (0.0, None)
         else:
-            out[teacher] = (float(scores[others[0]] - scores[teacher]), others[0])
+            out[teacher] = (float(scores[best] - scores[teacher]), best)
+    return out
+
+
+def best_of_other_families(scores: Mapping[str, float], groups: Mapping[str, Sequence[str]]
+                           ) -> dict[str, str | None]:
+    """Per teacher (sorted): the best-scoring candidate outside its family (ties by name), None where no other
+    family has a finite score. A trailing candidate's rival (:func:`rival_leads`), or a leader's runner-up,
+    which ``forensics plan`` holds while the leader's own score moves (:mod:`forensics.plan`)."""
+    family_of = {m: family for family, members in groups.items() for m in members}
+    out: dict[str, str | None] = {}
+    for teacher in sorted(family_of):
+        others = sorted((t for t in family_of if family_of[t] != family_of[teacher] and np.isfinite(scores[t])),
+                        key=lambda t: (-scores[t], t))
+        out[teacher] = others[0] if others else None
     return out
 
 
