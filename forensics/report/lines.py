@@ -34,7 +34,10 @@ LINES = {
                 "strongly the phrase separates the teacher (weighted log-odds ratio, in standard errors)."),
     "clusters": ("Co-clustering of responses",
                  "Whether the suspect's responses fall in the same groups as the teacher's more often than "
-                 "the panel's do, when all responses are clustered together."),
+                 "the panel's do, when all responses are clustered together. Clusters mostly follow the topic "
+                 "of the prompt, so answers to one prompt often share a cluster whoever wrote them: values near "
+                 "1 are common, and candidates whose answers always fall in the same clusters as one another get "
+                 "identical values."),
 }
 #: How the method section names each line in a sentence ("the mean of the z-scores of the ... lines").
 SHORT_NAMES = {"embedding": "semantic", "wording": "shared-wording", "stylometry": "formatting",
