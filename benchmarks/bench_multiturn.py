@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,8 @@ def write_case(bench: validation.Benchmark, suspect: str, n_conversations: int, 
         lines = [f"  - name: {json.dumps(name)}", f"    path: logs/{name}.jsonl"]
         return lines + ([f"    family: {json.dumps(family)}"] if family else [])
 
-    text = [f"case: multiturn-{suspect}", f"title: {json.dumps(f'{suspect}, two-turn conversations')}",
+    case_id = re.sub(r"[^A-Za-z0-9_-]", "-", f"multiturn-{suspect}")  # a case id names a folder: no dots
+    text = [f"case: {case_id}", f"title: {json.dumps(f'{suspect}, two-turn conversations')}",
             "suspect:", f"  name: {json.dumps(suspect)}", f"  path: logs/{suspect}.jsonl", "teachers:"]
     for t in corpus.teachers:
         text += entry(t, family[t] if family[t] != t else None)
